@@ -1,0 +1,1 @@
+"""zapstream's pure domain: the Session aggregate, its commands, events and decisions."""

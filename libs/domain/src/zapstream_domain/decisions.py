@@ -1,0 +1,89 @@
+"""Decide: command + current state → new events (or a rejection with a reason).
+
+Evolve is each event's ``apply``; :func:`evolve` folds a stored event into state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+
+from . import commands as c
+from .errors import CommandRejected
+from .jids import normalize_jid
+from .session import EVENTS_BY_TYPE, Session
+
+
+def message_id_for(command_id: str) -> str:
+    """A WhatsApp-style message id derived from the command, so a re-send reuses it."""
+    return "3EB0" + UUID(command_id).hex[:16].upper()
+
+
+def decide(session: Session | None, command: c.Command, now: datetime) -> tuple[Session | None, list[Session.Event]]:
+    """Apply ``command`` to ``session`` and return it with the events it produced.
+
+    Raises :class:`CommandRejected` when the command is not allowed; the caller
+    records that as a ``session.command.failed`` event.
+    """
+    if isinstance(command, c.CreateSession):
+        if session is not None:
+            raise CommandRejected("session already exists", code="already_exists")
+        created = Session.create(UUID(command.session_id), command.tenant_id, now, command.name)
+        return created, list(_collect(created))
+    if session is None:
+        raise CommandRejected("session not found", code="not_found")
+    if session.tenant_id != command.tenant_id:
+        # The API checks ownership already; this guards against forged records.
+        raise CommandRejected("session not found", code="not_found")
+    if isinstance(command, c.StartSession):
+        session.start(now)
+    elif isinstance(command, c.StopSession):
+        session.stop(now)
+    elif isinstance(command, c.DeleteSession):
+        session.delete(now)
+    elif isinstance(command, c.SendMessage):
+        session.request_send(
+            now,
+            command_id=command.command_id,
+            message_id=message_id_for(command.command_id),
+            to=normalize_jid(command.to),
+            text=command.content,
+            reply_to=command.reply_to_message_id,
+        )
+    elif isinstance(command, c.ReadMessages):
+        session.require_connected()
+    else:  # pragma: no cover - the discriminated union makes this unreachable
+        raise CommandRejected(f"unsupported command {type(command).__name__}", code="unsupported")
+    return session, list(_collect(session))
+
+
+def _collect(session: Session) -> Sequence[Session.Event]:
+    return [e for e in session.collect_events() if isinstance(e, Session.Event)]
+
+
+def event_from_wire(
+    type_: str, session_id: str, version: int, occurred_on: datetime, payload: dict[str, Any]
+) -> Session.Event:
+    """Rebuild a domain event from its stored form (envelope type + payload)."""
+    cls = EVENTS_BY_TYPE[type_]
+    model = cls.PAYLOAD.model_validate(payload)
+    fields: dict[str, Any] = {
+        "originator_id": UUID(session_id),
+        "originator_version": version,
+        "timestamp": occurred_on,
+        "payload": model,
+    }
+    if issubclass(cls, Session.Created):
+        fields["originator_topic"] = get_topic(Session)
+    return cls(**fields)
+
+
+def evolve(session: Session | None, event: Session.Event) -> Session:
+    """Fold one stored event into the session (``None`` before its creation)."""
+    result = event.mutate(session)
+    assert isinstance(result, Session)
+    return result

@@ -1,0 +1,180 @@
+"""Wire payloads of every session event, with exactly the keys of the client's contract.
+
+These models are the schema of what goes on the event topic and over the
+WebSocket; ``schemas/`` is generated from them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+MessageStatus = Literal["pending", "server_ack", "delivered", "read", "played", "unknown"]
+SessionStatus = Literal["created", "qr_pending", "connected", "disconnected", "logged_out", "deleted"]
+
+STATUS_RANK: dict[str, int] = {
+    "unknown": -1,
+    "pending": 0,
+    "server_ack": 1,
+    "delivered": 2,
+    "read": 3,
+    "played": 4,
+}
+"""Receipt statuses only move forward: a late 'delivered' never overrides 'read'."""
+
+
+class Wire(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown keys rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
+    )
+
+
+class EventPayload(Wire):
+    tenant_id: str
+
+
+class SessionView(Wire):
+    """The session as the snapshot event and ``GET /sessions`` show it."""
+
+    id: str
+    tenant_id: str
+    status: SessionStatus
+    phone: str | None = None
+    qr: str | None = None
+    qr_expires_at: str | None = None
+    connected_at: str | None = None
+    disconnected_at: str | None = None
+    disconnected_reason: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class SessionSnapshot(EventPayload):
+    session: SessionView | None
+
+
+class SessionCreated(EventPayload):
+    id: str
+    status: SessionStatus
+    created_at: str
+    name: str | None = None
+
+
+class QrUpdated(EventPayload):
+    qr: str
+    expires_at: str
+
+
+class StatusConnected(EventPayload):
+    phone: str
+    connected_at: str
+
+
+class StatusDisconnected(EventPayload):
+    reason: str
+    disconnected_at: str
+
+
+class StatusLoggedOut(EventPayload):
+    reason: str
+    logged_out_at: str
+
+
+class SessionDeleted(EventPayload):
+    deleted_at: str
+
+
+class MessageSummary(Wire):
+    id: str
+    remote_jid: str
+    from_me: bool
+    timestamp: int
+    type: str = "conversation"
+    text: str | None = None
+    participant: str | None = None
+    reply_to_message_id: str | None = None
+    status: MessageStatus | None = None
+
+
+class MessagesUpsert(EventPayload):
+    upsert_type: Literal["notify", "append"]
+    request_id: str | None = None
+    messages_count: int
+    messages: list[MessageSummary]
+
+
+class SendRequested(EventPayload):
+    """The runner's durable intent to send, recorded before WhatsApp is called."""
+
+    command_id: str
+    message_id: str
+    to: str
+    text: str
+    reply_to_message_id: str | None = None
+
+
+class StatusUpdate(Wire):
+    message_id: str
+    remote_jid: str | None = None
+    status: MessageStatus
+    status_at: int
+
+
+class MessagesUpdate(EventPayload):
+    updates_count: int
+    updates: list[StatusUpdate]
+    source: Literal["receipt", "send", "recovery"] = "receipt"
+
+
+class Contact(Wire):
+    id: str
+    name: str | None = None
+    notify: str | None = None
+    img_url: str | None = None
+
+
+class HistorySync(EventPayload):
+    sync_type: str
+    progress: int
+    is_latest: bool
+    chats_count: int
+    contacts_count: int
+    messages_count: int
+    messages_truncated: bool
+    messages: list[MessageSummary]
+
+
+class ContactsUpsert(EventPayload):
+    contacts_count: int
+    contacts_truncated: bool = False
+    contacts: list[Contact]
+    source: str = "event"
+
+
+class PresenceEntry(Wire):
+    jid: str
+    presence: Literal["available", "unavailable", "composing", "paused", "recording"]
+    last_seen: int | None = None
+
+
+class PresenceUpdate(EventPayload):
+    chat_jid: str
+    updates_count: int
+    updates: list[PresenceEntry]
+
+
+class CommandSucceeded(EventPayload):
+    command_id: str
+    command_type: str
+    result: dict[str, str] = Field(default_factory=dict)
+
+
+class CommandFailed(EventPayload):
+    command_id: str
+    command_type: str
+    code: str
+    reason: str

@@ -1,0 +1,419 @@
+"""The Session aggregate: one linked WhatsApp device of one tenant.
+
+Lifecycle: created → qr_pending → connected ↔ disconnected → logged_out / deleted.
+
+Each nested event class is past tense, carries one wire ``payload`` (see
+:mod:`zapstream_domain.payloads`) and its ``apply`` is the evolve function.
+The methods on :class:`Session` are the decisions: they validate, then trigger
+events. Nothing here performs I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from . import payloads as p
+from .errors import CommandRejected
+from .payloads import STATUS_RANK
+
+# The runner keeps one Session per owned session in memory; these caps bound
+# what a long-lived session remembers for de-duplication.
+MAX_TRACKED_MESSAGES = 20_000
+
+
+def iso(ts: datetime) -> str:
+    """ISO-8601 with milliseconds and a ``Z``, as in the client's envelope."""
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def _remember(store: dict[str, Any], key: str, value: Any) -> None:
+    store.pop(key, None)
+    store[key] = value
+    while len(store) > MAX_TRACKED_MESSAGES:
+        store.pop(next(iter(store)))
+
+
+class Session(Aggregate):
+    """A tenant's WhatsApp session, rebuilt by the runner from the session event topic."""
+
+    class Event(Aggregate.Event):
+        TYPE: ClassVar[str] = ""
+        PAYLOAD: ClassVar[type[p.EventPayload]] = p.EventPayload
+
+    class Created(Event, Aggregate.Created):
+        TYPE = "session.created"
+        PAYLOAD = p.SessionCreated
+        payload: p.SessionCreated
+
+    def __init__(self, payload: p.SessionCreated) -> None:
+        self.tenant_id = payload.tenant_id
+        self.name = payload.name
+        self.status: p.SessionStatus = "created"
+        self.phone: str | None = None
+        self.qr: str | None = None
+        self.qr_expires_at: str | None = None
+        self.connected_at: str | None = None
+        self.disconnected_at: str | None = None
+        self.disconnected_reason: str | None = None
+        self.created_at = payload.created_at
+        self.updated_at = payload.created_at
+        self.wants_connection = True
+        # message id → intent, for sends recorded but not yet confirmed by WhatsApp
+        self.pending_sends: dict[str, p.SendRequested] = {}
+        # message id → highest status seen (sent messages), for monotonic receipts
+        self.sent_status: dict[str, str] = {}
+        # ids of messages already recorded, so a redelivered message is not recorded twice
+        self.known_messages: dict[str, bool] = {}
+
+    # ----- events (evolve) -------------------------------------------------
+
+    class QrUpdated(Event):
+        TYPE = "session.qr.updated"
+        PAYLOAD = p.QrUpdated
+        payload: p.QrUpdated
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            s.status = "qr_pending"
+            s.qr = self.payload.qr
+            s.qr_expires_at = self.payload.expires_at
+            s.updated_at = iso(self.timestamp)
+
+    class Connected(Event):
+        TYPE = "session.status.connected"
+        PAYLOAD = p.StatusConnected
+        payload: p.StatusConnected
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            s.status = "connected"
+            s.phone = self.payload.phone
+            s.qr = None
+            s.qr_expires_at = None
+            s.connected_at = self.payload.connected_at
+            s.updated_at = self.payload.connected_at
+
+    class Disconnected(Event):
+        TYPE = "session.status.disconnected"
+        PAYLOAD = p.StatusDisconnected
+        payload: p.StatusDisconnected
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            s.status = "disconnected"
+            s.qr = None
+            s.qr_expires_at = None
+            s.disconnected_at = self.payload.disconnected_at
+            s.disconnected_reason = self.payload.reason
+            if self.payload.reason == "stopped":
+                s.wants_connection = False
+            s.updated_at = self.payload.disconnected_at
+
+    class LoggedOut(Event):
+        TYPE = "session.status.logged_out"
+        PAYLOAD = p.StatusLoggedOut
+        payload: p.StatusLoggedOut
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            s.status = "logged_out"
+            s.wants_connection = False
+            s.phone = None
+            s.qr = None
+            s.qr_expires_at = None
+            s.disconnected_at = self.payload.logged_out_at
+            s.disconnected_reason = self.payload.reason
+            s.updated_at = self.payload.logged_out_at
+
+    class Deleted(Event):
+        TYPE = "session.deleted"
+        PAYLOAD = p.SessionDeleted
+        payload: p.SessionDeleted
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            s.status = "deleted"
+            s.wants_connection = False
+            s.pending_sends.clear()
+            s.updated_at = self.payload.deleted_at
+
+    class Started(Event):
+        """A stopped or logged-out session was asked to connect again."""
+
+        TYPE = "session.started"
+        PAYLOAD = p.EventPayload
+        payload: p.EventPayload
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            s.wants_connection = True
+
+    class SendRequested(Event):
+        TYPE = "session.messages.send_requested"
+        PAYLOAD = p.SendRequested
+        payload: p.SendRequested
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            s.pending_sends[self.payload.message_id] = self.payload
+
+    class MessagesUpserted(Event):
+        TYPE = "session.messages.upsert"
+        PAYLOAD = p.MessagesUpsert
+        payload: p.MessagesUpsert
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            for m in self.payload.messages:
+                s.pending_sends.pop(m.id, None)
+                _remember(s.known_messages, m.id, True)
+                if m.from_me:
+                    _remember(s.sent_status, m.id, m.status or "server_ack")
+
+    class MessagesUpdated(Event):
+        TYPE = "session.messages.update"
+        PAYLOAD = p.MessagesUpdate
+        payload: p.MessagesUpdate
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            for u in self.payload.updates:
+                if u.status == "unknown":
+                    s.pending_sends.pop(u.message_id, None)
+                _remember(s.sent_status, u.message_id, u.status)
+
+    class HistorySynced(Event):
+        TYPE = "session.history.sync"
+        PAYLOAD = p.HistorySync
+        payload: p.HistorySync
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            for m in self.payload.messages:
+                _remember(s.known_messages, m.id, True)
+
+    class ContactsUpserted(Event):
+        TYPE = "session.contacts.upsert"
+        PAYLOAD = p.ContactsUpsert
+        payload: p.ContactsUpsert
+
+    class PresenceUpdated(Event):
+        TYPE = "session.presence.update"
+        PAYLOAD = p.PresenceUpdate
+        payload: p.PresenceUpdate
+
+    class CommandSucceeded(Event):
+        TYPE = "session.command.succeeded"
+        PAYLOAD = p.CommandSucceeded
+        payload: p.CommandSucceeded
+
+    class CommandFailed(Event):
+        TYPE = "session.command.failed"
+        PAYLOAD = p.CommandFailed
+        payload: p.CommandFailed
+
+    # ----- views ------------------------------------------------------------
+
+    @property
+    def session_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_live(self) -> bool:
+        """True while the runner should hold a WhatsApp connection for it."""
+        return self.wants_connection and self.status not in ("logged_out", "deleted")
+
+    def view(self) -> p.SessionView:
+        return p.SessionView(
+            id=self.session_id,
+            tenant_id=self.tenant_id,
+            status=self.status,
+            phone=self.phone,
+            qr=self.qr,
+            qr_expires_at=self.qr_expires_at,
+            connected_at=self.connected_at,
+            disconnected_at=self.disconnected_at,
+            disconnected_reason=self.disconnected_reason,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+    def status_of(self, message_id: str) -> str | None:
+        return self.sent_status.get(message_id)
+
+    # ----- decisions --------------------------------------------------------
+
+    @classmethod
+    def create(cls, session_id: UUID, tenant_id: str, at: datetime, name: str | None = None) -> Session:
+        return cls._create(
+            cls.Created,
+            id=session_id,
+            timestamp=at,
+            payload=p.SessionCreated(
+                tenant_id=tenant_id, id=str(session_id), status="created", created_at=iso(at), name=name
+            ),
+        )
+
+    def _emit(self, event_class: type[Event], at: datetime, **fields: Any) -> None:
+        payload = event_class.PAYLOAD(tenant_id=self.tenant_id, **fields)
+        self.trigger_event(event_class, timestamp=at, payload=payload)
+
+    def _require_not_deleted(self) -> None:
+        if self.status == "deleted":
+            raise CommandRejected("session was deleted", code="session_deleted")
+
+    def start(self, at: datetime) -> None:
+        self._require_not_deleted()
+        if self.wants_connection and self.status == "connected":
+            raise CommandRejected("session is already connected", code="already_connected")
+        self._emit(Session.Started, at)
+
+    def stop(self, at: datetime) -> None:
+        self._require_not_deleted()
+        if self.status == "logged_out":
+            raise CommandRejected("session is logged out", code="logged_out")
+        if not self.wants_connection:
+            raise CommandRejected("session is already stopped", code="already_stopped")
+        self._emit(Session.Disconnected, at, reason="stopped", disconnected_at=iso(at))
+
+    def delete(self, at: datetime) -> None:
+        self._require_not_deleted()
+        self._emit(Session.Deleted, at, deleted_at=iso(at))
+
+    def request_send(
+        self, at: datetime, *, command_id: str, message_id: str, to: str, text: str, reply_to: str | None
+    ) -> None:
+        """Record the intent to send; WhatsApp is called only after this is durable."""
+        self._require_not_deleted()
+        if self.status == "logged_out":
+            raise CommandRejected("cannot send on a logged-out session", code="logged_out")
+        if self.status != "connected":
+            raise CommandRejected(f"session is not connected (status {self.status})", code="not_connected")
+        if message_id in self.pending_sends or message_id in self.known_messages:
+            raise CommandRejected("message id already used", code="duplicate_message")
+        self._emit(
+            Session.SendRequested,
+            at,
+            command_id=command_id,
+            message_id=message_id,
+            to=to,
+            text=text,
+            reply_to_message_id=reply_to,
+        )
+
+    def require_connected(self) -> None:
+        self._require_not_deleted()
+        if self.status == "logged_out":
+            raise CommandRejected("session is logged out", code="logged_out")
+        if self.status != "connected":
+            raise CommandRejected(f"session is not connected (status {self.status})", code="not_connected")
+
+    # ----- facts observed from WhatsApp ----------------------------------------
+
+    def record_sent(self, at: datetime, intent: p.SendRequested, wa_timestamp: int) -> None:
+        msg = p.MessageSummary(
+            id=intent.message_id,
+            remote_jid=intent.to,
+            from_me=True,
+            timestamp=wa_timestamp,
+            type="extendedTextMessage" if intent.reply_to_message_id else "conversation",
+            text=intent.text,
+            reply_to_message_id=intent.reply_to_message_id,
+            status="server_ack",
+        )
+        self._emit(
+            Session.MessagesUpserted,
+            at,
+            upsert_type="append",
+            request_id=intent.command_id,
+            messages_count=1,
+            messages=[msg],
+        )
+
+    def record_send_unknown(self, at: datetime, intent: p.SendRequested) -> None:
+        """A send whose fate cannot be known (crash, driver without client ids)."""
+        update = p.StatusUpdate(
+            message_id=intent.message_id, remote_jid=intent.to, status="unknown", status_at=int(at.timestamp())
+        )
+        self._emit(Session.MessagesUpdated, at, updates_count=1, updates=[update], source="recovery")
+
+    def record_qr(self, at: datetime, qr: str, expires_at: str) -> None:
+        if self.is_live and self.status != "connected":
+            self._emit(Session.QrUpdated, at, qr=qr, expires_at=expires_at)
+
+    def record_connected(self, at: datetime, phone: str) -> None:
+        if self.status != "connected" or self.phone != phone:
+            self._emit(Session.Connected, at, phone=phone, connected_at=iso(at))
+
+    def record_disconnected(self, at: datetime, reason: str) -> None:
+        if self.status in ("connected", "qr_pending", "created"):
+            self._emit(Session.Disconnected, at, reason=reason, disconnected_at=iso(at))
+
+    def record_logged_out(self, at: datetime, reason: str) -> None:
+        if self.status not in ("logged_out", "deleted"):
+            self._emit(Session.LoggedOut, at, reason=reason, logged_out_at=iso(at))
+
+    def record_incoming(self, at: datetime, messages: list[p.MessageSummary]) -> None:
+        fresh = [m for m in messages if m.id not in self.known_messages]
+        if fresh:
+            self._emit(
+                Session.MessagesUpserted, at, upsert_type="notify", messages_count=len(fresh), messages=fresh
+            )
+
+    def record_receipts(self, at: datetime, updates: list[p.StatusUpdate]) -> None:
+        """Keep only updates that move a message's status forward."""
+        forward: list[p.StatusUpdate] = []
+        for u in updates:
+            current = self.sent_status.get(u.message_id)
+            if current is None or STATUS_RANK[u.status] > STATUS_RANK.get(current, -1):
+                forward.append(u)
+        if forward:
+            self._emit(Session.MessagesUpdated, at, updates_count=len(forward), updates=forward)
+
+    def record_history(self, at: datetime, batch: p.HistorySync) -> None:
+        self.trigger_event(Session.HistorySynced, timestamp=at, payload=batch)
+
+    def record_contacts(self, at: datetime, contacts: list[p.Contact]) -> None:
+        if contacts:
+            self._emit(Session.ContactsUpserted, at, contacts_count=len(contacts), contacts=contacts)
+
+    def record_presence(self, at: datetime, chat_jid: str, updates: list[p.PresenceEntry]) -> None:
+        self._emit(Session.PresenceUpdated, at, chat_jid=chat_jid, updates_count=len(updates), updates=updates)
+
+    def record_command_succeeded(
+        self, at: datetime, command_id: str, command_type: str, result: dict[str, str] | None = None
+    ) -> None:
+        self._emit(
+            Session.CommandSucceeded,
+            at,
+            command_id=command_id,
+            command_type=command_type,
+            result=result or {},
+        )
+
+    def record_command_failed(self, at: datetime, command_id: str, command_type: str, code: str, reason: str) -> None:
+        self._emit(Session.CommandFailed, at, command_id=command_id, command_type=command_type, code=code, reason=reason)
+
+
+EVENT_CLASSES: tuple[type[Session.Event], ...] = (
+    Session.Created,
+    Session.QrUpdated,
+    Session.Connected,
+    Session.Disconnected,
+    Session.LoggedOut,
+    Session.Deleted,
+    Session.Started,
+    Session.SendRequested,
+    Session.MessagesUpserted,
+    Session.MessagesUpdated,
+    Session.HistorySynced,
+    Session.ContactsUpserted,
+    Session.PresenceUpdated,
+    Session.CommandSucceeded,
+    Session.CommandFailed,
+)
+EVENTS_BY_TYPE: dict[str, type[Session.Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
