@@ -172,7 +172,7 @@ class Session(Aggregate):
                 s.pending_sends.pop(m.id, None)
                 _remember(s.known_messages, m.id, True)
                 if m.from_me:
-                    _remember(s.sent_status, m.id, m.status or "server_ack")
+                    s.advance_status(m.id, m.status or "server_ack")
 
     class MessagesUpdated(Event):
         TYPE = "session.messages.update"
@@ -184,7 +184,7 @@ class Session(Aggregate):
             for u in self.payload.updates:
                 if u.status == "unknown":
                     s.pending_sends.pop(u.message_id, None)
-                _remember(s.sent_status, u.message_id, u.status)
+                s.advance_status(u.message_id, u.status)
 
     class HistorySynced(Event):
         TYPE = "session.history.sync"
@@ -216,6 +216,12 @@ class Session(Aggregate):
         PAYLOAD = p.CommandFailed
         payload: p.CommandFailed
 
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            for mid, intent in list(s.pending_sends.items()):
+                if intent.command_id == self.payload.command_id:
+                    del s.pending_sends[mid]
+
     # ----- views ------------------------------------------------------------
 
     @property
@@ -241,6 +247,12 @@ class Session(Aggregate):
             created_at=self.created_at,
             updated_at=self.updated_at,
         )
+
+    def advance_status(self, message_id: str, status: str) -> None:
+        """Statuses only move forward (receipts can overtake the upsert that announces a send)."""
+        current = self.sent_status.get(message_id)
+        if current is None or STATUS_RANK[status] > STATUS_RANK.get(current, -1):
+            _remember(self.sent_status, message_id, status)
 
     def status_of(self, message_id: str) -> str | None:
         return self.sent_status.get(message_id)

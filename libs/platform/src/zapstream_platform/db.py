@@ -1,0 +1,50 @@
+"""PostgreSQL: pools and forward-only SQL migrations applied under an advisory lock."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import asyncpg
+
+from .settings import PostgresSettings
+
+log = logging.getLogger(__name__)
+_MIGRATION_LOCK = 0x7A5_0001
+
+
+async def create_pool(pg: PostgresSettings) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        pg.dsn.get_secret_value(), min_size=pg.min_pool, max_size=pg.max_pool, command_timeout=60
+    )
+    assert pool is not None
+    return pool
+
+
+def _scripts(directory: Path) -> list[tuple[str, str]]:
+    return [(path.name, path.read_text()) for path in sorted(directory.glob("*.sql"))]
+
+
+async def migrate(dsn: str, directory: Path) -> list[str]:
+    """Apply every ``NNNN_name.sql`` not applied yet, in order; return those applied."""
+    scripts = _scripts(directory)
+    conn = await asyncpg.connect(dsn)
+    applied: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        for name, sql in scripts:
+            if name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations(name) VALUES ($1)", name)
+            applied.append(name)
+            log.info("applied migration %s", name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        await conn.close()
+    return applied

@@ -1,0 +1,103 @@
+"""The event envelope, on Kafka and over the WebSocket.
+
+Value: the client's envelope ``{type, sessionId, eventId, occurredOn, payload}``
+as JSON. Headers: CloudEvents' Kafka binding (``ce_*``), the aggregate version
+(``ce_sequence``, used to rebuild aggregates) and a W3C ``traceparent``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from zapstream_domain.session import Session, iso
+
+SPEC_VERSION = b"1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    type: str
+    session_id: str
+    event_id: str
+    occurred_on: str
+    payload: dict[str, Any]
+    version: int = 0
+    traceparent: str | None = None
+
+    @property
+    def tenant_id(self) -> str:
+        return str(self.payload.get("tenantId", ""))
+
+    def to_wire(self) -> dict[str, Any]:
+        """The client's WebSocket format."""
+        return {
+            "type": self.type,
+            "sessionId": self.session_id,
+            "eventId": self.event_id,
+            "occurredOn": self.occurred_on,
+            "payload": self.payload,
+        }
+
+    def value(self) -> bytes:
+        return orjson.dumps(self.to_wire())
+
+    def headers(self, source: str) -> list[tuple[str, bytes]]:
+        headers = [
+            ("ce_specversion", SPEC_VERSION),
+            ("ce_id", self.event_id.encode()),
+            ("ce_source", source.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_time", self.occurred_on.encode()),
+            ("ce_subject", self.session_id.encode()),
+            ("ce_sequence", str(self.version).encode()),
+            ("ce_tenantid", self.tenant_id.encode()),
+            ("content-type", b"application/json"),
+        ]
+        if self.traceparent:
+            headers.append(("traceparent", self.traceparent.encode()))
+        return headers
+
+    @classmethod
+    def from_domain(cls, event: Session.Event, traceparent: str | None = None) -> Envelope:
+        return cls(
+            type=event.TYPE,
+            session_id=str(event.originator_id),
+            event_id=str(uuid.uuid4()),
+            occurred_on=iso(event.timestamp),
+            payload=event.payload.model_dump(by_alias=True, mode="json"),
+            version=event.originator_version,
+            traceparent=traceparent,
+        )
+
+    @classmethod
+    def from_record(cls, value: bytes, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]) -> Envelope:
+        body = orjson.loads(value)
+        hdr = {k: v for k, v in headers}
+        return cls(
+            type=body["type"],
+            session_id=body["sessionId"],
+            event_id=body["eventId"],
+            occurred_on=body["occurredOn"],
+            payload=body["payload"],
+            version=int(hdr.get("ce_sequence", b"0") or 0),
+            traceparent=(hdr["traceparent"].decode() if "traceparent" in hdr else None),
+        )
+
+    def occurred_at(self) -> datetime:
+        return datetime.strptime(self.occurred_on, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def snapshot(session_id: str | None, tenant_id: str, session: dict[str, Any] | None, now: datetime) -> Envelope:
+    """The ``session.snapshot`` event sent when a WebSocket connects."""
+    return Envelope(
+        type="session.snapshot",
+        session_id=session_id or "",
+        event_id=str(uuid.uuid4()),
+        occurred_on=iso(now),
+        payload={"tenantId": tenant_id, "session": session},
+    )

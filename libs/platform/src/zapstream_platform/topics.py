@@ -1,0 +1,63 @@
+"""Topic names and their idempotent creation.
+
+One topic per aggregate type, all keyed by sessionId and with the same
+partition count, so a session's commands and events share a partition number
+(co-partitioned) and its order holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from .settings import KafkaSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    session_commands: str
+    session_events: str
+    session_commands_dlq: str
+
+    @classmethod
+    def from_settings(cls, kafka: KafkaSettings) -> Topics:
+        prefix = kafka.topic_prefix
+        return cls(
+            session_commands=f"{prefix}.session.commands",
+            session_events=f"{prefix}.session.events",
+            session_commands_dlq=f"{prefix}.session.commands.dlq",
+        )
+
+
+async def ensure_topics(kafka: KafkaSettings) -> list[str]:
+    """Create the topics that are missing; return the names created."""
+    topics = Topics.from_settings(kafka)
+    wanted = {
+        topics.session_commands: kafka.command_retention_ms,
+        topics.session_events: kafka.event_retention_ms,
+        topics.session_commands_dlq: kafka.dlq_retention_ms,
+    }
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                name=name,
+                num_partitions=kafka.partitions,
+                replication_factor=1,
+                topic_configs={"retention.ms": str(retention), "min.insync.replicas": "1"},
+            )
+            for name, retention in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process won the race; that is the idempotent outcome
+        return [t.name for t in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,3 @@
+from command_api.bootstrap import main
+
+main()

@@ -1,0 +1,3 @@
+from projector.bootstrap import main
+
+main()

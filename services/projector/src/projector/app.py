@@ -1,0 +1,93 @@
+"""The projector loop: rows and offsets in one PostgreSQL transaction per batch.
+
+Offsets live in ``projector_offsets``, not in Kafka: on assignment the consumer
+seeks to what PostgreSQL says, so a crash between the two can never skip or
+repeat an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from projector.handlers import HANDLERS
+from projector.settings import Settings
+from zapstream_platform.envelope import Envelope
+from zapstream_platform.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.topic = Topics.from_settings(settings.kafka).session_events
+        self.consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        assert self.consumer is not None
+        rows = await self.pool.fetch(
+            "SELECT partition, next_offset FROM projector_offsets WHERE projection = $1 AND topic = $2",
+            self.settings.projection, self.topic,
+        )
+        stored = {r["partition"]: r["next_offset"] for r in rows}
+        for tp in assigned:
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition])
+            else:
+                await self.consumer.seek_to_beginning(tp)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka.bootstrap_servers,
+            group_id=f"{self.settings.group_id}.{self.settings.projection}",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_poll_records=self.settings.batch_max,
+        )
+        self.consumer = consumer
+        await consumer.start()
+        consumer.subscribe([self.topic], listener=self)
+        log.info("projector started", extra={"fields": {"projection": self.settings.projection}})
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=self.settings.batch_max)
+                for tp, records in batches.items():
+                    if records:
+                        await self.apply_batch(tp, records)
+        finally:
+            await consumer.stop()
+
+    async def apply_batch(self, tp: TopicPartition, records: list[Any]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for record in records:
+                env = Envelope.from_record(record.value, record.headers)
+                handler = HANDLERS.get(env.type)
+                if handler is not None:
+                    await handler(conn, env)
+            await conn.execute(
+                """INSERT INTO projector_offsets (projection, topic, partition, next_offset)
+                   VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
+                self.settings.projection, tp.topic, tp.partition, records[-1].offset + 1,
+            )
+
+
+def install_signal_handlers(projector: Projector) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, projector.request_stop)

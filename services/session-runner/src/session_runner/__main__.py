@@ -1,0 +1,3 @@
+from session_runner.bootstrap import main
+
+main()

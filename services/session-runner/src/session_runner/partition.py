@@ -1,0 +1,507 @@
+"""One owned partition: its sessions, its transactional producer, its WhatsApp connections.
+
+Exactly-once, per partition:
+
+* Commands are consumed read-committed; the events they cause and the consumed
+  offset are committed in one Kafka transaction by a producer whose
+  ``transactional_id`` is fixed per input partition. A new owner's
+  ``init_transactions`` fences the old one (aiokafka has no KIP-447).
+* State is rebuilt from the co-partitioned event topic on assignment.
+* A WhatsApp send is preceded by a committed ``send_requested`` intent and
+  followed by a committed ``messages.upsert``. An intent left without outcome
+  is re-sent with the same message id (the server de-duplicates) or, if the
+  driver cannot choose ids, reported as status ``unknown``.
+* Driver events are acknowledged to the server only after their events commit;
+  the server re-delivers the rest on reconnect, and the aggregate drops repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from session_runner.drivers import port as d
+from zapstream_domain import commands as c
+from zapstream_domain import payloads as p
+from zapstream_domain.decisions import decide, event_from_wire, evolve
+from zapstream_domain.errors import CommandRejected, InvalidJid
+from zapstream_domain.jids import normalize_jid
+from zapstream_domain.session import EVENTS_BY_TYPE, Session, iso
+from zapstream_platform.envelope import Envelope
+from zapstream_platform.topics import Topics
+from zapstream_platform.tracing import child_of
+
+log = logging.getLogger(__name__)
+
+SOURCE = "/zapstream/session-runner"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Inbound:
+    session_id: str
+    event: d.DriverEvent
+
+
+@dataclass
+class _After:
+    """Effects to run once a transaction has committed."""
+
+    connect: list[str] = field(default_factory=list)
+    disconnect: list[str] = field(default_factory=list)
+    logout: list[str] = field(default_factory=list)
+    sends: list[tuple[str, p.SendRequested, str | None]] = field(default_factory=list)
+    reads: list[tuple[str, c.ReadMessages]] = field(default_factory=list)
+
+
+class PartitionOwner:
+    """Owns the sessions of one partition of the session topics while assigned."""
+
+    def __init__(
+        self,
+        *,
+        partition: int,
+        topics: Topics,
+        bootstrap_servers: str,
+        group_id: str,
+        driver: d.WhatsAppDriver,
+        register: Callable[[str, PartitionOwner], None],
+        flush_max: int = 500,
+    ) -> None:
+        self.partition = partition
+        self.topics = topics
+        self.bootstrap = bootstrap_servers
+        self.group_id = group_id
+        self.driver = driver
+        self.register = register
+        self.flush_max = flush_max
+        self.command_tp = TopicPartition(topics.session_commands, partition)
+        self.sessions: dict[str, Session] = {}
+        self.producer: AIOKafkaProducer | None = None
+        self.lock = asyncio.Lock()
+        self.inbound: asyncio.Queue[_Inbound] = asyncio.Queue()
+        self._flusher: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    # ----- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Fence the previous owner, rebuild state, finish its sends, then connect sessions."""
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            transactional_id=f"{self.group_id}.{self.topics.session_commands}.{self.partition}",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+        )
+        await self.producer.start()
+        await self._rebuild()
+        await self._recover_pending_sends()
+        self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.partition}")
+        live = [sid for sid, s in self.sessions.items() if s.is_live]
+        log.info(
+            "partition assigned",
+            extra={"fields": {"partition": self.partition, "sessions": len(self.sessions), "live": len(live)}},
+        )
+        for sid in live:
+            self._spawn(self._connect(sid))
+
+    async def stop(self) -> None:
+        """Hand over: finish the current transaction, close connections, release the producer."""
+        self._closing = True
+        async with self.lock:
+            if self._flusher:
+                self._flusher.cancel()
+                await asyncio.gather(self._flusher, return_exceptions=True)
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(
+                *(self.driver.disconnect(sid) for sid in self.sessions), return_exceptions=True
+            )
+            if self.producer:
+                await self.producer.stop()
+        log.info("partition released", extra={"fields": {"partition": self.partition}})
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ----- rebuild -------------------------------------------------------------
+
+    async def _rebuild(self) -> None:
+        tp = TopicPartition(self.topics.session_events, self.partition)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            await consumer.seek_to_beginning(tp)
+            count = 0
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+                for record in batch.get(tp, []):
+                    self._apply_stored(record.value, record.headers)
+                    count += 1
+            for sid in self.sessions:
+                self.register(sid, self)
+            log.info("rebuilt", extra={"fields": {"partition": self.partition, "events": count}})
+        finally:
+            await consumer.stop()
+
+    def _apply_stored(self, value: bytes, headers: Any) -> None:
+        env = Envelope.from_record(value, headers)
+        if env.type not in EVENTS_BY_TYPE or env.version <= 0:
+            return
+        current = self.sessions.get(env.session_id)
+        if current is None and env.type != Session.Created.TYPE:
+            return
+        if current is not None and env.version <= current.version:
+            return  # already applied (defensive: transactions make this unreachable)
+        event = event_from_wire(env.type, env.session_id, env.version, env.occurred_at(), env.payload)
+        self.sessions[env.session_id] = evolve(current, event)
+
+    # ----- commands --------------------------------------------------------------
+
+    async def handle_commands(self, records: list[Any]) -> None:
+        """Process one batch of command records in a single transaction, then run its effects."""
+        after = _After()
+        async with self.lock:
+            producer = self._producer()
+            await producer.begin_transaction()
+            try:
+                for record in records:
+                    await self._handle_one(producer, record, after)
+                await producer.send_offsets_to_transaction(
+                    {self.command_tp: records[-1].offset + 1}, self.group_id
+                )
+                await producer.commit_transaction()
+            except BaseException:
+                await self._abort_and_reset(producer)
+                raise
+            if after.sends:
+                await self._send_all(after.sends)
+            if after.reads:
+                await self._read_all(after.reads)
+        for sid in after.connect:
+            self._spawn(self._connect(sid))
+        for sid in after.disconnect:
+            self._spawn(self._quiet(self.driver.disconnect(sid)))
+        for sid in after.logout:
+            self._spawn(self._quiet(self.driver.logout(sid)))
+
+    async def _handle_one(self, producer: AIOKafkaProducer, record: Any, after: _After) -> None:
+        try:
+            command = c.parse_command(record.value)
+        except (ValidationError, ValueError) as exc:
+            await producer.send(
+                self.topics.session_commands_dlq,
+                value=record.value,
+                key=record.key,
+                headers=[("zs_reason", f"unparseable command: {exc}"[:1000].encode())],
+            )
+            return
+        trace = child_of(command.traceparent)
+        session = self.sessions.get(command.session_id)
+        at = now()
+        try:
+            session, events = decide(session, command, at)
+        except (CommandRejected, InvalidJid) as exc:
+            code = exc.code if isinstance(exc, CommandRejected) else "invalid_jid"
+            if session is None or session.tenant_id != command.tenant_id:
+                await self._send_orphan_failure(producer, command, code, str(exc), trace)
+                return
+            session.record_command_failed(at, command.command_id, command.TYPE, code, str(exc))
+            await self._publish(producer, session, trace)
+            return
+        assert session is not None
+        if isinstance(command, c.CreateSession):
+            self.sessions[command.session_id] = session
+            self.register(command.session_id, self)
+            after.connect.append(command.session_id)
+        elif isinstance(command, c.StartSession):
+            after.connect.append(command.session_id)
+        elif isinstance(command, c.StopSession):
+            after.disconnect.append(command.session_id)
+        elif isinstance(command, c.DeleteSession):
+            after.logout.append(command.session_id)
+        if isinstance(command, c.SendMessage):
+            intent = getattr(events[-1], "payload", None)
+            assert isinstance(intent, p.SendRequested)
+            after.sends.append((command.session_id, intent, trace))
+        elif isinstance(command, c.ReadMessages):
+            after.reads.append((command.session_id, command))
+        else:
+            session.record_command_succeeded(at, command.command_id, command.TYPE)
+        await self._emit(producer, events, trace)
+        await self._publish(producer, session, trace)
+
+    async def _send_orphan_failure(
+        self, producer: AIOKafkaProducer, command: c.Command, code: str, reason: str, trace: str
+    ) -> None:
+        """A failure for a session this partition does not know (version 0: not part of any stream)."""
+        env = Envelope(
+            type=Session.CommandFailed.TYPE,
+            session_id=command.session_id,
+            event_id=str(uuid.uuid4()),
+            occurred_on=iso(now()),
+            payload=p.CommandFailed(
+                tenant_id=command.tenant_id,
+                command_id=command.command_id,
+                command_type=command.TYPE,
+                code=code,
+                reason=reason,
+            ).model_dump(by_alias=True, mode="json"),
+            version=0,
+            traceparent=trace,
+        )
+        await self._send_env(producer, env)
+
+    # ----- effects -------------------------------------------------------------------
+
+    async def _send_all(self, sends: list[tuple[str, p.SendRequested, str | None]]) -> None:
+        """Call WhatsApp for committed intents, then commit their outcomes (lock held)."""
+        results = await asyncio.gather(
+            *(
+                self.driver.send_text(
+                    sid, intent.to, intent.text, message_id=intent.message_id, reply_to_id=intent.reply_to_message_id
+                )
+                for sid, intent, _ in sends
+            ),
+            return_exceptions=True,
+        )
+        producer = self._producer()
+        await producer.begin_transaction()
+        try:
+            for (sid, intent, trace), result in zip(sends, results, strict=True):
+                session = self.sessions.get(sid)
+                if session is None:
+                    continue
+                at = now()
+                if isinstance(result, d.SendResult):
+                    session.record_sent(at, intent, result.timestamp)
+                    session.record_command_succeeded(
+                        at, intent.command_id, c.SendMessage.TYPE, {"messageId": intent.message_id}
+                    )
+                elif isinstance(result, d.DriverError):
+                    session.record_command_failed(at, intent.command_id, c.SendMessage.TYPE, "send_failed", str(result))
+                else:
+                    raise result
+                await self._publish(producer, session, trace)
+            await producer.commit_transaction()
+        except BaseException:
+            await self._abort_and_reset(producer)
+            raise
+
+    async def _read_all(self, reads: list[tuple[str, c.ReadMessages]]) -> None:
+        outcomes: list[tuple[str, c.ReadMessages, BaseException | None]] = []
+        for sid, command in reads:
+            try:
+                await self.driver.mark_read(sid, normalize_jid(command.chat_jid), command.message_ids)
+                outcomes.append((sid, command, None))
+            except (d.DriverError, InvalidJid) as exc:
+                outcomes.append((sid, command, exc))
+        producer = self._producer()
+        await producer.begin_transaction()
+        try:
+            for sid, command, error in outcomes:
+                session = self.sessions.get(sid)
+                if session is None:
+                    continue
+                if error is None:
+                    session.record_command_succeeded(now(), command.command_id, command.TYPE)
+                else:
+                    session.record_command_failed(now(), command.command_id, command.TYPE, "read_failed", str(error))
+                await self._publish(producer, session, child_of(command.traceparent))
+            await producer.commit_transaction()
+        except BaseException:
+            await self._abort_and_reset(producer)
+            raise
+
+    async def _recover_pending_sends(self) -> None:
+        """Finish what a crashed owner left between intent and outcome."""
+        pending: list[tuple[str, p.SendRequested, str | None]] = [
+            (sid, intent, None)
+            for sid, session in self.sessions.items()
+            for intent in list(session.pending_sends.values())
+        ]
+        if not pending:
+            return
+        log.warning("recovering sends", extra={"fields": {"partition": self.partition, "count": len(pending)}})
+        if self.driver.supports_client_message_ids:
+            connected = {sid for sid, _, _ in pending if self.sessions[sid].is_live}
+            for sid in connected:
+                await self._connect(sid)
+            async with self.lock:
+                await self._send_all(pending)
+            return
+        async with self.lock:
+            producer = self._producer()
+            await producer.begin_transaction()
+            try:
+                for sid, intent, _ in pending:
+                    session = self.sessions[sid]
+                    session.record_send_unknown(now(), intent)
+                    await self._publish(producer, session, None)
+                await producer.commit_transaction()
+            except BaseException:
+                await self._abort_and_reset(producer)
+                raise
+
+    async def _connect(self, session_id: str) -> None:
+        try:
+            await self.driver.connect(session_id, self.on_driver_event)
+        except d.DriverError as exc:
+            log.warning("connect failed", extra={"fields": {"session": session_id, "error": str(exc)}})
+            await self.inbound.put(_Inbound(session_id, d.Disconnected(seq=0, reason=f"connect_failed: {exc}")))
+
+    @staticmethod
+    async def _quiet(coro: Awaitable[Any]) -> None:
+        try:
+            await coro
+        except d.DriverError as exc:
+            log.info("driver call failed", extra={"fields": {"error": str(exc)}})
+
+    # ----- driver events -----------------------------------------------------------
+
+    async def on_driver_event(self, session_id: str, event: d.DriverEvent) -> None:
+        await self.inbound.put(_Inbound(session_id, event))
+
+    async def _flush_loop(self) -> None:
+        while not self._closing:
+            first = await self.inbound.get()
+            batch = [first]
+            while len(batch) < self.flush_max and not self.inbound.empty():
+                batch.append(self.inbound.get_nowait())
+            async with self.lock:
+                acks = await self._flush(batch)
+            for sid, seq in acks.items():
+                self._spawn(self._quiet(self.driver.ack(sid, seq)))
+
+    async def _flush(self, batch: list[_Inbound]) -> dict[str, int]:
+        producer = self._producer()
+        acks: dict[str, int] = {}
+        await producer.begin_transaction()
+        try:
+            for item in batch:
+                session = self.sessions.get(item.session_id)
+                if session is None or session.status == "deleted":
+                    continue
+                self._observe(session, item.event)
+                await self._publish(producer, session, None)
+                if item.event.seq > acks.get(item.session_id, 0):
+                    acks[item.session_id] = item.event.seq
+            await producer.commit_transaction()
+        except BaseException:
+            await self._abort_and_reset(producer)
+            raise
+        return acks
+
+    def _observe(self, s: Session, ev: d.DriverEvent) -> None:
+        at = now()
+        if isinstance(ev, d.QrCode):
+            s.record_qr(at, ev.code, iso(datetime.fromtimestamp(ev.expires_at_ms / 1000, UTC)))
+        elif isinstance(ev, d.Connected):
+            if s.is_live:
+                s.record_connected(at, ev.phone)
+        elif isinstance(ev, d.Disconnected):
+            if s.is_live:
+                s.record_disconnected(at, ev.reason)
+        elif isinstance(ev, d.LoggedOut):
+            s.record_logged_out(at, ev.reason)
+        elif isinstance(ev, d.IncomingMessage):
+            s.record_incoming(at, [_summary(ev)])
+        elif isinstance(ev, d.Receipt):
+            s.record_receipts(
+                at,
+                [
+                    p.StatusUpdate(message_id=mid, remote_jid=ev.chat_jid, status=ev.status, status_at=ev.timestamp)
+                    for mid in ev.message_ids
+                ],
+            )
+        elif isinstance(ev, d.PresenceUpdate):
+            s.record_presence(
+                at, ev.chat_jid, [p.PresenceEntry(jid=ev.jid, presence=ev.presence, last_seen=ev.last_seen)]
+            )
+        elif isinstance(ev, d.HistorySync):
+            messages = [_summary(m) for m in ev.messages]
+            chats = {m.remote_jid for m in messages}
+            s.record_history(
+                at,
+                p.HistorySync(
+                    tenant_id=s.tenant_id,
+                    sync_type=ev.sync_type,
+                    progress=ev.progress,
+                    is_latest=ev.is_latest,
+                    chats_count=len(chats),
+                    contacts_count=len(ev.contacts),
+                    messages_count=len(messages),
+                    messages_truncated=False,
+                    messages=messages,
+                ),
+            )
+            s.record_contacts(at, [p.Contact(id=jid, notify=name) for jid, name in ev.contacts])
+
+    # ----- publishing ------------------------------------------------------------------
+
+    def _producer(self) -> AIOKafkaProducer:
+        assert self.producer is not None, "partition owner not started"
+        return self.producer
+
+    async def _publish(self, producer: AIOKafkaProducer, session: Session, trace: str | None) -> None:
+        events = [e for e in session.collect_events() if isinstance(e, Session.Event)]
+        await self._emit(producer, events, trace)
+
+    async def _emit(self, producer: AIOKafkaProducer, events: list[Session.Event], trace: str | None) -> None:
+        for event in events:
+            await self._send_env(producer, Envelope.from_domain(event, trace or child_of(None)))
+
+    async def _send_env(self, producer: AIOKafkaProducer, env: Envelope) -> None:
+        await producer.send(
+            self.topics.session_events,
+            value=env.value(),
+            key=env.session_id.encode(),
+            partition=self.partition,
+            headers=env.headers(SOURCE),
+        )
+
+    async def _abort_and_reset(self, producer: AIOKafkaProducer) -> None:
+        """After a failed transaction memory may be ahead of Kafka: abort and rebuild from the topic."""
+        try:
+            await producer.abort_transaction()
+        except Exception:  # the producer may be fenced or broken; the rebuild below is what matters
+            log.exception("abort failed")
+        self.sessions.clear()
+        await self._rebuild()
+
+
+def _summary(m: d.IncomingMessage) -> p.MessageSummary:
+    return p.MessageSummary(
+        id=m.id,
+        remote_jid=m.chat_jid,
+        from_me=m.from_me,
+        timestamp=m.timestamp,
+        type="extendedTextMessage" if m.reply_to_id else "conversation",
+        text=m.text,
+        participant=None if m.sender_jid == m.chat_jid else m.sender_jid,
+        reply_to_message_id=m.reply_to_id,
+    )

@@ -1,0 +1,110 @@
+"""The consumer loop: a consumer-group member over the session command topic.
+
+Partition ownership is session ownership. Assignment starts a
+:class:`PartitionOwner` (fencing the previous owner); revocation hands its
+sessions over cleanly. Failover is just a rebalance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from session_runner.drivers.port import WhatsAppDriver
+from session_runner.partition import PartitionOwner
+from session_runner.settings import Settings
+from zapstream_platform.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs partition owners for whatever partitions the group gives this instance."""
+
+    def __init__(self, settings: Settings, driver: WhatsAppDriver) -> None:
+        self.settings = settings
+        self.driver = driver
+        self.topics = Topics.from_settings(settings.kafka)
+        self.owners: dict[int, PartitionOwner] = {}
+        self.session_owner: dict[str, PartitionOwner] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+
+    # ConsumerRebalanceListener -------------------------------------------------
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        owners = [self.owners.pop(tp.partition) for tp in revoked if tp.partition in self.owners]
+        await asyncio.gather(*(o.stop() for o in owners), return_exceptions=True)
+        for sid in [sid for sid, o in self.session_owner.items() if o in owners]:
+            del self.session_owner[sid]
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        new = [tp.partition for tp in assigned if tp.partition not in self.owners]
+        owners = [
+            PartitionOwner(
+                partition=part,
+                topics=self.topics,
+                bootstrap_servers=self.settings.kafka.bootstrap_servers,
+                group_id=self.settings.group_id,
+                driver=self.driver,
+                register=self.session_owner.__setitem__,
+                flush_max=self.settings.batch_max,
+            )
+            for part in new
+        ]
+        await asyncio.gather(*(o.start() for o in owners))
+        for owner in owners:
+            self.owners[owner.partition] = owner
+
+    # loop ---------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka.bootstrap_servers,
+            group_id=self.settings.group_id,
+            client_id=self.settings.instance_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.settings.session_timeout_ms,
+            heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
+            max_poll_records=self.settings.batch_max,
+        )
+        self.consumer = consumer
+        await consumer.start()
+        consumer.subscribe([self.topics.session_commands], listener=self)
+        log.info("runner started", extra={"fields": {"instance": self.settings.instance_id}})
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(
+                    timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.batch_max
+                )
+                await asyncio.gather(*(self._dispatch(tp, records) for tp, records in batches.items() if records))
+        finally:
+            # Leaving the group revokes every partition through the listener: a clean hand-over.
+            await consumer.stop()
+            await self.on_partitions_revoked([TopicPartition(self.topics.session_commands, p) for p in list(self.owners)])
+            log.info("runner stopped")
+
+    async def _dispatch(self, tp: TopicPartition, records: list) -> None:  # type: ignore[type-arg]
+        owner = self.owners.get(tp.partition)
+        if owner is None:
+            return
+        try:
+            await owner.handle_commands(records)
+        except Exception:
+            log.exception("batch failed; rewinding partition", extra={"fields": {"partition": tp.partition}})
+            assert self.consumer is not None
+            committed = await self.consumer.committed(tp)
+            self.consumer.seek(tp, committed or 0)
+            await asyncio.sleep(0.5)
+
+
+def install_signal_handlers(runner: SessionRunner) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, runner.request_stop)

@@ -1,0 +1,31 @@
+"""Session runner settings (env prefix ``RUNNER_``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from zapstream_platform.settings import KafkaSettings, service_config
+
+
+def _default_instance() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = service_config("RUNNER_")
+
+    kafka: KafkaSettings = KafkaSettings()
+    group_id: str = "zapstream-session-runner"
+    instance_id: str = Field(default_factory=_default_instance)
+    driver: Literal["sim"] = "sim"
+    sim_url: str = "http://127.0.0.1:8090"
+    batch_max: int = Field(default=500, ge=1)
+    poll_timeout_ms: int = 100
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
+    log_level: str = "INFO"

@@ -1,0 +1,3 @@
+from ws_gateway.bootstrap import main
+
+main()
