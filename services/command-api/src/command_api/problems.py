@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from zapstream_platform.http import JsonResponse
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,10 @@ class Problem(Exception):
         self.extra = extra
 
 
-def problem_response(status: int, detail: str, instance: str, **extra: Any) -> ORJSONResponse:
+def problem_response(status: int, detail: str, instance: str, **extra: Any) -> JsonResponse:
     body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": detail,
             "instance": instance, **extra}
-    return ORJSONResponse(body, status_code=status, media_type="application/problem+json")
+    return JsonResponse(body, status_code=status, media_type="application/problem+json")
 
 
 def _clean(errors: list[Any]) -> list[dict[str, Any]]:
@@ -40,18 +41,18 @@ def _clean(errors: list[Any]) -> list[dict[str, Any]]:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> ORJSONResponse:
+    async def _problem(request: Request, exc: Problem) -> JsonResponse:
         return problem_response(exc.status, exc.detail, request.url.path, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JsonResponse:
         return problem_response(422, "request failed validation", request.url.path, errors=_clean(list(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JsonResponse:
         return problem_response(exc.status_code, str(exc.detail), request.url.path)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
         log.exception("unhandled error on %s", request.url.path)
         return problem_response(503, "temporarily unable to handle the request", request.url.path)

@@ -1,12 +1,10 @@
 """HTTP handlers: parse, call the application layer, map errors. Nothing else."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
@@ -16,6 +14,7 @@ from zapstream_domain import commands as c
 from zapstream_domain.decisions import message_id_for
 from zapstream_domain.errors import InvalidJid
 from zapstream_domain.jids import normalize_jid
+from zapstream_platform.http import JsonResponse
 
 
 class Body(BaseModel):
@@ -51,8 +50,8 @@ class ReadBody(Body):
     session_id: str | None = None
 
 
-def accepted(command_id: str, **extra: Any) -> ORJSONResponse:
-    return ORJSONResponse({"commandId": command_id, "status": "accepted", **extra}, status_code=202)
+def accepted(command_id: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"commandId": command_id, "status": "accepted", **extra}, status_code=202)
 
 
 def _jid_or_422(raw: str) -> str:
@@ -99,42 +98,42 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
         return {"status": "ok"}
 
     @router.post("/sessions", status_code=202)
-    async def create_session(tenant_id: Tenant, request: Request, traceparent: Trace = None) -> ORJSONResponse:
+    async def create_session(tenant_id: Tenant, request: Request, traceparent: Trace = None) -> JsonResponse:
         body = CreateSessionBody.model_validate(await _json_or_empty(request))
         session_id = await bus.register_session(tenant_id)
         command_id = await bus.send(c.CreateSession, tenant_id, session_id, traceparent, name=body.name)
         return accepted(command_id, sessionId=session_id)
 
     @router.get("/sessions")
-    async def list_sessions(tenant_id: Tenant) -> ORJSONResponse:
-        return ORJSONResponse({"sessions": await queries.sessions(tenant_id)})
+    async def list_sessions(tenant_id: Tenant) -> JsonResponse:
+        return JsonResponse({"sessions": await queries.sessions(tenant_id)})
 
     @router.get("/sessions/{session_id}")
-    async def get_session(session_id: str, tenant_id: Tenant) -> ORJSONResponse:
+    async def get_session(session_id: str, tenant_id: Tenant) -> JsonResponse:
         sid = await owned(tenant_id, session_id)
         view = await queries.session(tenant_id, sid)
         if view is None:
             raise Problem(404, "session not found")
-        return ORJSONResponse(view)
+        return JsonResponse(view)
 
     @router.post("/sessions/{session_id}/start", status_code=202)
-    async def start_session(session_id: str, tenant_id: Tenant, traceparent: Trace = None) -> ORJSONResponse:
+    async def start_session(session_id: str, tenant_id: Tenant, traceparent: Trace = None) -> JsonResponse:
         sid = await owned(tenant_id, session_id)
         return accepted(await bus.send(c.StartSession, tenant_id, sid, traceparent), sessionId=sid)
 
     @router.post("/sessions/{session_id}/stop", status_code=202)
-    async def stop_session(session_id: str, tenant_id: Tenant, traceparent: Trace = None) -> ORJSONResponse:
+    async def stop_session(session_id: str, tenant_id: Tenant, traceparent: Trace = None) -> JsonResponse:
         sid = await owned(tenant_id, session_id)
         return accepted(await bus.send(c.StopSession, tenant_id, sid, traceparent), sessionId=sid)
 
     @router.delete("/sessions/{session_id}", status_code=202)
-    async def delete_session(session_id: str, tenant_id: Tenant, traceparent: Trace = None) -> ORJSONResponse:
+    async def delete_session(session_id: str, tenant_id: Tenant, traceparent: Trace = None) -> JsonResponse:
         sid = await owned(tenant_id, session_id)
         return accepted(await bus.send(c.DeleteSession, tenant_id, sid, traceparent), sessionId=sid)
 
     @router.post("/sessions/{session_id}/messages", status_code=202)
     async def send_message(session_id: str, body: SendBody, tenant_id: Tenant,
-                           traceparent: Trace = None) -> ORJSONResponse:
+                           traceparent: Trace = None) -> JsonResponse:
         sid = await owned(tenant_id, session_id)
         command_id = await bus.send(c.SendMessage, tenant_id, sid, traceparent, to=body.to, content=body.content,
                                     reply_to_message_id=body.reply_to_message_id)
@@ -142,7 +141,7 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
 
     @router.post("/chats/{jid}/messages", status_code=202)
     async def send_to_chat(jid: str, body: ChatSendBody, tenant_id: Tenant,
-                           traceparent: Trace = None) -> ORJSONResponse:
+                           traceparent: Trace = None) -> JsonResponse:
         chat = _jid_or_422(jid)
         sid = await session_for(tenant_id, body.session_id)
         command_id = await bus.send(c.SendMessage, tenant_id, sid, traceparent, to=chat, content=body.content,
@@ -150,7 +149,7 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
         return accepted(command_id, sessionId=sid, messageId=c_message_id(command_id))
 
     @router.post("/chats/{jid}/read", status_code=202)
-    async def read_chat(jid: str, body: ReadBody, tenant_id: Tenant, traceparent: Trace = None) -> ORJSONResponse:
+    async def read_chat(jid: str, body: ReadBody, tenant_id: Tenant, traceparent: Trace = None) -> JsonResponse:
         chat = _jid_or_422(jid)
         sid = await session_for(tenant_id, body.session_id)
         command_id = await bus.send(c.ReadMessages, tenant_id, sid, traceparent, chat_jid=chat,
@@ -159,9 +158,9 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
 
     @router.get("/chats")
     async def list_chats(tenant_id: Tenant, session_id: Annotated[str | None, Query(alias="sessionId")] = None
-                         ) -> ORJSONResponse:
+                         ) -> JsonResponse:
         sid = await session_for(tenant_id, session_id)
-        return ORJSONResponse({"sessionId": sid, "chats": await queries.chats(tenant_id, sid)})
+        return JsonResponse({"sessionId": sid, "chats": await queries.chats(tenant_id, sid)})
 
     @router.get("/chats/{jid}/messages")
     async def list_messages(
@@ -170,7 +169,7 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
         session_id: Annotated[str | None, Query(alias="sessionId")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
-    ) -> ORJSONResponse:
+    ) -> JsonResponse:
         chat = _jid_or_422(jid)
         sid = await session_for(tenant_id, session_id)
         try:
@@ -178,14 +177,14 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
         except ValueError as exc:
             raise Problem(422, "invalid cursor") from exc
         items, next_cursor = await queries.messages(tenant_id, sid, chat, limit, position)
-        return ORJSONResponse({"sessionId": sid, "chatJid": chat, "messages": items, "nextCursor": next_cursor})
+        return JsonResponse({"sessionId": sid, "chatJid": chat, "messages": items, "nextCursor": next_cursor})
 
     @router.get("/commands/{command_id}")
-    async def get_command(command_id: Annotated[str, Field(max_length=100)], tenant_id: Tenant) -> ORJSONResponse:
+    async def get_command(command_id: Annotated[str, Field(max_length=100)], tenant_id: Tenant) -> JsonResponse:
         outcome = await queries.command(tenant_id, command_id)
         if outcome is None:
             raise Problem(404, "command not found or still pending")
-        return ORJSONResponse(outcome)
+        return JsonResponse(outcome)
 
     return router
 

@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 
 import asyncpg
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
-from fastapi.responses import ORJSONResponse
 
 from ws_gateway.hub import Client, Hub, pump
 from ws_gateway.settings import Settings
 from zapstream_platform import apikeys
 from zapstream_platform.db import create_pool
 from zapstream_platform.envelope import snapshot
+from zapstream_platform.http import JsonResponse
 from zapstream_platform.readmodels import latest_session
 from zapstream_platform.topics import Topics
 
@@ -44,9 +44,9 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="zapstream ws-gateway", version="0.1.0", lifespan=lifespan)
 
     @app.get("/healthz")
-    async def healthz() -> ORJSONResponse:
+    async def healthz() -> JsonResponse:
         ready = hub.ready.is_set()
-        return ORJSONResponse({"status": "ok" if ready else "starting", "clients": sum(map(len, hub.clients.values()))},
+        return JsonResponse({"status": "ok" if ready else "starting", "clients": sum(map(len, hub.clients.values()))},
                               status_code=200 if ready else 503)
 
     @app.websocket("/ws/sessions")

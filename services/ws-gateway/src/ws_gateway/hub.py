@@ -12,6 +12,8 @@ from collections import defaultdict
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from zapstream_platform.topics import partitions_of
+
 log = logging.getLogger(__name__)
 
 # Bookkeeping events of the runner, not part of the client's contract.
@@ -55,17 +57,16 @@ class Hub:
 
 async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event) -> None:
     """Tail every partition of the event topic from its live end (read-committed)."""
+    partitions = await partitions_of(bootstrap, topic)
+    while not partitions:
+        log.warning("waiting for topic %s", topic)
+        await asyncio.sleep(1)
+        partitions = await partitions_of(bootstrap, topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions:
-            await consumer.topics()  # refreshes metadata
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                await asyncio.sleep(0.5)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_end(*tps)

@@ -1,0 +1,86 @@
+# zapstream developer entry points. `make dev` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export PATH := $(HOME)/.local/bin:$(PATH)
+
+UV      ?= uv
+RUN     := $(UV) run --frozen
+DATA    := .data
+RUNDIR  := $(DATA)/run
+DEMO_KEY ?= zs_live_demo_key_change_me
+DEMO_TENANT ?= demo
+
+SERVICES := wa_simulator projector session_runner command_api ws_gateway
+
+.PHONY: help install infra-up infra-down bootstrap dev dev-down status logs test test-unit test-integration test-e2e lint schemas schemas-check bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+install:  ## install system packages, uv, the Kafka jars and the Python workspace
+	bash infra/bin/bootstrap.sh
+	$(UV) sync --frozen
+
+infra-up: install  ## start Kafka (KRaft) and PostgreSQL on 127.0.0.1
+	bash infra/bin/kafka.sh up
+	bash infra/bin/postgres.sh up
+	bash infra/bin/kafka.sh wait
+	bash infra/bin/postgres.sh wait
+
+infra-down:  ## stop Kafka and PostgreSQL (data stays in .data/)
+	-bash infra/bin/kafka.sh down
+	-bash infra/bin/postgres.sh down
+
+bootstrap: infra-up  ## create topics and apply migrations (idempotent)
+	$(RUN) python -m zapstream_platform bootstrap
+
+dev: bootstrap dev-down  ## start everything: infra, the four services and the WhatsApp simulator
+	@mkdir -p $(RUNDIR)
+	@$(RUN) python -m zapstream_platform create-key --tenant $(DEMO_TENANT) --name demo --key $(DEMO_KEY) >/dev/null
+	@for svc in $(SERVICES); do \
+	  nohup $(RUN) python -m $$svc >$(RUNDIR)/$$svc.log 2>&1 & echo $$! >$(RUNDIR)/$$svc.pid; \
+	done
+	@for url in http://127.0.0.1:8090/control/stats http://127.0.0.1:8080/healthz http://127.0.0.1:8081/healthz; do \
+	  for i in $$(seq 1 60); do curl -fs $$url >/dev/null && break; sleep 0.5; done; \
+	  curl -fs $$url >/dev/null || { echo "not ready: $$url (see $(RUNDIR)/*.log)"; exit 1; }; \
+	done
+	@echo ""
+	@echo "zapstream is up"
+	@echo "  command API   http://127.0.0.1:8080   (OpenAPI: http://127.0.0.1:8080/docs)"
+	@echo "  WebSocket     ws://127.0.0.1:8081/ws/sessions?accessToken=$(DEMO_KEY)"
+	@echo "  simulator     http://127.0.0.1:8090   (POST /control/scan to link a session)"
+	@echo "  Kafka         127.0.0.1:19092   PostgreSQL  postgresql://zapstream:zapstream@127.0.0.1:55432/zapstream"
+	@echo "  demo API key  $(DEMO_KEY)   (tenant '$(DEMO_TENANT)'; send as 'Authorization: Bearer <key>')"
+	@echo "  logs          $(RUNDIR)/*.log      stop with: make dev-down"
+
+dev-down:  ## stop the services started by make dev
+	@for svc in $(SERVICES); do \
+	  if [ -f $(RUNDIR)/$$svc.pid ]; then kill $$(cat $(RUNDIR)/$$svc.pid) 2>/dev/null || true; rm -f $(RUNDIR)/$$svc.pid; fi; \
+	done
+	@pkill -f "python -m (wa_simulator|projector|session_runner|command_api|ws_gateway)$$" 2>/dev/null || true
+
+status:  ## show what is running
+	@bash infra/bin/kafka.sh status || true
+	@bash infra/bin/postgres.sh status || true
+	@for svc in $(SERVICES); do \
+	  if [ -f $(RUNDIR)/$$svc.pid ] && kill -0 $$(cat $(RUNDIR)/$$svc.pid) 2>/dev/null; then echo "$$svc: running"; else echo "$$svc: stopped"; fi; \
+	done
+
+lint:  ## ruff everywhere, mypy strict on the domain
+	$(RUN) ruff check .
+	$(RUN) mypy libs/domain/src
+
+schemas:  ## regenerate schemas/ from the code
+	$(RUN) python -m zapstream_platform.schemagen
+
+schemas-check:
+	$(RUN) python -m zapstream_platform.schemagen --check
+
+test: infra-up lint schemas-check  ## the whole suite against real Kafka and PostgreSQL
+	$(RUN) pytest tests/unit tests/integration tests/e2e
+
+test-unit:  ## pure tests only (no infrastructure)
+	$(RUN) pytest tests/unit
+
+clean: dev-down infra-down  ## stop everything and delete local data
+	rm -rf $(DATA)

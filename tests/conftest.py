@@ -1,0 +1,154 @@
+"""Fixtures shared by every suite.
+
+Integration and e2e tests use the real Kafka broker and PostgreSQL started by
+``make infra-up``. Each test run gets its own topic prefix and a freshly
+migrated ``zapstream_test`` database; each test gets its own tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.integration.conftest_sim import *  # noqa: F403  (simulator process fixtures)
+from tests.support.stack import REPO, Proc, free_port
+from zapstream_platform import apikeys
+from zapstream_platform.db import migrate
+from zapstream_platform.settings import KafkaSettings
+from zapstream_platform.topics import Topics, ensure_topics
+
+ADMIN_DSN = "postgresql://zapstream:zapstream@127.0.0.1:55432/postgres"
+TEST_DSN = "postgresql://zapstream:zapstream@127.0.0.1:55432/zapstream_test"
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def kafka(run_id: str) -> KafkaSettings:
+    return KafkaSettings(topic_prefix=f"zt-{run_id}", partitions=3)
+
+
+@pytest.fixture(scope="session")
+def topics(kafka: KafkaSettings) -> Topics:
+    return Topics.from_settings(kafka)
+
+
+@pytest.fixture(scope="session")
+async def infra(kafka: KafkaSettings) -> str:
+    """A migrated test database and this run's topics; returns the database DSN."""
+    conn = await asyncpg.connect(TEST_DSN)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+    await migrate(TEST_DSN, REPO / "db" / "migrations")
+    await ensure_topics(kafka)
+    return TEST_DSN
+
+
+@pytest.fixture(scope="session")
+async def pg(infra: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(infra, min_size=1, max_size=5)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+@dataclass
+class Stack:
+    api_url: str
+    ws_url: str
+    sim_url: str
+    procs: dict[str, Proc]
+
+    def runner(self, name: str = "runner") -> Proc:
+        return self.procs[name]
+
+
+def service_env(prefix: str, kafka: KafkaSettings, dsn: str | None) -> dict[str, str]:
+    env = {
+        f"{prefix}KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        f"{prefix}KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
+        f"{prefix}KAFKA__PARTITIONS": str(kafka.partitions),
+        f"{prefix}LOG_LEVEL": "INFO",
+    }
+    if dsn:
+        env[f"{prefix}POSTGRES__DSN"] = dsn
+    return env
+
+
+def runner_proc(name: str, kafka: KafkaSettings, sim_url: str, run_id: str) -> Proc:
+    env = service_env("RUNNER_", kafka, None) | {
+        "RUNNER_SIM_URL": sim_url,
+        "RUNNER_GROUP_ID": f"zt-{run_id}-runner",
+        "RUNNER_INSTANCE_ID": name,
+        "RUNNER_SESSION_TIMEOUT_MS": "6000",
+    }
+    return Proc(name, "session_runner", env)
+
+
+@pytest.fixture(scope="session")
+def stack(infra: str, kafka: KafkaSettings, simulator_url: str, run_id: str) -> Iterator[Stack]:
+    api_port, ws_port = free_port(), free_port()
+    procs = {
+        "projector": Proc("projector", "projector", service_env("PROJECTOR_", kafka, infra)
+                          | {"PROJECTOR_GROUP_ID": f"zt-{run_id}-projector"}),
+        "runner": runner_proc("runner", kafka, simulator_url, run_id),
+        "command-api": Proc("command-api", "command_api", service_env("COMMAND_API_", kafka, infra)
+                            | {"COMMAND_API_PORT": str(api_port)}, health=f"http://127.0.0.1:{api_port}/healthz"),
+        "ws-gateway": Proc("ws-gateway", "ws_gateway", service_env("WS_GATEWAY_", kafka, infra)
+                           | {"WS_GATEWAY_PORT": str(ws_port)}, health=f"http://127.0.0.1:{ws_port}/healthz"),
+    }
+    try:
+        for proc in procs.values():
+            proc.start()
+        yield Stack(f"http://127.0.0.1:{api_port}", f"ws://127.0.0.1:{ws_port}", simulator_url, procs)
+    finally:
+        for proc in procs.values():
+            proc.stop()
+
+
+@dataclass
+class Tenant:
+    id: str
+    key: str
+    http: httpx.AsyncClient
+
+
+@pytest.fixture
+async def tenant_factory(pg: asyncpg.Pool, stack: Stack) -> AsyncIterator[object]:
+    clients: list[httpx.AsyncClient] = []
+
+    async def make() -> Tenant:
+        tenant_id = f"t-{uuid.uuid4().hex[:10]}"
+        key = await apikeys.create_key(pg, tenant_id, "test")
+        http = httpx.AsyncClient(base_url=stack.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=15)
+        clients.append(http)
+        return Tenant(tenant_id, key, http)
+
+    yield make
+    for http in clients:
+        await http.aclose()
+
+
+@pytest.fixture
+async def tenant(tenant_factory: object) -> Tenant:
+    return await tenant_factory()  # type: ignore[operator,no-any-return]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath))
+        if "integration" in path.parts:
+            item.add_marker(pytest.mark.integration)
+        elif "e2e" in path.parts:
+            item.add_marker(pytest.mark.e2e)
