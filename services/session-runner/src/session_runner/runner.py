@@ -41,7 +41,12 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
             del self.session_owner[sid]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        new = [tp.partition for tp in assigned if tp.partition not in self.owners]
+        # aiokafka may fetch for a partition while this listener still runs;
+        # paused partitions return nothing until their owner is ready.
+        assert self.consumer is not None
+        fresh = [tp for tp in assigned if tp.partition not in self.owners]
+        self.consumer.pause(*fresh)
+        new = [tp.partition for tp in fresh]
         owners = [
             PartitionOwner(
                 partition=part,
@@ -57,6 +62,7 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
         await asyncio.gather(*(o.start() for o in owners))
         for owner in owners:
             self.owners[owner.partition] = owner
+        self.consumer.resume(*fresh)
 
     # loop ---------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -92,7 +98,10 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def _dispatch(self, tp: TopicPartition, records: list) -> None:  # type: ignore[type-arg]
         owner = self.owners.get(tp.partition)
+        assert self.consumer is not None
         if owner is None:
+            # Never drop records: fetch them again once the partition has an owner.
+            self.consumer.seek(tp, records[0].offset)
             return
         try:
             await owner.handle_commands(records)
