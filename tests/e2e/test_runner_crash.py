@@ -57,7 +57,8 @@ async def test_runner_killed_mid_load_sends_everything_exactly_once(
     # Kafka side: each event exactly once.
     async def settled() -> list:  # type: ignore[type-arg]
         events = [e for e in await read_topic(kafka.bootstrap_servers, topics.session_events) if e.session_id == sid]
-        done = [e for e in events if e.type == "session.command.succeeded"]
+        done = [e for e in events if e.type == "session.command.succeeded"
+                and e.payload["commandType"] == "session.send_message"]
         return events if len(done) >= TOTAL else []
 
     events = await eventually(settled, timeout=60, interval=1)
@@ -68,7 +69,11 @@ async def test_runner_killed_mid_load_sends_everything_exactly_once(
     upserts = Counter(
         m["id"] for e in events if e.type == "session.messages.upsert" for m in e.payload["messages"] if m["fromMe"]
     )
-    succeeded = Counter(e.payload["commandId"] for e in events if e.type == "session.command.succeeded")
+    succeeded = Counter(
+        e.payload["commandId"]
+        for e in events
+        if e.type == "session.command.succeeded" and e.payload["commandType"] == "session.send_message"
+    )
     assert set(intents) == message_ids and max(intents.values()) == 1
     assert set(upserts) == message_ids and max(upserts.values()) == 1
     assert len(succeeded) == TOTAL and max(succeeded.values()) == 1
