@@ -73,8 +73,21 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             await consumer.stop()
 
     async def apply_batch(self, tp: TopicPartition, records: list[Any]) -> None:
+        """Apply records past the stored offset, and move the offset, in one transaction.
+
+        The offset check makes a batch that was fetched before a rebalance, and
+        is applied after the listener seeked back, a no-op instead of a repeat.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
-            for record in records:
+            stored = await conn.fetchval(
+                """SELECT next_offset FROM projector_offsets
+                   WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE""",
+                self.settings.projection, tp.topic, tp.partition,
+            )
+            fresh = [r for r in records if stored is None or r.offset >= stored]
+            if not fresh:
+                return
+            for record in fresh:
                 env = Envelope.from_record(record.value, record.headers)
                 handler = HANDLERS.get(env.type)
                 if handler is not None:
@@ -83,7 +96,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
                 """INSERT INTO projector_offsets (projection, topic, partition, next_offset)
                    VALUES ($1, $2, $3, $4)
                    ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
-                self.settings.projection, tp.topic, tp.partition, records[-1].offset + 1,
+                self.settings.projection, tp.topic, tp.partition, fresh[-1].offset + 1,
             )
 
 

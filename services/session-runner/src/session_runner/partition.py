@@ -94,11 +94,15 @@ class PartitionOwner:
         self._flusher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        # Next command offset this owner may process; records before it were
+        # handled already (a batch fetched before a rebalance can arrive late).
+        self.next_offset = 0
 
     # ----- lifecycle -----------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, committed: int | None) -> None:
         """Fence the previous owner, rebuild state, finish its sends, then connect sessions."""
+        self.next_offset = committed or 0
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             transactional_id=f"{self.group_id}.{self.topics.session_commands}.{self.partition}",
@@ -186,6 +190,9 @@ class PartitionOwner:
         """Process one batch of command records in a single transaction, then run its effects."""
         after = _After()
         async with self.lock:
+            records = [r for r in records if r.offset >= self.next_offset]
+            if self._closing or not records:
+                return
             producer = self._producer()
             await producer.begin_transaction()
             try:
@@ -198,6 +205,7 @@ class PartitionOwner:
             except BaseException:
                 await self._abort_and_reset(producer)
                 raise
+            self.next_offset = records[-1].offset + 1
             if after.sends:
                 await self._send_all(after.sends)
             if after.reads:

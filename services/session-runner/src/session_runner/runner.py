@@ -59,7 +59,8 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
             )
             for part in new
         ]
-        await asyncio.gather(*(o.start() for o in owners))
+        committed = {tp.partition: await self.consumer.committed(tp) for tp in fresh}
+        await asyncio.gather(*(o.start(committed[o.partition]) for o in owners))
         for owner in owners:
             self.owners[owner.partition] = owner
         self.consumer.resume(*fresh)
@@ -108,8 +109,7 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
         except Exception:
             log.exception("batch failed; rewinding partition", extra={"fields": {"partition": tp.partition}})
             assert self.consumer is not None
-            committed = await self.consumer.committed(tp)
-            self.consumer.seek(tp, committed or 0)
+            self.consumer.seek(tp, owner.next_offset)
             await asyncio.sleep(0.5)
 
 

@@ -1,0 +1,441 @@
+"""``SimDriver``: the :class:`WhatsAppDriver` port over the simulator's device WebSocket.
+
+One WebSocket per session at ``/ws/devices/{session_id}``. Requests carry a ``rid``
+and are answered by ``{"op": "result", "rid": ...}`` frames; events arrive as
+``{"op": "event", "seq": N, "type": ...}`` frames.
+
+Per session, a reader task decodes frames (resolving request futures at once) and
+queues events; a dispatcher task awaits the handler for one event at a time. The
+split lets a handler call the driver (send, ack, ...) without deadlocking the reader.
+
+Reconnect semantics:
+
+* The simulator closes with 4000 (fault injection) or the network fails: the handler
+  gets ``Disconnected(seq=0, reason="connection lost: ...")`` and the driver reconnects
+  with exponential backoff; the server then replays every un-acked event and sends
+  ``Connected`` (or QR codes) again.
+* 4001 (another connection for the same device won), 4003 (simulator reset): the handler
+  gets ``Disconnected(seq=0, reason="replaced: ..."/"reset: ...")``; no reconnect.
+* 4002 (logged out): the ``LoggedOut`` event came as a frame just before; no reconnect,
+  no ``Disconnected``.
+* ``disconnect()``/``logout()``/``aclose()``: no ``Disconnected``, no reconnect; events
+  already received are still handed to the handler before the call returns.
+
+Events synthesized by the driver (``Disconnected``) have ``seq=0``: there is nothing to ack.
+``ack`` is best effort and never raises; acks made while reconnecting ride on the
+reconnect (``?ack=N``), so the server replays only what is still un-acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import orjson
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from session_runner.drivers.port import (
+    Connected,
+    Disconnected,
+    DriverError,
+    DriverEvent,
+    EventHandler,
+    HistorySync,
+    IncomingMessage,
+    LoggedOut,
+    PresenceUpdate,
+    QrCode,
+    Receipt,
+    SendResult,
+)
+
+log = logging.getLogger(__name__)
+
+# Close codes of the simulator (wa_simulator.core) that end a session for good.
+_CLOSE_REPLACED = 4001
+_CLOSE_LOGGED_OUT = 4002
+_CLOSE_RESET = 4003
+_TERMINAL_PREFIX = {_CLOSE_REPLACED: "replaced", _CLOSE_RESET: "reset"}
+
+_STOP = object()
+
+
+def _message(frame: dict[str, Any], seq: int) -> IncomingMessage:
+    return IncomingMessage(
+        seq=seq,
+        id=frame["id"],
+        chat_jid=frame["chat"],
+        sender_jid=frame["sender"],
+        from_me=bool(frame.get("fromMe")),
+        timestamp=int(frame["timestamp"]),
+        text=frame.get("text"),
+        reply_to_id=frame.get("replyTo"),
+    )
+
+
+def _history(frame: dict[str, Any], seq: int) -> HistorySync:
+    return HistorySync(
+        seq=seq,
+        sync_type=frame["syncType"],
+        progress=int(frame["progress"]),
+        is_latest=bool(frame["isLatest"]),
+        messages=tuple(_message(m, seq) for m in frame.get("messages") or ()),
+        contacts=tuple((c[0], c[1]) for c in frame.get("contacts") or ()),
+    )
+
+
+_DECODERS: dict[str, Callable[[dict[str, Any], int], DriverEvent]] = {
+    "message": _message,
+    "receipt": lambda f, seq: Receipt(
+        seq=seq,
+        chat_jid=f["chat"],
+        message_ids=tuple(f["ids"]),
+        status=f["status"],
+        timestamp=int(f["timestamp"]),
+    ),
+    "qr": lambda f, seq: QrCode(seq=seq, code=f["code"], expires_at_ms=int(f["expiresAt"])),
+    "connected": lambda f, seq: Connected(seq=seq, phone=f["phone"]),
+    "logged_out": lambda f, seq: LoggedOut(seq=seq, reason=f.get("reason") or ""),
+    "disconnected": lambda f, seq: Disconnected(seq=seq, reason=f.get("reason") or ""),
+    "presence": lambda f, seq: PresenceUpdate(
+        seq=seq, chat_jid=f["chat"], jid=f["jid"], presence=f["presence"], last_seen=f.get("lastSeen")
+    ),
+    "history_sync": _history,
+}
+
+
+def decode_event(frame: dict[str, Any]) -> DriverEvent | None:
+    """Turn an ``{"op": "event"}`` frame into a port event; ``None`` for unknown types."""
+    decoder = _DECODERS.get(frame.get("type", ""))
+    return decoder(frame, int(frame["seq"])) if decoder is not None else None
+
+
+class _Session:
+    __slots__ = (
+        "acked",
+        "closing",
+        "dispatcher",
+        "ended",
+        "events",
+        "handler",
+        "pending",
+        "session_id",
+        "stop_requested",
+        "supervisor",
+        "ws",
+    )
+
+    def __init__(self, session_id: str, handler: EventHandler) -> None:
+        self.session_id = session_id
+        self.handler = handler
+        self.ws: ClientConnection | None = None
+        self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.events: asyncio.Queue[Any] = asyncio.Queue()
+        self.acked = 0
+        self.closing = False  # disconnect()/logout()/aclose() asked for it: no reconnect
+        self.ended = False  # no connection will be made any more
+        self.stop_requested = asyncio.Event()
+        self.supervisor: asyncio.Task[None] | None = None
+        self.dispatcher: asyncio.Task[None] | None = None
+
+
+class SimDriver:
+    """WhatsApp driver talking to the ``wa_simulator`` process."""
+
+    supports_client_message_ids = True
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8090",
+        *,
+        connect_timeout: float = 5.0,
+        request_timeout: float = 10.0,
+        reconnect_initial_delay: float = 0.2,
+        reconnect_max_delay: float = 10.0,
+        ping_interval: float | None = 20.0,
+    ) -> None:
+        parts = urlsplit(base_url)
+        scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+        if scheme is None or not parts.netloc:
+            raise ValueError(f"base_url must be an http(s):// or ws(s):// URL, got {base_url!r}")
+        self._ws_base = urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        self._connect_timeout = connect_timeout
+        self._request_timeout = request_timeout
+        self._reconnect_initial = reconnect_initial_delay
+        self._reconnect_max = reconnect_max_delay
+        self._ping_interval = ping_interval
+        self._sessions: dict[str, _Session] = {}
+        self._rids = itertools.count(1)
+        self._closed = False
+
+    # -------------------------------------------------------------- port calls
+
+    async def connect(self, session_id: str, on_event: EventHandler) -> None:
+        """Open the device's WebSocket; returns once it is open (events follow via ``on_event``)."""
+        if self._closed:
+            raise DriverError("the driver is closed")
+        existing = self._sessions.get(session_id)
+        if existing is not None:
+            if not existing.ended:
+                raise DriverError(f"session {session_id!r} is already connected; disconnect() it first")
+            await self._shutdown(existing)
+        session = _Session(session_id, on_event)
+        self._sessions[session_id] = session
+        try:
+            ws = await self._open(session)
+        except BaseException:
+            if self._sessions.get(session_id) is session:
+                del self._sessions[session_id]
+            raise
+        session.ws = ws
+        session.dispatcher = asyncio.create_task(self._dispatch(session), name=f"sim-dispatch-{session_id}")
+        session.supervisor = asyncio.create_task(self._supervise(session, ws), name=f"sim-read-{session_id}")
+
+    async def pair_code(self, session_id: str, phone: str) -> str:
+        """Ask for a code to type on ``phone``; the device must be connected and not linked."""
+        frame = await self._request(self._live(session_id), {"op": "pair_code", "phone": phone})
+        return str(frame["code"])
+
+    async def send_text(
+        self,
+        session_id: str,
+        to_jid: str,
+        text: str,
+        *,
+        message_id: str,
+        reply_to_id: str | None = None,
+    ) -> SendResult:
+        """Send a text; re-sending an accepted ``message_id`` answers ``duplicate=True`` and delivers nothing."""
+        payload = {"op": "send", "id": message_id, "to": to_jid, "text": text, "replyTo": reply_to_id}
+        frame = await self._request(self._live(session_id), payload)
+        return SendResult(
+            message_id=frame["id"], timestamp=int(frame["timestamp"]), duplicate=bool(frame.get("duplicate"))
+        )
+
+    async def mark_read(self, session_id: str, chat_jid: str, message_ids: list[str]) -> None:
+        """Send read receipts for messages received in ``chat_jid``."""
+        session = self._live(session_id)
+        if message_ids:
+            await self._request(session, {"op": "read", "chat": chat_jid, "ids": list(message_ids)})
+
+    async def ack(self, session_id: str, seq: int) -> None:
+        """Acknowledge every event up to ``seq``; best effort, never raises.
+
+        While the connection is down the ack is remembered and sent with the
+        reconnect. For a session this driver no longer holds it is dropped: a lost
+        ack only means the server redelivers those events later.
+        """
+        session = self._sessions.get(session_id)
+        if session is None or seq <= session.acked:
+            return
+        session.acked = seq
+        ws = session.ws
+        if ws is not None:
+            try:
+                await ws.send(orjson.dumps({"op": "ack", "seq": seq}).decode())
+            except ConnectionClosed:
+                pass  # the reconnect carries it (?ack=)
+
+    async def disconnect(self, session_id: str) -> None:
+        """Close the connection (the device stays linked); a no-op for unknown sessions."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            await self._shutdown(session)
+
+    async def logout(self, session_id: str) -> None:
+        """Unlink the device; the handler receives ``LoggedOut`` before this returns."""
+        session = self._live(session_id)
+        await self._request(session, {"op": "logout"})
+        # The server sends LoggedOut, then closes with 4002; wait so that event is queued.
+        if session.supervisor is not None:
+            await asyncio.wait([session.supervisor], timeout=self._request_timeout)
+        await self._shutdown(session)
+
+    async def aclose(self) -> None:
+        """Close every session; the driver cannot be used afterwards."""
+        self._closed = True
+        await asyncio.gather(*(self._shutdown(s) for s in list(self._sessions.values())))
+
+    # --------------------------------------------------------------- internals
+
+    def _live(self, session_id: str) -> _Session:
+        session = self._sessions.get(session_id)
+        if session is None or session.ended or session.closing:
+            raise DriverError(f"session {session_id!r} is not connected; call connect() first")
+        if session.ws is None:
+            raise DriverError(f"session {session_id!r} is not connected (reconnecting); retry later")
+        return session
+
+    async def _open(self, session: _Session) -> ClientConnection:
+        url = f"{self._ws_base}/ws/devices/{quote(session.session_id, safe='')}"
+        if session.acked:
+            url += f"?ack={session.acked}"
+        try:
+            return await ws_connect(
+                url,
+                open_timeout=self._connect_timeout,
+                ping_interval=self._ping_interval,
+                ping_timeout=self._ping_interval,
+                close_timeout=min(self._request_timeout, 5.0),
+                compression=None,  # small JSON frames: deflate costs more CPU than it saves
+                proxy=None,  # the simulator is local; never route it through an environment proxy
+                max_size=16 * 1024 * 1024,
+            )
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            raise DriverError(f"cannot reach the WhatsApp simulator at {url}: {exc!r}") from exc
+
+    async def _request(self, session: _Session, payload: dict[str, Any]) -> dict[str, Any]:
+        ws = session.ws
+        op = payload["op"]
+        if ws is None:
+            raise DriverError(f"session {session.session_id!r} is not connected")
+        rid = str(next(self._rids))
+        payload["rid"] = rid
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        session.pending[rid] = future
+        try:
+            try:
+                await ws.send(orjson.dumps(payload).decode())
+            except ConnectionClosed as exc:
+                raise DriverError(
+                    f"session {session.session_id!r}: connection lost while sending {op}"
+                ) from exc
+            try:
+                async with asyncio.timeout(self._request_timeout):
+                    frame = await future
+            except TimeoutError:
+                raise DriverError(
+                    f"session {session.session_id!r}: no answer to {op} within {self._request_timeout}s"
+                ) from None
+        finally:
+            session.pending.pop(rid, None)
+        if not frame.get("ok"):
+            raise DriverError(f"session {session.session_id!r}: simulator refused {op}: {frame.get('error')}")
+        return frame
+
+    def _fail_pending(self, session: _Session) -> None:
+        for future in session.pending.values():
+            if not future.done():
+                future.set_exception(
+                    DriverError(
+                        f"session {session.session_id!r}: connection lost before the answer arrived; "
+                        "the outcome is unknown (re-send with the same message_id)"
+                    )
+                )
+        session.pending.clear()
+
+    async def _read(self, session: _Session, ws: ClientConnection) -> tuple[int, str]:
+        """Read frames until the connection closes; returns (close code, reason)."""
+        try:
+            async for raw in ws:
+                try:
+                    frame = orjson.loads(raw)
+                    op = frame.get("op")
+                    if op == "event":
+                        event = decode_event(frame)
+                        if event is None:
+                            log.warning("session %s: ignoring unknown event %r", session.session_id, frame)
+                        else:
+                            session.events.put_nowait(event)
+                    elif op == "result":
+                        future = session.pending.pop(str(frame.get("rid")), None)
+                        if future is not None and not future.done():
+                            future.set_result(frame)
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+                    log.warning("session %s: ignoring malformed frame %r", session.session_id, raw)
+        except ConnectionClosed:
+            pass
+        await ws.close()  # idempotent; makes sure the transport is released
+        return ws.close_code or 1006, ws.close_reason or ""
+
+    async def _supervise(self, session: _Session, ws: ClientConnection) -> None:
+        """Own the session's connection: read it, and reconnect after unexpected drops."""
+        try:
+            while True:
+                code, reason = await self._read(session, ws)
+                session.ws = None
+                self._fail_pending(session)
+                if session.closing or code == _CLOSE_LOGGED_OUT:
+                    return
+                prefix = _TERMINAL_PREFIX.get(code)
+                if prefix is not None:
+                    session.events.put_nowait(Disconnected(seq=0, reason=f"{prefix}: {reason}"))
+                    return
+                session.events.put_nowait(
+                    Disconnected(seq=0, reason=f"connection lost: {reason or f'close code {code}'}")
+                )
+                reconnected = await self._reconnect(session)
+                if reconnected is None:
+                    return
+                ws = reconnected
+        finally:
+            session.ended = True
+            session.ws = None
+            self._fail_pending(session)
+            session.events.put_nowait(_STOP)
+
+    async def _reconnect(self, session: _Session) -> ClientConnection | None:
+        delay = self._reconnect_initial
+        while True:
+            try:
+                # Jitter spreads a herd of sessions reconnecting after a simulator restart.
+                async with asyncio.timeout(delay * random.uniform(0.5, 1.0)):
+                    await session.stop_requested.wait()
+                return None
+            except TimeoutError:
+                pass
+            sent_ack = session.acked
+            try:
+                ws = await self._open(session)
+            except DriverError as exc:
+                log.info("session %s: reconnect failed: %s", session.session_id, exc)
+                delay = min(delay * 2, self._reconnect_max)
+                continue
+            if session.closing:
+                await ws.close()
+                return None
+            session.ws = ws
+            if session.acked > sent_ack:  # acked while the handshake was in flight
+                try:
+                    await ws.send(orjson.dumps({"op": "ack", "seq": session.acked}).decode())
+                except ConnectionClosed:
+                    pass
+            return ws
+
+    async def _dispatch(self, session: _Session) -> None:
+        while True:
+            event = await session.events.get()
+            if event is _STOP:
+                # A session the server ended (replaced, logged out, reset) frees its slot by itself.
+                if self._sessions.get(session.session_id) is session:
+                    del self._sessions[session.session_id]
+                return
+            try:
+                await session.handler(session.session_id, event)
+            except Exception:
+                # Keep the stream going; the un-acked event comes back on the next reconnect.
+                log.exception("session %s: event handler failed on %r", session.session_id, event)
+
+    async def _shutdown(self, session: _Session) -> None:
+        session.closing = True
+        session.stop_requested.set()
+        ws = session.ws
+        if ws is not None:
+            await ws.close()
+        if session.supervisor is not None:
+            _done, pending = await asyncio.wait([session.supervisor], timeout=self._connect_timeout + 1)
+            if pending:
+                session.supervisor.cancel()
+                await asyncio.wait([session.supervisor])
+        # Drain what was received; skip when called from the handler itself (it would wait on itself).
+        if session.dispatcher is not None and session.dispatcher is not asyncio.current_task():
+            await asyncio.wait([session.dispatcher])
+        if self._sessions.get(session.session_id) is session:
+            del self._sessions[session.session_id]
