@@ -125,6 +125,8 @@ class _Session:
         "ended",
         "events",
         "handler",
+        "open_error",
+        "opened",
         "pending",
         "session_id",
         "stop_requested",
@@ -142,6 +144,8 @@ class _Session:
         self.closing = False  # disconnect()/logout()/aclose() asked for it: no reconnect
         self.ended = False  # no connection will be made any more
         self.stop_requested = asyncio.Event()
+        self.opened = asyncio.Event()  # the first connection attempt finished, for better or worse
+        self.open_error: DriverError | None = None
         self.supervisor: asyncio.Task[None] | None = None
         self.dispatcher: asyncio.Task[None] | None = None
 
@@ -178,22 +182,38 @@ class SimDriver:
     # -------------------------------------------------------------- port calls
 
     async def connect(self, session_id: str, on_event: EventHandler) -> None:
-        """Open the device's WebSocket; returns once it is open (events follow via ``on_event``)."""
+        """Open the device's WebSocket; returns once it is open (events follow via ``on_event``).
+
+        Calling it again for a live (or reconnecting) session with the same handler is a
+        no-op; with another handler it raises :class:`DriverError`.
+        """
         if self._closed:
             raise DriverError("the driver is closed")
         existing = self._sessions.get(session_id)
         if existing is not None:
-            if not existing.ended:
-                raise DriverError(f"session {session_id!r} is already connected; disconnect() it first")
+            if not existing.ended and not existing.closing:
+                if existing.handler == on_event:
+                    await existing.opened.wait()  # a concurrent first connect may still be in flight
+                    if existing.open_error is not None:
+                        raise existing.open_error
+                    return
+                raise DriverError(
+                    f"session {session_id!r} is already connected with another handler; disconnect() it first"
+                )
             await self._shutdown(existing)
         session = _Session(session_id, on_event)
         self._sessions[session_id] = session
         try:
             ws = await self._open(session)
-        except BaseException:
+        except BaseException as exc:
+            session.open_error = (
+                exc if isinstance(exc, DriverError) else DriverError(f"connect aborted: {exc!r}")
+            )
             if self._sessions.get(session_id) is session:
                 del self._sessions[session_id]
             raise
+        finally:
+            session.opened.set()
         session.ws = ws
         session.dispatcher = asyncio.create_task(self._dispatch(session), name=f"sim-dispatch-{session_id}")
         session.supervisor = asyncio.create_task(self._supervise(session, ws), name=f"sim-read-{session_id}")

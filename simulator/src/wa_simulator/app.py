@@ -1,0 +1,310 @@
+"""HTTP and WebSocket front of the simulator (FastAPI).
+
+Device protocol (JSON text frames, orjson):
+
+* device → server: ``{"op": "send"|"read"|"pair_code"|"disconnect"|"logout", "rid": ..., ...}``
+  answered by ``{"op": "result", "rid": ..., "ok": bool, ...}``; ``{"op": "ack", "seq": N}`` has no answer.
+* server → device: ``{"op": "event", "seq": N, "type": ..., ...}``.
+* connect with ``?ack=N`` to acknowledge up to ``N`` before the replay starts.
+* close codes: 4000 dropped (reconnect), 4001 replaced by a newer connection,
+  4002 logged out, 4003 simulator reset (those three: do not reconnect).
+
+Control endpoints under ``/control`` drive the world for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from wa_simulator.config import Settings
+from wa_simulator.core import CLOSE_NORMAL, Link, SimError, Simulator
+from wa_simulator.scheduling import AsyncioScheduler
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class OrjsonResponse(Response):
+    """JSON response rendered with orjson."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+
+class ScanBody(_Body):
+    phone: str
+    session_id: str | None = Field(default=None, alias="sessionId")
+    qr: str | None = None
+    name: str | None = None
+
+
+class PairBody(_Body):
+    code: str
+    name: str | None = None
+
+
+class ReasonBody(_Body):
+    reason: str | None = None
+
+
+class LatencyBody(_Body):
+    ms: int = Field(ge=0)
+
+
+class InjectBody(_Body):
+    sender: str = Field(alias="from")
+    to: str
+    text: str
+    id: str | None = None
+    reply_to: str | None = Field(default=None, alias="replyTo")
+
+
+class ContactBody(_Body):
+    auto_reply: bool | None = Field(default=None, alias="autoReply")
+    auto_read: bool | None = Field(default=None, alias="autoRead")
+    typing: bool | None = None
+    name: str | None = None
+
+
+async def _body(request: Request, model: type[M]) -> M:
+    # FastAPI's own body parsing goes through the stdlib json module; orjson is the project's codec.
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw) if raw.strip() else {}
+        return model.model_validate(data)
+    except orjson.JSONDecodeError as exc:
+        raise SimError(f"invalid JSON body: {exc}") from None
+    except ValidationError as exc:
+        raise SimError(f"invalid body: {exc.errors(include_url=False, include_context=False)}") from None
+
+
+class WsLink:
+    """A device connection: frames are queued and written by one task, so the core never awaits."""
+
+    __slots__ = ("_closing", "_queue", "_ws")
+
+    def __init__(self, ws: WebSocket) -> None:
+        self._ws = ws
+        self._queue: asyncio.Queue[bytes | tuple[int, str] | None] = asyncio.Queue()
+        self._closing = False
+
+    def push(self, frame: bytes) -> None:
+        if not self._closing:
+            self._queue.put_nowait(frame)
+
+    def close(self, code: int, reason: str) -> None:
+        if not self._closing:
+            self._closing = True
+            self._queue.put_nowait((code, reason))
+
+    def stop(self) -> None:
+        """The peer is gone: let the writer finish without closing."""
+        self._closing = True
+        self._queue.put_nowait(None)
+
+    async def run_writer(self) -> None:
+        ws = self._ws
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is None:
+                    return
+                if isinstance(item, bytes):
+                    await ws.send_text(item.decode())
+                else:
+                    await ws.close(code=item[0], reason=item[1])
+                    return
+        except Exception as exc:  # the client vanished mid-write; the reader loop cleans up
+            log.debug("device writer stopped: %r", exc)
+
+
+def _process(sim: Simulator, session_id: str, link: Link, frame: dict[str, Any]) -> None:
+    op = frame.get("op")
+    rid = frame.get("rid")
+    after: Callable[[], None] | None = None
+    result: dict[str, Any] = {}
+    try:
+        if not sim.is_current(session_id, link):
+            raise SimError("this connection was replaced or closed")
+        if op == "send":
+            msg, duplicate = sim.send(
+                session_id,
+                msg_id=frame.get("id"),
+                to_jid=frame.get("to"),
+                text=frame.get("text"),
+                reply_to=frame.get("replyTo"),
+            )
+            result = {"id": msg.id, "timestamp": msg.timestamp, "duplicate": duplicate}
+        elif op == "read":
+            result = {"ids": sim.mark_read(session_id, frame.get("chat"), frame.get("ids"))}
+        elif op == "pair_code":
+            result = {"code": sim.request_pair_code(session_id, frame.get("phone"))}
+        elif op == "disconnect":
+            after = lambda: sim.drop(session_id, "disconnected by device", CLOSE_NORMAL)  # noqa: E731
+        elif op == "logout":
+            sim.check_linked(session_id)
+            after = lambda: sim.logout(session_id, "logged out by device")  # noqa: E731
+        else:
+            raise SimError(f"unknown op {op!r}")
+    except SimError as exc:
+        reply: dict[str, Any] = {"op": "result", "rid": rid, "ok": False, "error": str(exc)}
+    except Exception as exc:
+        log.exception("device op %r failed", op)
+        reply = {"op": "result", "rid": rid, "ok": False, "error": f"internal error: {exc!r}"}
+    else:
+        reply = {"op": "result", "rid": rid, "ok": True, **result}
+    # The answer goes out before the close/LoggedOut that `after` triggers.
+    link.push(orjson.dumps(reply))
+    if after is not None:
+        after()
+
+
+def _handle_frame(sim: Simulator, session_id: str, link: Link, raw: str | bytes) -> None:
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        link.push(orjson.dumps({"op": "result", "rid": None, "ok": False, "error": "invalid JSON frame"}))
+        return
+    if not isinstance(frame, dict):
+        link.push(
+            orjson.dumps({"op": "result", "rid": None, "ok": False, "error": "frame must be an object"})
+        )
+        return
+    op = frame.get("op")
+    if op == "ack":
+        seq = frame.get("seq")
+        if isinstance(seq, int):
+            sim.ack(session_id, seq, link)
+        return
+    if op == "send" and sim.latency_ms > 0:
+        # Timers with equal delays fire in order, so per-device send order is kept.
+        asyncio.get_running_loop().call_later(sim.latency_ms / 1000, _process, sim, session_id, link, frame)
+        return
+    _process(sim, session_id, link, frame)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the simulator application (state lives in ``app.state.sim``)."""
+    settings = settings or Settings()
+    sim = Simulator(settings, AsyncioScheduler())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        sim.shutdown()
+
+    app = FastAPI(title="wa-simulator", default_response_class=OrjsonResponse, lifespan=lifespan)
+    app.state.sim = sim
+
+    @app.exception_handler(SimError)
+    async def sim_error(_request: Request, exc: SimError) -> OrjsonResponse:
+        return OrjsonResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.websocket("/ws/devices/{session_id}")
+    async def device_socket(ws: WebSocket, session_id: str) -> None:
+        await ws.accept()
+        link = WsLink(ws)
+        writer = asyncio.create_task(link.run_writer())
+        raw_ack = ws.query_params.get("ack")
+        ack = int(raw_ack) if raw_ack is not None and raw_ack.isdigit() else None
+        sim.attach(session_id, link, ack)
+        try:
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                raw = message.get("text")
+                if raw is None:
+                    raw = message.get("bytes")
+                if raw is not None:
+                    _handle_frame(sim, session_id, link, raw)
+        except Exception as exc:
+            log.debug("device %s reader stopped: %r", session_id, exc)
+        finally:
+            sim.detach(session_id, link)
+            link.stop()
+            _done, pending = await asyncio.wait([writer], timeout=2.0)
+            for task in pending:
+                task.cancel()
+
+    @app.post("/control/scan")
+    async def scan(request: Request) -> OrjsonResponse:
+        body = await _body(request, ScanBody)
+        device = sim.scan(body.phone, session_id=body.session_id, qr=body.qr, name=body.name)
+        return OrjsonResponse(device.as_dict())
+
+    @app.post("/control/pair")
+    async def pair(request: Request) -> OrjsonResponse:
+        body = await _body(request, PairBody)
+        return OrjsonResponse(sim.pair(body.code, body.name).as_dict())
+
+    @app.get("/control/devices/{session_id}")
+    async def device(session_id: str) -> OrjsonResponse:
+        return OrjsonResponse(sim.device_info(session_id))
+
+    @app.post("/control/devices/{session_id}/drop")
+    async def drop(session_id: str, request: Request) -> OrjsonResponse:
+        body = await _body(request, ReasonBody)
+        sim.drop(session_id, body.reason or "connection dropped by the simulator")
+        return OrjsonResponse(sim.device_info(session_id))
+
+    @app.post("/control/devices/{session_id}/logout")
+    async def logout(session_id: str, request: Request) -> OrjsonResponse:
+        body = await _body(request, ReasonBody)
+        sim.logout(session_id, body.reason or "logged out from the phone")
+        return OrjsonResponse(sim.device_info(session_id))
+
+    @app.post("/control/latency")
+    async def latency(request: Request) -> OrjsonResponse:
+        body = await _body(request, LatencyBody)
+        sim.set_latency(body.ms)
+        return OrjsonResponse({"ms": sim.latency_ms})
+
+    @app.post("/control/inject")
+    async def inject(request: Request) -> OrjsonResponse:
+        body = await _body(request, InjectBody)
+        msg, duplicate = sim.inject(body.sender, body.to, body.text, msg_id=body.id, reply_to=body.reply_to)
+        return OrjsonResponse({**msg.as_dict(), "duplicate": duplicate})
+
+    @app.post("/control/contacts/{phone}")
+    async def contact(phone: str, request: Request) -> OrjsonResponse:
+        body = await _body(request, ContactBody)
+        updated = sim.set_contact(
+            phone, auto_reply=body.auto_reply, auto_read=body.auto_read, typing=body.typing, name=body.name
+        )
+        return OrjsonResponse(updated.as_dict())
+
+    @app.get("/control/accounts/{phone}/inbox")
+    async def inbox(phone: str) -> OrjsonResponse:
+        return OrjsonResponse({"phone": phone, "messages": sim.inbox(phone)})
+
+    @app.get("/control/accounts/{phone}/outbox")
+    async def outbox(phone: str) -> OrjsonResponse:
+        return OrjsonResponse({"phone": phone, "messages": sim.outbox(phone)})
+
+    @app.get("/control/stats")
+    async def stats() -> OrjsonResponse:
+        return OrjsonResponse(sim.stats_view())
+
+    @app.post("/control/reset")
+    async def reset() -> OrjsonResponse:
+        sim.reset()
+        return OrjsonResponse({"ok": True})
+
+    return app

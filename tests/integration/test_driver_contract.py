@@ -1,0 +1,617 @@
+"""Contract suite of the ``WhatsAppDriver`` port: every adapter must pass it.
+
+The ``driver_factory`` fixture is parametrized by adapter name (``ADAPTERS``). An
+adapter builds drivers and plays "the rest of the world" (a phone scanning a QR,
+a contact writing, the network failing). To add ``neonize``: write a
+``NeonizeAdapter`` with the same methods, add it to ``ADAPTERS`` and
+``driver_factory``; world actions it cannot automate call ``pytest.skip``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import pytest
+
+from session_runner.drivers.port import (
+    Connected,
+    Disconnected,
+    DriverError,
+    DriverEvent,
+    HistorySync,
+    IncomingMessage,
+    LoggedOut,
+    PresenceUpdate,
+    QrCode,
+    Receipt,
+    WhatsAppDriver,
+)
+from session_runner.drivers.sim import SimDriver
+from tests.integration.conftest_sim import (
+    SimControl,
+    free_port,
+    jid,
+    new_phone,
+    new_session_id,
+    start_simulator,
+    stop_simulator,
+    wait_ready,
+)
+
+pytestmark = pytest.mark.integration
+
+ADAPTERS = ["sim"]
+
+E = TypeVar("E")
+
+
+class Recorder:
+    """An event handler that keeps every event and lets tests wait for one."""
+
+    def __init__(self) -> None:
+        self.events: list[DriverEvent] = []
+        self.session_ids: set[str] = set()
+        self._changed = asyncio.Event()
+
+    async def __call__(self, session_id: str, event: DriverEvent) -> None:
+        self.session_ids.add(session_id)
+        self.events.append(event)
+        self._changed.set()
+
+    def position(self, event: DriverEvent) -> int:
+        """Index of this very event (re-deliveries are equal by value, so ``list.index`` won't do)."""
+        return next(i for i, e in enumerate(self.events) if e is event)
+
+    def of(self, kind: type[E]) -> list[E]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def wait_for(
+        self, kind: type[E], pred: Callable[[E], bool] | None = None, *, since: int = 0, timeout: float = 5.0
+    ) -> E:
+        """The first event of ``kind`` (matching ``pred``) at index ``since`` or later."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for event in self.events[since:]:
+                if isinstance(event, kind) and (pred is None or pred(event)):
+                    return event
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"no {kind.__name__} within {timeout}s; got {self.events!r}")
+            self._changed.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
+            except TimeoutError:
+                pass
+
+
+class Adapter(Protocol):
+    """What the contract suite needs from an adapter under test."""
+
+    name: str
+
+    def driver(self, request_timeout: float = 5.0) -> WhatsAppDriver: ...
+    def unreachable_driver(self) -> WhatsAppDriver: ...
+    def new_phone(self) -> str: ...
+    def new_session_id(self) -> str: ...
+    async def scan_qr(self, code: str, phone: str) -> None: ...
+    async def pair(self, code: str) -> None: ...
+    async def contact_says(self, contact: str, to: str, text: str) -> str: ...
+    async def configure_contact(self, phone: str, **flags: bool) -> None: ...
+    async def received_by(self, phone: str) -> list[dict[str, Any]]: ...
+    async def drop(self, session_id: str) -> None: ...
+    async def logout_from_phone(self, session_id: str) -> None: ...
+    async def slow_network(self, ms: int) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+class SimAdapter:
+    """The simulator adapter: ``SimDriver`` plus the simulator's control API as the world."""
+
+    name = "sim"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.control = SimControl(url)
+        self._drivers: list[WhatsAppDriver] = []
+
+    def driver(self, request_timeout: float = 5.0) -> WhatsAppDriver:
+        driver = SimDriver(
+            self.url,
+            connect_timeout=2.0,
+            request_timeout=request_timeout,
+            reconnect_initial_delay=0.05,
+            reconnect_max_delay=0.5,
+        )
+        self._drivers.append(driver)
+        return driver
+
+    def unreachable_driver(self) -> WhatsAppDriver:
+        driver = SimDriver(f"http://127.0.0.1:{free_port()}", connect_timeout=1.0)
+        self._drivers.append(driver)
+        return driver
+
+    def new_phone(self) -> str:
+        return new_phone()
+
+    def new_session_id(self) -> str:
+        return new_session_id("contract")
+
+    async def scan_qr(self, code: str, phone: str) -> None:
+        await self.control.scan(phone, qr=code)
+
+    async def pair(self, code: str) -> None:
+        await self.control.pair(code)
+
+    async def contact_says(self, contact: str, to: str, text: str) -> str:
+        return str((await self.control.inject(contact, to, text))["id"])
+
+    async def configure_contact(self, phone: str, **flags: bool) -> None:
+        await self.control.contact(phone, **flags)
+
+    async def received_by(self, phone: str) -> list[dict[str, Any]]:
+        return await self.control.inbox(phone)
+
+    async def drop(self, session_id: str) -> None:
+        await self.control.drop(session_id)
+
+    async def logout_from_phone(self, session_id: str) -> None:
+        await self.control.logout(session_id)
+
+    async def slow_network(self, ms: int) -> None:
+        await self.control.latency(ms)
+
+    async def aclose(self) -> None:
+        for driver in self._drivers:
+            await driver.aclose()
+        await self.control.aclose()
+
+
+@pytest.fixture(params=ADAPTERS)
+def adapter_name(request: pytest.FixtureRequest) -> str:
+    # Adapter resources that are themselves fixtures are resolved here, in sync context.
+    if request.param == "sim":
+        request.getfixturevalue("simulator_url")
+    return str(request.param)
+
+
+@pytest.fixture
+async def driver_factory(adapter_name: str, request: pytest.FixtureRequest) -> AsyncIterator[Adapter]:
+    """The adapter under test; every driver it builds is closed after the test."""
+    if adapter_name == "sim":
+        adapter: Adapter = SimAdapter(request.getfixturevalue("simulator_url"))
+    else:
+        raise ValueError(f"unknown adapter {adapter_name!r}")
+    try:
+        yield adapter
+    finally:
+        await adapter.aclose()
+
+
+@dataclass
+class Linked:
+    driver: WhatsAppDriver
+    rec: Recorder
+    sid: str
+    phone: str
+
+
+async def link(factory: Adapter) -> Linked:
+    """Connect a new session and link it by scanning its QR."""
+    driver, rec, sid, phone = factory.driver(), Recorder(), factory.new_session_id(), factory.new_phone()
+    await driver.connect(sid, rec)
+    qr = await rec.wait_for(QrCode)
+    await factory.scan_qr(qr.code, phone)
+    await rec.wait_for(Connected)
+    return Linked(driver, rec, sid, phone)
+
+
+def with_id(msg_id: str) -> Callable[[IncomingMessage], bool]:
+    return lambda m: m.id == msg_id
+
+
+def new_message_id() -> str:
+    return "ZS" + uuid.uuid4().hex.upper()
+
+
+# ---------------------------------------------------------------------- linking
+
+
+async def test_connect_unlinked_device_emits_qr(driver_factory: Adapter) -> None:
+    driver, rec, sid = driver_factory.driver(), Recorder(), driver_factory.new_session_id()
+    await driver.connect(sid, rec)
+    qr = await rec.wait_for(QrCode)
+    assert qr.code
+    assert qr.seq > 0
+    assert qr.expires_at_ms > time.time() * 1000
+    assert rec.session_ids == {sid}
+
+
+async def test_scanning_the_qr_links_the_device_and_syncs_history(driver_factory: Adapter) -> None:
+    driver, rec, sid, phone = (
+        driver_factory.driver(),
+        Recorder(),
+        driver_factory.new_session_id(),
+        driver_factory.new_phone(),
+    )
+    await driver.connect(sid, rec)
+    qr = await rec.wait_for(QrCode)
+    await driver_factory.scan_qr(qr.code, phone)
+    connected = await rec.wait_for(Connected)
+    assert connected.phone == phone
+    history = await rec.wait_for(HistorySync)
+    assert history.is_latest
+    assert history.seq > connected.seq
+    assert all(isinstance(m, IncomingMessage) for m in history.messages)
+    assert all(c_jid.endswith("@s.whatsapp.net") for c_jid, _name in history.contacts)
+
+
+async def test_pair_code_links_the_device(driver_factory: Adapter) -> None:
+    driver, rec, sid, phone = (
+        driver_factory.driver(),
+        Recorder(),
+        driver_factory.new_session_id(),
+        driver_factory.new_phone(),
+    )
+    await driver.connect(sid, rec)
+    await rec.wait_for(QrCode)
+    code = await driver.pair_code(sid, phone)
+    assert re.fullmatch(r"[A-Z0-9]{4}-[A-Z0-9]{4}", code)
+    await driver_factory.pair(code)
+    assert (await rec.wait_for(Connected)).phone == phone
+
+
+# -------------------------------------------------------------------- messaging
+
+
+async def test_send_to_scripted_contact_gets_receipts_and_a_reply(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact, msg_id = driver_factory.new_phone(), new_message_id()
+
+    result = await a.driver.send_text(a.sid, jid(contact), "hello", message_id=msg_id)
+
+    assert result.message_id == msg_id
+    assert result.timestamp > 0
+    assert result.duplicate is False
+    delivered = await a.rec.wait_for(Receipt, lambda r: msg_id in r.message_ids and r.status == "delivered")
+    read = await a.rec.wait_for(Receipt, lambda r: msg_id in r.message_ids and r.status == "read")
+    assert delivered.chat_jid == read.chat_jid == jid(contact)
+    assert 0 < delivered.seq < read.seq
+    reply = await a.rec.wait_for(IncomingMessage, lambda m: m.reply_to_id == msg_id)
+    assert reply.chat_jid == reply.sender_jid == jid(contact)
+    assert reply.from_me is False
+    assert reply.text and "hello" in reply.text
+    received = await driver_factory.received_by(contact)
+    assert [(m["id"], m["from"], m["text"], m["count"]) for m in received] == [(msg_id, a.phone, "hello", 1)]
+
+
+async def test_resend_with_same_id_is_duplicate_and_delivered_once(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact, msg_id = driver_factory.new_phone(), new_message_id()
+    await driver_factory.configure_contact(contact, auto_reply=False, auto_read=False)
+
+    first = await a.driver.send_text(a.sid, jid(contact), "once", message_id=msg_id)
+    again = await a.driver.send_text(a.sid, jid(contact), "once", message_id=msg_id)
+
+    assert first.duplicate is False
+    assert again.duplicate is True
+    assert (again.message_id, again.timestamp) == (first.message_id, first.timestamp)
+    received = await driver_factory.received_by(contact)
+    assert len(received) == 1
+    assert received[0]["id"] == msg_id
+    assert received[0]["count"] == 1
+    assert received[0]["attempts"] == 2
+
+
+async def test_send_whose_answer_was_lost_can_be_resent_safely(driver_factory: Adapter) -> None:
+    """The crash story: the outcome of a send is unknown, so it is sent again with the same id."""
+    a = await link(driver_factory)
+    impatient = driver_factory.driver(request_timeout=0.2)
+    await a.driver.disconnect(a.sid)
+    rec = Recorder()
+    await impatient.connect(a.sid, rec)
+    await rec.wait_for(Connected)
+    contact, msg_id = driver_factory.new_phone(), new_message_id()
+    await driver_factory.configure_contact(contact, auto_reply=False)
+
+    await driver_factory.slow_network(400)
+    try:
+        with pytest.raises(DriverError, match="no answer"):
+            await impatient.send_text(a.sid, jid(contact), "maybe", message_id=msg_id)
+    finally:
+        await driver_factory.slow_network(0)
+    await asyncio.sleep(0.4)  # the server did get it, late
+    again = await impatient.send_text(a.sid, jid(contact), "maybe", message_id=msg_id)
+
+    assert again.duplicate is True
+    [entry] = await driver_factory.received_by(contact)
+    assert (entry["id"], entry["count"], entry["attempts"]) == (msg_id, 1, 2)
+
+
+async def test_concurrent_sends_are_answered_each_with_its_own_result(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact = driver_factory.new_phone()
+    await driver_factory.configure_contact(contact, auto_reply=False, auto_read=False)
+    ids = [new_message_id() for _ in range(50)]
+
+    results = await asyncio.gather(
+        *(a.driver.send_text(a.sid, jid(contact), f"n{i}", message_id=m) for i, m in enumerate(ids))
+    )
+
+    assert [r.message_id for r in results] == ids
+    assert {m["id"] for m in await driver_factory.received_by(contact)} == set(ids)
+
+
+async def test_message_between_accounts_and_read_receipt(driver_factory: Adapter) -> None:
+    a, b = await link(driver_factory), await link(driver_factory)
+    msg_id = new_message_id()
+
+    await a.driver.send_text(a.sid, jid(b.phone), "ping", message_id=msg_id)
+
+    incoming = await b.rec.wait_for(IncomingMessage, lambda m: m.id == msg_id)
+    assert (incoming.chat_jid, incoming.sender_jid, incoming.from_me) == (jid(a.phone), jid(a.phone), False)
+    assert incoming.text == "ping"
+    await a.rec.wait_for(Receipt, lambda r: msg_id in r.message_ids and r.status == "delivered")
+
+    await b.driver.mark_read(b.sid, incoming.chat_jid, [msg_id])
+
+    read = await a.rec.wait_for(Receipt, lambda r: msg_id in r.message_ids and r.status == "read")
+    assert read.chat_jid == jid(b.phone)
+
+
+async def test_mark_read_of_a_contact_message(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact = driver_factory.new_phone()
+    msg_id = await driver_factory.contact_says(contact, a.phone, "are you there?")
+    incoming = await a.rec.wait_for(IncomingMessage, lambda m: m.id == msg_id)
+    assert (incoming.chat_jid, incoming.from_me, incoming.text) == (jid(contact), False, "are you there?")
+
+    await a.driver.mark_read(a.sid, incoming.chat_jid, [msg_id])
+
+    [entry] = [m for m in await driver_factory.received_by(a.phone) if m["id"] == msg_id]
+    assert entry["read"] is True
+
+
+async def test_handler_may_call_the_driver(driver_factory: Adapter) -> None:
+    """The handler is awaited in order, yet can send and ack without deadlocking the reader."""
+    a = await link(driver_factory)
+    contact = driver_factory.new_phone()
+    await driver_factory.configure_contact(contact, auto_reply=False, auto_read=False)
+    answered: list[str] = []
+    replied = asyncio.Event()
+
+    async def handler(session_id: str, event: DriverEvent) -> None:
+        if isinstance(event, IncomingMessage) and not event.from_me:
+            result = await a.driver.send_text(
+                session_id, event.chat_jid, "got it", message_id=new_message_id(), reply_to_id=event.id
+            )
+            answered.append(result.message_id)
+            await a.driver.ack(session_id, event.seq)
+            replied.set()
+
+    driver = driver_factory.driver()
+    await a.driver.disconnect(a.sid)
+    a.driver = driver
+    await driver.connect(a.sid, handler)
+    await driver_factory.contact_says(contact, a.phone, "ping")
+
+    await asyncio.wait_for(replied.wait(), 5)
+    received = await driver_factory.received_by(contact)
+    assert [m["id"] for m in received] == answered
+
+
+# ---------------------------------------------------------- at-least-once events
+
+
+async def test_unacked_events_are_redelivered_after_reconnect_and_not_after_ack(
+    driver_factory: Adapter,
+) -> None:
+    a = await link(driver_factory)
+    contact = driver_factory.new_phone()
+    ids = [await driver_factory.contact_says(contact, a.phone, f"m{i}") for i in range(2)]
+    first = [await a.rec.wait_for(IncomingMessage, with_id(i)) for i in ids]
+
+    await a.driver.disconnect(a.sid)
+    again = Recorder()
+    await a.driver.connect(a.sid, again)
+    connected = await again.wait_for(Connected)
+
+    replayed = again.of(IncomingMessage)
+    assert [(m.id, m.seq) for m in replayed] == [(m.id, m.seq) for m in first]
+    assert all(again.position(m) < again.position(connected) for m in replayed)
+
+    await a.driver.ack(a.sid, connected.seq)
+    await a.driver.disconnect(a.sid)
+    third = Recorder()
+    await a.driver.connect(a.sid, third)
+    await third.wait_for(Connected)
+    assert [type(e) for e in third.events] == [Connected]
+
+
+async def test_partial_ack_redelivers_only_the_rest(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact = driver_factory.new_phone()
+    ids = [await driver_factory.contact_says(contact, a.phone, f"m{i}") for i in range(3)]
+    got = [await a.rec.wait_for(IncomingMessage, with_id(i)) for i in ids]
+
+    await a.driver.ack(a.sid, got[0].seq)
+    await a.driver.disconnect(a.sid)
+    again = Recorder()
+    await a.driver.connect(a.sid, again)
+    await again.wait_for(Connected)
+
+    assert [m.id for m in again.of(IncomingMessage)] == ids[1:]
+    assert again.of(HistorySync) == []  # it came before the acked seq
+
+
+async def test_drop_reports_disconnected_then_reconnects_and_redelivers(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact = driver_factory.new_phone()
+    msg_id = await driver_factory.contact_says(contact, a.phone, "before the drop")
+    await a.rec.wait_for(IncomingMessage, lambda m: m.id == msg_id)
+    mark = len(a.rec.events)
+
+    await driver_factory.drop(a.sid)
+
+    disconnected = await a.rec.wait_for(Disconnected, since=mark)
+    assert disconnected.seq == 0
+    reconnected = await a.rec.wait_for(Connected, since=mark)
+    replay = await a.rec.wait_for(IncomingMessage, lambda m: m.id == msg_id, since=mark)
+    order = [a.rec.position(e) for e in (disconnected, replay, reconnected)]
+    assert order == sorted(order)
+    result = await a.driver.send_text(a.sid, jid(contact), "after", message_id=new_message_id())
+    assert result.duplicate is False
+
+
+async def test_newest_connection_wins_and_the_old_one_stays_down(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    mark = len(a.rec.events)
+    other, other_rec = driver_factory.driver(), Recorder()
+
+    await other.connect(a.sid, other_rec)
+
+    assert (await other_rec.wait_for(Connected)).phone == a.phone
+    replaced = await a.rec.wait_for(Disconnected, since=mark)
+    assert replaced.reason.startswith("replaced")
+    await asyncio.sleep(0.3)  # several reconnect backoffs: the old driver must not fight back
+    assert not [e for e in a.rec.events[mark:] if isinstance(e, Connected)]
+    with pytest.raises(DriverError):
+        await a.driver.send_text(a.sid, jid(a.phone), "x", message_id=new_message_id())
+    result = await other.send_text(
+        a.sid, jid(driver_factory.new_phone()), "from the new owner", message_id="n1"
+    )
+    assert result.duplicate is False
+
+
+# ------------------------------------------------------------------ logging out
+
+
+async def test_logout_from_the_phone_emits_logged_out(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    mark = len(a.rec.events)
+
+    await driver_factory.logout_from_phone(a.sid)
+
+    logged_out = await a.rec.wait_for(LoggedOut, since=mark)
+    assert logged_out.seq > 0
+    with pytest.raises(DriverError):
+        await a.driver.send_text(a.sid, jid(driver_factory.new_phone()), "x", message_id=new_message_id())
+    await asyncio.sleep(0.2)
+    assert not [e for e in a.rec.events[mark:] if isinstance(e, Disconnected | Connected)]
+
+
+async def test_driver_logout_delivers_logged_out_and_unlinks(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+
+    await a.driver.logout(a.sid)
+
+    assert isinstance(a.rec.events[-1], LoggedOut)
+    with pytest.raises(DriverError):
+        await a.driver.send_text(a.sid, jid(driver_factory.new_phone()), "x", message_id=new_message_id())
+    again = Recorder()
+    await a.driver.connect(a.sid, again)
+    await again.wait_for(QrCode)  # unlinked: pairing starts over
+
+
+# ------------------------------------------------------------------------ errors
+
+
+async def test_calls_on_a_session_that_is_not_connected_raise(driver_factory: Adapter) -> None:
+    driver = driver_factory.driver()
+    sid, to = driver_factory.new_session_id(), jid(driver_factory.new_phone())
+    with pytest.raises(DriverError):
+        await driver.send_text(sid, to, "x", message_id=new_message_id())
+    with pytest.raises(DriverError):
+        await driver.mark_read(sid, to, ["x"])
+    with pytest.raises(DriverError):
+        await driver.pair_code(sid, driver_factory.new_phone())
+    with pytest.raises(DriverError):
+        await driver.logout(sid)
+    await driver.ack(sid, 1)  # best effort: a lost ack only means a redelivery
+    await driver.disconnect(sid)  # idempotent
+
+    rec = Recorder()
+    await driver.connect(sid, rec)
+    await rec.wait_for(QrCode)
+    with pytest.raises(DriverError):  # connected but not linked yet
+        await driver.send_text(sid, to, "x", message_id=new_message_id())
+
+    await driver.disconnect(sid)
+    with pytest.raises(DriverError):
+        await driver.send_text(sid, to, "x", message_id=new_message_id())
+
+
+async def test_unreachable_server_raises_on_connect(driver_factory: Adapter) -> None:
+    driver = driver_factory.unreachable_driver()
+    with pytest.raises(DriverError):
+        await driver.connect(driver_factory.new_session_id(), Recorder())
+
+
+async def test_connect_again_is_a_no_op_for_the_same_handler(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    mark = len(a.rec.events)
+
+    await a.driver.connect(a.sid, a.rec)
+
+    with pytest.raises(DriverError):
+        await a.driver.connect(a.sid, Recorder())
+    result = await a.driver.send_text(
+        a.sid, jid(driver_factory.new_phone()), "x", message_id=new_message_id()
+    )
+    assert result.duplicate is False
+    assert not [e for e in a.rec.events[mark:] if isinstance(e, Connected | Disconnected)]
+
+    driver, rec, sid = driver_factory.driver(), Recorder(), driver_factory.new_session_id()
+    await asyncio.gather(driver.connect(sid, rec), driver.connect(sid, rec))  # racing first connects
+    await rec.wait_for(QrCode)
+    await driver.disconnect(sid)
+    assert len(rec.of(QrCode)) == 1
+
+
+async def test_contact_typing_presence(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact = driver_factory.new_phone()
+    await driver_factory.configure_contact(contact, typing=True, auto_read=False)
+    msg_id = new_message_id()
+
+    await a.driver.send_text(a.sid, jid(contact), "type to me", message_id=msg_id)
+
+    composing = await a.rec.wait_for(PresenceUpdate, lambda p: p.presence == "composing")
+    assert composing.jid == composing.chat_jid == jid(contact)
+    reply = await a.rec.wait_for(IncomingMessage, lambda m: m.reply_to_id == msg_id)
+    assert a.rec.position(composing) < a.rec.position(reply)
+
+
+# ------------------------------------------------------------------ sim only
+
+
+async def test_sim_driver_survives_a_simulator_restart(tmp_path: Path) -> None:
+    """Backoff across refused connections; the restarted (empty) simulator shows a QR again."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_simulator(port, tmp_path / "first.log")
+    driver = SimDriver(url, connect_timeout=1.0, reconnect_initial_delay=0.05, reconnect_max_delay=0.2)
+    try:
+        await asyncio.to_thread(wait_ready, url, proc, tmp_path / "first.log")
+        rec, sid = Recorder(), new_session_id("restart")
+        await driver.connect(sid, rec)
+        await rec.wait_for(QrCode)
+        mark = len(rec.events)
+
+        await asyncio.to_thread(stop_simulator, proc)
+        await rec.wait_for(Disconnected, since=mark)
+        await asyncio.sleep(0.5)  # a few refused reconnects
+        proc = start_simulator(port, tmp_path / "second.log")
+        await rec.wait_for(QrCode, since=mark, timeout=15)
+        assert len(rec.of(Disconnected)) == 1  # reported once, not per failed attempt
+    finally:
+        await driver.aclose()
+        await asyncio.to_thread(stop_simulator, proc)
