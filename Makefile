@@ -57,7 +57,6 @@ dev-down:  ## stop the services started by make dev
 	@for svc in $(SERVICES); do \
 	  if [ -f $(RUNDIR)/$$svc.pid ]; then kill $$(cat $(RUNDIR)/$$svc.pid) 2>/dev/null || true; rm -f $(RUNDIR)/$$svc.pid; fi; \
 	done
-	@pkill -f "python -m (wa_simulator|projector|session_runner|command_api|ws_gateway)$$" 2>/dev/null || true
 
 status:  ## show what is running
 	@bash infra/bin/kafka.sh status || true

@@ -286,16 +286,24 @@ class PartitionOwner:
 
     # ----- effects -------------------------------------------------------------------
 
+    async def _send_one(self, sid: str, intent: p.SendRequested) -> d.SendResult:
+        """Send; when the answer is lost, re-send with the same id if the driver makes that safe."""
+        attempts = 3 if self.driver.supports_client_message_ids else 1
+        for attempt in range(attempts):
+            try:
+                return await self.driver.send_text(
+                    sid, intent.to, intent.text, message_id=intent.message_id, reply_to_id=intent.reply_to_message_id
+                )
+            except d.OutcomeUnknown:
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+
     async def _send_all(self, sends: list[tuple[str, p.SendRequested, str | None]]) -> None:
         """Call WhatsApp for committed intents, then commit their outcomes (lock held)."""
         results = await asyncio.gather(
-            *(
-                self.driver.send_text(
-                    sid, intent.to, intent.text, message_id=intent.message_id, reply_to_id=intent.reply_to_message_id
-                )
-                for sid, intent, _ in sends
-            ),
-            return_exceptions=True,
+            *(self._send_one(sid, intent) for sid, intent, _ in sends), return_exceptions=True
         )
         producer = self._producer()
         await producer.begin_transaction()
@@ -309,6 +317,12 @@ class PartitionOwner:
                     session.record_sent(at, intent, result.timestamp)
                     session.record_command_succeeded(
                         at, intent.command_id, c.SendMessage.TYPE, {"messageId": intent.message_id}
+                    )
+                elif isinstance(result, d.OutcomeUnknown):
+                    # Maybe delivered, maybe not: say so rather than guess; the client decides.
+                    session.record_send_unknown(at, intent)
+                    session.record_command_failed(
+                        at, intent.command_id, c.SendMessage.TYPE, "outcome_unknown", str(result)
                     )
                 elif isinstance(result, d.DriverError):
                     session.record_command_failed(at, intent.command_id, c.SendMessage.TYPE, "send_failed", str(result))
@@ -432,7 +446,7 @@ class PartitionOwner:
             if s.is_live:
                 s.record_connected(at, ev.phone)
         elif isinstance(ev, d.Disconnected):
-            if s.is_live:
+            if s.is_live and not ev.replaced:  # replaced: the session moved to another runner
                 s.record_disconnected(at, ev.reason)
         elif isinstance(ev, d.LoggedOut):
             s.record_logged_out(at, ev.reason)

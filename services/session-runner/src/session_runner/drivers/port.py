@@ -43,10 +43,16 @@ class Connected:
 
 @dataclass(frozen=True, slots=True)
 class Disconnected:
-    """The connection dropped; the device is still linked and may reconnect."""
+    """The connection dropped; the device is still linked.
+
+    ``seq`` is 0 when the driver itself noticed (nothing to acknowledge).
+    ``replaced`` is True when a newer connection took the device over, as
+    during failover: the session is not down, it has moved.
+    """
 
     seq: int
     reason: str
+    replaced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +127,14 @@ class SendResult:
 
 
 class DriverError(Exception):
-    """A call the driver could not complete (not connected, server refused, ...)."""
+    """A call the driver could not complete (not connected, server refused, ...).
+
+    The request certainly did not take effect, unless it is an :class:`OutcomeUnknown`.
+    """
+
+
+class OutcomeUnknown(DriverError):
+    """The request was sent but its answer was lost: it may or may not have taken effect."""
 
 
 class WhatsAppDriver(Protocol):

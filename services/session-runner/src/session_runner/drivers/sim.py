@@ -50,6 +50,7 @@ from session_runner.drivers.port import (
     HistorySync,
     IncomingMessage,
     LoggedOut,
+    OutcomeUnknown,
     PresenceUpdate,
     QrCode,
     Receipt,
@@ -324,14 +325,14 @@ class SimDriver:
             try:
                 await ws.send(orjson.dumps(payload).decode())
             except ConnectionClosed as exc:
-                raise DriverError(
+                raise OutcomeUnknown(
                     f"session {session.session_id!r}: connection lost while sending {op}"
                 ) from exc
             try:
                 async with asyncio.timeout(self._request_timeout):
                     frame = await future
             except TimeoutError:
-                raise DriverError(
+                raise OutcomeUnknown(
                     f"session {session.session_id!r}: no answer to {op} within {self._request_timeout}s"
                 ) from None
         finally:
@@ -344,7 +345,7 @@ class SimDriver:
         for future in session.pending.values():
             if not future.done():
                 future.set_exception(
-                    DriverError(
+                    OutcomeUnknown(
                         f"session {session.session_id!r}: connection lost before the answer arrived; "
                         "the outcome is unknown (re-send with the same message_id)"
                     )
@@ -386,7 +387,9 @@ class SimDriver:
                     return
                 prefix = _TERMINAL_PREFIX.get(code)
                 if prefix is not None:
-                    session.events.put_nowait(Disconnected(seq=0, reason=f"{prefix}: {reason}"))
+                    session.events.put_nowait(
+                        Disconnected(seq=0, reason=f"{prefix}: {reason}", replaced=prefix == "replaced")
+                    )
                     return
                 session.events.put_nowait(
                     Disconnected(seq=0, reason=f"connection lost: {reason or f'close code {code}'}")
