@@ -23,8 +23,8 @@ from zapstream_platform.db import migrate
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import Topics, ensure_topics
 
-ADMIN_DSN = "postgresql://zapstream:zapstream@127.0.0.1:55432/postgres"
-TEST_DSN = "postgresql://zapstream:zapstream@127.0.0.1:55432/zapstream_test"
+PG_BASE = "postgresql://zapstream:zapstream@127.0.0.1:55432"
+ADMIN_DSN = f"{PG_BASE}/zapstream_test"
 
 
 @pytest.fixture(scope="session")
@@ -43,16 +43,27 @@ def topics(kafka: KafkaSettings) -> Topics:
 
 
 @pytest.fixture(scope="session")
-async def infra(kafka: KafkaSettings) -> str:
-    """A migrated test database and this run's topics; returns the database DSN."""
-    conn = await asyncpg.connect(TEST_DSN)
+async def infra(kafka: KafkaSettings, run_id: str) -> AsyncIterator[str]:
+    """This run's own migrated database and topics; yields the database DSN.
+
+    A database per run keeps concurrent runs (several developers, pytest-xdist
+    workers) from seeing each other's rows.
+    """
+    name = f"zt_{run_id}"
+    admin = await asyncpg.connect(ADMIN_DSN)
     try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
-        await conn.close()
-    await migrate(TEST_DSN, REPO / "db" / "migrations")
+        await admin.close()
+    dsn = f"{PG_BASE}/{name}"
+    await migrate(dsn, REPO / "db" / "migrations")
     await ensure_topics(kafka)
-    return TEST_DSN
+    yield dsn
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
