@@ -75,6 +75,61 @@ class IncomingMessage:
     timestamp: int  # epoch seconds
     text: str | None
     reply_to_id: str | None = None
+    forwarded: bool = False
+    push_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEdited:
+    """A message's text was edited (by its author, from any device)."""
+
+    seq: int
+    chat_jid: str
+    message_id: str
+    text: str
+    timestamp: int
+    from_me: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRevoked:
+    """A message was deleted for everyone."""
+
+    seq: int
+    chat_jid: str
+    message_id: str
+    timestamp: int
+    from_me: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCleared:
+    """Every message of a chat was deleted (e.g. "clear chat" on the phone)."""
+
+    seq: int
+    chat_jid: str
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """A reaction set on a message; ``emoji == ""`` means the actor removed theirs."""
+
+    seq: int
+    chat_jid: str
+    message_id: str
+    actor_jid: str
+    emoji: str
+    timestamp: int
+    from_me: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ContactsUpdate:
+    """Contacts and push names learned by the device: (jid, saved name, push name)."""
+
+    seq: int
+    contacts: tuple[tuple[str, str | None, str | None], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +165,19 @@ class HistorySync:
 
 
 DriverEvent = (
-    QrCode | Connected | Disconnected | LoggedOut | IncomingMessage | Receipt | PresenceUpdate | HistorySync
+    QrCode
+    | Connected
+    | Disconnected
+    | LoggedOut
+    | IncomingMessage
+    | Receipt
+    | PresenceUpdate
+    | HistorySync
+    | MessageEdited
+    | MessageRevoked
+    | ChatCleared
+    | Reaction
+    | ContactsUpdate
 )
 
 EventHandler = Callable[[str, DriverEvent], Awaitable[None]]
@@ -161,8 +228,28 @@ class WhatsAppDriver(Protocol):
         *,
         message_id: str,
         reply_to_id: str | None = None,
+        forwarded: bool = False,
     ) -> SendResult:
-        """Send a text; idempotent on ``message_id`` where supported."""
+        """Send a text; idempotent on ``message_id`` where supported.
+
+        ``reply_to_id`` quotes a message of the same chat; ``forwarded`` marks the
+        text as forwarded (neonize: ``contextInfo.isForwarded``).
+        """
+
+    async def edit_message(self, session_id: str, chat_jid: str, message_id: str, text: str) -> int:
+        """Edit one of our own messages; returns the edit's timestamp (epoch seconds)."""
+
+    async def revoke_message(self, session_id: str, chat_jid: str, message_id: str) -> int:
+        """Delete a message for everyone; returns the revoke's timestamp."""
+
+    async def react(self, session_id: str, chat_jid: str, message_id: str, emoji: str) -> int:
+        """Set our reaction on a message (``""`` removes it); returns its timestamp."""
+
+    async def subscribe_presence(self, session_id: str, jid: str) -> None:
+        """Ask to receive :class:`PresenceUpdate` events for ``jid``."""
+
+    async def send_chat_presence(self, session_id: str, chat_jid: str, presence: Presence) -> None:
+        """Show ``composing``/``recording``/``paused`` in a chat (typing indicators)."""
 
     async def mark_read(self, session_id: str, chat_jid: str, message_ids: list[str]) -> None:
         """Send read receipts for messages received in ``chat_jid``."""
