@@ -47,6 +47,7 @@ class SendMessage(Command):
     to: str
     content: str = Field(min_length=1, max_length=65536)
     reply_to_message_id: str | None = None
+    forwarded: bool = False
 
 
 class ReadMessages(Command):
@@ -56,8 +57,54 @@ class ReadMessages(Command):
     message_ids: list[str] = Field(min_length=1, max_length=1000)
 
 
+class EditMessage(Command):
+    TYPE: ClassVar[str] = "session.edit_message"
+    type: Literal["session.edit_message"] = "session.edit_message"
+    chat_jid: str
+    message_id: str
+    content: str = Field(min_length=1, max_length=65536)
+
+
+class DeleteMessage(Command):
+    TYPE: ClassVar[str] = "session.delete_message"
+    type: Literal["session.delete_message"] = "session.delete_message"
+    chat_jid: str
+    message_id: str
+
+
+class ReactToMessage(Command):
+    TYPE: ClassVar[str] = "session.react_message"
+    type: Literal["session.react_message"] = "session.react_message"
+    chat_jid: str
+    message_id: str
+    emoji: str | None = Field(default=None, max_length=32)
+
+
+class SubscribePresence(Command):
+    TYPE: ClassVar[str] = "session.subscribe_presence"
+    type: Literal["session.subscribe_presence"] = "session.subscribe_presence"
+    jid: str
+
+
+class SendPresence(Command):
+    TYPE: ClassVar[str] = "session.send_presence"
+    type: Literal["session.send_presence"] = "session.send_presence"
+    chat_jid: str
+    presence: Literal["composing", "recording", "paused"]
+
+
 AnyCommand = Annotated[
-    CreateSession | StartSession | StopSession | DeleteSession | SendMessage | ReadMessages,
+    CreateSession
+    | StartSession
+    | StopSession
+    | DeleteSession
+    | SendMessage
+    | ReadMessages
+    | EditMessage
+    | DeleteMessage
+    | ReactToMessage
+    | SubscribePresence
+    | SendPresence,
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
@@ -68,6 +115,11 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     DeleteSession,
     SendMessage,
     ReadMessages,
+    EditMessage,
+    DeleteMessage,
+    ReactToMessage,
+    SubscribePresence,
+    SendPresence,
 )
 
 

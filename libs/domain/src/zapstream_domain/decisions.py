@@ -26,7 +26,9 @@ def message_id_for(command_id: str) -> str:
 def decide(session: Session | None, command: c.Command, now: datetime) -> tuple[Session | None, list[Session.Event]]:
     """Apply ``command`` to ``session`` and return it with the events it produced.
 
-    Raises :class:`CommandRejected` when the command is not allowed; the caller
+    Commands with idempotent WhatsApp effects (read, edit, delete, react,
+    presence) produce no event here: the runner records their outcome once
+    WhatsApp has answered. Raises :class:`CommandRejected` when the command is not allowed; the caller
     records that as a ``session.command.failed`` event.
     """
     if isinstance(command, c.CreateSession):
@@ -53,8 +55,13 @@ def decide(session: Session | None, command: c.Command, now: datetime) -> tuple[
             to=normalize_jid(command.to),
             text=command.content,
             reply_to=command.reply_to_message_id,
+            forwarded=command.forwarded,
         )
-    elif isinstance(command, c.ReadMessages):
+    elif isinstance(command, c.EditMessage):
+        session.require_editable(command.message_id)
+    elif isinstance(command, c.DeleteMessage):
+        session.require_deletable(command.message_id)
+    elif isinstance(command, (c.ReadMessages, c.ReactToMessage, c.SubscribePresence, c.SendPresence)):
         session.require_connected()
     else:  # pragma: no cover - the discriminated union makes this unreachable
         raise CommandRejected(f"unsupported command {type(command).__name__}", code="unsupported")

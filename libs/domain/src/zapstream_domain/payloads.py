@@ -97,6 +97,8 @@ class MessageSummary(Wire):
     text: str | None = None
     participant: str | None = None
     reply_to_message_id: str | None = None
+    forwarded: bool | None = None
+    push_name: str | None = None
     status: MessageStatus | None = None
 
 
@@ -115,6 +117,7 @@ class SendRequested(EventPayload):
     to: str
     text: str
     reply_to_message_id: str | None = None
+    forwarded: bool = False
 
 
 class StatusUpdate(Wire):
@@ -127,7 +130,52 @@ class StatusUpdate(Wire):
 class MessagesUpdate(EventPayload):
     updates_count: int
     updates: list[StatusUpdate]
-    source: Literal["receipt", "send", "recovery"] = "receipt"
+    source: Literal["receipt", "send", "recovery", "read"] = "receipt"
+
+
+class MessageEdit(Wire):
+    message_id: str
+    chat_jid: str | None = None
+    type: str = "conversation"
+    text: str
+    edited_at: int
+    from_me: bool | None = None
+
+
+class MessagesEdit(EventPayload):
+    edits_count: int
+    edits: list[MessageEdit]
+
+
+class MessageDelete(Wire):
+    message_id: str
+    deleted_at: int
+    chat_jid: str | None = None
+    from_me: bool | None = None
+
+
+class MessagesDelete(EventPayload):
+    scope: Literal["message", "chat"]
+    chat_jid: str | None = None
+    deletes_count: int
+    deletes: list[MessageDelete]
+    deleted_at: int | None = None  # chat scope: when the chat was cleared
+
+
+class ReactionEntry(Wire):
+    message_id: str
+    chat_jid: str
+    actor_jid: str
+    from_me: bool
+    emoji: str | None
+    reacted_at: int
+    removed: bool
+
+
+class MessagesReaction(EventPayload):
+    reactions_count: int
+    reactions: list[ReactionEntry]
+    source: str = "event"
 
 
 class Contact(Wire):

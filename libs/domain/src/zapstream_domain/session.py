@@ -68,6 +68,10 @@ class Session(Aggregate):
         self.sent_status: dict[str, str] = {}
         # ids of messages already recorded, so a redelivered message is not recorded twice
         self.known_messages: dict[str, bool] = {}
+        # edits, revokes and reactions already recorded (same reason)
+        self.seen_facts: dict[str, bool] = {}
+        # last push name / saved name per contact, so unchanged names make no event
+        self.contact_names: dict[str, str] = {}
 
     # ----- events (evolve) -------------------------------------------------
 
@@ -181,6 +185,8 @@ class Session(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             s: Session = aggregate
+            if self.payload.source == "read":
+                return  # our own reads of incoming messages: nothing to track for sends
             for u in self.payload.updates:
                 if u.status == "unknown":
                     s.pending_sends.pop(u.message_id, None)
@@ -201,10 +207,47 @@ class Session(Aggregate):
         PAYLOAD = p.ContactsUpsert
         payload: p.ContactsUpsert
 
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            for c in self.payload.contacts:
+                _remember(s.contact_names, c.id, f"{c.name}|{c.notify}")
+
     class PresenceUpdated(Event):
         TYPE = "session.presence.update"
         PAYLOAD = p.PresenceUpdate
         payload: p.PresenceUpdate
+
+    class MessagesEdited(Event):
+        TYPE = "session.messages.edit"
+        PAYLOAD = p.MessagesEdit
+        payload: p.MessagesEdit
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            for e in self.payload.edits:
+                _remember(s.seen_facts, f"edit:{e.message_id}:{e.edited_at}:{e.text}", True)
+
+    class MessagesDeleted(Event):
+        TYPE = "session.messages.delete"
+        PAYLOAD = p.MessagesDelete
+        payload: p.MessagesDelete
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            if self.payload.scope == "chat":
+                _remember(s.seen_facts, f"clear:{self.payload.chat_jid}:{self.payload.deleted_at}", True)
+            for d in self.payload.deletes:
+                _remember(s.seen_facts, f"revoke:{d.message_id}", True)
+
+    class ReactionsRecorded(Event):
+        TYPE = "session.messages.reaction"
+        PAYLOAD = p.MessagesReaction
+        payload: p.MessagesReaction
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            for r in self.payload.reactions:
+                _remember(s.seen_facts, f"react:{r.message_id}:{r.actor_jid}:{r.reacted_at}:{r.emoji}", True)
 
     class CommandSucceeded(Event):
         TYPE = "session.command.succeeded"
@@ -297,7 +340,15 @@ class Session(Aggregate):
         self._emit(Session.Deleted, at, deleted_at=iso(at))
 
     def request_send(
-        self, at: datetime, *, command_id: str, message_id: str, to: str, text: str, reply_to: str | None
+        self,
+        at: datetime,
+        *,
+        command_id: str,
+        message_id: str,
+        to: str,
+        text: str,
+        reply_to: str | None,
+        forwarded: bool = False,
     ) -> None:
         """Record the intent to send; WhatsApp is called only after this is durable."""
         self._require_not_deleted()
@@ -315,7 +366,28 @@ class Session(Aggregate):
             to=to,
             text=text,
             reply_to_message_id=reply_to,
+            forwarded=forwarded,
         )
+
+    def is_own_message(self, message_id: str) -> bool | None:
+        """True/False when the session knows the message; None when it is too old or unknown."""
+        if message_id in self.sent_status:
+            return True
+        if message_id in self.known_messages:
+            return False
+        return None
+
+    def require_editable(self, message_id: str) -> None:
+        self.require_connected()
+        if self.is_own_message(message_id) is False:
+            raise CommandRejected("only your own messages can be edited", code="not_own_message")
+        if f"revoke:{message_id}" in self.seen_facts:
+            raise CommandRejected("message was deleted", code="message_deleted")
+
+    def require_deletable(self, message_id: str) -> None:
+        self.require_connected()
+        if f"revoke:{message_id}" in self.seen_facts:
+            raise CommandRejected("message was already deleted", code="message_deleted")
 
     def require_connected(self) -> None:
         self._require_not_deleted()
@@ -335,6 +407,7 @@ class Session(Aggregate):
             type="extendedTextMessage" if intent.reply_to_message_id else "conversation",
             text=intent.text,
             reply_to_message_id=intent.reply_to_message_id,
+            forwarded=intent.forwarded or None,
             status="server_ack",
         )
         self._emit(
@@ -396,6 +469,51 @@ class Session(Aggregate):
     def record_presence(self, at: datetime, chat_jid: str, updates: list[p.PresenceEntry]) -> None:
         self._emit(Session.PresenceUpdated, at, chat_jid=chat_jid, updates_count=len(updates), updates=updates)
 
+    def record_read_by_me(self, at: datetime, chat_jid: str, message_ids: list[str], read_at: int) -> None:
+        """Messages of a chat that this account has read (it sent the read receipts)."""
+        updates = [
+            p.StatusUpdate(message_id=mid, remote_jid=chat_jid, status="read", status_at=read_at) for mid in message_ids
+        ]
+        self._emit(Session.MessagesUpdated, at, updates_count=len(updates), updates=updates, source="read")
+
+    def record_edits(self, at: datetime, edits: list[p.MessageEdit]) -> None:
+        fresh = [e for e in edits if f"edit:{e.message_id}:{e.edited_at}:{e.text}" not in self.seen_facts]
+        if fresh:
+            self._emit(Session.MessagesEdited, at, edits_count=len(fresh), edits=fresh)
+
+    def record_revokes(self, at: datetime, deletes: list[p.MessageDelete]) -> None:
+        fresh = [d for d in deletes if f"revoke:{d.message_id}" not in self.seen_facts]
+        if fresh:
+            self._emit(
+                Session.MessagesDeleted, at, scope="message", chat_jid=None, deletes_count=len(fresh), deletes=fresh
+            )
+
+    def record_chat_cleared(self, at: datetime, chat_jid: str, cleared_at: int) -> None:
+        if f"clear:{chat_jid}:{cleared_at}" not in self.seen_facts:
+            self._emit(
+                Session.MessagesDeleted,
+                at,
+                scope="chat",
+                chat_jid=chat_jid,
+                deletes_count=0,
+                deletes=[],
+                deleted_at=cleared_at,
+            )
+
+    def record_reactions(self, at: datetime, reactions: list[p.ReactionEntry]) -> None:
+        fresh = [
+            r
+            for r in reactions
+            if f"react:{r.message_id}:{r.actor_jid}:{r.reacted_at}:{r.emoji}" not in self.seen_facts
+        ]
+        if fresh:
+            self._emit(Session.ReactionsRecorded, at, reactions_count=len(fresh), reactions=fresh)
+
+    def record_contact_names(self, at: datetime, contacts: list[p.Contact]) -> None:
+        """Record contacts whose names changed (push names arrive with every message)."""
+        changed = [c for c in contacts if self.contact_names.get(c.id) != f"{c.name}|{c.notify}"]
+        self.record_contacts(at, changed)
+
     def record_command_succeeded(
         self, at: datetime, command_id: str, command_type: str, result: dict[str, str] | None = None
     ) -> None:
@@ -425,6 +543,9 @@ EVENT_CLASSES: tuple[type[Session.Event], ...] = (
     Session.HistorySynced,
     Session.ContactsUpserted,
     Session.PresenceUpdated,
+    Session.MessagesEdited,
+    Session.MessagesDeleted,
+    Session.ReactionsRecorded,
     Session.CommandSucceeded,
     Session.CommandFailed,
 )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +22,57 @@ from zapstream_platform.tracing import child_of
 
 class NotFound(Exception):
     """The resource does not exist for this tenant (other tenants' ids look the same)."""
+
+
+class IdempotencyConflict(Exception):
+    """The key was used for a different request, or its first request is still running."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class Idempotency:
+    """``Idempotency-Key``: the first answer for (tenant, key) is replayed to every retry."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @staticmethod
+    def fingerprint(method: str, path: str, body: bytes) -> bytes:
+        return hashlib.sha256(b"\0".join([method.encode(), path.encode(), body])).digest()
+
+    async def run(
+        self, tenant_id: str, key: str, fingerprint: bytes, produce: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> tuple[dict[str, Any], bool]:
+        """Return (body, replayed)."""
+        claimed = await self.pool.fetchval(
+            """INSERT INTO idempotency_keys (tenant_id, key, fingerprint) VALUES ($1, $2, $3)
+               ON CONFLICT DO NOTHING RETURNING true""",
+            tenant_id, key, fingerprint,
+        )
+        if claimed:
+            try:
+                body = await produce()
+            except BaseException:
+                await self.pool.execute("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2", tenant_id, key)
+                raise
+            await self.pool.execute(
+                "UPDATE idempotency_keys SET status_code = 202, body = $3 WHERE tenant_id = $1 AND key = $2",
+                tenant_id, key, orjson.dumps(body).decode(),
+            )
+            return body, False
+        row = await self.pool.fetchrow(
+            "SELECT fingerprint, body FROM idempotency_keys WHERE tenant_id = $1 AND key = $2", tenant_id, key
+        )
+        if row is None:  # the first request failed and released the key meanwhile
+            return await self.run(tenant_id, key, fingerprint, produce)
+        if bytes(row["fingerprint"]) != fingerprint:
+            raise IdempotencyConflict(422, "this Idempotency-Key was already used for a different request")
+        if row["body"] is None:
+            raise IdempotencyConflict(409, "a request with this Idempotency-Key is still in progress")
+        return orjson.loads(row["body"]), True
 
 
 class Auth:
@@ -152,7 +205,36 @@ class Queries:
         )
         page = rows[:limit]
         next_cursor = encode_cursor(page[-1]["ts"], page[-1]["id"]) if len(rows) > limit else None
-        return [message_view(r) for r in page], next_cursor
+        reactions: dict[str, list[dict[str, Any]]] = {}
+        if page:
+            agg = await self.pool.fetch(
+                """SELECT message_id, emoji, count(*) AS n, array_agg(actor_jid ORDER BY reacted_at, actor_jid) AS actors
+                   FROM rm_reactions WHERE session_id = $1 AND message_id = ANY($2::text[])
+                   GROUP BY message_id, emoji ORDER BY message_id, min(reacted_at), emoji""",
+                uuid.UUID(session_id), [r["id"] for r in page],
+            )
+            for a in agg:
+                reactions.setdefault(a["message_id"], []).append(
+                    {"emoji": a["emoji"], "count": a["n"], "actors": list(a["actors"])}
+                )
+        return [message_view(r, reactions.get(r["id"], [])) for r in page], next_cursor
+
+    async def contacts(self, tenant_id: str, session_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM rm_contacts WHERE tenant_id = $1 AND session_id = $2 ORDER BY jid LIMIT 5000",
+            tenant_id, uuid.UUID(session_id),
+        )
+        return [{"id": r["jid"], "name": r["name"], "notify": r["notify"], "imgUrl": r["img_url"]} for r in rows]
+
+    async def message_text(self, tenant_id: str, session_id: str, message_id: str) -> str | None:
+        """The text of a message (for forwards); raises NotFound for unknown or deleted ones."""
+        row = await self.pool.fetchrow(
+            "SELECT text, is_deleted FROM rm_messages WHERE tenant_id = $1 AND session_id = $2 AND id = $3",
+            tenant_id, uuid.UUID(session_id), message_id,
+        )
+        if row is None or row["is_deleted"]:
+            raise NotFound
+        return None if row["text"] is None else str(row["text"])
 
     async def command(self, tenant_id: str, command_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(
@@ -167,9 +249,13 @@ class Queries:
         }
 
 
-def message_view(r: asyncpg.Record) -> dict[str, Any]:
+def message_view(r: asyncpg.Record, reactions: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "id": r["id"], "chatJid": r["chat_jid"], "fromMe": r["from_me"], "timestamp": r["ts"], "type": r["type"],
-        "text": r["text"], "participant": r["participant"], "replyToMessageId": r["reply_to"],
+        "text": r["text"], "participant": r["participant"], "pushName": r["push_name"],
+        "replyToMessageId": r["reply_to"], "forwarded": r["forwarded"],
         "status": r["status"], "statusAt": r["status_at"],
+        "isEdited": r["is_edited"], "editedAt": r["edited_at"],
+        "isDeleted": r["is_deleted"], "deletedAt": r["deleted_at"],
+        "reactions": reactions,
     }

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from command_api import problems
-from command_api.application import Auth, CommandBus, Queries
+from command_api.application import Auth, CommandBus, Idempotency, Queries
 from command_api.routes import build_router
 from command_api.settings import Settings
 from zapstream_platform import logs
@@ -32,7 +32,9 @@ def create_app(settings: Settings) -> FastAPI:
         await producer.start()
         try:
             topic = Topics.from_settings(settings.kafka).session_commands
-            app.include_router(build_router(Auth(pool), CommandBus(producer, topic, pool), Queries(pool)))
+            app.include_router(
+                build_router(Auth(pool), CommandBus(producer, topic, pool), Queries(pool), Idempotency(pool))
+            )
             yield
         finally:
             await producer.stop()

@@ -1,20 +1,33 @@
-"""HTTP handlers: parse, call the application layer, map errors. Nothing else."""
+"""HTTP handlers: parse, call the application layer, map errors. Nothing else.
 
+(No ``from __future__ import annotations`` here: FastAPI resolves the
+dependency aliases defined inside :func:`build_router` at runtime.)
+"""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from command_api.application import Auth, CommandBus, NotFound, Queries, decode_cursor
+from command_api.application import (
+    Auth,
+    CommandBus,
+    Idempotency,
+    IdempotencyConflict,
+    NotFound,
+    Queries,
+    decode_cursor,
+)
 from command_api.problems import Problem
 from zapstream_domain import commands as c
 from zapstream_domain.decisions import message_id_for
 from zapstream_domain.errors import InvalidJid
 from zapstream_domain.jids import normalize_jid
 from zapstream_platform.http import JsonResponse
+
+MessageId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class Body(BaseModel):
@@ -25,10 +38,23 @@ class CreateSessionBody(Body):
     name: str | None = Field(default=None, max_length=200)
 
 
-class SendBody(Body):
+class ChatSendBody(Body):
+    """Text, a reply (``replyToMessageId``) or a forward (``forwardMessageId``, content optional)."""
+
+    content: str | None = Field(default=None, min_length=1, max_length=65536)
+    reply_to_message_id: MessageId | None = None
+    forward_message_id: MessageId | None = None
+    session_id: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _content_or_forward(self) -> "ChatSendBody":
+        if self.content is None and self.forward_message_id is None:
+            raise ValueError("either content or forwardMessageId is required")
+        return self
+
+
+class SendBody(ChatSendBody):
     to: str = Field(min_length=1, max_length=200)
-    content: str = Field(min_length=1, max_length=65536)
-    reply_to_message_id: str | None = Field(default=None, max_length=200)
 
     @field_validator("to")
     @classmethod
@@ -39,19 +65,35 @@ class SendBody(Body):
             raise ValueError(str(exc)) from exc
 
 
-class ChatSendBody(Body):
-    content: str = Field(min_length=1, max_length=65536)
-    reply_to_message_id: str | None = Field(default=None, max_length=200)
-    session_id: str | None = None
-
-
 class ReadBody(Body):
-    message_ids: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(min_length=1, max_length=1000)
-    session_id: str | None = None
+    message_ids: list[MessageId] = Field(min_length=1, max_length=1000)
+    session_id: str | None = Field(default=None, max_length=64)
 
 
-def accepted(command_id: str, **extra: Any) -> JsonResponse:
-    return JsonResponse({"commandId": command_id, "status": "accepted", **extra}, status_code=202)
+class EditBody(Body):
+    content: str = Field(min_length=1, max_length=65536)
+    session_id: str | None = Field(default=None, max_length=64)
+
+
+class ReactBody(Body):
+    emoji: str | None = Field(max_length=32)
+    session_id: str | None = Field(default=None, max_length=64)
+
+    @field_validator("emoji")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("emoji must be a non-empty string, or null to remove the reaction")
+        return value
+
+
+class PresenceBody(Body):
+    presence: Literal["composing", "recording", "paused"]
+    session_id: str | None = Field(default=None, max_length=64)
+
+
+class SessionOnlyBody(Body):
+    session_id: str | None = Field(default=None, max_length=64)
 
 
 def _jid_or_422(raw: str) -> str:
@@ -61,7 +103,23 @@ def _jid_or_422(raw: str) -> str:
         raise Problem(422, str(exc)) from exc
 
 
-def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
+async def _parse(request: Request, model: type[Body]) -> Any:
+    """Parse the JSON body into ``model``; problems, never 500s, for anything a client can send."""
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise Problem(422, "body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise Problem(422, "body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        raise Problem(422, "request failed validation", errors=errors) from exc
+
+
+def build_router(auth: Auth, bus: CommandBus, queries: Queries, idempotency: Idempotency) -> APIRouter:
     async def tenant(
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
@@ -75,7 +133,7 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
         return tenant_id
 
     Tenant = Annotated[str, Depends(tenant)]
-    Trace = Annotated[str | None, Header()]
+    SessionQuery = Annotated[str | None, Query(alias="sessionId", max_length=64)]
 
     async def owned(tenant_id: str, session_id: str) -> str:
         try:
@@ -91,6 +149,43 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
         except NotFound as exc:
             raise Problem(404, "tenant has no session") from exc
 
+    async def command(
+        request: Request, tenant_id: str, cls: type[c.Command], session_id: str, **fields: Any
+    ) -> JsonResponse:
+        """Publish one command, honouring ``Idempotency-Key``; answers 202."""
+
+        async def produce() -> dict[str, Any]:
+            command_id = await bus.send(cls, tenant_id, session_id, request.headers.get("traceparent"), **fields)
+            body: dict[str, Any] = {"commandId": command_id, "status": "accepted", "sessionId": session_id}
+            if cls is c.SendMessage:
+                body["messageId"] = message_id_for(command_id)
+            return body
+
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            return JsonResponse(await produce(), status_code=202)
+        if not 1 <= len(key) <= 200:
+            raise Problem(422, "Idempotency-Key must be 1 to 200 characters")
+        fingerprint = Idempotency.fingerprint(request.method, request.url.path, await request.body())
+        try:
+            body, replayed = await idempotency.run(tenant_id, key, fingerprint, produce)
+        except IdempotencyConflict as exc:
+            raise Problem(exc.status, exc.detail) from exc
+        return JsonResponse(body, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+    async def send(request: Request, tenant_id: str, sid: str, to: str, body: ChatSendBody) -> JsonResponse:
+        content, forwarded = body.content, False
+        if body.forward_message_id is not None:
+            try:
+                original = await queries.message_text(tenant_id, sid, body.forward_message_id)
+            except NotFound as exc:
+                raise Problem(404, "message to forward not found") from exc
+            if original is None:
+                raise Problem(422, "only text messages can be forwarded")
+            content, forwarded = original, True
+        return await command(request, tenant_id, c.SendMessage, sid, to=to, content=content,
+                             reply_to_message_id=body.reply_to_message_id, forwarded=forwarded)
+
     router = APIRouter()
 
     @router.get("/healthz", include_in_schema=False)
@@ -98,11 +193,10 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
         return {"status": "ok"}
 
     @router.post("/sessions", status_code=202)
-    async def create_session(tenant_id: Tenant, request: Request, traceparent: Trace = None) -> JsonResponse:
-        body = CreateSessionBody.model_validate(await _json_or_empty(request))
+    async def create_session(tenant_id: Tenant, request: Request) -> JsonResponse:
+        body = await _parse(request, CreateSessionBody)
         session_id = await bus.register_session(tenant_id)
-        command_id = await bus.send(c.CreateSession, tenant_id, session_id, traceparent, name=body.name)
-        return accepted(command_id, sessionId=session_id)
+        return await command(request, tenant_id, c.CreateSession, session_id, name=body.name)
 
     @router.get("/sessions")
     async def list_sessions(tenant_id: Tenant) -> JsonResponse:
@@ -117,48 +211,76 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
         return JsonResponse(view)
 
     @router.post("/sessions/{session_id}/start", status_code=202)
-    async def start_session(session_id: str, tenant_id: Tenant, traceparent: Trace = None) -> JsonResponse:
-        sid = await owned(tenant_id, session_id)
-        return accepted(await bus.send(c.StartSession, tenant_id, sid, traceparent), sessionId=sid)
+    async def start_session(session_id: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+        return await command(request, tenant_id, c.StartSession, await owned(tenant_id, session_id))
 
     @router.post("/sessions/{session_id}/stop", status_code=202)
-    async def stop_session(session_id: str, tenant_id: Tenant, traceparent: Trace = None) -> JsonResponse:
-        sid = await owned(tenant_id, session_id)
-        return accepted(await bus.send(c.StopSession, tenant_id, sid, traceparent), sessionId=sid)
+    async def stop_session(session_id: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+        return await command(request, tenant_id, c.StopSession, await owned(tenant_id, session_id))
 
     @router.delete("/sessions/{session_id}", status_code=202)
-    async def delete_session(session_id: str, tenant_id: Tenant, traceparent: Trace = None) -> JsonResponse:
-        sid = await owned(tenant_id, session_id)
-        return accepted(await bus.send(c.DeleteSession, tenant_id, sid, traceparent), sessionId=sid)
+    async def delete_session(session_id: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+        return await command(request, tenant_id, c.DeleteSession, await owned(tenant_id, session_id))
 
     @router.post("/sessions/{session_id}/messages", status_code=202)
-    async def send_message(session_id: str, body: SendBody, tenant_id: Tenant,
-                           traceparent: Trace = None) -> JsonResponse:
+    async def send_message(session_id: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+        body = await _parse(request, SendBody)
         sid = await owned(tenant_id, session_id)
-        command_id = await bus.send(c.SendMessage, tenant_id, sid, traceparent, to=body.to, content=body.content,
-                                    reply_to_message_id=body.reply_to_message_id)
-        return accepted(command_id, sessionId=sid, messageId=c_message_id(command_id))
+        return await send(request, tenant_id, sid, body.to, body)
 
     @router.post("/chats/{jid}/messages", status_code=202)
-    async def send_to_chat(jid: str, body: ChatSendBody, tenant_id: Tenant,
-                           traceparent: Trace = None) -> JsonResponse:
+    async def send_to_chat(jid: str, tenant_id: Tenant, request: Request) -> JsonResponse:
         chat = _jid_or_422(jid)
+        body = await _parse(request, ChatSendBody)
         sid = await session_for(tenant_id, body.session_id)
-        command_id = await bus.send(c.SendMessage, tenant_id, sid, traceparent, to=chat, content=body.content,
-                                    reply_to_message_id=body.reply_to_message_id)
-        return accepted(command_id, sessionId=sid, messageId=c_message_id(command_id))
+        return await send(request, tenant_id, sid, chat, body)
 
     @router.post("/chats/{jid}/read", status_code=202)
-    async def read_chat(jid: str, body: ReadBody, tenant_id: Tenant, traceparent: Trace = None) -> JsonResponse:
+    async def read_chat(jid: str, tenant_id: Tenant, request: Request) -> JsonResponse:
         chat = _jid_or_422(jid)
+        body = await _parse(request, ReadBody)
         sid = await session_for(tenant_id, body.session_id)
-        command_id = await bus.send(c.ReadMessages, tenant_id, sid, traceparent, chat_jid=chat,
-                                    message_ids=body.message_ids)
-        return accepted(command_id, sessionId=sid)
+        return await command(request, tenant_id, c.ReadMessages, sid, chat_jid=chat, message_ids=body.message_ids)
+
+    @router.patch("/chats/{jid}/messages/{message_id}", status_code=202)
+    async def edit_message(jid: str, message_id: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+        chat = _jid_or_422(jid)
+        body = await _parse(request, EditBody)
+        sid = await session_for(tenant_id, body.session_id)
+        return await command(request, tenant_id, c.EditMessage, sid, chat_jid=chat, message_id=message_id,
+                             content=body.content)
+
+    @router.delete("/chats/{jid}/messages/{message_id}", status_code=202)
+    async def delete_message(jid: str, message_id: str, tenant_id: Tenant, request: Request,
+                             session_id: SessionQuery = None) -> JsonResponse:
+        chat = _jid_or_422(jid)
+        sid = await session_for(tenant_id, session_id)
+        return await command(request, tenant_id, c.DeleteMessage, sid, chat_jid=chat, message_id=message_id)
+
+    @router.post("/chats/{jid}/messages/{message_id}/reactions", status_code=202)
+    async def react(jid: str, message_id: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+        chat = _jid_or_422(jid)
+        body = await _parse(request, ReactBody)
+        sid = await session_for(tenant_id, body.session_id)
+        return await command(request, tenant_id, c.ReactToMessage, sid, chat_jid=chat, message_id=message_id,
+                             emoji=body.emoji)
+
+    @router.post("/chats/{jid}/presence", status_code=202)
+    async def chat_presence(jid: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+        chat = _jid_or_422(jid)
+        body = await _parse(request, PresenceBody)
+        sid = await session_for(tenant_id, body.session_id)
+        return await command(request, tenant_id, c.SendPresence, sid, chat_jid=chat, presence=body.presence)
+
+    @router.post("/chats/{jid}/presence/subscribe", status_code=202)
+    async def subscribe_presence(jid: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+        chat = _jid_or_422(jid)
+        body = await _parse(request, SessionOnlyBody)
+        sid = await session_for(tenant_id, body.session_id)
+        return await command(request, tenant_id, c.SubscribePresence, sid, jid=chat)
 
     @router.get("/chats")
-    async def list_chats(tenant_id: Tenant, session_id: Annotated[str | None, Query(alias="sessionId")] = None
-                         ) -> JsonResponse:
+    async def list_chats(tenant_id: Tenant, session_id: SessionQuery = None) -> JsonResponse:
         sid = await session_for(tenant_id, session_id)
         return JsonResponse({"sessionId": sid, "chats": await queries.chats(tenant_id, sid)})
 
@@ -166,7 +288,7 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
     async def list_messages(
         jid: str,
         tenant_id: Tenant,
-        session_id: Annotated[str | None, Query(alias="sessionId")] = None,
+        session_id: SessionQuery = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
     ) -> JsonResponse:
@@ -179,6 +301,11 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
         items, next_cursor = await queries.messages(tenant_id, sid, chat, limit, position)
         return JsonResponse({"sessionId": sid, "chatJid": chat, "messages": items, "nextCursor": next_cursor})
 
+    @router.get("/contacts")
+    async def list_contacts(tenant_id: Tenant, session_id: SessionQuery = None) -> JsonResponse:
+        sid = await session_for(tenant_id, session_id)
+        return JsonResponse({"sessionId": sid, "contacts": await queries.contacts(tenant_id, sid)})
+
     @router.get("/commands/{command_id}")
     async def get_command(command_id: Annotated[str, Field(max_length=100)], tenant_id: Tenant) -> JsonResponse:
         outcome = await queries.command(tenant_id, command_id)
@@ -187,20 +314,3 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries) -> APIRouter:
         return JsonResponse(outcome)
 
     return router
-
-
-def c_message_id(command_id: str) -> str:
-    return message_id_for(command_id)
-
-
-async def _json_or_empty(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise Problem(422, "body is not valid JSON") from exc
-    if not isinstance(data, dict):
-        raise Problem(422, "body must be a JSON object")
-    return data

@@ -43,6 +43,15 @@ log = logging.getLogger(__name__)
 
 SOURCE = "/zapstream/session-runner"
 
+IDEMPOTENT_EFFECTS = (
+    c.ReadMessages,
+    c.EditMessage,
+    c.DeleteMessage,
+    c.ReactToMessage,
+    c.SubscribePresence,
+    c.SendPresence,
+)
+
 
 def now() -> datetime:
     return datetime.now(UTC)
@@ -62,7 +71,6 @@ class _After:
     disconnect: list[str] = field(default_factory=list)
     logout: list[str] = field(default_factory=list)
     sends: list[tuple[str, p.SendRequested, str | None]] = field(default_factory=list)
-    reads: list[tuple[str, c.ReadMessages]] = field(default_factory=list)
 
 
 class PartitionOwner:
@@ -208,8 +216,6 @@ class PartitionOwner:
             self.next_offset = records[-1].offset + 1
             if after.sends:
                 await self._send_all(after.sends)
-            if after.reads:
-                await self._read_all(after.reads)
         for sid in after.connect:
             self._spawn(self._connect(sid))
         for sid in after.disconnect:
@@ -256,12 +262,60 @@ class PartitionOwner:
             intent = getattr(events[-1], "payload", None)
             assert isinstance(intent, p.SendRequested)
             after.sends.append((command.session_id, intent, trace))
-        elif isinstance(command, c.ReadMessages):
-            after.reads.append((command.session_id, command))
+        elif isinstance(command, IDEMPOTENT_EFFECTS):
+            await self._run_effect(session, command, at)
         else:
             session.record_command_succeeded(at, command.command_id, command.TYPE)
         await self._emit(producer, events, trace)
         await self._publish(producer, session, trace)
+
+    async def _run_effect(self, session: Session, command: c.Command, at: datetime) -> None:
+        """Run an idempotent WhatsApp call inside the command's transaction.
+
+        A crash before the commit repeats the call once the command is re-read;
+        repeating a read receipt, an edit to the same text, a revoke, a reaction
+        or a presence is harmless, and the events still land exactly once.
+        """
+        sid = session.session_id
+        me = f"{session.phone}@s.whatsapp.net" if session.phone else ""
+        try:
+            if isinstance(command, c.ReadMessages):
+                chat = normalize_jid(command.chat_jid)
+                await self.driver.mark_read(sid, chat, command.message_ids)
+                session.record_read_by_me(at, chat, command.message_ids, int(at.timestamp()))
+            elif isinstance(command, c.EditMessage):
+                chat = normalize_jid(command.chat_jid)
+                ts = await self.driver.edit_message(sid, chat, command.message_id, command.content)
+                session.record_edits(
+                    at,
+                    [p.MessageEdit(message_id=command.message_id, chat_jid=chat, text=command.content,
+                                   edited_at=ts, from_me=True)],
+                )
+            elif isinstance(command, c.DeleteMessage):
+                chat = normalize_jid(command.chat_jid)
+                ts = await self.driver.revoke_message(sid, chat, command.message_id)
+                session.record_revokes(
+                    at, [p.MessageDelete(message_id=command.message_id, deleted_at=ts, chat_jid=chat, from_me=True)]
+                )
+            elif isinstance(command, c.ReactToMessage):
+                chat = normalize_jid(command.chat_jid)
+                ts = await self.driver.react(sid, chat, command.message_id, command.emoji or "")
+                session.record_reactions(
+                    at,
+                    [p.ReactionEntry(message_id=command.message_id, chat_jid=chat, actor_jid=me, from_me=True,
+                                     emoji=command.emoji, reacted_at=ts, removed=command.emoji is None)],
+                )
+            elif isinstance(command, c.SubscribePresence):
+                await self.driver.subscribe_presence(sid, normalize_jid(command.jid))
+            elif isinstance(command, c.SendPresence):
+                await self.driver.send_chat_presence(sid, normalize_jid(command.chat_jid), command.presence)
+        except d.OutcomeUnknown as exc:
+            session.record_command_failed(at, command.command_id, command.TYPE, "outcome_unknown", str(exc))
+            return
+        except (d.DriverError, InvalidJid) as exc:
+            session.record_command_failed(at, command.command_id, command.TYPE, "whatsapp_error", str(exc))
+            return
+        session.record_command_succeeded(at, command.command_id, command.TYPE)
 
     async def _send_orphan_failure(
         self, producer: AIOKafkaProducer, command: c.Command, code: str, reason: str, trace: str
@@ -329,31 +383,6 @@ class PartitionOwner:
                 else:
                     raise result
                 await self._publish(producer, session, trace)
-            await producer.commit_transaction()
-        except BaseException:
-            await self._abort_and_reset(producer)
-            raise
-
-    async def _read_all(self, reads: list[tuple[str, c.ReadMessages]]) -> None:
-        outcomes: list[tuple[str, c.ReadMessages, BaseException | None]] = []
-        for sid, command in reads:
-            try:
-                await self.driver.mark_read(sid, normalize_jid(command.chat_jid), command.message_ids)
-                outcomes.append((sid, command, None))
-            except (d.DriverError, InvalidJid) as exc:
-                outcomes.append((sid, command, exc))
-        producer = self._producer()
-        await producer.begin_transaction()
-        try:
-            for sid, command, error in outcomes:
-                session = self.sessions.get(sid)
-                if session is None:
-                    continue
-                if error is None:
-                    session.record_command_succeeded(now(), command.command_id, command.TYPE)
-                else:
-                    session.record_command_failed(now(), command.command_id, command.TYPE, "read_failed", str(error))
-                await self._publish(producer, session, child_of(command.traceparent))
             await producer.commit_transaction()
         except BaseException:
             await self._abort_and_reset(producer)
@@ -452,6 +481,24 @@ class PartitionOwner:
             s.record_logged_out(at, ev.reason)
         elif isinstance(ev, d.IncomingMessage):
             s.record_incoming(at, [_summary(ev)])
+            if ev.push_name and not ev.from_me:
+                s.record_contact_names(at, [p.Contact(id=ev.sender_jid, notify=ev.push_name)])
+        elif isinstance(ev, d.MessageEdited):
+            s.record_edits(at, [p.MessageEdit(message_id=ev.message_id, chat_jid=ev.chat_jid, text=ev.text,
+                                              edited_at=ev.timestamp, from_me=ev.from_me)])
+        elif isinstance(ev, d.MessageRevoked):
+            s.record_revokes(at, [p.MessageDelete(message_id=ev.message_id, deleted_at=ev.timestamp,
+                                                  chat_jid=ev.chat_jid, from_me=ev.from_me)])
+        elif isinstance(ev, d.ChatCleared):
+            s.record_chat_cleared(at, ev.chat_jid, ev.timestamp)
+        elif isinstance(ev, d.Reaction):
+            s.record_reactions(at, [p.ReactionEntry(message_id=ev.message_id, chat_jid=ev.chat_jid,
+                                                    actor_jid=ev.actor_jid, from_me=ev.from_me,
+                                                    emoji=ev.emoji or None, reacted_at=ev.timestamp,
+                                                    removed=ev.emoji == "")])
+        elif isinstance(ev, d.ContactsUpdate):
+            s.record_contact_names(at, [p.Contact(id=jid, name=name, notify=notify)
+                                        for jid, name, notify in ev.contacts])
         elif isinstance(ev, d.Receipt):
             s.record_receipts(
                 at,
@@ -526,4 +573,6 @@ def _summary(m: d.IncomingMessage) -> p.MessageSummary:
         text=m.text,
         participant=None if m.sender_jid == m.chat_jid else m.sender_jid,
         reply_to_message_id=m.reply_to_id,
+        forwarded=m.forwarded or None,
+        push_name=m.push_name,
     )
