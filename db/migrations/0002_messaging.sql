@@ -7,7 +7,12 @@ ALTER TABLE rm_messages
     ADD COLUMN is_deleted  boolean NOT NULL DEFAULT false,
     ADD COLUMN deleted_at  bigint,
     -- a live incoming message not read yet by this account
-    ADD COLUMN unread      boolean NOT NULL DEFAULT false;
+    ADD COLUMN unread      boolean NOT NULL DEFAULT false,
+    -- order within a session: aggregate version of the recording event * 10000 + index in its batch
+    ADD COLUMN seq         bigint NOT NULL DEFAULT 0;
+-- Keyset pagination, newest first; seq breaks ties between messages of the same second.
+DROP INDEX rm_messages_chat;
+CREATE INDEX rm_messages_chat ON rm_messages (session_id, chat_jid, ts DESC, seq DESC);
 CREATE INDEX rm_messages_unread ON rm_messages (session_id, chat_jid) WHERE unread;
 
 CREATE TABLE rm_reactions (

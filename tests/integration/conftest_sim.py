@@ -155,10 +155,21 @@ class SimControl:
     async def latency(self, ms: int) -> None:
         await self.call("POST", "/control/latency", {"ms": ms})
 
-    async def inject(self, sender: str, to: str, text: str, *, msg_id: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"from": sender, "to": to, "text": text}
+    async def inject(
+        self,
+        sender: str,
+        to: str,
+        text: str,
+        *,
+        msg_id: str | None = None,
+        reply_to: str | None = None,
+        forwarded: bool = False,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"from": sender, "to": to, "text": text, "forwarded": forwarded}
         if msg_id is not None:
             body["id"] = msg_id
+        if reply_to is not None:
+            body["replyTo"] = reply_to
         return await self.call("POST", "/control/inject", body)
 
     async def contact(
@@ -168,10 +179,41 @@ class SimControl:
         auto_reply: bool | None = None,
         auto_read: bool | None = None,
         typing: bool | None = None,
+        name: str | None = None,
+        saved_name: str | None = None,
     ) -> dict[str, Any]:
-        body = {"autoReply": auto_reply, "autoRead": auto_read, "typing": typing}
+        body: dict[str, Any] = {
+            "autoReply": auto_reply,
+            "autoRead": auto_read,
+            "typing": typing,
+            "name": name,
+            "savedName": saved_name,
+        }
         body = {k: v for k, v in body.items() if v is not None}
         return await self.call("POST", f"/control/contacts/{phone}", body)
+
+    async def contact_view(self, phone: str) -> dict[str, Any]:
+        return await self.call("GET", f"/control/contacts/{phone}")
+
+    async def contact_react(self, phone: str, to: str, msg_id: str, emoji: str) -> dict[str, Any]:
+        body = {"to": to, "messageId": msg_id, "emoji": emoji}
+        return await self.call("POST", f"/control/contacts/{phone}/react", body)
+
+    async def contact_edit(self, phone: str, to: str, msg_id: str, text: str) -> dict[str, Any]:
+        body = {"to": to, "messageId": msg_id, "text": text}
+        return await self.call("POST", f"/control/contacts/{phone}/edit", body)
+
+    async def contact_revoke(self, phone: str, to: str, msg_id: str) -> dict[str, Any]:
+        return await self.call("POST", f"/control/contacts/{phone}/revoke", {"to": to, "messageId": msg_id})
+
+    async def contact_presence(self, phone: str, presence: str, to: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"presence": presence}
+        if to is not None:
+            body["to"] = to
+        return await self.call("POST", f"/control/contacts/{phone}/presence", body)
+
+    async def clear_chat(self, session_id: str, chat: str) -> dict[str, Any]:
+        return await self.call("POST", f"/control/devices/{session_id}/clear-chat", {"chat": chat})
 
     async def inbox(self, phone: str) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = (await self.call("GET", f"/control/accounts/{phone}/inbox"))[

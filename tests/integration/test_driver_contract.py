@@ -21,15 +21,21 @@ from typing import Any, Protocol, TypeVar
 import pytest
 
 from session_runner.drivers.port import (
+    ChatCleared,
     Connected,
+    ContactsUpdate,
     Disconnected,
     DriverError,
     DriverEvent,
     HistorySync,
     IncomingMessage,
     LoggedOut,
+    MessageEdited,
+    MessageRevoked,
+    OutcomeUnknown,
     PresenceUpdate,
     QrCode,
+    Reaction,
     Receipt,
     WhatsAppDriver,
 )
@@ -104,8 +110,14 @@ class Adapter(Protocol):
     def new_session_id(self) -> str: ...
     async def scan_qr(self, code: str, phone: str) -> None: ...
     async def pair(self, code: str) -> None: ...
-    async def contact_says(self, contact: str, to: str, text: str) -> str: ...
+    async def contact_says(self, contact: str, to: str, text: str, *, forwarded: bool = False) -> str: ...
     async def configure_contact(self, phone: str, **flags: bool) -> None: ...
+    async def name_contact(self, phone: str, name: str, saved_name: str | None = None) -> None: ...
+    async def contact_reacts(self, contact: str, to: str, message_id: str, emoji: str) -> None: ...
+    async def contact_edits(self, contact: str, to: str, message_id: str, text: str) -> None: ...
+    async def contact_revokes(self, contact: str, to: str, message_id: str) -> None: ...
+    async def contact_presence(self, contact: str, presence: str, to: str | None = None) -> None: ...
+    async def clear_chat_on_phone(self, session_id: str, chat_jid: str) -> None: ...
     async def received_by(self, phone: str) -> list[dict[str, Any]]: ...
     async def drop(self, session_id: str) -> None: ...
     async def logout_from_phone(self, session_id: str) -> None: ...
@@ -151,11 +163,36 @@ class SimAdapter:
     async def pair(self, code: str) -> None:
         await self.control.pair(code)
 
-    async def contact_says(self, contact: str, to: str, text: str) -> str:
-        return str((await self.control.inject(contact, to, text))["id"])
+    async def contact_says(self, contact: str, to: str, text: str, *, forwarded: bool = False) -> str:
+        return str((await self.control.inject(contact, to, text, forwarded=forwarded))["id"])
 
     async def configure_contact(self, phone: str, **flags: bool) -> None:
-        await self.control.contact(phone, **flags)
+        unknown = set(flags) - {"auto_reply", "auto_read", "typing"}
+        assert not unknown, f"unknown contact flags {unknown}"
+        await self.control.contact(
+            phone,
+            auto_reply=flags.get("auto_reply"),
+            auto_read=flags.get("auto_read"),
+            typing=flags.get("typing"),
+        )
+
+    async def name_contact(self, phone: str, name: str, saved_name: str | None = None) -> None:
+        await self.control.contact(phone, name=name, saved_name=saved_name)
+
+    async def contact_reacts(self, contact: str, to: str, message_id: str, emoji: str) -> None:
+        await self.control.contact_react(contact, to, message_id, emoji)
+
+    async def contact_edits(self, contact: str, to: str, message_id: str, text: str) -> None:
+        await self.control.contact_edit(contact, to, message_id, text)
+
+    async def contact_revokes(self, contact: str, to: str, message_id: str) -> None:
+        await self.control.contact_revoke(contact, to, message_id)
+
+    async def contact_presence(self, contact: str, presence: str, to: str | None = None) -> None:
+        await self.control.contact_presence(contact, presence, to)
+
+    async def clear_chat_on_phone(self, session_id: str, chat_jid: str) -> None:
+        await self.control.clear_chat(session_id, chat_jid)
 
     async def received_by(self, phone: str) -> list[dict[str, Any]]:
         return await self.control.inbox(phone)
@@ -588,6 +625,275 @@ async def test_contact_typing_presence(driver_factory: Adapter) -> None:
     assert composing.jid == composing.chat_jid == jid(contact)
     reply = await a.rec.wait_for(IncomingMessage, lambda m: m.reply_to_id == msg_id)
     assert a.rec.position(composing) < a.rec.position(reply)
+
+
+# ------------------------------------------------------------ messaging parity
+
+THUMBS_UP = "\N{THUMBS UP SIGN}"
+
+
+async def test_forwarded_text_arrives_forwarded_with_the_push_name(driver_factory: Adapter) -> None:
+    a, b = await link(driver_factory), await link(driver_factory)
+    contact = driver_factory.new_phone()
+    await driver_factory.configure_contact(contact, auto_reply=False, auto_read=False)
+    fwd, plain = new_message_id(), new_message_id()
+
+    await a.driver.send_text(a.sid, jid(b.phone), "seen elsewhere", message_id=fwd, forwarded=True)
+    await a.driver.send_text(a.sid, jid(contact), "fwd to a contact", message_id=plain, forwarded=True)
+
+    incoming = await b.rec.wait_for(IncomingMessage, with_id(fwd))
+    assert (incoming.forwarded, incoming.text) == (True, "seen elsewhere")
+    [entry] = await driver_factory.received_by(contact)
+    assert entry["forwarded"] is True
+    from_contact = await driver_factory.contact_says(contact, a.phone, "fw", forwarded=True)
+    assert (await a.rec.wait_for(IncomingMessage, with_id(from_contact))).forwarded is True
+
+
+async def test_new_contact_sends_contacts_update_and_push_name(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact = driver_factory.new_phone()
+    await driver_factory.name_contact(contact, "Zoe", saved_name="Zoe (gym)")
+
+    msg_id = await driver_factory.contact_says(contact, a.phone, "hi, it's Zoe")
+
+    update = await a.rec.wait_for(ContactsUpdate)
+    assert update.seq > 0
+    assert (jid(contact), "Zoe (gym)", "Zoe") in update.contacts
+    message = await a.rec.wait_for(IncomingMessage, with_id(msg_id))
+    assert message.push_name == "Zoe"
+    assert a.rec.position(update) < a.rec.position(message)
+    await driver_factory.contact_says(contact, a.phone, "again")
+    await asyncio.sleep(0.1)
+    assert len(a.rec.of(ContactsUpdate)) == 1  # once per new contact
+
+
+async def test_edit_revoke_and_react_between_accounts(driver_factory: Adapter) -> None:
+    a, b = await link(driver_factory), await link(driver_factory)
+    msg_id = new_message_id()
+    await a.driver.send_text(a.sid, jid(b.phone), "helo", message_id=msg_id)
+    await b.rec.wait_for(IncomingMessage, with_id(msg_id))
+
+    edited_at = await a.driver.edit_message(a.sid, jid(b.phone), msg_id, "hello")
+    edited = await b.rec.wait_for(MessageEdited)
+    assert (edited.chat_jid, edited.message_id, edited.text, edited.from_me) == (
+        jid(a.phone),
+        msg_id,
+        "hello",
+        False,
+    )
+    assert edited.timestamp == edited_at and edited.seq > 0
+
+    reacted_at = await b.driver.react(b.sid, jid(a.phone), msg_id, THUMBS_UP)
+    reaction = await a.rec.wait_for(Reaction)
+    assert (reaction.chat_jid, reaction.message_id, reaction.actor_jid, reaction.emoji, reaction.from_me) == (
+        jid(b.phone),
+        msg_id,
+        jid(b.phone),
+        THUMBS_UP,
+        False,
+    )
+    assert reaction.timestamp == reacted_at
+    await b.driver.react(b.sid, jid(a.phone), msg_id, "")
+    await a.rec.wait_for(Reaction, lambda r: r.emoji == "")
+
+    revoked_at = await a.driver.revoke_message(a.sid, jid(b.phone), msg_id)
+    revoked = await b.rec.wait_for(MessageRevoked)
+    assert (revoked.chat_jid, revoked.message_id, revoked.from_me, revoked.timestamp) == (
+        jid(a.phone),
+        msg_id,
+        False,
+        revoked_at,
+    )
+    assert await a.driver.revoke_message(a.sid, jid(b.phone), msg_id) == revoked_at  # safe to re-send
+
+
+async def test_edit_revoke_and_react_on_a_contact_are_recorded(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact = driver_factory.new_phone()
+    await driver_factory.configure_contact(contact, auto_reply=False, auto_read=False)
+    kept, gone = new_message_id(), new_message_id()
+    await a.driver.send_text(a.sid, jid(contact), "typo", message_id=kept)
+    await a.driver.send_text(a.sid, jid(contact), "regret", message_id=gone)
+    theirs = await driver_factory.contact_says(contact, a.phone, "nice")
+
+    await a.driver.edit_message(a.sid, jid(contact), kept, "fixed")
+    await a.driver.revoke_message(a.sid, jid(contact), gone)
+    await a.driver.react(a.sid, jid(contact), theirs, THUMBS_UP)
+
+    entries = {m["id"]: m for m in await driver_factory.received_by(contact)}
+    assert (entries[kept]["text"], entries[kept]["edited"]) == ("fixed", True)
+    assert entries[gone]["revoked"] is True
+    [ours] = [m for m in await driver_factory.received_by(a.phone) if m["id"] == theirs]
+    assert ours["reactions"] == {a.phone: THUMBS_UP}
+
+
+async def test_invalid_edits_are_refused_definitively(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact = driver_factory.new_phone()
+    await driver_factory.configure_contact(contact, auto_reply=False, auto_read=False)
+    theirs = await driver_factory.contact_says(contact, a.phone, "not yours")
+    mine = new_message_id()
+    await a.driver.send_text(a.sid, jid(contact), "mine", message_id=mine)
+    await a.driver.revoke_message(a.sid, jid(contact), mine)
+
+    for call in (
+        a.driver.edit_message(a.sid, jid(contact), theirs, "x"),  # someone else's message
+        a.driver.edit_message(a.sid, jid(contact), new_message_id(), "x"),  # unknown id
+        a.driver.edit_message(a.sid, jid(contact), mine, "x"),  # revoked
+        a.driver.revoke_message(a.sid, jid(contact), theirs),
+        a.driver.react(a.sid, jid(contact), new_message_id(), THUMBS_UP),
+    ):
+        with pytest.raises(DriverError) as caught:
+            await call
+        assert not isinstance(caught.value, OutcomeUnknown)
+
+
+async def test_contact_reacts_edits_and_revokes(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact, ours = driver_factory.new_phone(), new_message_id()
+    await driver_factory.configure_contact(contact, auto_reply=False, auto_read=False)
+    await a.driver.send_text(a.sid, jid(contact), "rate this", message_id=ours)
+    theirs = await driver_factory.contact_says(contact, a.phone, "speling")
+
+    await driver_factory.contact_reacts(contact, a.phone, ours, THUMBS_UP)
+    await driver_factory.contact_edits(contact, a.phone, theirs, "spelling")
+    await driver_factory.contact_revokes(contact, a.phone, theirs)
+
+    reaction = await a.rec.wait_for(Reaction)
+    assert (reaction.message_id, reaction.actor_jid, reaction.emoji, reaction.from_me) == (
+        ours,
+        jid(contact),
+        THUMBS_UP,
+        False,
+    )
+    edited = await a.rec.wait_for(MessageEdited)
+    assert (edited.chat_jid, edited.message_id, edited.text, edited.from_me) == (
+        jid(contact),
+        theirs,
+        "spelling",
+        False,
+    )
+    revoked = await a.rec.wait_for(MessageRevoked)
+    assert (revoked.chat_jid, revoked.message_id) == (jid(contact), theirs)
+
+
+async def test_contact_auto_reacts_to_hash_react_after_reading(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact, msg_id = driver_factory.new_phone(), new_message_id()
+    await driver_factory.configure_contact(contact, auto_reply=False)
+
+    await a.driver.send_text(a.sid, jid(contact), "thumbs up please #react", message_id=msg_id)
+
+    read = await a.rec.wait_for(Receipt, lambda r: msg_id in r.message_ids and r.status == "read")
+    reaction = await a.rec.wait_for(Reaction, lambda r: r.message_id == msg_id)
+    assert (reaction.emoji, reaction.actor_jid, reaction.chat_jid) == (THUMBS_UP, jid(contact), jid(contact))
+    assert read.seq < reaction.seq
+
+
+async def test_clear_chat_on_the_phone(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact = driver_factory.new_phone()
+    await driver_factory.contact_says(contact, a.phone, "soon gone")
+
+    await driver_factory.clear_chat_on_phone(a.sid, jid(contact))
+
+    cleared = await a.rec.wait_for(ChatCleared)
+    assert cleared.chat_jid == jid(contact)
+    assert cleared.seq > 0 and cleared.timestamp > 0
+
+
+async def test_presence_subscription(driver_factory: Adapter) -> None:
+    a, b = await link(driver_factory), await link(driver_factory)
+    contact = driver_factory.new_phone()
+
+    await a.driver.subscribe_presence(a.sid, jid(contact))
+    await a.driver.subscribe_presence(a.sid, jid(b.phone))
+
+    now = await a.rec.wait_for(PresenceUpdate, lambda p: p.jid == jid(contact))
+    assert now.presence == "available"
+    await a.rec.wait_for(PresenceUpdate, lambda p: p.jid == jid(b.phone) and p.presence == "available")
+    mark = len(a.rec.events)
+    await b.driver.disconnect(b.sid)
+    gone = await a.rec.wait_for(PresenceUpdate, lambda p: p.jid == jid(b.phone), since=mark)
+    assert gone.presence == "unavailable" and gone.last_seen
+    await driver_factory.contact_presence(contact, "unavailable")
+    await a.rec.wait_for(PresenceUpdate, lambda p: p.jid == jid(contact) and p.presence == "unavailable")
+
+
+async def test_chat_presence_reaches_the_other_account(driver_factory: Adapter) -> None:
+    a, b = await link(driver_factory), await link(driver_factory)
+    contact = driver_factory.new_phone()
+
+    await a.driver.send_chat_presence(a.sid, jid(b.phone), "composing")
+    await a.driver.send_chat_presence(a.sid, jid(contact), "paused")
+    await driver_factory.contact_presence(contact, "recording", to=a.phone)
+
+    typing = await b.rec.wait_for(PresenceUpdate)
+    assert (typing.chat_jid, typing.jid, typing.presence) == (jid(a.phone), jid(a.phone), "composing")
+    recording = await a.rec.wait_for(PresenceUpdate, lambda p: p.presence == "recording")
+    assert recording.chat_jid == recording.jid == jid(contact)
+
+
+async def test_contact_types_then_pauses_before_replying_by_default(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact, msg_id = driver_factory.new_phone(), new_message_id()
+
+    await a.driver.send_text(a.sid, jid(contact), "talk to me", message_id=msg_id)
+
+    reply = await a.rec.wait_for(IncomingMessage, lambda m: m.reply_to_id == msg_id)
+    states = [p.presence for p in a.rec.of(PresenceUpdate) if p.jid == jid(contact)]
+    assert states == ["composing", "paused"]
+    assert all(a.rec.position(p) < a.rec.position(reply) for p in a.rec.of(PresenceUpdate))
+
+
+async def test_new_events_are_replayed_until_acked_but_presence_is_not(driver_factory: Adapter) -> None:
+    a = await link(driver_factory)
+    contact, ours = driver_factory.new_phone(), new_message_id()
+    await driver_factory.configure_contact(contact, auto_reply=False, auto_read=False)
+    await a.driver.send_text(a.sid, jid(contact), "x", message_id=ours)
+    theirs = await driver_factory.contact_says(contact, a.phone, "y")
+    await a.rec.wait_for(IncomingMessage, with_id(theirs))
+    connected = a.rec.of(Connected)[-1]
+    await a.driver.ack(a.sid, max(e.seq for e in a.rec.events))
+    await driver_factory.contact_presence(contact, "composing", to=a.phone)
+    await a.rec.wait_for(PresenceUpdate)
+
+    await a.driver.disconnect(a.sid)
+    await driver_factory.contact_reacts(contact, a.phone, ours, THUMBS_UP)
+    await driver_factory.contact_edits(contact, a.phone, theirs, "y2")
+    await driver_factory.contact_revokes(contact, a.phone, theirs)
+    await driver_factory.clear_chat_on_phone(a.sid, jid(contact))
+    other = driver_factory.new_phone()
+    await driver_factory.contact_says(other, a.phone, "new face")
+    again = Recorder()
+    await a.driver.connect(a.sid, again)
+    await again.wait_for(Connected)
+
+    kinds = [type(e) for e in again.events]
+    assert kinds == [
+        Reaction,
+        MessageEdited,
+        MessageRevoked,
+        ChatCleared,
+        ContactsUpdate,
+        IncomingMessage,
+        Connected,
+    ]
+    assert all(e.seq > connected.seq for e in again.events)
+
+
+async def test_new_calls_on_a_session_that_is_not_connected_raise(driver_factory: Adapter) -> None:
+    driver = driver_factory.driver()
+    sid, to = driver_factory.new_session_id(), jid(driver_factory.new_phone())
+    for call in (
+        driver.edit_message(sid, to, "x", "y"),
+        driver.revoke_message(sid, to, "x"),
+        driver.react(sid, to, "x", THUMBS_UP),
+        driver.subscribe_presence(sid, to),
+        driver.send_chat_presence(sid, to, "composing"),
+    ):
+        with pytest.raises(DriverError):
+            await call
 
 
 # ------------------------------------------------------------------ sim only

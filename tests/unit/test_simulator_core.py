@@ -196,10 +196,10 @@ def test_events_are_retained_until_acked_and_replayed_before_connected() -> None
     link = FakeLink()
     sim.attach("s1", link)
 
-    assert link.types() == ["history_sync", "message", "message", "connected"]
+    assert link.types() == ["history_sync", "contacts", "message", "message", "connected"]
     seqs = [e["seq"] for e in link.events()]
     assert seqs == sorted(seqs)
-    sim.ack("s1", seqs[2], link)  # up to the second message
+    sim.ack("s1", seqs[3], link)  # up to the second message
     assert [s for s, _ in sim.devices["s1"].retained] == []
 
     relink = FakeLink()
@@ -216,7 +216,7 @@ def test_ack_is_clamped_and_ignored_from_a_replaced_connection() -> None:
 
     assert old.closed is not None and old.closed[0] == CLOSE_REPLACED
     sim.ack("s1", 10_000, old)  # the old owner is ignored
-    assert len(sim.devices["s1"].retained) == 2
+    assert len(sim.devices["s1"].retained) == 3  # history, contacts (Carol's name), message
     sim.ack("s1", 10_000, new)  # from the future: clamped to what was emitted
     assert sim.devices["s1"].acked == sim.devices["s1"].last_seq
     sim.detach("s1", old)  # a late close of the old connection must not detach the new one
@@ -230,7 +230,7 @@ def test_retention_is_capped() -> None:
         sim.inject(CAROL, ALICE, f"m{i}")
     device = sim.devices["s1"]
     assert len(device.retained) == 3
-    assert sim.stats_view()["retainedDropped"] == 3  # history + 2 oldest messages
+    assert sim.stats_view()["retainedDropped"] == 4  # history, contacts + 2 oldest messages
 
 
 def test_drop_keeps_the_device_linked() -> None:

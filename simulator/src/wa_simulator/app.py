@@ -2,14 +2,36 @@
 
 Device protocol (JSON text frames, orjson):
 
-* device → server: ``{"op": "send"|"read"|"pair_code"|"disconnect"|"logout", "rid": ..., ...}``
-  answered by ``{"op": "result", "rid": ..., "ok": bool, ...}``; ``{"op": "ack", "seq": N}`` has no answer.
-* server → device: ``{"op": "event", "seq": N, "type": ..., ...}``.
+* device → server: ``{"op": ..., "rid": ..., ...}`` answered by ``{"op": "result", "rid": ..., "ok": bool, ...}``
+  (``ok: false`` carries ``error``; the request took no effect); ``{"op": "ack", "seq": N}`` has no answer.
+
+  ============================  ===============================================  ====================
+  op                            fields                                           result
+  ============================  ===============================================  ====================
+  ``send``                      ``id, to, text, replyTo?, forwarded?``           ``id, timestamp,
+                                                                                 duplicate``
+  ``edit``                      ``chat, id, text`` (own messages, 15 min)        ``timestamp``
+  ``revoke``                    ``chat, id`` (own messages; idempotent)          ``timestamp``
+  ``react``                     ``chat, id, emoji`` (``""`` removes)             ``timestamp``
+  ``read``                      ``chat, ids``                                    ``ids`` (now read)
+  ``presence_subscribe``        ``jid`` (until the connection ends)              —
+  ``chat_presence``             ``chat, presence`` (composing/recording/paused)  —
+  ``pair_code``                 ``phone``                                        ``code``
+  ``disconnect``, ``logout``    —                                                —
+  ============================  ===============================================  ====================
+
+* server → device: ``{"op": "event", "seq": N, "type": ..., ...}``; types: ``qr``, ``connected``,
+  ``presence`` (ephemeral), ``history_sync``, ``message`` (``forwarded``, ``pushName``),
+  ``receipt``, ``edit``, ``revoke``, ``reaction``, ``chat_clear``, ``contacts``, ``logged_out``.
 * connect with ``?ack=N`` to acknowledge up to ``N`` before the replay starts.
 * close codes: 4000 dropped (reconnect), 4001 replaced by a newer connection,
   4002 logged out, 4003 simulator reset (those three: do not reconnect).
 
-Control endpoints under ``/control`` drive the world for tests and benchmarks.
+Control endpoints under ``/control`` drive the world for tests and benchmarks. Messaging
+parity ones: ``POST /control/inject`` (``forwarded``), ``POST|GET /control/contacts/{phone}``
+(``name`` = push name, ``savedName``), ``POST /control/contacts/{phone}/react|edit|revoke|presence``
+and ``POST /control/devices/{sid}/clear-chat``. A scripted contact reacts 👍 to a text
+containing ``#react`` once it has read it.
 """
 
 from __future__ import annotations
@@ -73,6 +95,7 @@ class InjectBody(_Body):
     text: str
     id: str | None = None
     reply_to: str | None = Field(default=None, alias="replyTo")
+    forwarded: bool = False
 
 
 class ContactBody(_Body):
@@ -80,6 +103,29 @@ class ContactBody(_Body):
     auto_read: bool | None = Field(default=None, alias="autoRead")
     typing: bool | None = None
     name: str | None = None
+    saved_name: str | None = Field(default=None, alias="savedName")
+
+
+class ContactActionBody(_Body):
+    to: str
+    message_id: str = Field(alias="messageId")
+
+
+class ContactReactBody(ContactActionBody):
+    emoji: str
+
+
+class ContactEditBody(ContactActionBody):
+    text: str
+
+
+class ContactPresenceBody(_Body):
+    presence: str
+    to: str | None = None
+
+
+class ClearChatBody(_Body):
+    chat: str
 
 
 async def _body(request: Request, model: type[M]) -> M:
@@ -149,8 +195,23 @@ def _process(sim: Simulator, session_id: str, link: Link, frame: dict[str, Any])
                 to_jid=frame.get("to"),
                 text=frame.get("text"),
                 reply_to=frame.get("replyTo"),
+                forwarded=frame.get("forwarded", False),
             )
             result = {"id": msg.id, "timestamp": msg.timestamp, "duplicate": duplicate}
+        elif op == "edit":
+            result = {
+                "timestamp": sim.edit(session_id, frame.get("chat"), frame.get("id"), frame.get("text"))
+            }
+        elif op == "revoke":
+            result = {"timestamp": sim.revoke(session_id, frame.get("chat"), frame.get("id"))}
+        elif op == "react":
+            result = {
+                "timestamp": sim.react(session_id, frame.get("chat"), frame.get("id"), frame.get("emoji"))
+            }
+        elif op == "presence_subscribe":
+            sim.subscribe_presence(session_id, frame.get("jid"))
+        elif op == "chat_presence":
+            sim.chat_presence(session_id, frame.get("chat"), frame.get("presence"))
         elif op == "read":
             result = {"ids": sim.mark_read(session_id, frame.get("chat"), frame.get("ids"))}
         elif op == "pair_code":
@@ -175,6 +236,10 @@ def _process(sim: Simulator, session_id: str, link: Link, frame: dict[str, Any])
         after()
 
 
+# Ops that the injected latency slows down (all of them, so a send and its later edit stay in order).
+_DELAYED_OPS = frozenset({"send", "edit", "revoke", "react"})
+
+
 def _handle_frame(sim: Simulator, session_id: str, link: Link, raw: str | bytes) -> None:
     try:
         frame = orjson.loads(raw)
@@ -192,8 +257,8 @@ def _handle_frame(sim: Simulator, session_id: str, link: Link, raw: str | bytes)
         if isinstance(seq, int):
             sim.ack(session_id, seq, link)
         return
-    if op == "send" and sim.latency_ms > 0:
-        # Timers with equal delays fire in order, so per-device send order is kept.
+    if op in _DELAYED_OPS and sim.latency_ms > 0:
+        # Timers with equal delays fire in order, so per-device order of these ops is kept.
         asyncio.get_running_loop().call_later(sim.latency_ms / 1000, _process, sim, session_id, link, frame)
         return
     _process(sim, session_id, link, frame)
@@ -279,16 +344,53 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/control/inject")
     async def inject(request: Request) -> OrjsonResponse:
         body = await _body(request, InjectBody)
-        msg, duplicate = sim.inject(body.sender, body.to, body.text, msg_id=body.id, reply_to=body.reply_to)
+        msg, duplicate = sim.inject(
+            body.sender, body.to, body.text, msg_id=body.id, reply_to=body.reply_to, forwarded=body.forwarded
+        )
         return OrjsonResponse({**msg.as_dict(), "duplicate": duplicate})
 
     @app.post("/control/contacts/{phone}")
     async def contact(phone: str, request: Request) -> OrjsonResponse:
         body = await _body(request, ContactBody)
-        updated = sim.set_contact(
-            phone, auto_reply=body.auto_reply, auto_read=body.auto_read, typing=body.typing, name=body.name
+        sim.set_contact(
+            phone,
+            auto_reply=body.auto_reply,
+            auto_read=body.auto_read,
+            typing=body.typing,
+            name=body.name,
+            saved_name=body.saved_name,
         )
-        return OrjsonResponse(updated.as_dict())
+        return OrjsonResponse(sim.contact_view(phone))
+
+    @app.get("/control/contacts/{phone}")
+    async def contact_view(phone: str) -> OrjsonResponse:
+        return OrjsonResponse(sim.contact_view(phone))
+
+    @app.post("/control/contacts/{phone}/react")
+    async def contact_react(phone: str, request: Request) -> OrjsonResponse:
+        body = await _body(request, ContactReactBody)
+        return OrjsonResponse(sim.contact_react(phone, body.to, body.message_id, body.emoji).as_dict())
+
+    @app.post("/control/contacts/{phone}/edit")
+    async def contact_edit(phone: str, request: Request) -> OrjsonResponse:
+        body = await _body(request, ContactEditBody)
+        return OrjsonResponse(sim.contact_edit(phone, body.to, body.message_id, body.text).as_dict())
+
+    @app.post("/control/contacts/{phone}/revoke")
+    async def contact_revoke(phone: str, request: Request) -> OrjsonResponse:
+        body = await _body(request, ContactActionBody)
+        return OrjsonResponse(sim.contact_revoke(phone, body.to, body.message_id).as_dict())
+
+    @app.post("/control/contacts/{phone}/presence")
+    async def contact_presence(phone: str, request: Request) -> OrjsonResponse:
+        body = await _body(request, ContactPresenceBody)
+        sim.contact_set_presence(phone, body.presence, body.to)
+        return OrjsonResponse(sim.contact_view(phone))
+
+    @app.post("/control/devices/{session_id}/clear-chat")
+    async def clear_chat(session_id: str, request: Request) -> OrjsonResponse:
+        body = await _body(request, ClearChatBody)
+        return OrjsonResponse({"chat": body.chat, "timestamp": sim.clear_chat(session_id, body.chat)})
 
     @app.get("/control/accounts/{phone}/inbox")
     async def inbox(phone: str) -> OrjsonResponse:

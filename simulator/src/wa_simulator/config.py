@@ -21,10 +21,13 @@ class Settings(BaseSettings):
     # Scripted contacts (any number without a linked device).
     contact_auto_reply: bool = True
     contact_auto_read: bool = True
-    contact_typing: bool = False
+    contact_typing: bool = True  # composing, then paused, before each auto-reply
     contact_read_delay_ms: int = 20
     contact_reply_delay_ms: int = 50
     contact_reply_prefix: str = "echo: "
+
+    # Like WhatsApp, messages can only be edited for a while after they were sent.
+    edit_window_seconds: float = 900.0
 
     # History sync sent when a device is linked.
     history_seed_contacts: int = 2

@@ -9,6 +9,16 @@ per-device increasing ``seq``; events are retained until the device acks them an
 replayed, in order, when it (re)connects. ``qr``, ``connected`` and ``presence``
 events are ephemeral: they are only sent to a live connection and never replayed,
 because each (re)connect derives them afresh.
+
+Event types: ``qr``, ``connected``, ``presence`` (ephemeral); ``history_sync``,
+``message``, ``receipt``, ``edit``, ``revoke``, ``reaction``, ``chat_clear``,
+``contacts``, ``logged_out`` (retained until acked).
+
+Presence: a device subscribes to a JID for the life of its connection (as on
+WhatsApp, subscriptions are forgotten when it disconnects; re-subscribe after each
+``connected``) and then gets that JID's ``available``/``unavailable`` changes.
+Chat states (``composing``/``recording``/``paused``) are sent to every device of the
+chat partner, subscribed or not.
 """
 
 from __future__ import annotations
@@ -36,6 +46,11 @@ CLOSE_RESET = 4003  # the simulator forgot everything: do not reconnect
 
 _PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
 _MAX_ID_LEN = 128
+_MAX_EMOJI_LEN = 32
+CHAT_STATES = frozenset({"composing", "recording", "paused"})
+PRESENCES = frozenset({"available", "unavailable"}) | CHAT_STATES
+AUTO_REACT_TOKEN = "#react"  # a scripted contact reacts 👍 to our text containing it
+AUTO_REACT_EMOJI = "\N{THUMBS UP SIGN}"
 
 
 class SimError(Exception):
@@ -46,6 +61,10 @@ class SimError(Exception):
 
 class NotFound(SimError):
     status = 404
+
+
+class Forbidden(SimError):
+    status = 403
 
 
 class Conflict(SimError):
@@ -109,10 +128,15 @@ class Message:
     __slots__ = (
         "attempts",
         "deliveries",
+        "edited_at",
+        "forwarded",
         "id",
         "ordinal",
+        "original_text",
+        "reactions",
         "read",
         "reply_to",
+        "revoked_at",
         "sender",
         "status",
         "text",
@@ -129,6 +153,7 @@ class Message:
         text: str | None,
         reply_to: str | None,
         timestamp: int,
+        forwarded: bool = False,
     ) -> None:
         self.ordinal = ordinal
         self.id = msg_id
@@ -141,6 +166,11 @@ class Message:
         self.deliveries = 0  # times it landed in the recipient's inbox; exactly-once means 1
         self.status = "sent"
         self.read = False
+        self.forwarded = forwarded
+        self.edited_at: int | None = None
+        self.original_text: str | None = None  # the text before the first edit
+        self.revoked_at: int | None = None
+        self.reactions: dict[str, tuple[str, int]] = {}  # reactor phone -> (emoji, timestamp)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -154,26 +184,37 @@ class Message:
             "attempts": self.attempts,
             "status": self.status,
             "read": self.read,
+            "forwarded": self.forwarded,
+            "edited": self.edited_at is not None,
+            "editedAt": self.edited_at,
+            "originalText": self.original_text,
+            "revoked": self.revoked_at is not None,
+            "revokedAt": self.revoked_at,
+            "reactions": {phone: emoji for phone, (emoji, _ts) in self.reactions.items()},
         }
 
 
 class Mailbox:
     """Messages of one phone number, account or scripted contact alike."""
 
-    __slots__ = ("inbox", "sent")
+    __slots__ = ("cleared", "inbox", "sent")
 
     def __init__(self) -> None:
         self.inbox: dict[tuple[str, str], Message] = {}  # (sender, id)
         self.sent: dict[str, Message] = {}  # id -> message: the idempotency table
+        self.cleared: dict[str, int] = {}  # chat partner -> last message ordinal cleared ("clear chat")
 
 
 class Account:
-    __slots__ = ("devices", "name", "phone")
+    __slots__ = ("devices", "known", "last_seen", "name", "online", "phone")
 
     def __init__(self, phone: str, name: str | None) -> None:
         self.phone = phone
         self.name = name
         self.devices: set[str] = set()  # linked session ids
+        self.known: set[str] = set()  # numbers whose names the account's devices were told
+        self.online = False  # some linked device is connected
+        self.last_seen: int | None = None
 
 
 @dataclass(slots=True)
@@ -183,7 +224,8 @@ class ContactBehaviour:
     auto_reply: bool
     auto_read: bool
     typing: bool
-    name: str | None = None
+    name: str | None = None  # push name
+    saved_name: str | None = None  # the name accounts have it saved under (one shared address book)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -191,6 +233,7 @@ class ContactBehaviour:
             "autoRead": self.auto_read,
             "typing": self.typing,
             "name": self.name,
+            "savedName": self.saved_name,
         }
 
 
@@ -208,6 +251,7 @@ class Device:
         "qr_timer",
         "retained",
         "session_id",
+        "subscriptions",
     )
 
     def __init__(self, session_id: str) -> None:
@@ -221,6 +265,7 @@ class Device:
         self.qr_expires_ms = 0
         self.qr_timer: Timer | None = None
         self.pair_code: str | None = None
+        self.subscriptions: set[str] = set()  # phones whose presence this connection watches
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -232,6 +277,7 @@ class Device:
             "ackedSeq": self.acked,
             "retained": len(self.retained),
             "qr": self.qr_code,
+            "presenceSubscriptions": sorted(phone_to_jid(p) for p in self.subscriptions),
         }
 
 
@@ -261,7 +307,10 @@ class Simulator:
         self.devices: dict[str, Device] = {}
         self.mailboxes: dict[str, Mailbox] = {}
         self.contacts: dict[str, ContactBehaviour] = {}
-        self.names: dict[str, str] = {}
+        self.names: dict[str, str] = {}  # push names
+        self.watchers: dict[str, set[str]] = {}  # phone -> session ids subscribed to its presence
+        self.contact_presence: dict[str, tuple[str, int | None]] = {}  # scripted: (presence, last seen)
+        self.chat_states: dict[str, dict[str, str]] = {}  # scripted contact -> {account phone: state}
         self.qr_index: dict[str, str] = {}  # qr code -> session id
         self.pair_codes: dict[str, tuple[str, str, int]] = {}  # code -> (session id, phone, expires ms)
         self.latency_ms = self.settings.send_latency_ms
@@ -352,8 +401,14 @@ class Simulator:
             if session_id != skip:
                 self._emit(self.devices[session_id], body)
 
-    @staticmethod
-    def _message_body(msg: Message, viewer: str) -> dict[str, Any]:
+    def push_name(self, phone: str) -> str | None:
+        """The name ``phone`` shows to others; scripted contacts get ``Contact <last 4 digits>``."""
+        name = self.names.get(phone)
+        if name is None and phone not in self.accounts:
+            name = f"Contact {phone[-4:]}"
+        return name
+
+    def _message_body(self, msg: Message, viewer: str) -> dict[str, Any]:
         from_me = msg.sender == viewer
         return {
             "type": "message",
@@ -364,7 +419,16 @@ class Simulator:
             "timestamp": msg.timestamp,
             "text": msg.text,
             "replyTo": msg.reply_to,
+            "forwarded": msg.forwarded,
+            "pushName": self.push_name(msg.sender),
         }
+
+    def _emit_both(self, actor: str, other: str, body: dict[str, Any], origin: str | None) -> None:
+        """Send ``body`` to the actor's other devices (fromMe) and to the chat partner's devices."""
+        if self._linked_account(actor) is not None:
+            self._emit_to_account(actor, {**body, "chat": phone_to_jid(other), "fromMe": True}, skip=origin)
+        if other != actor and self._linked_account(other) is not None:
+            self._emit_to_account(other, {**body, "chat": phone_to_jid(actor), "fromMe": False})
 
     def _apply_ack(self, device: Device, seq: int) -> None:
         seq = min(seq, device.last_seq)  # an ack from the future (e.g. after reset) must not eat new events
@@ -384,7 +448,7 @@ class Simulator:
             device = self.devices[session_id] = Device(session_id)
         if device.link is not None:
             old = device.link
-            self._detach(device)
+            self._detach(device, notify=False)  # the account stays online: no presence flap
             old.close(CLOSE_REPLACED, "replaced by a newer connection")
             self.stats.replaced += 1
         device.link = link
@@ -396,6 +460,7 @@ class Simulator:
         self.stats.events_replayed += len(device.retained)
         if device.phone is not None:
             self._emit(device, {"type": "connected", "phone": device.phone}, retain=False)
+            self._sync_presence(device.phone)
         else:
             self._show_qr(device)
         return device
@@ -406,10 +471,19 @@ class Simulator:
         if device is not None and device.link is link:
             self._detach(device)
 
-    def _detach(self, device: Device) -> None:
+    def _detach(self, device: Device, *, notify: bool = True) -> None:
         device.link = None
         self._clear_qr(device)
         self._clear_pair_code(device)
+        for phone in device.subscriptions:  # presence subscriptions live as long as the connection
+            watchers = self.watchers.get(phone)
+            if watchers is not None:
+                watchers.discard(device.session_id)
+                if not watchers:
+                    del self.watchers[phone]
+        device.subscriptions.clear()
+        if notify and device.phone is not None:
+            self._sync_presence(device.phone)
 
     def ack(self, session_id: str, seq: int, link: Link | None = None) -> None:
         """Forget retained events up to ``seq``; acks from a replaced connection are ignored."""
@@ -433,7 +507,7 @@ class Simulator:
         for device in self.devices.values():
             if device.link is not None:
                 link = device.link
-                self._detach(device)
+                self._detach(device, notify=False)
                 link.close(CLOSE_GOING_AWAY, "simulator shutting down")
 
     def reset(self) -> None:
@@ -441,7 +515,7 @@ class Simulator:
         for device in self.devices.values():
             if device.link is not None:
                 link = device.link
-                self._detach(device)
+                self._detach(device, notify=False)
                 link.close(CLOSE_RESET, "simulator reset")
         self._init_state()
 
@@ -563,17 +637,25 @@ class Simulator:
         device.phone = phone
         account.devices.add(device.session_id)
         self._emit(device, {"type": "connected", "phone": phone}, retain=False)
-        self._emit(device, self._history_body(phone))
+        history = self._history_body(phone)
+        account.known.update(jid_to_phone(c[0]) for c in history["contacts"])
+        self._emit(device, history)
+        self._sync_presence(phone)
 
     def _history_body(self, phone: str) -> dict[str, Any]:
         box = self._mailbox(phone)
         limit = self.settings.history_max_messages
         recent: list[Message] = []
         for messages in (box.inbox.values(), box.sent.values()):
-            for i, msg in enumerate(reversed(messages)):
-                if i >= limit:
+            kept = 0
+            for msg in reversed(messages):
+                if kept >= limit:
                     break
+                partner = msg.to if msg.sender == phone else msg.sender
+                if msg.revoked_at is not None or msg.ordinal <= box.cleared.get(partner, 0):
+                    continue  # deleted for everyone, or cleared from this account's chat
                 recent.append(msg)
+                kept += 1
         recent.sort(key=lambda m: m.ordinal)
         recent = recent[-limit:]
         counterparts = dict.fromkeys(m.to if m.sender == phone else m.sender for m in recent)
@@ -592,12 +674,15 @@ class Simulator:
         account = self.accounts.get(device.phone or "")
         if account is not None:
             account.devices.discard(session_id)
+        phone = device.phone
         device.phone = None
         self._emit(device, {"type": "logged_out", "reason": reason})
         link = device.link
         if link is not None:
             self._detach(device)
             link.close(CLOSE_LOGGED_OUT, reason)
+        if phone is not None:
+            self._sync_presence(phone)
 
     # --------------------------------------------------------------- messaging
 
@@ -609,10 +694,11 @@ class Simulator:
         text: str | None,
         reply_to: str | None,
         timestamp: int | None = None,
+        forwarded: bool = False,
     ) -> Message:
         self._ordinal += 1
         ts = self._now_s() if timestamp is None else timestamp
-        return Message(self._ordinal, msg_id, sender, to, text, reply_to, ts)
+        return Message(self._ordinal, msg_id, sender, to, text, reply_to, ts, forwarded)
 
     def _accept(self, msg: Message) -> None:
         self._mailbox(msg.sender).sent[msg.id] = msg
@@ -625,7 +711,14 @@ class Simulator:
         self.stats.deliveries += 1
 
     def send(
-        self, session_id: str, *, msg_id: object, to_jid: object, text: object, reply_to: object = None
+        self,
+        session_id: str,
+        *,
+        msg_id: object,
+        to_jid: object,
+        text: object,
+        reply_to: object = None,
+        forwarded: object = False,
     ) -> tuple[Message, bool]:
         """A device sends a text; idempotent on (sender account, ``msg_id``). Returns (message, duplicate)."""
         device = self._linked_device(session_id)
@@ -635,6 +728,8 @@ class Simulator:
             raise SimError("text must be a string")
         if reply_to is not None and not isinstance(reply_to, str):
             raise SimError("replyTo must be a string")
+        if not isinstance(forwarded, bool):
+            raise SimError("forwarded must be a boolean")
         sender = device.phone
         assert sender is not None
         self.stats.send_attempts += 1
@@ -643,12 +738,19 @@ class Simulator:
             existing.attempts += 1
             self.stats.duplicates += 1
             return existing, True
-        msg = self._new_message(msg_id, sender, to, text, reply_to)
+        msg = self._new_message(msg_id, sender, to, text, reply_to, forwarded=forwarded)
         self._deliver(msg, origin=session_id)
         return msg, False
 
     def inject(
-        self, sender: str, to: str, text: str, *, msg_id: str | None = None, reply_to: str | None = None
+        self,
+        sender: str,
+        to: str,
+        text: str,
+        *,
+        msg_id: str | None = None,
+        reply_to: str | None = None,
+        forwarded: bool = False,
     ) -> tuple[Message, bool]:
         """A message sent from ``sender``'s phone (a contact, or an account outside its devices)."""
         sender = normalize_phone(sender)
@@ -659,7 +761,7 @@ class Simulator:
             existing.attempts += 1
             self.stats.duplicates += 1
             return existing, True
-        msg = self._new_message(msg_id, sender, to, text, reply_to)
+        msg = self._new_message(msg_id, sender, to, text, reply_to, forwarded=forwarded)
         self._deliver(msg, origin=None)
         return msg, False
 
@@ -672,6 +774,7 @@ class Simulator:
         if msg.to == msg.sender:
             return
         if self._linked_account(msg.to) is not None:
+            self._learn_contact(msg.to, msg.sender)
             self._emit_to_account(msg.to, self._message_body(msg, msg.to))
             msg.status = "delivered"
             # Deferred so the sender sees the send result before the receipt.
@@ -693,8 +796,12 @@ class Simulator:
         behaviour = self.behaviour(msg.to)
         msg.status = "delivered"
         self._receipt(msg, "delivered")
+        read_delay = self.settings.contact_read_delay_ms / 1000
         if behaviour.auto_read:
-            self._later(self.settings.contact_read_delay_ms / 1000, self._contact_read, msg)
+            self._later(read_delay, self._contact_read, msg)
+        if msg.text is not None and AUTO_REACT_TOKEN in msg.text:
+            # Scheduled after the read (same or later deadline, scheduled later): react once read.
+            self._later(2 * read_delay, self._contact_auto_react, msg)
         if behaviour.auto_reply:
             delay = self.settings.contact_reply_delay_ms / 1000
             if behaviour.typing:
@@ -708,16 +815,11 @@ class Simulator:
             self._receipt(msg, "read")
 
     def _contact_presence(self, msg: Message, presence: str) -> None:
-        body = {
-            "type": "presence",
-            "chat": phone_to_jid(msg.to),
-            "jid": phone_to_jid(msg.to),
-            "presence": presence,
-            "lastSeen": None,
-        }
-        account = self.accounts.get(msg.sender)
-        for session_id in account.devices if account is not None else ():
-            self._emit(self.devices[session_id], body, retain=False)
+        self._chat_state(msg.to, msg.sender, presence)
+
+    def _contact_auto_react(self, msg: Message) -> None:
+        if msg.revoked_at is None and msg.to not in msg.reactions:
+            self._react(msg.to, msg.sender, msg, AUTO_REACT_EMOJI, origin=None)
 
     def _contact_reply(self, msg: Message, typing: bool) -> None:
         if typing:
@@ -747,6 +849,222 @@ class Simulator:
             self._receipt(first, "read", applied)
         return applied
 
+    # ------------------------------------------- edits, revokes, reactions, clears
+
+    def _find(self, me: str, other: str, msg_id: object) -> Message:
+        """A message of the chat between ``me`` and ``other``: one ``me`` sent, else one received."""
+        msg_id = _check_id(msg_id)
+        box = self.mailboxes.get(me)
+        msg = box.sent.get(msg_id) if box is not None else None
+        if msg is not None and msg.to == other:
+            return msg
+        msg = box.inbox.get((other, msg_id)) if box is not None else None
+        if msg is None:
+            raise NotFound(f"no message {msg_id!r} in the chat with {phone_to_jid(other)}")
+        return msg
+
+    def _own(self, me: str, other: str, msg_id: object, action: str) -> Message:
+        msg = self._find(me, other, msg_id)
+        if msg.sender != me:
+            raise Forbidden(f"cannot {action} message {msg.id!r}: only its author can")
+        return msg
+
+    def _device_chat(self, session_id: str, chat_jid: object) -> tuple[str, str]:
+        device = self._linked_device(session_id)
+        assert device.phone is not None
+        return device.phone, jid_to_phone(chat_jid)
+
+    def _edit(self, author: str, msg: Message, text: object, origin: str | None) -> int:
+        if not isinstance(text, str) or not text:
+            raise SimError("text must be a non-empty string")
+        if msg.revoked_at is not None:
+            raise Conflict(f"message {msg.id!r} was revoked; it cannot be edited")
+        if msg.edited_at is not None and msg.text == text:
+            return msg.edited_at  # a re-sent edit (lost answer): same outcome, no new event
+        now = self._now_s()
+        if now - msg.timestamp > self.settings.edit_window_seconds:
+            raise Conflict(f"message {msg.id!r} is too old to edit")
+        if msg.original_text is None:
+            msg.original_text = msg.text
+        msg.text = text
+        msg.edited_at = now
+        body = {"type": "edit", "id": msg.id, "text": text, "timestamp": now}
+        self._emit_both(author, msg.to, body, origin)
+        return now
+
+    def _revoke(self, author: str, msg: Message, origin: str | None) -> int:
+        if msg.revoked_at is not None:
+            return msg.revoked_at  # idempotent
+        now = self._now_s()
+        msg.revoked_at = now
+        msg.text = None
+        msg.reactions.clear()
+        self._emit_both(author, msg.to, {"type": "revoke", "id": msg.id, "timestamp": now}, origin)
+        return now
+
+    def _react(self, actor: str, other: str, msg: Message, emoji: object, origin: str | None) -> int:
+        if not isinstance(emoji, str) or len(emoji) > _MAX_EMOJI_LEN:
+            raise SimError(f"emoji must be a string of at most {_MAX_EMOJI_LEN} characters ('' removes)")
+        if msg.revoked_at is not None:
+            raise Conflict(f"message {msg.id!r} was revoked; it cannot be reacted to")
+        current = msg.reactions.get(actor)
+        if (current[0] if current is not None else "") == emoji:
+            return current[1] if current is not None else self._now_s()  # nothing changes: no event
+        now = self._now_s()
+        if emoji:
+            msg.reactions[actor] = (emoji, now)
+        else:
+            del msg.reactions[actor]
+        body = {
+            "type": "reaction",
+            "id": msg.id,
+            "actor": phone_to_jid(actor),
+            "emoji": emoji,
+            "timestamp": now,
+        }
+        self._emit_both(actor, other, body, origin)
+        return now
+
+    def edit(self, session_id: str, chat_jid: object, msg_id: object, text: object) -> int:
+        """The device edits one of its account's messages; returns the edit's timestamp."""
+        me, other = self._device_chat(session_id, chat_jid)
+        return self._edit(me, self._own(me, other, msg_id, "edit"), text, session_id)
+
+    def revoke(self, session_id: str, chat_jid: object, msg_id: object) -> int:
+        """Delete one of the account's messages for everyone; idempotent (same timestamp)."""
+        me, other = self._device_chat(session_id, chat_jid)
+        return self._revoke(me, self._own(me, other, msg_id, "revoke"), session_id)
+
+    def react(self, session_id: str, chat_jid: object, msg_id: object, emoji: object) -> int:
+        """Set (``""``: remove) the account's reaction on any message of the chat."""
+        me, other = self._device_chat(session_id, chat_jid)
+        return self._react(me, other, self._find(me, other, msg_id), emoji, session_id)
+
+    def contact_edit(self, contact: str, to: str, msg_id: str, text: str) -> Message:
+        """``contact``'s phone edits a message it sent to ``to``."""
+        contact, to = normalize_phone(contact), normalize_phone(to)
+        msg = self._own(contact, to, msg_id, "edit")
+        self._edit(contact, msg, text, None)
+        return msg
+
+    def contact_revoke(self, contact: str, to: str, msg_id: str) -> Message:
+        contact, to = normalize_phone(contact), normalize_phone(to)
+        msg = self._own(contact, to, msg_id, "revoke")
+        self._revoke(contact, msg, None)
+        return msg
+
+    def contact_react(self, contact: str, to: str, msg_id: str, emoji: str) -> Message:
+        """``contact``'s phone reacts to a message of its chat with ``to`` (usually one ``to`` sent)."""
+        contact, to = normalize_phone(contact), normalize_phone(to)
+        msg = self._find(contact, to, msg_id)
+        self._react(contact, to, msg, emoji, None)
+        return msg
+
+    def clear_chat(self, session_id: str, chat_jid: object) -> int:
+        """The account's phone cleared a chat: every device of the account gets ``chat_clear``."""
+        me, other = self._device_chat(session_id, chat_jid)
+        now = self._now_s()
+        self._mailbox(me).cleared[other] = self._ordinal
+        self._emit_to_account(me, {"type": "chat_clear", "chat": phone_to_jid(other), "timestamp": now})
+        return now
+
+    # ---------------------------------------------------------------- presence
+
+    def _presence_of(self, phone: str) -> tuple[str, int | None]:
+        account = self.accounts.get(phone)
+        if account is not None:
+            return ("available", None) if account.online else ("unavailable", account.last_seen)
+        return self.contact_presence.get(phone, ("available", None))
+
+    def _presence_body(self, phone: str, chat: str, presence: str, last_seen: int | None) -> dict[str, Any]:
+        return {
+            "type": "presence",
+            "chat": phone_to_jid(chat),
+            "jid": phone_to_jid(phone),
+            "presence": presence,
+            "lastSeen": last_seen,
+        }
+
+    def _notify_watchers(self, phone: str) -> None:
+        presence, last_seen = self._presence_of(phone)
+        body = self._presence_body(phone, phone, presence, last_seen)
+        for session_id in self.watchers.get(phone, ()):
+            self._emit(self.devices[session_id], body, retain=False)
+
+    def _sync_presence(self, phone: str) -> None:
+        """An account is online while one of its linked devices is connected; watchers see changes."""
+        account = self.accounts.get(phone)
+        if account is None:
+            return
+        online = any(self.devices[s].link is not None for s in account.devices)
+        if online != account.online:
+            account.online = online
+            if not online:
+                account.last_seen = self._now_s()
+            self._notify_watchers(phone)
+
+    def subscribe_presence(self, session_id: str, jid: object) -> None:
+        """Watch ``jid``'s presence for the life of this connection; its current presence comes at once."""
+        device = self._linked_device(session_id)
+        target = jid_to_phone(jid)
+        if device.link is None:
+            raise Conflict(f"device {session_id!r} is not connected")
+        device.subscriptions.add(target)
+        self.watchers.setdefault(target, set()).add(session_id)
+        presence, last_seen = self._presence_of(target)
+        self._emit(device, self._presence_body(target, target, presence, last_seen), retain=False)
+
+    def _chat_state(self, actor: str, other: str, state: str) -> None:
+        if self._linked_account(other) is not None:
+            body = self._presence_body(actor, actor, state, None)
+            for session_id in self.accounts[other].devices:
+                self._emit(self.devices[session_id], body, retain=False)
+        else:
+            self.chat_states.setdefault(other, {})[actor] = state  # a scripted contact just notes it
+
+    def chat_presence(self, session_id: str, chat_jid: object, presence: object) -> None:
+        """The device shows ``composing``/``recording``/``paused`` in a chat (sent to every device of the partner)."""
+        me, other = self._device_chat(session_id, chat_jid)
+        if presence not in CHAT_STATES:
+            raise SimError(f"chat presence must be one of {sorted(CHAT_STATES)}")
+        self._chat_state(me, other, str(presence))
+
+    def contact_set_presence(self, contact: str, presence: str, to: str | None = None) -> None:
+        """A scripted contact goes ``available``/``unavailable`` (to its watchers) or shows a chat
+        state (``composing``/``recording``/``paused``) in its chat with ``to``."""
+        contact = normalize_phone(contact)
+        if presence in CHAT_STATES:
+            if to is None:
+                raise SimError("a chat presence needs 'to' (the account whose chat it is shown in)")
+            self._chat_state(contact, normalize_phone(to), presence)
+        elif presence in PRESENCES:
+            if self._linked_account(contact) is not None:
+                raise Conflict(f"{contact} has linked devices; its presence follows their connections")
+            self.contact_presence[contact] = (presence, self._now_s() if presence == "unavailable" else None)
+            self._notify_watchers(contact)
+        else:
+            raise SimError(f"presence must be one of {sorted(PRESENCES)}")
+
+    # ---------------------------------------------------------------- contacts
+
+    def _contact_entry(self, phone: str) -> list[str | None]:
+        saved = self.contacts.get(phone)
+        return [phone_to_jid(phone), saved.saved_name if saved is not None else None, self.push_name(phone)]
+
+    def _learn_contact(self, account_phone: str, phone: str) -> None:
+        """First message from ``phone``: the account's devices learn its names (``contacts``)."""
+        account = self.accounts[account_phone]
+        if phone in account.known or phone == account_phone:
+            return
+        account.known.add(phone)
+        self._emit_to_account(account_phone, {"type": "contacts", "contacts": [self._contact_entry(phone)]})
+
+    def _contact_renamed(self, phone: str) -> None:
+        body = {"type": "contacts", "contacts": [self._contact_entry(phone)]}
+        for account in self.accounts.values():
+            if phone in account.known and account.devices:
+                self._emit_to_account(account.phone, body)
+
     # ---------------------------------------------------------- control views
 
     def set_contact(
@@ -757,7 +1075,9 @@ class Simulator:
         auto_read: bool | None = None,
         typing: bool | None = None,
         name: str | None = None,
+        saved_name: str | None = None,
     ) -> ContactBehaviour:
+        """Change a scripted contact; a new name reaches accounts that know it as ``contacts``."""
         phone = normalize_phone(phone)
         current = self.behaviour(phone)
         updated = ContactBehaviour(
@@ -765,11 +1085,26 @@ class Simulator:
             current.auto_read if auto_read is None else auto_read,
             current.typing if typing is None else typing,
             current.name if name is None else name,
+            current.saved_name if saved_name is None else saved_name,
         )
         self.contacts[phone] = updated
         if name:
             self.names[phone] = name
+        if (updated.name, updated.saved_name) != (current.name, current.saved_name):
+            self._contact_renamed(phone)
         return updated
+
+    def contact_view(self, phone: str) -> dict[str, Any]:
+        phone = normalize_phone(phone)
+        presence, last_seen = self._presence_of(phone)
+        return {
+            **self.behaviour(phone).as_dict(),
+            "phone": phone,
+            "pushName": self.push_name(phone),
+            "presence": presence,
+            "lastSeen": last_seen,
+            "chatStates": dict(self.chat_states.get(phone, {})),
+        }
 
     def set_latency(self, ms: int) -> None:
         if ms < 0:

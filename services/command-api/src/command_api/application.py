@@ -141,16 +141,17 @@ class CommandBus:
         return command.command_id
 
 
-def encode_cursor(ts: int, mid: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([ts, mid])).decode().rstrip("=")
+def encode_cursor(ts: int, seq: int) -> str:
+    """An opaque position: (timestamp, sequence) of the last message on the page."""
+    return base64.urlsafe_b64encode(orjson.dumps([ts, seq])).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[int, str]:
+def decode_cursor(cursor: str) -> tuple[int, int]:
     try:
-        ts, mid = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(ts, int) or not isinstance(mid, str):
+        ts, seq = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(ts, int) or not isinstance(seq, int) or abs(ts) > 2**62 or abs(seq) > 2**62:
             raise ValueError
-        return ts, mid
+        return ts, seq
     except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
         raise ValueError("invalid cursor") from exc
 
@@ -192,19 +193,19 @@ class Queries:
         ]
 
     async def messages(self, tenant_id: str, session_id: str, chat_jid: str, limit: int,
-                       cursor: tuple[int, str] | None) -> tuple[list[dict[str, Any]], str | None]:
+                       cursor: tuple[int, int] | None) -> tuple[list[dict[str, Any]], str | None]:
         args: list[Any] = [tenant_id, uuid.UUID(session_id), chat_jid, limit + 1]
         where = ""
         if cursor is not None:
-            where = "AND (ts, id) < ($5, $6)"
+            where = "AND (ts, seq) < ($5, $6)"
             args += list(cursor)
         rows = await self.pool.fetch(
             f"""SELECT * FROM rm_messages WHERE tenant_id = $1 AND session_id = $2 AND chat_jid = $3 {where}
-                ORDER BY ts DESC, id DESC LIMIT $4""",
+                ORDER BY ts DESC, seq DESC LIMIT $4""",
             *args,
         )
         page = rows[:limit]
-        next_cursor = encode_cursor(page[-1]["ts"], page[-1]["id"]) if len(rows) > limit else None
+        next_cursor = encode_cursor(page[-1]["ts"], page[-1]["seq"]) if len(rows) > limit else None
         reactions: dict[str, list[dict[str, Any]]] = {}
         if page:
             agg = await self.pool.fetch(

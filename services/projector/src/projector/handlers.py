@@ -75,12 +75,12 @@ async def _recount_unread(conn: asyncpg.Connection, session_id: str, chats: set[
 async def _upsert_messages(conn: asyncpg.Connection, env: Envelope, messages: list[dict[str, Any]], live: bool) -> None:
     tenant = env.payload["tenantId"]
     chats: set[str] = set()
-    for m in messages:
+    for index, m in enumerate(messages):
         status = m.get("status")
         await conn.execute(
             """INSERT INTO rm_messages (session_id, id, tenant_id, chat_jid, from_me, ts, type, text, participant,
-                                        reply_to, status, status_rank, request_id, forwarded, push_name, unread)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                                        reply_to, status, status_rank, request_id, forwarded, push_name, unread, seq)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
                ON CONFLICT (session_id, id) DO UPDATE SET
                  status = CASE WHEN EXCLUDED.status_rank > rm_messages.status_rank
                                THEN EXCLUDED.status ELSE rm_messages.status END,
@@ -88,7 +88,7 @@ async def _upsert_messages(conn: asyncpg.Connection, env: Envelope, messages: li
             env.session_id, m["id"], tenant, m["remoteJid"], m["fromMe"], m["timestamp"], m.get("type", "conversation"),
             m.get("text"), m.get("participant"), m.get("replyToMessageId"), status,
             STATUS_RANK.get(status or "", -1), env.payload.get("requestId"), bool(m.get("forwarded")),
-            m.get("pushName"), live and not m["fromMe"],
+            m.get("pushName"), live and not m["fromMe"], env.version * 10_000 + index,
         )
         await conn.execute(
             """INSERT INTO rm_chats (session_id, jid, tenant_id, last_message_id, last_message_text, last_message_at)

@@ -92,9 +92,10 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
                 )
                 await asyncio.gather(*(self._dispatch(tp, records) for tp, records in batches.items() if records))
         finally:
-            # Leaving the group revokes every partition through the listener: a clean hand-over.
-            await consumer.stop()
+            # Finish in-flight transactions and close connections first, then leave the
+            # group: the next owner must not fence a producer that is still writing.
             await self.on_partitions_revoked([TopicPartition(self.topics.session_commands, p) for p in list(self.owners)])
+            await consumer.stop()
             log.info("runner stopped")
 
     async def _dispatch(self, tp: TopicPartition, records: list) -> None:  # type: ignore[type-arg]

@@ -21,6 +21,12 @@ Reconnect semantics:
 * ``disconnect()``/``logout()``/``aclose()``: no ``Disconnected``, no reconnect; events
   already received are still handed to the handler before the call returns.
 
+Presence subscriptions (``subscribe_presence``) last as long as the connection, as on
+WhatsApp: after every ``Connected`` (including the one following a reconnect) the
+runner must subscribe again. The current presence arrives right after subscribing.
+Chat states (``send_chat_presence``) reach every device of the chat partner,
+subscribed or not. ``PresenceUpdate`` events are never replayed.
+
 Events synthesized by the driver (``Disconnected``) have ``seq=0``: there is nothing to ack.
 ``ack`` is best effort and never raises; acks made while reconnecting ride on the
 reconnect (``?ack=N``), so the server replays only what is still un-acked.
@@ -42,7 +48,9 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from session_runner.drivers.port import (
+    ChatCleared,
     Connected,
+    ContactsUpdate,
     Disconnected,
     DriverError,
     DriverEvent,
@@ -50,9 +58,13 @@ from session_runner.drivers.port import (
     HistorySync,
     IncomingMessage,
     LoggedOut,
+    MessageEdited,
+    MessageRevoked,
     OutcomeUnknown,
+    Presence,
     PresenceUpdate,
     QrCode,
+    Reaction,
     Receipt,
     SendResult,
 )
@@ -78,6 +90,8 @@ def _message(frame: dict[str, Any], seq: int) -> IncomingMessage:
         timestamp=int(frame["timestamp"]),
         text=frame.get("text"),
         reply_to_id=frame.get("replyTo"),
+        forwarded=bool(frame.get("forwarded")),
+        push_name=frame.get("pushName"),
     )
 
 
@@ -109,6 +123,34 @@ _DECODERS: dict[str, Callable[[dict[str, Any], int], DriverEvent]] = {
         seq=seq, chat_jid=f["chat"], jid=f["jid"], presence=f["presence"], last_seen=f.get("lastSeen")
     ),
     "history_sync": _history,
+    "edit": lambda f, seq: MessageEdited(
+        seq=seq,
+        chat_jid=f["chat"],
+        message_id=f["id"],
+        text=f["text"],
+        timestamp=int(f["timestamp"]),
+        from_me=bool(f.get("fromMe")),
+    ),
+    "revoke": lambda f, seq: MessageRevoked(
+        seq=seq,
+        chat_jid=f["chat"],
+        message_id=f["id"],
+        timestamp=int(f["timestamp"]),
+        from_me=bool(f.get("fromMe")),
+    ),
+    "reaction": lambda f, seq: Reaction(
+        seq=seq,
+        chat_jid=f["chat"],
+        message_id=f["id"],
+        actor_jid=f["actor"],
+        emoji=f["emoji"],
+        timestamp=int(f["timestamp"]),
+        from_me=bool(f.get("fromMe")),
+    ),
+    "chat_clear": lambda f, seq: ChatCleared(seq=seq, chat_jid=f["chat"], timestamp=int(f["timestamp"])),
+    "contacts": lambda f, seq: ContactsUpdate(
+        seq=seq, contacts=tuple((c[0], c[1], c[2]) for c in f.get("contacts") or ())
+    ),
 }
 
 
@@ -232,12 +274,45 @@ class SimDriver:
         *,
         message_id: str,
         reply_to_id: str | None = None,
+        forwarded: bool = False,
     ) -> SendResult:
         """Send a text; re-sending an accepted ``message_id`` answers ``duplicate=True`` and delivers nothing."""
-        payload = {"op": "send", "id": message_id, "to": to_jid, "text": text, "replyTo": reply_to_id}
+        payload = {
+            "op": "send",
+            "id": message_id,
+            "to": to_jid,
+            "text": text,
+            "replyTo": reply_to_id,
+            "forwarded": forwarded,
+        }
         frame = await self._request(self._live(session_id), payload)
         return SendResult(
             message_id=frame["id"], timestamp=int(frame["timestamp"]), duplicate=bool(frame.get("duplicate"))
+        )
+
+    async def edit_message(self, session_id: str, chat_jid: str, message_id: str, text: str) -> int:
+        """Edit one of our messages (within 15 minutes); re-sending the same edit is harmless."""
+        payload = {"op": "edit", "chat": chat_jid, "id": message_id, "text": text}
+        return int((await self._request(self._live(session_id), payload))["timestamp"])
+
+    async def revoke_message(self, session_id: str, chat_jid: str, message_id: str) -> int:
+        """Delete one of our messages for everyone; idempotent (a repeat answers the first timestamp)."""
+        payload = {"op": "revoke", "chat": chat_jid, "id": message_id}
+        return int((await self._request(self._live(session_id), payload))["timestamp"])
+
+    async def react(self, session_id: str, chat_jid: str, message_id: str, emoji: str) -> int:
+        """Set our reaction on any message of the chat (``""`` removes it)."""
+        payload = {"op": "react", "chat": chat_jid, "id": message_id, "emoji": emoji}
+        return int((await self._request(self._live(session_id), payload))["timestamp"])
+
+    async def subscribe_presence(self, session_id: str, jid: str) -> None:
+        """Watch ``jid``'s presence until this connection ends (re-subscribe after each ``Connected``)."""
+        await self._request(self._live(session_id), {"op": "presence_subscribe", "jid": jid})
+
+    async def send_chat_presence(self, session_id: str, chat_jid: str, presence: Presence) -> None:
+        """Show ``composing``/``recording``/``paused`` in a chat."""
+        await self._request(
+            self._live(session_id), {"op": "chat_presence", "chat": chat_jid, "presence": presence}
         )
 
     async def mark_read(self, session_id: str, chat_jid: str, message_ids: list[str]) -> None:
