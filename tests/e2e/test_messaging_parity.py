@@ -7,6 +7,7 @@ read model.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -386,3 +387,24 @@ async def test_invalid_phone_numbers_are_422(linked: Linked) -> None:
     r = await linked.tenant.http.post(f"/sessions/{linked.sid}/messages", json={"to": "+51 988 887 777",
                                                                                 "content": "ok"})
     assert r.status_code == 202
+
+
+async def test_presence_subscription_survives_a_reconnect(linked: Linked) -> None:
+    contact = new_phone()
+    r = await linked.tenant.http.post(f"/chats/{contact}/presence/subscribe", json={"sessionId": linked.sid})
+    assert (await linked.outcome(r.json()["commandId"]))["status"] == "succeeded"
+    await linked.sim.post(f"/control/devices/{linked.sid}/drop", json={})
+    connects = len(linked.ws.of_type("session.status.connected"))
+    await linked.ws.wait_for(lambda e: e["type"] == "session.status.disconnected")
+    # The session is connected again once the device is back (no new event: it was never down for the domain).
+    await eventually(lambda: _device_online(linked), timeout=20)
+    await asyncio.sleep(0.5)
+    await linked.sim.post(f"/control/contacts/{contact}/presence", json={"presence": "unavailable"})
+    await linked.ws.wait_for(lambda e: e["type"] == "session.presence.update"
+                             and any(u["presence"] == "unavailable" for u in e["payload"]["updates"]))
+    assert len(linked.ws.of_type("session.status.connected")) >= connects
+
+
+async def _device_online(linked: Linked) -> bool:
+    device = (await linked.sim.get(f"/control/devices/{linked.sid}")).json()
+    return bool(device.get("connected"))

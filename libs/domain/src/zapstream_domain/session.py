@@ -72,6 +72,8 @@ class Session(Aggregate):
         self.seen_facts: dict[str, bool] = {}
         # last push name / saved name per contact, so unchanged names make no event
         self.contact_names: dict[str, str] = {}
+        # JIDs whose presence the client asked for; WhatsApp forgets them on every reconnect
+        self.presence_subscriptions: set[str] = set()
 
     # ----- events (evolve) -------------------------------------------------
 
@@ -253,6 +255,11 @@ class Session(Aggregate):
         TYPE = "session.command.succeeded"
         PAYLOAD = p.CommandSucceeded
         payload: p.CommandSucceeded
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            if self.payload.command_type == "session.subscribe_presence" and "jid" in self.payload.result:
+                s.presence_subscriptions.add(self.payload.result["jid"])
 
     class CommandFailed(Event):
         TYPE = "session.command.failed"

@@ -306,7 +306,10 @@ class PartitionOwner:
                                      emoji=command.emoji, reacted_at=ts, removed=command.emoji is None)],
                 )
             elif isinstance(command, c.SubscribePresence):
-                await self.driver.subscribe_presence(sid, normalize_jid(command.jid))
+                jid = normalize_jid(command.jid)
+                await self.driver.subscribe_presence(sid, jid)
+                session.record_command_succeeded(at, command.command_id, command.TYPE, {"jid": jid})
+                return
             elif isinstance(command, c.SendPresence):
                 await self.driver.send_chat_presence(sid, normalize_jid(command.chat_jid), command.presence)
         except d.OutcomeUnknown as exc:
@@ -451,6 +454,7 @@ class PartitionOwner:
     async def _flush(self, batch: list[_Inbound]) -> dict[str, int]:
         producer = self._producer()
         acks: dict[str, int] = {}
+        reconnected: set[str] = set()
         await producer.begin_transaction()
         try:
             for item in batch:
@@ -458,6 +462,8 @@ class PartitionOwner:
                 if session is None or session.status == "deleted":
                     continue
                 self._observe(session, item.event)
+                if isinstance(item.event, d.Connected) and session.presence_subscriptions:
+                    reconnected.add(item.session_id)
                 await self._publish(producer, session, None)
                 if item.event.seq > acks.get(item.session_id, 0):
                     acks[item.session_id] = item.event.seq
@@ -465,6 +471,9 @@ class PartitionOwner:
         except BaseException:
             await self._abort_and_reset(producer)
             raise
+        for sid in reconnected:
+            for jid in sorted(self.sessions[sid].presence_subscriptions):
+                self._spawn(self._quiet(self.driver.subscribe_presence(sid, jid)))
         return acks
 
     def _observe(self, s: Session, ev: d.DriverEvent) -> None:
