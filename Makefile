@@ -12,7 +12,7 @@ DEMO_TENANT ?= demo
 
 SERVICES := wa_simulator projector session_runner command_api ws_gateway
 
-.PHONY: help install infra-up infra-down bootstrap dev dev-down status logs test test-unit test-integration test-e2e lint schemas schemas-check bench clean
+.PHONY: help install infra-up infra-down bootstrap dev dev-down status test test-unit lint schemas schemas-check replay replay-check bench test-faults clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -64,6 +64,13 @@ status:  ## show what is running
 	@for svc in $(SERVICES); do \
 	  if [ -f $(RUNDIR)/$$svc.pid ] && kill -0 $$(cat $(RUNDIR)/$$svc.pid) 2>/dev/null; then echo "$$svc: running"; else echo "$$svc: stopped"; fi; \
 	done
+
+PROJECTION ?= main
+replay:  ## rebuild a projection from offset 0 and swap it in with no downtime (PROJECTION=main)
+	$(RUN) python -m projector replay --projection $(PROJECTION) $(if $(KEEP_OLD),--keep-old,)
+
+replay-check:  ## compare two read-model versions: make replay-check A=rm_v1 B=rm_v2
+	$(RUN) python -m projector check $(A) $(B)
 
 lint:  ## ruff everywhere, mypy strict on the domain
 	$(RUN) ruff check .

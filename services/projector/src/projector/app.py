@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 from typing import Any
 
@@ -23,10 +24,28 @@ from zapstream_platform.topics import Topics
 log = logging.getLogger(__name__)
 
 
+SCHEMA_NAME = re.compile(r"^rm_v[0-9]{1,6}$")
+
+
+def checked_schema(name: str) -> str:
+    """Schema names end up in SQL text, so only the ``rm_vN`` shape is accepted."""
+    if not SCHEMA_NAME.match(name):
+        raise ValueError(f"not a read-model schema: {name!r}")
+    return name
+
+
 class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+    """Applies the event topic to the read models of one projection.
+
+    Without ``schema`` it writes to whatever schema ``projections`` names as
+    active for its projection (read FOR SHARE in every batch, so a swap waits
+    for it); a rebuild passes the new version's schema explicitly.
+    """
+
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, schema: str | None = None) -> None:
         self.settings = settings
         self.pool = pool
+        self.schema = checked_schema(schema) if schema else None
         self.topic = Topics.from_settings(settings.kafka).session_events
         self.consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
@@ -79,6 +98,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         is applied after the listener seeked back, a no-op instead of a repeat.
         """
         async with self.pool.acquire() as conn, conn.transaction():
+            await self._use_schema(conn)
             stored = await conn.fetchval(
                 """SELECT next_offset FROM projector_offsets
                    WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE""",
@@ -98,6 +118,17 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
                    ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
                 self.settings.projection, tp.topic, tp.partition, fresh[-1].offset + 1,
             )
+
+
+    async def _use_schema(self, conn: asyncpg.Connection) -> None:
+        schema = self.schema
+        if schema is None:
+            schema = await conn.fetchval(
+                """SELECT active_schema FROM projections
+                   WHERE name IN ($1, 'main') ORDER BY name = $1 DESC LIMIT 1 FOR SHARE""",
+                self.settings.projection,
+            )
+        await conn.execute(f"SET LOCAL search_path TO {checked_schema(schema)}, public")
 
 
 def install_signal_handlers(projector: Projector) -> None:

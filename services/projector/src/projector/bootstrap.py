@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import sys
+
+import orjson
 
 from projector.app import Projector, install_signal_handlers
+from projector.replay import compare, replay
 from projector.settings import Settings
 from zapstream_platform import logs
 from zapstream_platform.db import create_pool
@@ -24,3 +29,44 @@ def main() -> None:
     settings = Settings()
     logs.configure("projector", settings.log_level)
     asyncio.run(run(settings))
+
+
+async def _replay(settings: Settings, keep_old: bool) -> None:
+    pool = await create_pool(settings.postgres)
+    try:
+        summary = await replay(settings, pool, keep_old=keep_old)
+        print(orjson.dumps(summary).decode())
+    finally:
+        await pool.close()
+
+
+async def _check(settings: Settings, a: str, b: str) -> bool:
+    pool = await create_pool(settings.postgres)
+    try:
+        report = await compare(pool, a, b)
+    finally:
+        await pool.close()
+    width = max(len(t) for t in report)
+    for table, r in report.items():
+        mark = "equal" if r["equal"] else "DIFFERENT"
+        print(f"{table:<{width}}  rows {r['rows'][0]:>9} / {r['rows'][1]:<9} {mark}")  # type: ignore[index]
+    return all(bool(r["equal"]) for r in report.values())
+
+
+def main_cli(argv: list[str]) -> None:
+    """``replay [--projection main] [--keep-old]`` and ``check SCHEMA_A SCHEMA_B``."""
+    parser = argparse.ArgumentParser(prog="python -m projector")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    rp = sub.add_parser("replay", help="rebuild a projection from offset 0 and swap it in with no downtime")
+    rp.add_argument("--projection", default="main")
+    rp.add_argument("--keep-old", action="store_true", help="keep the previous schema (for `check`)")
+    ck = sub.add_parser("check", help="compare two read-model schemas by row counts and checksums")
+    ck.add_argument("a")
+    ck.add_argument("b")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    logs.configure("projector", "WARNING")
+    if args.cmd == "replay":
+        asyncio.run(_replay(settings.model_copy(update={"projection": args.projection}), args.keep_old))
+    elif not asyncio.run(_check(settings, args.a, args.b)):
+        sys.exit(1)

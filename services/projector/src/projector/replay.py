@@ -1,0 +1,191 @@
+"""Zero-downtime projection rebuild, and a check that compares two versions.
+
+1. Clone the active schema's tables (empty) into a new ``rm_vN+1``.
+2. Project the event topic from offset 0 into it while the live projector keeps
+   writing the active schema and the API keeps reading it (through the views in
+   ``public``).
+3. Catch up to the live end. Then lock the ``projections`` row FOR UPDATE: live
+   batches finish and new ones wait. Project until the new version has passed
+   the live projector's offsets, then, in that same transaction, hand it the
+   offsets, make it active and repoint the views. The live projector resumes in
+   the new schema and skips what the rebuild already applied.
+4. Drop the old schema.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from projector.app import Projector, checked_schema
+from projector.settings import Settings
+from zapstream_platform.topics import Topics, partitions_of
+
+TABLES = ("rm_sessions", "rm_chats", "rm_messages", "rm_contacts", "rm_commands", "rm_reactions")
+
+
+@dataclass
+class Progress:
+    """Prints a one-line progress bar with events/s and an ETA."""
+
+    total: int
+    label: str
+    out: Callable[[str], None] = lambda line: print(line, end="", file=sys.stderr, flush=True)
+    done: int = 0
+    started: float = 0.0
+    last: float = 0.0
+
+    def advance(self, n: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.started:
+            self.started = now
+        self.done += n
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-6)
+        rate = self.done / elapsed
+        share = min(self.done / self.total, 1.0) if self.total else 1.0
+        eta = (self.total - self.done) / rate if rate > 0 and self.total > self.done else 0
+        bar = "#" * int(share * 30)
+        self.out(f"\r{self.label} [{bar:<30}] {self.done:,}/{self.total:,} {share:6.1%} {rate:,.0f} ev/s ETA {eta:,.0f}s ")
+
+    def finish(self) -> float:
+        self.advance(0, force=True)
+        self.out("\n")
+        return self.done / max(time.monotonic() - (self.started or time.monotonic()), 1e-6)
+
+
+async def active_schema(pool: asyncpg.Pool, projection: str) -> str:
+    schema = await pool.fetchval("SELECT active_schema FROM projections WHERE name = $1", projection)
+    if schema is None:
+        raise LookupError(f"unknown projection {projection!r}")
+    return checked_schema(schema)
+
+
+async def clone_schema(conn: asyncpg.Connection, source: str, target: str) -> None:
+    await conn.execute(f"CREATE SCHEMA {checked_schema(target)}")
+    for table in TABLES:
+        await conn.execute(f"CREATE TABLE {target}.{table} (LIKE {checked_schema(source)}.{table} INCLUDING ALL)")
+
+
+async def point_views(conn: asyncpg.Connection, schema: str) -> None:
+    for table in TABLES:
+        await conn.execute(f"CREATE OR REPLACE VIEW public.{table} AS SELECT * FROM {checked_schema(schema)}.{table}")
+
+
+async def _next_schema(pool: asyncpg.Pool) -> str:
+    rows = await pool.fetch("SELECT nspname FROM pg_namespace WHERE nspname ~ '^rm_v[0-9]+$'")
+    highest = max((int(r["nspname"][4:]) for r in rows), default=0)
+    return f"rm_v{highest + 1}"
+
+
+async def replay(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    *,
+    keep_old: bool = False,
+    progress_out: Callable[[str], None] | None = None,
+) -> dict[str, object]:
+    """Rebuild ``settings.projection`` into a new schema and swap it in; returns a summary."""
+    projection = settings.projection
+    old = await active_schema(pool, projection)
+    new = await _next_schema(pool)
+    async with pool.acquire() as conn, conn.transaction():
+        await clone_schema(conn, old, new)
+    rebuild_name = f"{projection}@{new}"
+    builder = Projector(settings.model_copy(update={"projection": rebuild_name}), pool, schema=new)
+
+    topic = Topics.from_settings(settings.kafka).session_events
+    tps = [TopicPartition(topic, p) for p in await partitions_of(settings.kafka.bootstrap_servers, topic)]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        bar = Progress(total=sum(end.values()), label=f"replay {projection} -> {new}")
+        if progress_out is not None:
+            bar.out = progress_out
+
+        async def pump_until(targets: dict[TopicPartition, int]) -> None:
+            async def behind() -> bool:
+                positions = [await consumer.position(tp) for tp in tps]
+                return any(pos < targets[tp] for pos, tp in zip(positions, tps, strict=True))
+
+            while await behind():
+                batches = await consumer.getmany(timeout_ms=500, max_records=settings.batch_max)
+                for tp, records in batches.items():
+                    if records:
+                        await builder.apply_batch(tp, records)
+                        bar.advance(len(records))
+
+        # Catch up while everything is live; the end moves, so chase it a few rounds.
+        for _ in range(5):
+            await pump_until(end)
+            new_end = await consumer.end_offsets(tps)
+            if new_end == end:
+                break
+            bar.total = sum(new_end.values())
+            end = new_end
+
+        async with pool.acquire() as lock_conn, lock_conn.transaction():
+            await lock_conn.execute("SELECT 1 FROM projections WHERE name = $1 FOR UPDATE", projection)
+            live = {
+                r["partition"]: r["next_offset"]
+                for r in await lock_conn.fetch(
+                    "SELECT partition, next_offset FROM projector_offsets WHERE projection = $1 AND topic = $2",
+                    projection, topic,
+                )
+            }
+            await pump_until({tp: max(live.get(tp.partition, 0), 0) for tp in tps})
+            await lock_conn.execute(
+                """INSERT INTO projector_offsets (projection, topic, partition, next_offset)
+                   SELECT $1, topic, partition, next_offset FROM projector_offsets WHERE projection = $2
+                   ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
+                projection, rebuild_name,
+            )
+            await lock_conn.execute("DELETE FROM projector_offsets WHERE projection = $1", rebuild_name)
+            await lock_conn.execute(
+                "UPDATE projections SET active_schema = $2, swapped_at = now() WHERE name = $1", projection, new
+            )
+            await point_views(lock_conn, new)
+        rate = bar.finish()
+    finally:
+        await consumer.stop()
+    if not keep_old:
+        await pool.execute(f"DROP SCHEMA {checked_schema(old)} CASCADE")
+    return {"projection": projection, "from": old, "to": new, "events": bar.done, "events_per_s": round(rate),
+            "old_dropped": not keep_old}
+
+
+async def compare(
+    pool: asyncpg.Pool, a: str, b: str, tenant_id: str | None = None
+) -> dict[str, dict[str, object]]:
+    """Row counts and content checksums of every read-model table in two schemas (optionally one tenant's)."""
+    report: dict[str, dict[str, object]] = {}
+    where = "WHERE t.tenant_id = $1" if tenant_id is not None else ""
+    args = [tenant_id] if tenant_id is not None else []
+    for table in TABLES:
+        sums = []
+        for schema in (checked_schema(a), checked_schema(b)):
+            row = await pool.fetchrow(
+                f"SELECT count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS sum "
+                f"FROM {schema}.{table} t {where}",
+                *args,
+            )
+            assert row is not None
+            sums.append((row["n"], row["sum"]))
+        report[table] = {"rows": [sums[0][0], sums[1][0]], "checksums": [sums[0][1], sums[1][1]],
+                         "equal": sums[0] == sums[1]}
+    return report
