@@ -84,7 +84,12 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20, i
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[Envelope]:
-    """Every committed record of ``topic``, from offset 0 to the current end."""
+    """Every committed event of ``topic``, from offset 0 to the current end."""
+    return [Envelope.from_record(value, headers) for value, headers in await read_records(bootstrap, topic)]
+
+
+async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
+    """Every committed record of ``topic`` as (value, headers), from offset 0 to the current end."""
     parts = await partitions_of(bootstrap, topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
                                 enable_auto_commit=False)
@@ -94,11 +99,11 @@ async def read_topic(bootstrap: str, topic: str) -> list[Envelope]:
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
-        out: list[Envelope] = []
+        out: list[tuple[bytes, list[tuple[str, bytes]]]] = []
         for tp in tps:
             while await consumer.position(tp) < ends[tp]:
                 batch = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
-                out += [Envelope.from_record(r.value, r.headers) for r in batch.get(tp, [])]
+                out += [(r.value, list(r.headers)) for r in batch.get(tp, [])]
         return out
     finally:
         await consumer.stop()

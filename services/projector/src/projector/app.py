@@ -11,9 +11,11 @@ import asyncio
 import logging
 import re
 import signal
+import time
 from typing import Any
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from projector.handlers import HANDLERS
@@ -82,14 +84,107 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         await consumer.start()
         consumer.subscribe([self.topic], listener=self)
         log.info("projector started", extra={"fields": {"projection": self.settings.projection}})
+        failures: dict[TopicPartition, tuple[int, int]] = {}
+        last_redrive = 0.0
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=self.settings.batch_max)
                 for tp, records in batches.items():
                     if records:
-                        await self.apply_batch(tp, records)
+                        await self._apply_or_dead_letter(consumer, tp, records, failures)
+                if time.monotonic() - last_redrive > 1.0:
+                    last_redrive = time.monotonic()
+                    await self.redrive_requested()
         finally:
             await consumer.stop()
+
+    async def _apply_or_dead_letter(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        records: list[Any],
+        failures: dict[TopicPartition, tuple[int, int]],
+    ) -> None:
+        """Bounded retries with backoff; then one record at a time; then the dead-letter table."""
+        failing = failures.get(tp)
+        if failing is not None and failing[0] == records[0].offset and len(records) > 1:
+            consumer.seek(tp, records[1].offset)
+            records = records[:1]
+        try:
+            await self.apply_batch(tp, records)
+            failures.pop(tp, None)
+        except Exception as exc:
+            attempts = failing[1] + 1 if failing and failing[0] == records[0].offset else 1
+            failures[tp] = (records[0].offset, attempts)
+            log.exception("projection failed", extra={"fields": {"partition": tp.partition,
+                                                                 "offset": records[0].offset, "attempt": attempts}})
+            if attempts >= self.settings.max_attempts and len(records) == 1:
+                await self.dead_letter(tp, records[0], f"{type(exc).__name__}: {exc}")
+                failures.pop(tp, None)
+                consumer.seek(tp, records[0].offset + 1)
+                return
+            await asyncio.sleep(min(self.settings.retry_backoff_s * 2 ** (attempts - 1), 10.0))
+            consumer.seek(tp, records[0].offset)
+
+    async def dead_letter(self, tp: TopicPartition, record: Any, reason: str) -> None:
+        """Park the record and move the offset past it, atomically."""
+        try:
+            env = Envelope.from_record(record.value, record.headers)
+            etype, sid, tenant = env.type, env.session_id, env.tenant_id
+        except Exception:  # unreadable is exactly why some records end up here
+            etype = sid = tenant = None
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await conn.fetchval(
+                """SELECT next_offset FROM projector_offsets
+                   WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE""",
+                self.settings.projection, tp.topic, tp.partition,
+            )
+            if stored is not None and record.offset < stored:
+                return
+            await conn.execute(
+                """INSERT INTO projector_dead_letters
+                     (projection, topic, partition, "offset", event_type, session_id, tenant_id, value, headers, reason)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING""",
+                self.settings.projection, tp.topic, tp.partition, record.offset, etype, sid, tenant, record.value,
+                orjson.dumps(headers).decode(), reason[:2000],
+            )
+            await conn.execute(
+                """INSERT INTO projector_offsets (projection, topic, partition, next_offset)
+                   VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
+                self.settings.projection, tp.topic, tp.partition, record.offset + 1,
+            )
+        log.error("event dead-lettered", extra={"fields": {"partition": tp.partition, "offset": record.offset,
+                                                           "reason": reason[:300]}})
+
+    async def redrive_requested(self) -> int:
+        """Apply dead letters an operator asked to re-drive (after fixing the cause)."""
+        rows = await self.pool.fetch(
+            """SELECT id, value, headers FROM projector_dead_letters
+               WHERE projection = $1 AND redrive_requested_at IS NOT NULL AND redriven_at IS NULL
+               ORDER BY topic, partition, "offset" LIMIT 100""",
+            self.settings.projection,
+        )
+        done = 0
+        for row in rows:
+            headers = [(k, str(v).encode()) for k, v in orjson.loads(row["headers"]).items()]
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await self._use_schema(conn)
+                    env = Envelope.from_record(bytes(row["value"]), headers)
+                    handler = HANDLERS.get(env.type)
+                    if handler is not None:
+                        await handler(conn, env)
+                    await conn.execute("UPDATE projector_dead_letters SET redriven_at = now() WHERE id = $1",
+                                       row["id"])
+                done += 1
+            except Exception as exc:
+                await self.pool.execute(
+                    """UPDATE projector_dead_letters SET redrive_requested_at = NULL, reason = $2 WHERE id = $1""",
+                    row["id"], f"redrive failed: {type(exc).__name__}: {exc}"[:2000],
+                )
+        return done
 
     async def apply_batch(self, tp: TopicPartition, records: list[Any]) -> None:
         """Apply records past the stored offset, and move the offset, in one transaction.

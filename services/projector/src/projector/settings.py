@@ -15,4 +15,6 @@ class Settings(BaseSettings):
     projection: str = "main"
     group_id: str = "zapstream-projector"
     batch_max: int = 1000
+    max_attempts: int = 4
+    retry_backoff_s: float = 0.2
     log_level: str = "INFO"

@@ -223,6 +223,42 @@ class PartitionOwner:
         for sid in after.logout:
             self._spawn(self._quiet(self.driver.logout(sid)))
 
+    async def dead_letter(self, record: Any, reason: str) -> None:
+        """Move a command that keeps failing to the DLQ, with its offset, in one transaction."""
+        async with self.lock:
+            if record.offset < self.next_offset or self._closing:
+                return
+            producer = self._producer()
+            await producer.begin_transaction()
+            try:
+                headers = [h for h in (record.headers or ()) if not h[0].startswith("zs_")]
+                headers += [
+                    ("zs_reason", reason[:2000].encode()),
+                    ("zs_origin_topic", record.topic.encode()),
+                    ("zs_origin_partition", str(record.partition).encode()),
+                    ("zs_origin_offset", str(record.offset).encode()),
+                    ("zs_failed_at", iso(now()).encode()),
+                ]
+                await producer.send(self.topics.session_commands_dlq, value=record.value, key=record.key,
+                                    headers=headers)
+                try:
+                    command = c.parse_command(record.value)
+                except (ValidationError, ValueError):
+                    command = None
+                if command is not None and _is_uuid(command.session_id):
+                    await self._send_orphan_failure(
+                        producer, command, "dead_lettered", f"moved to the dead-letter topic: {reason}"[:500],
+                        child_of(command.traceparent),
+                    )
+                await producer.send_offsets_to_transaction({self.command_tp: record.offset + 1}, self.group_id)
+                await producer.commit_transaction()
+            except BaseException:
+                await self._abort_and_reset(producer)
+                raise
+            self.next_offset = record.offset + 1
+        log.error("command dead-lettered", extra={"fields": {"partition": self.partition, "offset": record.offset,
+                                                             "reason": reason[:300]}})
+
     async def _handle_one(self, producer: AIOKafkaProducer, record: Any, after: _After) -> None:
         try:
             command = c.parse_command(record.value)
@@ -570,6 +606,14 @@ class PartitionOwner:
             log.exception("abort failed")
         self.sessions.clear()
         await self._rebuild()
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _summary(m: d.IncomingMessage) -> p.MessageSummary:

@@ -32,6 +32,8 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
         self.session_owner: dict[str, PartitionOwner] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
+        # partition → (offset, attempts) of the batch that keeps failing there
+        self._failures: dict[int, tuple[int, int]] = {}
 
     # ConsumerRebalanceListener -------------------------------------------------
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -105,13 +107,29 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
             # Never drop records: fetch them again once the partition has an owner.
             self.consumer.seek(tp, records[0].offset)
             return
+        failing = self._failures.get(tp.partition)
+        if failing is not None and failing[0] == owner.next_offset:
+            # After a failure, go one record at a time so the poison is the only one held back.
+            pending = [r for r in records if r.offset >= owner.next_offset][:1]
+            if pending and records[-1] is not pending[0]:
+                self.consumer.seek(tp, pending[0].offset + 1)
+            records = pending or records
         try:
             await owner.handle_commands(records)
-        except Exception:
-            log.exception("batch failed; rewinding partition", extra={"fields": {"partition": tp.partition}})
-            assert self.consumer is not None
+            self._failures.pop(tp.partition, None)
+        except Exception as exc:
+            offset = owner.next_offset
+            attempts = self._failures.get(tp.partition, (offset, 0))[1] + 1 if failing and failing[0] == offset else 1
+            self._failures[tp.partition] = (offset, attempts)
+            log.exception("batch failed", extra={"fields": {"partition": tp.partition, "offset": offset,
+                                                            "attempt": attempts}})
+            poison = next((r for r in records if r.offset >= offset), None)
+            if attempts >= self.settings.max_attempts and len(records) == 1 and poison is not None:
+                await owner.dead_letter(poison, f"{type(exc).__name__}: {exc}")
+                self._failures.pop(tp.partition, None)
+            else:
+                await asyncio.sleep(min(self.settings.retry_backoff_s * 2 ** (attempts - 1), 10.0))
             self.consumer.seek(tp, owner.next_offset)
-            await asyncio.sleep(0.5)
 
 
 def install_signal_handlers(runner: SessionRunner) -> None:

@@ -28,4 +28,6 @@ class Settings(BaseSettings):
     poll_timeout_ms: int = 100
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 1_000
+    max_attempts: int = Field(default=4, ge=1)
+    retry_backoff_s: float = 0.2
     log_level: str = "INFO"

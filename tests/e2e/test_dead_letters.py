@@ -1,0 +1,88 @@
+"""Poison input: after bounded retries it goes to a dead letter with its reason, and the partition moves on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from tests.conftest import Stack, Tenant
+from tests.support.clients import eventually, read_records
+from zapstream_platform.envelope import Envelope
+from zapstream_platform.settings import KafkaSettings
+from zapstream_platform.topics import Topics
+
+
+def _command(session_id: str, tenant: str) -> bytes:
+    return orjson.dumps({"type": "session.create", "commandId": str(uuid.uuid4()), "sessionId": session_id,
+                         "tenantId": tenant, "issuedAt": datetime.now(UTC).isoformat()})
+
+
+async def test_poison_command_is_dead_lettered_and_the_partition_moves_on(
+    stack: Stack, tenant: Tenant, kafka: KafkaSettings, topics: Topics, pg: asyncpg.Pool
+) -> None:
+    good = str(uuid.uuid4())
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, enable_idempotence=True)
+    await producer.start()
+    try:
+        # Same key, so same partition: the good command is stuck behind the poison until it is moved aside.
+        # A sessionId that is not a UUID passes parsing but breaks the decision: a forged record.
+        await producer.send_and_wait(topics.session_commands, _command("not-a-uuid", tenant.id), key=good.encode())
+        await producer.send_and_wait(topics.session_commands, _command(good, tenant.id), key=good.encode())
+    finally:
+        await producer.stop()
+
+    async def dead_lettered() -> list[dict[str, bytes]]:
+        records = await read_records(kafka.bootstrap_servers, topics.session_commands_dlq)
+        return [dict(h) for v, h in records if orjson.loads(v)["sessionId"] == "not-a-uuid"]
+
+    async def created() -> bool:
+        return bool(await pg.fetchval("SELECT 1 FROM rm_sessions WHERE id = $1", uuid.UUID(good)))
+
+    await eventually(created, timeout=60)
+    (headers,) = await eventually(dead_lettered, timeout=30)
+    assert headers["zs_reason"].startswith(b"ValueError")
+    assert headers["zs_origin_topic"] == topics.session_commands.encode()
+
+
+async def test_poison_event_is_parked_then_redriven_on_request(
+    stack: Stack, tenant: Tenant, kafka: KafkaSettings, topics: Topics, pg: asyncpg.Pool
+) -> None:
+    sid = str(uuid.uuid4())
+    broken = Envelope(type="session.messages.upsert", session_id=sid, event_id=str(uuid.uuid4()),
+                      occurred_on="2026-01-01T00:00:00.000Z", payload={"tenantId": tenant.id}, version=1)
+    fine = Envelope(type="session.created", session_id=sid, event_id=str(uuid.uuid4()),
+                    occurred_on="2026-01-01T00:00:00.000Z",
+                    payload={"tenantId": tenant.id, "id": sid, "status": "created",
+                             "createdAt": "2026-01-01T00:00:00.000Z"}, version=2)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, transactional_id=f"t-{uuid.uuid4()}")
+    await producer.start()
+    try:
+        async with producer.transaction():
+            for env in (broken, fine):
+                await producer.send(topics.session_events, env.value(), key=sid.encode(), headers=env.headers("/t"))
+    finally:
+        await producer.stop()
+
+    async def parked() -> asyncpg.Record | None:
+        return await pg.fetchrow("SELECT * FROM projector_dead_letters WHERE session_id = $1", sid)
+
+    row = await eventually(parked, timeout=60)
+    assert row["event_type"] == "session.messages.upsert" and "KeyError" in row["reason"]
+
+    async def moved_on() -> bool:
+        return bool(await pg.fetchval("SELECT 1 FROM rm_sessions WHERE id = $1", uuid.UUID(sid)))
+
+    await eventually(moved_on, timeout=30)
+
+    # Re-driving an event that is still broken keeps it parked, with the new reason.
+    await pg.execute("UPDATE projector_dead_letters SET redrive_requested_at = now() WHERE id = $1", row["id"])
+
+    async def retried() -> bool:
+        again = await pg.fetchrow("SELECT * FROM projector_dead_letters WHERE id = $1", row["id"])
+        return again["redrive_requested_at"] is None and again["reason"].startswith("redrive failed")
+
+    await eventually(retried, timeout=30)
