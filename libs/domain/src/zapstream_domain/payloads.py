@@ -221,8 +221,12 @@ class CommandSucceeded(EventPayload):
     result: dict[str, str] = Field(default_factory=dict)
 
 
+RETRYABLE_CODES = frozenset({"not_connected", "outcome_unknown", "whatsapp_error", "send_failed", "read_failed"})
+
+
 class CommandFailed(EventPayload):
     command_id: str
     command_type: str
     code: str
     reason: str
+    retryable: bool  # v2: may the client retry the same command as it is?

@@ -43,6 +43,9 @@ class Session(Aggregate):
     class Event(Aggregate.Event):
         TYPE: ClassVar[str] = ""
         PAYLOAD: ClassVar[type[p.EventPayload]] = p.EventPayload
+        # Schema version of PAYLOAD. Bumping it needs a static
+        # ``upcast_vN_vN+1(state: dict) -> None`` per step (eventsourcing's convention).
+        class_version: ClassVar[int] = 1
 
     class Created(Event, Aggregate.Created):
         TYPE = "session.created"
@@ -265,6 +268,12 @@ class Session(Aggregate):
         TYPE = "session.command.failed"
         PAYLOAD = p.CommandFailed
         payload: p.CommandFailed
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """v2 added ``retryable``; v1 events derive it from their code."""
+            state["retryable"] = state.get("code") in p.RETRYABLE_CODES
 
         def apply(self, aggregate: Any) -> None:
             s: Session = aggregate
@@ -533,7 +542,15 @@ class Session(Aggregate):
         )
 
     def record_command_failed(self, at: datetime, command_id: str, command_type: str, code: str, reason: str) -> None:
-        self._emit(Session.CommandFailed, at, command_id=command_id, command_type=command_type, code=code, reason=reason)
+        self._emit(
+            Session.CommandFailed,
+            at,
+            command_id=command_id,
+            command_type=command_type,
+            code=code,
+            reason=reason,
+            retryable=code in p.RETRYABLE_CODES,
+        )
 
 
 EVENT_CLASSES: tuple[type[Session.Event], ...] = (
@@ -557,3 +574,14 @@ EVENT_CLASSES: tuple[type[Session.Event], ...] = (
     Session.CommandFailed,
 )
 EVENTS_BY_TYPE: dict[str, type[Session.Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
+
+
+def upcast(type_: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """Bring a stored payload written at schema ``version`` up to its event class's current version."""
+    cls = EVENTS_BY_TYPE.get(type_)
+    if cls is None or version >= cls.class_version:
+        return payload
+    state = dict(payload)
+    for v in range(max(version, 1), cls.class_version):
+        getattr(cls, f"upcast_v{v}_v{v + 1}")(state)
+    return state

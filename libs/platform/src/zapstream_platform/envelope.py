@@ -14,9 +14,25 @@ from typing import Any
 
 import orjson
 
-from zapstream_domain.session import Session, iso
+from zapstream_domain.session import EVENTS_BY_TYPE, Session, iso, upcast
 
 SPEC_VERSION = b"1.0"
+SCHEMA_BASE = "https://zapstream.dev/schemas/events"
+
+
+def dataschema(type_: str, version: int) -> str:
+    """The ``ce_dataschema`` URI of one version of an event type (matches ``schemas/events``)."""
+    return f"{SCHEMA_BASE}/{type_}.v{version}.json"
+
+
+def schema_version_of(uri: str | None) -> int:
+    """Version named by a ``ce_dataschema`` URI; records written before versioning are v1."""
+    if not uri or ".v" not in uri:
+        return 1
+    try:
+        return int(uri.rsplit(".v", 1)[1].split(".", 1)[0])
+    except ValueError:
+        return 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +44,7 @@ class Envelope:
     payload: dict[str, Any]
     version: int = 0
     traceparent: str | None = None
+    schema_version: int = 0  # 0: the event class's current version
 
     @property
     def tenant_id(self) -> str:
@@ -56,11 +73,18 @@ class Envelope:
             ("ce_subject", self.session_id.encode()),
             ("ce_sequence", str(self.version).encode()),
             ("ce_tenantid", self.tenant_id.encode()),
+            ("ce_dataschema", dataschema(self.type, self.current_schema_version()).encode()),
             ("content-type", b"application/json"),
         ]
         if self.traceparent:
             headers.append(("traceparent", self.traceparent.encode()))
         return headers
+
+    def current_schema_version(self) -> int:
+        if self.schema_version:
+            return self.schema_version
+        event_class = EVENTS_BY_TYPE.get(self.type)
+        return event_class.class_version if event_class else 1
 
     @classmethod
     def from_domain(cls, event: Session.Event, traceparent: str | None = None) -> Envelope:
@@ -76,14 +100,16 @@ class Envelope:
 
     @classmethod
     def from_record(cls, value: bytes, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]) -> Envelope:
+        """Decode a stored record, upcasting its payload to the current schema version."""
         body = orjson.loads(value)
         hdr = {k: v for k, v in headers}
+        stored_version = schema_version_of(hdr["ce_dataschema"].decode() if "ce_dataschema" in hdr else None)
         return cls(
             type=body["type"],
             session_id=body["sessionId"],
             event_id=body["eventId"],
             occurred_on=body["occurredOn"],
-            payload=body["payload"],
+            payload=upcast(body["type"], stored_version, body["payload"]),
             version=int(hdr.get("ce_sequence", b"0") or 0),
             traceparent=(hdr["traceparent"].decode() if "traceparent" in hdr else None),
         )

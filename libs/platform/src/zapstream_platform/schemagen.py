@@ -24,11 +24,11 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = "https://zapstream.dev/schemas"
 
 
-def _envelope_schema(type_: str, payload: dict[str, Any]) -> dict[str, Any]:
+def _envelope_schema(type_: str, payload: dict[str, Any], version: int = 1) -> dict[str, Any]:
     defs = payload.pop("$defs", {})
     schema: dict[str, Any] = {
         "$schema": DIALECT,
-        "$id": f"{ID_BASE}/events/{type_}.json",
+        "$id": f"{ID_BASE}/events/{type_}.v{version}.json",
         "title": type_,
         "type": "object",
         "required": ["type", "sessionId", "eventId", "occurredOn", "payload"],
@@ -51,8 +51,8 @@ def generate() -> dict[str, bytes]:
     files: dict[str, dict[str, Any]] = {}
     for ev in EVENT_CLASSES:
         payload = ev.PAYLOAD.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
-        files[f"events/{ev.TYPE}.json"] = _envelope_schema(ev.TYPE, payload)
-    files["events/session.snapshot.json"] = _envelope_schema(
+        files[f"events/{ev.TYPE}.v{ev.class_version}.json"] = _envelope_schema(ev.TYPE, payload, ev.class_version)
+    files["events/session.snapshot.v1.json"] = _envelope_schema(
         "session.snapshot", SessionSnapshot.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
     )
     for cmd in COMMAND_TYPES:
@@ -125,11 +125,65 @@ def write(root: Path) -> list[str]:
     return changed
 
 
+def _older_versions() -> set[str]:
+    """Files of earlier versions of each event: kept forever, never regenerated."""
+    return {f"events/{ev.TYPE}.v{v}.json" for ev in EVENT_CLASSES for v in range(1, ev.class_version)}
+
+
 def stale(root: Path) -> list[str]:
     wanted = generate()
+    kept = _older_versions()
     present = {str(p.relative_to(root)) for p in root.rglob("*.json")}
     differ = [rel for rel, data in wanted.items() if not (root / rel).exists() or (root / rel).read_bytes() != data]
-    return sorted(differ + sorted(present - set(wanted)))
+    missing_history = [f"{rel} (earlier version deleted)" for rel in sorted(kept - present)]
+    return sorted(differ + sorted(present - set(wanted) - kept) + missing_history)
+
+
+def _payload(schema: dict[str, Any]) -> dict[str, Any]:
+    payload: dict[str, Any] = schema["properties"]["payload"]
+    return payload
+
+
+def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Why documents valid under ``old`` may not be valid under ``new`` (empty when additive)."""
+    o, n = _payload(old), _payload(new)
+    reasons = []
+    for name in sorted(set(n.get("required", [])) - set(o.get("required", []))):
+        reasons.append(f"new required field {name!r}")
+    for name, spec in o.get("properties", {}).items():
+        if name not in n.get("properties", {}):
+            reasons.append(f"field {name!r} removed or renamed")
+        elif n["properties"][name] != spec:
+            reasons.append(f"field {name!r} changed type")
+    return reasons
+
+
+def compatibility(root: Path) -> list[str]:
+    """Problems that make the current schemas unable to read what earlier versions wrote.
+
+    A breaking change is allowed only as a new ``class_version`` with an upcaster
+    for every step; additive changes (new optional fields) need neither.
+    """
+    problems = []
+    generated = generate()
+    for ev in EVENT_CLASSES:
+        current = orjson.loads(generated[f"events/{ev.TYPE}.v{ev.class_version}.json"])
+        committed = root / f"events/{ev.TYPE}.v{ev.class_version}.json"
+        if committed.exists():
+            reasons = breaking_changes(orjson.loads(committed.read_bytes()), current)
+            if reasons:
+                problems.append(
+                    f"{ev.TYPE} v{ev.class_version} changed incompatibly ({'; '.join(reasons)}): "
+                    f"bump class_version to {ev.class_version + 1} and add upcast_v{ev.class_version}_v"
+                    f"{ev.class_version + 1}"
+                )
+        for v in range(1, ev.class_version):
+            if not callable(getattr(ev, f"upcast_v{v}_v{v + 1}", None)):
+                problems.append(f"{ev.TYPE}: class_version {ev.class_version} lacks upcast_v{v}_v{v + 1}")
+            older = root / f"events/{ev.TYPE}.v{v}.json"
+            if not older.exists():
+                problems.append(f"{ev.TYPE}: schema of v{v} is missing from schemas/ (it must be kept)")
+    return problems
 
 
 def main() -> None:
@@ -138,6 +192,10 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="exit 1 if schemas/ is stale")
     args = parser.parse_args()
     if args.check:
+        incompatible = compatibility(args.root)
+        if incompatible:
+            print("incompatible schema changes:", *incompatible, sep="\n  ")
+            sys.exit(1)
         bad = stale(args.root)
         if bad:
             print("stale schemas (run make schemas):", *bad, sep="\n  ")

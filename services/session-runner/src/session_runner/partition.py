@@ -371,6 +371,7 @@ class PartitionOwner:
                 command_type=command.TYPE,
                 code=code,
                 reason=reason,
+                retryable=code in p.RETRYABLE_CODES,
             ).model_dump(by_alias=True, mode="json"),
             version=0,
             traceparent=trace,
