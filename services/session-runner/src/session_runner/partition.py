@@ -478,13 +478,23 @@ class PartitionOwner:
         await self.inbound.put(_Inbound(session_id, event))
 
     async def _flush_loop(self) -> None:
+        batch: list[_Inbound] = []
         while not self._closing:
-            first = await self.inbound.get()
-            batch = [first]
+            if not batch:
+                batch = [await self.inbound.get()]
             while len(batch) < self.flush_max and not self.inbound.empty():
                 batch.append(self.inbound.get_nowait())
-            async with self.lock:
-                acks = await self._flush(batch)
+            try:
+                async with self.lock:
+                    acks = await self._flush(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Nothing was acknowledged, so nothing is lost: retry the same batch on rebuilt state.
+                log.exception("flush failed; retrying", extra={"fields": {"partition": self.partition}})
+                await asyncio.sleep(0.5)
+                continue
+            batch = []
             for sid, seq in acks.items():
                 self._spawn(self._quiet(self.driver.ack(sid, seq)))
 

@@ -12,6 +12,7 @@ import logging
 import signal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import ProducerFenced
 
 from session_runner.drivers.port import WhatsAppDriver
 from session_runner.partition import PartitionOwner
@@ -117,6 +118,11 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             await owner.handle_commands(records)
             self._failures.pop(tp.partition, None)
+        except ProducerFenced:
+            # Another runner owns this partition now; the rebalance will take it from us.
+            log.warning("producer fenced", extra={"fields": {"partition": tp.partition}})
+            await asyncio.sleep(1.0)
+            self.consumer.seek(tp, owner.next_offset)
         except Exception as exc:
             offset = owner.next_offset
             attempts = self._failures.get(tp.partition, (offset, 0))[1] + 1 if failing and failing[0] == offset else 1
@@ -125,8 +131,12 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
                                                             "attempt": attempts}})
             poison = next((r for r in records if r.offset >= offset), None)
             if attempts >= self.settings.max_attempts and len(records) == 1 and poison is not None:
-                await owner.dead_letter(poison, f"{type(exc).__name__}: {exc}")
-                self._failures.pop(tp.partition, None)
+                try:
+                    await owner.dead_letter(poison, f"{type(exc).__name__}: {exc}")
+                    self._failures.pop(tp.partition, None)
+                except Exception:
+                    log.exception("dead-lettering failed; will retry", extra={"fields": {"partition": tp.partition}})
+                    await asyncio.sleep(1.0)
             else:
                 await asyncio.sleep(min(self.settings.retry_backoff_s * 2 ** (attempts - 1), 10.0))
             self.consumer.seek(tp, owner.next_offset)
