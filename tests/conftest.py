@@ -24,6 +24,7 @@ from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import Topics, ensure_topics
 
 PG_BASE = "postgresql://zapstream:zapstream@127.0.0.1:55432"
+OPERATOR_TOKEN = "zt-operator-token"
 ADMIN_DSN = f"{PG_BASE}/zapstream_test"
 
 
@@ -115,9 +116,22 @@ def stack(infra: str, kafka: KafkaSettings, simulator_url: str, run_id: str) -> 
                           | {"PROJECTOR_GROUP_ID": f"zt-{run_id}-projector"}),
         "runner": runner_proc("runner", kafka, simulator_url, run_id),
         "command-api": Proc("command-api", "command_api", service_env("COMMAND_API_", kafka, infra)
-                            | {"COMMAND_API_PORT": str(api_port)}, health=f"http://127.0.0.1:{api_port}/healthz"),
+                            | {"COMMAND_API_PORT": str(api_port),
+                               # tests/e2e/test_auth.py runs an SMTP server on this port (derived from run_id)
+                               "COMMAND_API_MAIL__SMTP_HOST": "127.0.0.1",
+                               "COMMAND_API_MAIL__SMTP_PORT": str(10000 + int(run_id, 16) % 20000),
+                               "COMMAND_API_MAIL__POLL_INTERVAL_S": "0.1",
+                               "COMMAND_API_AUTH__TRUST_FORWARDED_FOR": "true",
+                               "COMMAND_API_JWT__KEYS": f'{{"zt-{run_id}": "zt-test-signing-key-{run_id}-{run_id}-{run_id}"}}',
+                               "COMMAND_API_JWT__ACTIVE_KID": f"zt-{run_id}",
+                               "COMMAND_API_OPERATOR_TOKEN": OPERATOR_TOKEN},
+                            health=f"http://127.0.0.1:{api_port}/healthz"),
         "ws-gateway": Proc("ws-gateway", "ws_gateway", service_env("WS_GATEWAY_", kafka, infra)
-                           | {"WS_GATEWAY_PORT": str(ws_port)}, health=f"http://127.0.0.1:{ws_port}/healthz"),
+                           | {"WS_GATEWAY_PORT": str(ws_port),
+                              "WS_GATEWAY_JWT__KEYS": f'{{"zt-{run_id}": "zt-test-signing-key-{run_id}-{run_id}-{run_id}"}}',
+                              "WS_GATEWAY_JWT__ACTIVE_KID": f"zt-{run_id}",
+                              "WS_GATEWAY_WS_AUTH__REFRESH_S": "0.5"},
+                           health=f"http://127.0.0.1:{ws_port}/healthz"),
     }
     try:
         for proc in procs.values():

@@ -6,10 +6,11 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from tests.conftest import Stack, Tenant
+from tests.conftest import OPERATOR_TOKEN, Stack, Tenant
 from tests.support.clients import eventually, read_records
 from zapstream_platform.envelope import Envelope
 from zapstream_platform.settings import KafkaSettings
@@ -46,6 +47,21 @@ async def test_poison_command_is_dead_lettered_and_the_partition_moves_on(
     (headers,) = await eventually(dead_lettered, timeout=30)
     assert headers["zs_reason"].startswith(b"ValueError")
     assert headers["zs_origin_topic"] == topics.session_commands.encode()
+
+    # The operator API lists it and can re-drive it (it fails again, so it lands in the DLQ a second time).
+    async with httpx.AsyncClient(base_url=stack.api_url, headers={"X-Operator-Token": OPERATOR_TOKEN}) as ops:
+        listed = (await ops.get("/dead-letters")).json()["commands"]
+        mine = [d for d in listed if orjson.loads(d["value"])["sessionId"] == "not-a-uuid"]
+        assert mine and mine[0]["reason"].startswith("ValueError")
+        r = await ops.post(f"/dead-letters/commands/{mine[0]['partition']}/{mine[0]['offset']}/redrive")
+        assert r.status_code == 202, r.text
+        assert (await ops.get("/dead-letters", headers={"X-Operator-Token": "wrong"})).status_code == 401
+    assert (await tenant.http.get("/dead-letters")).status_code == 401
+
+    async def twice() -> bool:
+        return len(await dead_lettered()) == 2
+
+    await eventually(twice, timeout=60)
 
 
 async def test_poison_event_is_parked_then_redriven_on_request(

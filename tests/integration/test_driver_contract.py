@@ -53,7 +53,7 @@ from tests.integration.conftest_sim import (
 
 pytestmark = pytest.mark.integration
 
-ADAPTERS = ["sim"]
+ADAPTERS = ["sim", "neonize"]
 
 E = TypeVar("E")
 
@@ -225,6 +225,11 @@ async def driver_factory(adapter_name: str, request: pytest.FixtureRequest) -> A
     """The adapter under test; every driver it builds is closed after the test."""
     if adapter_name == "sim":
         adapter: Adapter = SimAdapter(request.getfixturevalue("simulator_url"))
+    elif adapter_name == "neonize":
+        # Runs every contract test that needs no route to WhatsApp; the rest skip with the reason.
+        from tests.integration.test_neonize_driver import NeonizeAdapter
+
+        adapter = NeonizeAdapter(str(request.getfixturevalue("tmp_path")))
     else:
         raise ValueError(f"unknown adapter {adapter_name!r}")
     try:

@@ -177,6 +177,10 @@ class Session(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             s: Session = aggregate
+            if self.payload.request_id:
+                for mid, intent in list(s.pending_sends.items()):
+                    if intent.command_id == self.payload.request_id:
+                        del s.pending_sends[mid]
             for m in self.payload.messages:
                 s.pending_sends.pop(m.id, None)
                 _remember(s.known_messages, m.id, True)
@@ -414,9 +418,12 @@ class Session(Aggregate):
 
     # ----- facts observed from WhatsApp ----------------------------------------
 
-    def record_sent(self, at: datetime, intent: p.SendRequested, wa_timestamp: int) -> None:
+    def record_sent(
+        self, at: datetime, intent: p.SendRequested, wa_timestamp: int, wa_message_id: str | None = None
+    ) -> None:
+        """WhatsApp accepted the send; ``wa_message_id`` is the id it kept (drivers that cannot choose ids)."""
         msg = p.MessageSummary(
-            id=intent.message_id,
+            id=wa_message_id or intent.message_id,
             remote_jid=intent.to,
             from_me=True,
             timestamp=wa_timestamp,

@@ -15,7 +15,6 @@ from aiokafka import AIOKafkaProducer
 
 from zapstream_domain import commands as c
 from zapstream_domain.session import iso
-from zapstream_platform import apikeys
 from zapstream_platform.readmodels import session_view
 from zapstream_platform.tracing import child_of
 
@@ -73,15 +72,6 @@ class Idempotency:
         if row["body"] is None:
             raise IdempotencyConflict(409, "a request with this Idempotency-Key is still in progress")
         return orjson.loads(row["body"]), True
-
-
-class Auth:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-
-    async def tenant_for_key(self, key: str) -> str | None:
-        tenant: str | None = await apikeys.tenant_for(self.pool, key)
-        return tenant
 
 
 class CommandBus:

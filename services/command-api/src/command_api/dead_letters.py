@@ -53,6 +53,28 @@ async def _command_dead_letters(bootstrap: str, topic: str) -> list[dict[str, An
         await consumer.stop()
 
 
+async def _read_one(bootstrap: str, topic: str, partition: int, offset: int) -> Any | None:
+    """The record at (partition, offset), or None; waits a few seconds at most."""
+    if partition not in await partitions_of(bootstrap, topic) or offset < 0:
+        return None
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        if offset >= (await consumer.end_offsets([tp]))[tp]:
+            return None
+        consumer.seek(tp, offset)
+        for _ in range(10):
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=1)
+            for record in batch.get(tp, []):
+                return record if record.offset == offset else None
+        return None
+    finally:
+        await consumer.stop()
+
+
 def build_router(
     operator_token: SecretStr | None, pool: asyncpg.Pool, producer: AIOKafkaProducer, topics: Topics, bootstrap: str
 ) -> APIRouter:
@@ -88,18 +110,16 @@ def build_router(
     @router.post("/commands/{partition}/{offset}/redrive", status_code=202)
     async def redrive_command(partition: int, offset: int, x_operator_token: Operator = None) -> JsonResponse:
         require_operator(x_operator_token)
-        entries = await _command_dead_letters(bootstrap, topics.session_commands_dlq)
-        found = [e for e in entries if e["partition"] == partition and e["offset"] == offset]
-        if not found:
+        record = await _read_one(bootstrap, topics.session_commands_dlq, partition, offset)
+        if record is None:
             raise Problem(404, "dead letter not found")
-        entry = found[0]
         await producer.send_and_wait(
             topics.session_commands,
-            value=entry["value"].encode(),
-            key=entry["key"].encode() if entry["key"] else None,
+            value=record.value,
+            key=record.key,
             headers=[("zs_redriven_from", f"{topics.session_commands_dlq}:{partition}:{offset}".encode())],
         )
-        return JsonResponse({"status": "redriven", "id": entry["id"]}, status_code=202)
+        return JsonResponse({"status": "redriven", "id": f"{partition}:{offset}"}, status_code=202)
 
     @router.post("/events/{dead_letter_id}/redrive", status_code=202)
     async def redrive_event(dead_letter_id: int, x_operator_token: Operator = None) -> JsonResponse:

@@ -7,12 +7,11 @@ dependency aliases defined inside :func:`build_router` at runtime.)
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from command_api.application import (
-    Auth,
     CommandBus,
     Idempotency,
     IdempotencyConflict,
@@ -20,12 +19,14 @@ from command_api.application import (
     Queries,
     decode_cursor,
 )
+from command_api.permissions import Permissions
 from command_api.problems import Problem
 from zapstream_domain import commands as c
 from zapstream_domain.decisions import message_id_for
 from zapstream_domain.errors import InvalidJid
 from zapstream_domain.jids import normalize_jid
 from zapstream_platform.http import JsonResponse
+from zapstream_platform.tokens import Principal
 
 MessageId = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -119,43 +120,44 @@ async def _parse(request: Request, model: type[Body]) -> Any:
         raise Problem(422, "request failed validation", errors=errors) from exc
 
 
-def build_router(auth: Auth, bus: CommandBus, queries: Queries, idempotency: Idempotency) -> APIRouter:
-    async def tenant(
-        authorization: Annotated[str | None, Header()] = None,
-        x_api_key: Annotated[str | None, Header()] = None,
-    ) -> str:
-        key = x_api_key or ""
-        if authorization and authorization.lower().startswith("bearer "):
-            key = authorization[7:].strip()
-        tenant_id = await auth.tenant_for_key(key) if key else None
-        if tenant_id is None:
-            raise Problem(401, "missing or invalid credentials")
-        return tenant_id
+def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Queries,
+                 idempotency: Idempotency) -> APIRouter:
+    """``principal`` is the dependency that authenticates the caller (access token or API key)."""
 
-    Tenant = Annotated[str, Depends(tenant)]
+    Who = Annotated[Principal, Depends(principal)]
     SessionQuery = Annotated[str | None, Query(alias="sessionId", max_length=64)]
 
-    async def owned(tenant_id: str, session_id: str) -> str:
+    async def owned(who: Principal, session_id: str) -> str:
         try:
-            return await bus.owned(tenant_id, session_id)
+            sid = await bus.owned(who.tenant_id, session_id)
         except NotFound as exc:
             raise Problem(404, "session not found") from exc
+        if not perms.in_scope(who, sid):
+            raise Problem(404, "session not found")
+        return sid
 
-    async def session_for(tenant_id: str, session_id: str | None) -> str:
+    async def session_for(who: Principal, session_id: str | None) -> str:
         if session_id:
-            return await owned(tenant_id, session_id)
+            return await owned(who, session_id)
+        if who.session_ids is not None:
+            sid = await perms.latest_in_scope(who)
+            if sid is None:
+                raise Problem(404, "tenant has no session")
+            return sid
         try:
-            return await bus.latest_session(tenant_id)
+            return await bus.latest_session(who.tenant_id)
         except NotFound as exc:
             raise Problem(404, "tenant has no session") from exc
 
     async def command(
-        request: Request, tenant_id: str, cls: type[c.Command], session_id: str, **fields: Any
+        request: Request, who: Principal, cls: type[c.Command], session_id: str, **fields: Any
     ) -> JsonResponse:
         """Publish one command, honouring ``Idempotency-Key``; answers 202."""
+        tenant_id = who.tenant_id
 
         async def produce() -> dict[str, Any]:
             command_id = await bus.send(cls, tenant_id, session_id, request.headers.get("traceparent"), **fields)
+            await perms.record_issuer(who, command_id)
             body: dict[str, Any] = {"commandId": command_id, "status": "accepted", "sessionId": session_id}
             if cls is c.SendMessage:
                 body["messageId"] = message_id_for(command_id)
@@ -173,17 +175,19 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries, idempotency: Ide
             raise Problem(exc.status, exc.detail) from exc
         return JsonResponse(body, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
-    async def send(request: Request, tenant_id: str, sid: str, to: str, body: ChatSendBody) -> JsonResponse:
+    async def send(request: Request, who: Principal, sid: str, to: str, body: ChatSendBody) -> JsonResponse:
+        await perms.chat(who, to)
         content, forwarded = body.content, False
         if body.forward_message_id is not None:
+            await perms.forward_source(who, sid, body.forward_message_id)
             try:
-                original = await queries.message_text(tenant_id, sid, body.forward_message_id)
+                original = await queries.message_text(who.tenant_id, sid, body.forward_message_id)
             except NotFound as exc:
                 raise Problem(404, "message to forward not found") from exc
             if original is None:
                 raise Problem(422, "only text messages can be forwarded")
             content, forwarded = original, True
-        return await command(request, tenant_id, c.SendMessage, sid, to=to, content=content,
+        return await command(request, who, c.SendMessage, sid, to=to, content=content,
                              reply_to_message_id=body.reply_to_message_id, forwarded=forwarded)
 
     router = APIRouter()
@@ -193,123 +197,139 @@ def build_router(auth: Auth, bus: CommandBus, queries: Queries, idempotency: Ide
         return {"status": "ok"}
 
     @router.post("/sessions", status_code=202)
-    async def create_session(tenant_id: Tenant, request: Request) -> JsonResponse:
+    async def create_session(who: Who, request: Request) -> JsonResponse:
+        perms.manage_sessions(who, creating=True)
         body = await _parse(request, CreateSessionBody)
-        session_id = await bus.register_session(tenant_id)
-        return await command(request, tenant_id, c.CreateSession, session_id, name=body.name)
+        session_id = await bus.register_session(who.tenant_id)
+        return await command(request, who, c.CreateSession, session_id, name=body.name)
 
     @router.get("/sessions")
-    async def list_sessions(tenant_id: Tenant) -> JsonResponse:
-        return JsonResponse({"sessions": await queries.sessions(tenant_id)})
+    async def list_sessions(who: Who) -> JsonResponse:
+        views = [perms.session_view(who, v) for v in await queries.sessions(who.tenant_id)
+                 if perms.in_scope(who, v["id"])]
+        return JsonResponse({"sessions": views})
 
     @router.get("/sessions/{session_id}")
-    async def get_session(session_id: str, tenant_id: Tenant) -> JsonResponse:
-        sid = await owned(tenant_id, session_id)
-        view = await queries.session(tenant_id, sid)
+    async def get_session(session_id: str, who: Who) -> JsonResponse:
+        sid = await owned(who, session_id)
+        view = await queries.session(who.tenant_id, sid)
         if view is None:
             raise Problem(404, "session not found")
-        return JsonResponse(view)
+        return JsonResponse(perms.session_view(who, view))
 
     @router.post("/sessions/{session_id}/start", status_code=202)
-    async def start_session(session_id: str, tenant_id: Tenant, request: Request) -> JsonResponse:
-        return await command(request, tenant_id, c.StartSession, await owned(tenant_id, session_id))
+    async def start_session(session_id: str, who: Who, request: Request) -> JsonResponse:
+        perms.manage_sessions(who)
+        return await command(request, who, c.StartSession, await owned(who, session_id))
 
     @router.post("/sessions/{session_id}/stop", status_code=202)
-    async def stop_session(session_id: str, tenant_id: Tenant, request: Request) -> JsonResponse:
-        return await command(request, tenant_id, c.StopSession, await owned(tenant_id, session_id))
+    async def stop_session(session_id: str, who: Who, request: Request) -> JsonResponse:
+        perms.manage_sessions(who)
+        return await command(request, who, c.StopSession, await owned(who, session_id))
 
     @router.delete("/sessions/{session_id}", status_code=202)
-    async def delete_session(session_id: str, tenant_id: Tenant, request: Request) -> JsonResponse:
-        return await command(request, tenant_id, c.DeleteSession, await owned(tenant_id, session_id))
+    async def delete_session(session_id: str, who: Who, request: Request) -> JsonResponse:
+        perms.manage_sessions(who)
+        return await command(request, who, c.DeleteSession, await owned(who, session_id))
 
     @router.post("/sessions/{session_id}/messages", status_code=202)
-    async def send_message(session_id: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+    async def send_message(session_id: str, who: Who, request: Request) -> JsonResponse:
         body = await _parse(request, SendBody)
-        sid = await owned(tenant_id, session_id)
-        return await send(request, tenant_id, sid, body.to, body)
+        sid = await owned(who, session_id)
+        return await send(request, who, sid, body.to, body)
 
     @router.post("/chats/{jid}/messages", status_code=202)
-    async def send_to_chat(jid: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+    async def send_to_chat(jid: str, who: Who, request: Request) -> JsonResponse:
         chat = _jid_or_422(jid)
+        await perms.chat(who, chat)
         body = await _parse(request, ChatSendBody)
-        sid = await session_for(tenant_id, body.session_id)
-        return await send(request, tenant_id, sid, chat, body)
+        sid = await session_for(who, body.session_id)
+        return await send(request, who, sid, chat, body)
 
     @router.post("/chats/{jid}/read", status_code=202)
-    async def read_chat(jid: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+    async def read_chat(jid: str, who: Who, request: Request) -> JsonResponse:
         chat = _jid_or_422(jid)
+        await perms.chat(who, chat)
         body = await _parse(request, ReadBody)
-        sid = await session_for(tenant_id, body.session_id)
-        return await command(request, tenant_id, c.ReadMessages, sid, chat_jid=chat, message_ids=body.message_ids)
+        sid = await session_for(who, body.session_id)
+        return await command(request, who, c.ReadMessages, sid, chat_jid=chat, message_ids=body.message_ids)
 
     @router.patch("/chats/{jid}/messages/{message_id}", status_code=202)
-    async def edit_message(jid: str, message_id: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+    async def edit_message(jid: str, message_id: str, who: Who, request: Request) -> JsonResponse:
         chat = _jid_or_422(jid)
+        await perms.chat(who, chat)
         body = await _parse(request, EditBody)
-        sid = await session_for(tenant_id, body.session_id)
-        return await command(request, tenant_id, c.EditMessage, sid, chat_jid=chat, message_id=message_id,
+        sid = await session_for(who, body.session_id)
+        return await command(request, who, c.EditMessage, sid, chat_jid=chat, message_id=message_id,
                              content=body.content)
 
     @router.delete("/chats/{jid}/messages/{message_id}", status_code=202)
-    async def delete_message(jid: str, message_id: str, tenant_id: Tenant, request: Request,
+    async def delete_message(jid: str, message_id: str, who: Who, request: Request,
                              session_id: SessionQuery = None) -> JsonResponse:
         chat = _jid_or_422(jid)
-        sid = await session_for(tenant_id, session_id)
-        return await command(request, tenant_id, c.DeleteMessage, sid, chat_jid=chat, message_id=message_id)
+        await perms.chat(who, chat)
+        sid = await session_for(who, session_id)
+        return await command(request, who, c.DeleteMessage, sid, chat_jid=chat, message_id=message_id)
 
     @router.post("/chats/{jid}/messages/{message_id}/reactions", status_code=202)
-    async def react(jid: str, message_id: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+    async def react(jid: str, message_id: str, who: Who, request: Request) -> JsonResponse:
         chat = _jid_or_422(jid)
+        await perms.chat(who, chat)
         body = await _parse(request, ReactBody)
-        sid = await session_for(tenant_id, body.session_id)
-        return await command(request, tenant_id, c.ReactToMessage, sid, chat_jid=chat, message_id=message_id,
+        sid = await session_for(who, body.session_id)
+        return await command(request, who, c.ReactToMessage, sid, chat_jid=chat, message_id=message_id,
                              emoji=body.emoji)
 
     @router.post("/chats/{jid}/presence", status_code=202)
-    async def chat_presence(jid: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+    async def chat_presence(jid: str, who: Who, request: Request) -> JsonResponse:
         chat = _jid_or_422(jid)
+        await perms.chat(who, chat)
         body = await _parse(request, PresenceBody)
-        sid = await session_for(tenant_id, body.session_id)
-        return await command(request, tenant_id, c.SendPresence, sid, chat_jid=chat, presence=body.presence)
+        sid = await session_for(who, body.session_id)
+        return await command(request, who, c.SendPresence, sid, chat_jid=chat, presence=body.presence)
 
     @router.post("/chats/{jid}/presence/subscribe", status_code=202)
-    async def subscribe_presence(jid: str, tenant_id: Tenant, request: Request) -> JsonResponse:
+    async def subscribe_presence(jid: str, who: Who, request: Request) -> JsonResponse:
         chat = _jid_or_422(jid)
+        await perms.chat(who, chat)
         body = await _parse(request, SessionOnlyBody)
-        sid = await session_for(tenant_id, body.session_id)
-        return await command(request, tenant_id, c.SubscribePresence, sid, jid=chat)
+        sid = await session_for(who, body.session_id)
+        return await command(request, who, c.SubscribePresence, sid, jid=chat)
 
     @router.get("/chats")
-    async def list_chats(tenant_id: Tenant, session_id: SessionQuery = None) -> JsonResponse:
-        sid = await session_for(tenant_id, session_id)
-        return JsonResponse({"sessionId": sid, "chats": await queries.chats(tenant_id, sid)})
+    async def list_chats(who: Who, session_id: SessionQuery = None) -> JsonResponse:
+        sid = await session_for(who, session_id)
+        chats = await perms.filter_rows(who, await queries.chats(who.tenant_id, sid), "jid")
+        return JsonResponse({"sessionId": sid, "chats": chats})
 
     @router.get("/chats/{jid}/messages")
     async def list_messages(
         jid: str,
-        tenant_id: Tenant,
+        who: Who,
         session_id: SessionQuery = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
     ) -> JsonResponse:
         chat = _jid_or_422(jid)
-        sid = await session_for(tenant_id, session_id)
+        await perms.chat(who, chat)
+        sid = await session_for(who, session_id)
         try:
             position = decode_cursor(cursor) if cursor else None
         except ValueError as exc:
             raise Problem(422, "invalid cursor") from exc
-        items, next_cursor = await queries.messages(tenant_id, sid, chat, limit, position)
+        items, next_cursor = await queries.messages(who.tenant_id, sid, chat, limit, position)
         return JsonResponse({"sessionId": sid, "chatJid": chat, "messages": items, "nextCursor": next_cursor})
 
     @router.get("/contacts")
-    async def list_contacts(tenant_id: Tenant, session_id: SessionQuery = None) -> JsonResponse:
-        sid = await session_for(tenant_id, session_id)
-        return JsonResponse({"sessionId": sid, "contacts": await queries.contacts(tenant_id, sid)})
+    async def list_contacts(who: Who, session_id: SessionQuery = None) -> JsonResponse:
+        sid = await session_for(who, session_id)
+        contacts = await perms.filter_rows(who, await queries.contacts(who.tenant_id, sid), "id")
+        return JsonResponse({"sessionId": sid, "contacts": contacts})
 
     @router.get("/commands/{command_id}")
-    async def get_command(command_id: Annotated[str, Field(max_length=100)], tenant_id: Tenant) -> JsonResponse:
-        outcome = await queries.command(tenant_id, command_id)
-        if outcome is None:
+    async def get_command(command_id: Annotated[str, Field(max_length=100)], who: Who) -> JsonResponse:
+        outcome = await queries.command(who.tenant_id, command_id)
+        if outcome is None or not await perms.command_visible(who, outcome):
             raise Problem(404, "command not found or still pending")
         return JsonResponse(outcome)
 

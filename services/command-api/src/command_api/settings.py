@@ -2,9 +2,84 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Literal, NamedTuple
+
+from pydantic import AfterValidator, BaseModel, SecretStr
 from pydantic_settings import BaseSettings
 
 from zapstream_platform.settings import KafkaSettings, PostgresSettings, service_config
+from zapstream_platform.tokens import JwtSettings
+
+
+class Limit(NamedTuple):
+    """At most ``hits`` attempts per ``window_s`` seconds."""
+
+    hits: int
+    window_s: int
+
+    @classmethod
+    def parse(cls, spec: str) -> Limit:
+        """``"<hits>/<seconds>"``, e.g. ``"10/300"``."""
+        hits, sep, window = spec.partition("/")
+        try:
+            limit = cls(int(hits), int(window.strip().rstrip("s")))
+        except ValueError:
+            limit = cls(0, 0)
+        if not sep or limit.hits < 1 or limit.window_s < 1:
+            raise ValueError("a rate limit is '<hits>/<seconds>', both positive")
+        return limit
+
+
+def _limit(spec: str) -> str:
+    Limit.parse(spec)
+    return spec
+
+
+# Plain strings in the environment: COMMAND_API_AUTH__RATE_LIMITS__LOGIN_ACCOUNT=10/300
+LimitSpec = Annotated[str, AfterValidator(_limit)]
+
+
+class RateLimits(BaseModel):
+    login_account: LimitSpec = "10/300"
+    login_ip: LimitSpec = "100/300"
+    mail_account: LimitSpec = "3/900"  # resend-verification, password-reset
+    mail_ip: LimitSpec = "30/900"
+    code_account: LimitSpec = "10/900"  # verify, password-reset/confirm
+    code_ip: LimitSpec = "100/900"
+    register_ip: LimitSpec = "20/3600"
+
+
+class AuthSettings(BaseModel):
+    """Defaults follow the client's list (seed 000): 15 min access, 30 days refresh, ``refresh_token`` cookie."""
+
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    refresh_cookie_name: str = "refresh_token"
+    cookie_samesite: Literal["strict", "lax", "none"] = "strict"
+    cookie_secure: bool = False
+    cookie_path: str = "/auth"
+    password_reset_ttl_s: int = 3600
+    verification_ttl_s: int = 24 * 3600
+    code_max_attempts: int = 5
+    require_verified_email: bool = True
+    # Behind one trusted reverse proxy: take the client IP from the right-most X-Forwarded-For entry.
+    trust_forwarded_for: bool = False
+    rate_limits: RateLimits = RateLimits()
+
+
+class MailSettings(BaseModel):
+    """SMTP. Without ``smtp_host`` (dev), mails are written to the log instead of sent."""
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_s: float = 10
+    sender: str = "zapstream <no-reply@zapstream.local>"
+    poll_interval_s: float = 0.5
+    max_attempts: int = 8
 
 
 class Settings(BaseSettings):
@@ -16,3 +91,13 @@ class Settings(BaseSettings):
     port: int = 8080
     log_level: str = "INFO"
     max_body_bytes: int = 1_048_576
+    jwt: JwtSettings = JwtSettings()
+    auth: AuthSettings = AuthSettings()
+    mail: MailSettings = MailSettings()
+    app_base_url: str = "http://localhost:3000"
+    cors_origins: list[str] = ["http://localhost:5173"]
+    outbox_poll_interval_s: float = 0.2
+    # Optional JSON file of sessions that must exist (and be started) at boot; see README.
+    sessions_file: Path | None = None
+    # Enables the operator routes under /dead-letters (header X-Operator-Token); unset: they 404.
+    operator_token: SecretStr | None = None

@@ -11,7 +11,21 @@ from zapstream_platform import logs
 
 
 def build_driver(settings: Settings) -> WhatsAppDriver:
-    """Choosing the driver is one setting (``RUNNER_DRIVER``)."""
+    """Choosing the driver is one setting (``RUNNER_DRIVER``: ``sim`` or ``neonize``)."""
+    # Imported here so the simulator path never loads neonize's native library.
+    if settings.driver == "neonize":
+        from session_runner.drivers.neonize_driver import NeonizeDriver
+
+        neonize: WhatsAppDriver = NeonizeDriver(
+            settings.neonize_store or "./.data/neonize",
+            sessions_per_worker=settings.neonize_sessions_per_worker,
+            max_workers=settings.neonize_max_workers,
+            connect_timeout=settings.neonize_connect_timeout_s,
+            request_timeout=settings.neonize_request_timeout_s,
+            proxy=settings.neonize_proxy,
+            log_level=settings.log_level,
+        )
+        return neonize
     from session_runner.drivers.sim import SimDriver
 
     driver: WhatsAppDriver = SimDriver(settings.sim_url)

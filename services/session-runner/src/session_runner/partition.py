@@ -210,7 +210,7 @@ class PartitionOwner:
                     {self.command_tp: records[-1].offset + 1}, self.group_id
                 )
                 await producer.commit_transaction()
-            except BaseException:
+            except Exception:  # a cancellation leaves the transaction open; the next owner's fencing aborts it
                 await self._abort_and_reset(producer)
                 raise
             self.next_offset = records[-1].offset + 1
@@ -252,7 +252,7 @@ class PartitionOwner:
                     )
                 await producer.send_offsets_to_transaction({self.command_tp: record.offset + 1}, self.group_id)
                 await producer.commit_transaction()
-            except BaseException:
+            except Exception:  # a cancellation leaves the transaction open; the next owner's fencing aborts it
                 await self._abort_and_reset(producer)
                 raise
             self.next_offset = record.offset + 1
@@ -408,9 +408,9 @@ class PartitionOwner:
                     continue
                 at = now()
                 if isinstance(result, d.SendResult):
-                    session.record_sent(at, intent, result.timestamp)
+                    session.record_sent(at, intent, result.timestamp, result.message_id)
                     session.record_command_succeeded(
-                        at, intent.command_id, c.SendMessage.TYPE, {"messageId": intent.message_id}
+                        at, intent.command_id, c.SendMessage.TYPE, {"messageId": result.message_id}
                     )
                 elif isinstance(result, d.OutcomeUnknown):
                     # Maybe delivered, maybe not: say so rather than guess; the client decides.
@@ -424,7 +424,7 @@ class PartitionOwner:
                     raise result
                 await self._publish(producer, session, trace)
             await producer.commit_transaction()
-        except BaseException:
+        except Exception:  # a cancellation leaves the transaction open; the next owner's fencing aborts it
             await self._abort_and_reset(producer)
             raise
 
@@ -454,7 +454,7 @@ class PartitionOwner:
                     session.record_send_unknown(now(), intent)
                     await self._publish(producer, session, None)
                 await producer.commit_transaction()
-            except BaseException:
+            except Exception:  # a cancellation leaves the transaction open; the next owner's fencing aborts it
                 await self._abort_and_reset(producer)
                 raise
 
@@ -515,7 +515,7 @@ class PartitionOwner:
                 if item.event.seq > acks.get(item.session_id, 0):
                     acks[item.session_id] = item.event.seq
             await producer.commit_transaction()
-        except BaseException:
+        except Exception:  # a cancellation leaves the transaction open; the next owner's fencing aborts it
             await self._abort_and_reset(producer)
             raise
         for sid in reconnected:

@@ -47,6 +47,8 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
         # aiokafka may fetch for a partition while this listener still runs;
         # paused partitions return nothing until their owner is ready.
         assert self.consumer is not None
+        if self._stopping.is_set():
+            return  # leaving the group: whoever gets these partitions next starts them
         fresh = [tp for tp in assigned if tp.partition not in self.owners]
         self.consumer.pause(*fresh)
         new = [tp.partition for tp in fresh]
@@ -99,6 +101,8 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
             # group: the next owner must not fence a producer that is still writing.
             await self.on_partitions_revoked([TopicPartition(self.topics.session_commands, p) for p in list(self.owners)])
             await consumer.stop()
+            # An assignment that raced with the shutdown may have started owners meanwhile.
+            await self.on_partitions_revoked([TopicPartition(self.topics.session_commands, p) for p in list(self.owners)])
             log.info("runner stopped")
 
     async def _dispatch(self, tp: TopicPartition, records: list) -> None:  # type: ignore[type-arg]

@@ -22,8 +22,15 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     group_id: str = "zapstream-session-runner"
     instance_id: str = Field(default_factory=_default_instance)
-    driver: Literal["sim"] = "sim"
+    driver: Literal["sim", "neonize"] = "sim"
     sim_url: str = "http://127.0.0.1:8090"
+    # neonize (real WhatsApp): device store is postgres://…?sslmode=disable, or a directory for SQLite files
+    neonize_store: str = ""
+    neonize_sessions_per_worker: int = Field(default=4, ge=1)
+    neonize_max_workers: int = Field(default=64, ge=1)
+    neonize_connect_timeout_s: float = 20.0
+    neonize_request_timeout_s: float = 30.0
+    neonize_proxy: str | None = None
     batch_max: int = Field(default=500, ge=1)
     poll_timeout_ms: int = 100
     session_timeout_ms: int = 10_000

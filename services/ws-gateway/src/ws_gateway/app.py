@@ -1,44 +1,96 @@
-"""The WebSocket endpoint: authenticate, send the snapshot, then stream the tenant's events."""
+"""The WebSocket endpoint: authenticate, send the snapshot, then stream the tenant's events.
+
+``accessToken`` is a user's access token (JWT) or a machine's API key. Agents
+get only their assigned chats' events (see :mod:`ws_gateway.hub`); their
+assignments are re-read every ``ws_auth.refresh_s`` seconds, and a socket whose
+user was disabled, logged out everywhere, or whose API key was revoked is
+closed with code 4401 at the next check.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from ws_gateway.hub import Client, Hub, pump
 from ws_gateway.settings import Settings
-from zapstream_platform import apikeys
 from zapstream_platform.db import create_pool
 from zapstream_platform.envelope import snapshot
 from zapstream_platform.http import JsonResponse
-from zapstream_platform.readmodels import latest_session
+from zapstream_platform.readmodels import latest_session, session_view
+from zapstream_platform.tokens import Principal, TokenSigner, assigned_chats, resolve
 from zapstream_platform.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+async def _snapshot_session(pool: asyncpg.Pool, who: Principal) -> dict[str, Any] | None:
+    if who.session_ids is None:
+        session = await latest_session(pool, who.tenant_id)
+    else:
+        row = await pool.fetchrow(
+            """SELECT * FROM rm_sessions WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND status <> 'deleted'
+               ORDER BY created_at DESC LIMIT 1""",
+            who.tenant_id, [uuid.UUID(s) for s in who.session_ids])
+        session = None if row is None else session_view(row)
+    if session is not None and who.is_agent:
+        session = session | {"qr": None, "qrExpiresAt": None}
+    return session
 
 
 def create_app(settings: Settings) -> FastAPI:
+    auth = settings
+    signer = TokenSigner(auth.jwt)
     hub = Hub()
     state: dict[str, asyncpg.Pool] = {}
+    watched: dict[Client, tuple[str, Principal]] = {}
+
+    async def recheck() -> None:
+        """Re-read agents' assignments; end sockets whose credentials were revoked."""
+        pool = state["pool"]
+        for client, (token, who) in list(watched.items()):
+            try:
+                now = await resolve(pool, signer, token, check_expiry=False)
+                if now is None or now.tenant_id != who.tenant_id:
+                    client.revoked.set()
+                elif who.is_agent and who.user_id is not None:
+                    client.chats = await assigned_chats(pool, who.user_id)
+            except Exception:
+                log.exception("re-checking a socket's credentials failed")
+
+    async def rechecker(stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), auth.ws_auth.refresh_s)
+            if not stopping.is_set():
+                await recheck()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state["pool"] = await create_pool(settings.postgres)
         stopping = asyncio.Event()
-        task = asyncio.create_task(
-            pump(hub, settings.kafka.bootstrap_servers, Topics.from_settings(settings.kafka).session_events, stopping)
-        )
+        tasks = [
+            asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,
+                                     Topics.from_settings(settings.kafka).session_events, stopping)),
+            asyncio.create_task(rechecker(stopping)),
+        ]
         try:
             yield
         finally:
             stopping.set()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await state["pool"].close()
 
     app = FastAPI(title="zapstream ws-gateway", version="0.1.0", lifespan=lifespan)
@@ -53,22 +105,25 @@ def create_app(settings: Settings) -> FastAPI:
     async def sessions(websocket: WebSocket) -> None:
         pool = state["pool"]
         token = websocket.query_params.get("accessToken", "")
-        tenant_id = await apikeys.tenant_for(pool, token) if token else None
-        if tenant_id is None:
+        who = await resolve(pool, signer, token) if token else None
+        if who is None:
             await websocket.close(code=4401, reason="invalid access token")
             return
+        chats = await assigned_chats(pool, who.user_id) if who.is_agent and who.user_id else None
         await websocket.accept()
-        client = Client(tenant_id, settings.client_queue)
+        client = Client(who.tenant_id, settings.client_queue, chats=chats, sessions=who.session_ids)
         # Register before reading the snapshot so nothing falls between the two.
         hub.add(client)
+        watched[client] = (token, who)
         try:
-            session = await latest_session(pool, tenant_id)
-            env = snapshot(session["id"] if session else None, tenant_id, session, datetime.now(UTC))
+            session = await _snapshot_session(pool, who)
+            env = snapshot(session["id"] if session else None, who.tenant_id, session, datetime.now(UTC))
             await websocket.send_text(env.value().decode())
             await _stream(websocket, client)
         except WebSocketDisconnect:
             pass
         finally:
+            watched.pop(client, None)
             hub.remove(client)
 
     return app
@@ -83,16 +138,20 @@ async def _stream(websocket: WebSocket, client: Client) -> None:
 
     reader = asyncio.create_task(receive())
     overflow = asyncio.create_task(client.overflowed.wait())
+    revoked = asyncio.create_task(client.revoked.wait())
     try:
         while True:
             getter = asyncio.create_task(client.queue.get())
-            done, _ = await asyncio.wait({getter, reader, overflow}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({getter, reader, overflow, revoked}, return_when=asyncio.FIRST_COMPLETED)
             if getter not in done:
                 getter.cancel()
                 if overflow in done:
                     await websocket.close(code=1013, reason="client too slow")
+                elif revoked in done:
+                    await websocket.close(code=4401, reason="credentials revoked")
                 return
             await websocket.send_text(getter.result().decode())
     finally:
         reader.cancel()
         overflow.cancel()
+        revoked.cancel()

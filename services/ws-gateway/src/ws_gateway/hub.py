@@ -2,6 +2,13 @@
 
 Each client has a bounded queue: a slow client is disconnected (close code
 1013) rather than allowed to slow down everyone else or grow memory.
+
+Clients with a narrower view get filtered frames: an API key scoped to some
+sessions sees only those sessions' events; an agent sees session status events
+(``session.status.*``) and, of the chat events, only the items of its assigned
+chats. Batch events are filtered item by item (and their ``*Count`` adjusted);
+an event left with no item, and every other event type (QR, created, deleted,
+command outcomes), is dropped for agents.
 """
 
 from __future__ import annotations
@@ -9,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from zapstream_platform.topics import partitions_of
@@ -20,11 +29,78 @@ log = logging.getLogger(__name__)
 INTERNAL_TYPES = frozenset({b"session.messages.send_requested", b"session.started"})
 
 
+STATUS_TYPES = frozenset({"session.status.connected", "session.status.disconnected", "session.status.logged_out"})
+# event type → (list in the payload, key of the chat in each item)
+CHAT_LISTS = {
+    "session.messages.upsert": ("messages", "remoteJid"),
+    "session.history.sync": ("messages", "remoteJid"),
+    "session.messages.update": ("updates", "remoteJid"),
+    "session.messages.edit": ("edits", "chatJid"),
+    "session.messages.reaction": ("reactions", "chatJid"),
+    "session.contacts.upsert": ("contacts", "id"),
+}
+
+
+def _filter_items(payload: dict[str, Any], key: str, item_key: str, chats: frozenset[str],
+                  default_chat: Any = None) -> dict[str, Any] | None:
+    items = payload.get(key)
+    if not isinstance(items, list):
+        return None
+    kept = [i for i in items if isinstance(i, dict) and i.get(item_key, default_chat) in chats]
+    if not kept:
+        return None
+    if len(kept) == len(items):
+        return payload
+    out = payload | {key: kept}
+    if f"{key}Count" in payload:
+        out[f"{key}Count"] = len(kept)
+    return out
+
+
+def for_agent(event: dict[str, Any], chats: frozenset[str]) -> dict[str, Any] | None:
+    """The part of ``event`` an agent assigned to ``chats`` may see, or None."""
+    type_ = event.get("type")
+    payload = event.get("payload")
+    if type_ in STATUS_TYPES:
+        return event
+    if not isinstance(payload, dict):
+        return None
+    if type_ == "session.presence.update":
+        return event if payload.get("chatJid") in chats else None
+    if type_ == "session.messages.delete":
+        if payload.get("scope") == "chat" or "deletes" not in payload:
+            return event if payload.get("chatJid") in chats else None
+        kept = _filter_items(payload, "deletes", "chatJid", chats, payload.get("chatJid"))
+    elif type_ in CHAT_LISTS:
+        key, item_key = CHAT_LISTS[type_]
+        kept = _filter_items(payload, key, item_key, chats)
+    else:
+        return None
+    if kept is None:
+        return None
+    return event if kept is payload else event | {"payload": kept}
+
+
 class Client:
-    def __init__(self, tenant_id: str, maxsize: int) -> None:
+    def __init__(self, tenant_id: str, maxsize: int, chats: frozenset[str] | None = None,
+                 sessions: frozenset[str] | None = None) -> None:
         self.tenant_id = tenant_id
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize)
         self.overflowed = asyncio.Event()
+        self.revoked = asyncio.Event()
+        self.chats = chats  # an agent's assigned chats; None: not an agent
+        self.sessions = sessions  # an API key's session scope; None: every session
+
+    @property
+    def filtered(self) -> bool:
+        return self.chats is not None or self.sessions is not None
+
+    def view(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        if self.sessions is not None and event.get("sessionId") not in self.sessions:
+            return None
+        if self.chats is not None:
+            return for_agent(event, self.chats)
+        return event
 
     def offer(self, frame: bytes) -> None:
         try:
@@ -50,8 +126,22 @@ class Hub:
                 del self.clients[client.tenant_id]
 
     def publish(self, tenant_id: str, frame: bytes) -> None:
-        for client in self.clients.get(tenant_id, ()):
-            client.offer(frame)
+        event: Any = None
+        for client in list(self.clients.get(tenant_id, ())):
+            if client.filtered:
+                if event is None:
+                    try:
+                        event = orjson.loads(frame)
+                    except orjson.JSONDecodeError:
+                        event = {}
+                    if not isinstance(event, dict):
+                        event = {}
+                view = client.view(event)
+                if view is None:
+                    continue
+                client.offer(frame if view is event else orjson.dumps(view))
+            else:
+                client.offer(frame)
             self.delivered += 1
 
 

@@ -1,0 +1,69 @@
+"""Declarative sessions (seed 002): a JSON file of sessions that must exist for a tenant, started at boot.
+
+The file is a list of ``{"tenantId": "...", "name": "tienda_lima", "description": "..."}``.
+The first boot that sees an entry creates the session (``session.create``, which
+starts linking) and remembers name → session id in ``declared_sessions``; later
+boots send ``session.start``. Entries are never deleted by leaving the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+import asyncpg
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_camel
+
+from command_api.application import CommandBus
+from zapstream_domain import commands as c
+
+log = logging.getLogger(__name__)
+
+
+class DeclaredSession(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    tenant_id: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=500)
+
+
+_FILE = TypeAdapter(list[DeclaredSession])
+
+
+def load(path: Path) -> list[DeclaredSession]:
+    try:
+        return _FILE.validate_python(orjson.loads(path.read_bytes()))
+    except (OSError, orjson.JSONDecodeError, ValidationError) as exc:
+        raise SystemExit(f"sessions file {path} is not a valid list of sessions: {type(exc).__name__}") from exc
+
+
+async def declare_sessions(pool: asyncpg.Pool, bus: CommandBus, path: Path) -> list[tuple[str, str, str]]:
+    """Ensure every declared session exists and is started; return (tenant, name, session id) triples."""
+    out = []
+    for entry in load(path):
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT DO NOTHING", entry.tenant_id)
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", entry.tenant_id, entry.name)
+            sid = await conn.fetchval("SELECT session_id FROM declared_sessions WHERE tenant_id = $1 AND name = $2",
+                                      entry.tenant_id, entry.name)
+            created = sid is None
+            if created:
+                sid = uuid.uuid4()
+                await conn.execute("INSERT INTO session_registry (id, tenant_id) VALUES ($1, $2)", sid, entry.tenant_id)
+                await conn.execute("INSERT INTO declared_sessions (tenant_id, name, session_id) VALUES ($1, $2, $3)",
+                                   entry.tenant_id, entry.name, sid)
+            status = await conn.fetchval("SELECT status FROM rm_sessions WHERE id = $1", sid)
+        if status == "deleted":
+            log.warning("declared session %s/%s was deleted; not restarting it", entry.tenant_id, entry.name)
+            continue
+        # Not projected yet (first boot, or a crash before the create reached Kafka): create (again).
+        cls: type[c.Command] = c.CreateSession if created or status is None else c.StartSession
+        fields = {"name": entry.name} if cls is c.CreateSession else {}
+        await bus.send(cls, entry.tenant_id, str(sid), None, **fields)
+        log.info("declared session %s/%s → %s (%s)", entry.tenant_id, entry.name, sid, cls.TYPE)
+        out.append((entry.tenant_id, entry.name, str(sid)))
+    return out

@@ -1,0 +1,484 @@
+"""Pure mapping from neonize (whatsmeow) protobuf events to the driver port's events.
+
+No I/O, no neonize client: every function takes decoded protobuf objects (``neonize.proto``)
+and returns port dataclasses, so they can be tested offline with hand-built events.
+
+Conventions:
+
+* JIDs become ``user@server`` strings without the device/agent part (``1555:12@s.whatsapp.net``
+  → ``1555@s.whatsapp.net``); an empty JID becomes ``""``.
+* Timestamps become epoch **seconds**. whatsmeow/neonize mix units: ``MessageInfo.Timestamp``
+  and receipts are seconds, ``ReactionMessage.senderTimestampMS`` and
+  ``ProtocolMessage.timestampMS`` are milliseconds, history-sync ``messageTimestamp`` is seconds.
+  :func:`to_seconds` normalises any of them (values above 10^11 are taken as milliseconds).
+* Every function takes the ``seq`` to stamp on the events; the driver assigns them.
+* Events the port has no use for map to ``None``.
+
+This module never imports the neonize *client* (which loads the native library); it only
+touches message objects passed in, so importing it is free.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from session_runner.drivers.port import (
+    Connected,
+    ContactsUpdate,
+    Disconnected,
+    DriverEvent,
+    HistorySync,
+    IncomingMessage,
+    LoggedOut,
+    MessageEdited,
+    MessageRevoked,
+    Presence,
+    PresenceUpdate,
+    QrCode,
+    Reaction,
+    Receipt,
+    ReceiptStatus,
+)
+
+# whatsmeow's QR channel: the first code is valid 60 s, every following one 20 s.
+FIRST_QR_TTL_MS = 60_000
+NEXT_QR_TTL_MS = 20_000
+
+_MS_THRESHOLD = 100_000_000_000  # 10^11: as seconds that is year 5138, as ms it is 1973
+
+# Enum numbers of neonize.proto.Neonize_pb2 (stable protobuf numbers; avoids importing the package).
+_RECEIPT_STATUS: dict[int, ReceiptStatus] = {
+    1: "delivered",
+    4: "read",
+    6: "played",
+}  # DELIVERED, READ, PLAYED
+_CHAT_PRESENCE_COMPOSING, _CHAT_PRESENCE_PAUSED = 1, 2
+_CHAT_PRESENCE_MEDIA_AUDIO = 2
+_CONNECT_FAILURE_REASON = {
+    1: "generic",
+    2: "logged out",
+    3: "temporarily banned",
+    4: "main device gone",
+    5: "unknown logout",
+    6: "client outdated",
+    7: "bad user agent",
+    8: "internal server error",
+    9: "experimental",
+    10: "service unavailable",
+}
+_TEMP_BAN_REASON = {
+    1: "sent to too many people",
+    2: "blocked by users",
+    3: "created too many groups",
+    4: "sent too many identical messages",
+    5: "broadcast list",
+}
+# waE2E.ProtocolMessage.Type
+_PROTOCOL_REVOKE = 0
+_PROTOCOL_MESSAGE_EDIT = 14
+# waHistorySync.HistorySync.HistorySyncType
+_HISTORY_SYNC_TYPES = {
+    0: "INITIAL_BOOTSTRAP",
+    1: "INITIAL_STATUS_V3",
+    2: "FULL",
+    3: "RECENT",
+    4: "PUSH_NAME",
+    5: "NON_BLOCKING_DATA",
+    6: "ON_DEMAND",
+}
+
+# Message fields that are envelopes around the real content.
+_WRAPPERS = (
+    "ephemeralMessage",
+    "viewOnceMessage",
+    "viewOnceMessageV2",
+    "viewOnceMessageV2Extension",
+    "documentWithCaptionMessage",
+    "editedMessage",
+)
+# Content fields that carry a caption and/or a contextInfo (media and rich messages).
+_CAPTIONED = ("imageMessage", "videoMessage", "documentMessage")
+_CONTEXT_CARRIERS = (
+    "extendedTextMessage",
+    "imageMessage",
+    "videoMessage",
+    "documentMessage",
+    "audioMessage",
+    "stickerMessage",
+    "contactMessage",
+    "locationMessage",
+    "ptvMessage",
+)
+# Fields that are plumbing rather than content: a message holding only these is not shown to users.
+_PLUMBING = frozenset(
+    {
+        "messageContextInfo",
+        "senderKeyDistributionMessage",
+        "fastRatchetKeySenderKeyDistributionMessage",
+        "protocolMessage",
+        "encReactionMessage",
+        "pollUpdateMessage",
+        "keepInChatMessage",
+        "pinInChatMessage",
+        "stickerSyncRmrMessage",
+        "call",
+    }
+)
+
+
+class _JidLike(Protocol):
+    User: str
+    Server: str
+
+
+# ----------------------------------------------------------------------------- scalars
+
+
+def to_seconds(value: int | float | None) -> int:
+    """Epoch seconds from a timestamp in seconds or milliseconds (``0`` stays ``0``)."""
+    if not value:
+        return 0
+    value = int(value)
+    return value // 1000 if value >= _MS_THRESHOLD else value
+
+
+def jid_str(jid: _JidLike | None) -> str:
+    """``user@server`` without device or agent; ``""`` for an empty JID."""
+    if jid is None or not getattr(jid, "Server", ""):
+        return ""
+    return f"{jid.User}@{jid.Server}" if jid.User else jid.Server
+
+
+def normalize_jid_string(value: str) -> str:
+    """``1555.0:12@s.whatsapp.net`` → ``1555@s.whatsapp.net`` (strings from history sync, keys)."""
+    if "@" not in value:
+        return value
+    user, server = value.rsplit("@", 1)
+    user = user.split(":", 1)[0].split(".", 1)[0]
+    return f"{user}@{server}" if user else server
+
+
+_AD_JID = re.compile(r"^(?P<user>[^@.:]*)(?:\.(?P<agent>\d+))?(?::(?P<device>\d+))?@(?P<server>.+)$")
+
+
+def parse_jid(value: str) -> dict[str, Any]:
+    """Fields for ``neonize.proto.Neonize_pb2.JID(**fields)`` from a (possibly AD) JID string.
+
+    ``"15551234567"`` (digits only) is taken as a phone number on ``s.whatsapp.net``.
+    """
+    value = value.strip()
+    if "@" not in value:
+        value = f"{value.lstrip('+')}@s.whatsapp.net"
+    m = _AD_JID.match(value)
+    if m is None:
+        raise ValueError(f"not a JID: {value!r}")
+    return {
+        "User": m["user"],
+        "Server": m["server"],
+        "RawAgent": int(m["agent"] or 0),
+        "Device": int(m["device"] or 0),
+        "Integrator": 0,
+        "IsEmpty": False,
+    }
+
+
+def full_jid_str(jid: Any) -> str:
+    """The JID with its device part (``user:device@server``), to find a device in the store again."""
+    if not getattr(jid, "Server", ""):
+        return ""
+    if jid.RawAgent:
+        return f"{jid.User}.{jid.RawAgent}:{jid.Device}@{jid.Server}"
+    if jid.Device:
+        return f"{jid.User}:{jid.Device}@{jid.Server}"
+    return jid_str(jid)
+
+
+# ------------------------------------------------------------------------- message bodies
+
+
+def unwrap(message: Any) -> Any:
+    """The innermost content of a ``waE2E.Message`` (ephemeral, view-once, device-sent... removed)."""
+    for _ in range(8):  # wrappers nest, but never deeply
+        if message.HasField("deviceSentMessage") and message.deviceSentMessage.HasField("message"):
+            message = message.deviceSentMessage.message
+            continue
+        for name in _WRAPPERS:
+            if message.HasField(name) and getattr(message, name).HasField("message"):
+                message = getattr(message, name).message
+                break
+        else:
+            return message
+    return message
+
+
+def message_text(message: Any) -> str | None:
+    """The text a user sees: conversation, extended text, or a media caption."""
+    message = unwrap(message)
+    if message.conversation:
+        return str(message.conversation)
+    if message.HasField("extendedTextMessage"):
+        return str(message.extendedTextMessage.text)
+    for name in _CAPTIONED:
+        if message.HasField(name) and getattr(message, name).caption:
+            return str(getattr(message, name).caption)
+    return None
+
+
+def context_info(message: Any) -> Any | None:
+    message = unwrap(message)
+    for name in _CONTEXT_CARRIERS:
+        if message.HasField(name) and getattr(message, name).HasField("contextInfo"):
+            return getattr(message, name).contextInfo
+    return None
+
+
+def has_content(message: Any) -> bool:
+    """False for messages that only carry protocol plumbing (key distribution, app-state keys...)."""
+    message = unwrap(message)
+    return any(field.name not in _PLUMBING for field, _ in message.ListFields())
+
+
+# ------------------------------------------------------------------------- message events
+
+
+def map_message(ev: Any, seq: int) -> DriverEvent | None:
+    """A ``neonize`` ``Message`` event → IncomingMessage / MessageEdited / MessageRevoked / Reaction."""
+    info = ev.Info
+    src = info.MessageSource
+    chat = jid_str(src.Chat)
+    sender = jid_str(src.Sender) or chat
+    from_me = bool(src.IsFromMe)
+    ts = to_seconds(info.Timestamp)
+    body = unwrap(ev.Message)
+
+    if body.HasField("protocolMessage"):
+        proto = body.protocolMessage
+        if proto.type == _PROTOCOL_REVOKE and proto.key.ID:
+            return MessageRevoked(
+                seq=seq, chat_jid=chat, message_id=proto.key.ID, timestamp=ts, from_me=from_me
+            )
+        if proto.type == _PROTOCOL_MESSAGE_EDIT and proto.key.ID:
+            return MessageEdited(
+                seq=seq,
+                chat_jid=chat,
+                message_id=proto.key.ID,
+                text=message_text(proto.editedMessage) or "",
+                timestamp=to_seconds(proto.timestampMS) or ts,
+                from_me=from_me,
+            )
+        return None  # history-sync notifications, app-state keys, ephemeral settings...
+
+    if body.HasField("reactionMessage"):
+        reaction = body.reactionMessage
+        return Reaction(
+            seq=seq,
+            chat_jid=chat,
+            message_id=reaction.key.ID,
+            actor_jid=sender,
+            emoji=reaction.text,
+            timestamp=to_seconds(reaction.senderTimestampMS) or ts,
+            from_me=from_me,
+        )
+
+    if not has_content(body):
+        return None
+    ctx = context_info(body)
+    return IncomingMessage(
+        seq=seq,
+        id=info.ID,
+        chat_jid=chat,
+        sender_jid=sender,
+        from_me=from_me,
+        timestamp=ts,
+        text=message_text(body),
+        reply_to_id=(ctx.stanzaID or None) if ctx is not None else None,
+        forwarded=bool(ctx.isForwarded) if ctx is not None else False,
+        push_name=info.Pushname or None,
+    )
+
+
+def map_receipt(ev: Any, seq: int) -> Receipt | None:
+    """Delivered/read/played receipts of messages we sent; other receipt types → ``None``."""
+    status = _RECEIPT_STATUS.get(int(ev.Type))
+    if status is None or not ev.MessageIDs:
+        return None
+    return Receipt(
+        seq=seq,
+        chat_jid=jid_str(ev.MessageSource.Chat),
+        message_ids=tuple(ev.MessageIDs),
+        status=status,
+        timestamp=to_seconds(ev.Timestamp),
+    )
+
+
+def map_chat_presence(ev: Any, seq: int) -> PresenceUpdate:
+    """Typing/recording indicators in a chat."""
+    presence: Presence
+    if int(ev.State) == _CHAT_PRESENCE_PAUSED:
+        presence = "paused"
+    elif int(ev.Media) == _CHAT_PRESENCE_MEDIA_AUDIO:
+        presence = "recording"
+    else:
+        presence = "composing"
+    src = ev.MessageSource
+    chat = jid_str(src.Chat)
+    return PresenceUpdate(seq=seq, chat_jid=chat, jid=jid_str(src.Sender) or chat, presence=presence)
+
+
+def map_presence(ev: Any, seq: int) -> PresenceUpdate:
+    """Online/offline of a contact we subscribed to (``subscribe_presence``)."""
+    who = jid_str(ev.From)
+    return PresenceUpdate(
+        seq=seq,
+        chat_jid=who,
+        jid=who,
+        presence="unavailable" if ev.Unavailable else "available",
+        last_seen=to_seconds(ev.LastSeen) or None,
+    )
+
+
+def _web_message(wmi: Any, seq: int, own_jid: str | None) -> IncomingMessage | None:
+    """A history-sync ``WebMessageInfo`` → IncomingMessage (edits, reactions, stubs are skipped)."""
+    key = wmi.key
+    if not key.ID or not wmi.HasField("message"):
+        return None
+    body = unwrap(wmi.message)
+    if body.HasField("protocolMessage") or body.HasField("reactionMessage") or not has_content(body):
+        return None
+    chat = normalize_jid_string(key.remoteJID)
+    from_me = bool(key.fromMe)
+    participant = wmi.participant or key.participant
+    if participant:
+        sender = normalize_jid_string(participant)
+    elif from_me:
+        sender = own_jid or chat
+    else:
+        sender = chat
+    ctx = context_info(body)
+    return IncomingMessage(
+        seq=seq,
+        id=key.ID,
+        chat_jid=chat,
+        sender_jid=sender,
+        from_me=from_me,
+        timestamp=to_seconds(wmi.messageTimestamp),
+        text=message_text(body),
+        reply_to_id=(ctx.stanzaID or None) if ctx is not None else None,
+        forwarded=bool(ctx.isForwarded) if ctx is not None else False,
+        push_name=wmi.pushName or None,
+    )
+
+
+def map_history_sync(ev: Any, seq: int, own_jid: str | None = None) -> HistorySync:
+    """One history-sync blob (``HistorySyncEv.Data``) → HistorySync with its messages and push names.
+
+    ``is_latest`` is True on the batch that completes the transfer (``progress == 100``) and on
+    push-name-only batches, which are complete in themselves.
+    """
+    data = ev.Data
+    messages: list[IncomingMessage] = []
+    for conv in data.conversations:
+        for hmsg in conv.messages:
+            mapped = _web_message(hmsg.message, seq, own_jid)
+            if mapped is not None:
+                messages.append(mapped)
+    messages.sort(key=lambda m: m.timestamp)
+    sync_type = _HISTORY_SYNC_TYPES.get(int(data.syncType), str(int(data.syncType)))
+    return HistorySync(
+        seq=seq,
+        sync_type=sync_type,
+        progress=int(data.progress),
+        is_latest=int(data.progress) >= 100 or sync_type == "PUSH_NAME",
+        messages=tuple(messages),
+        contacts=tuple((normalize_jid_string(p.ID), p.pushname or None) for p in data.pushnames if p.ID),
+    )
+
+
+# ------------------------------------------------------------------------ connection events
+
+
+def map_qr(code: str, seq: int, index: int, now_ms: int) -> QrCode:
+    """The ``index``-th QR code of a pairing attempt, shown at ``now_ms``."""
+    ttl = FIRST_QR_TTL_MS if index == 0 else NEXT_QR_TTL_MS
+    return QrCode(seq=seq, code=code, expires_at_ms=now_ms + ttl)
+
+
+def map_qr_event(ev: Any, seq: int, now_ms: int) -> list[QrCode]:
+    """A ``QR`` event (all codes of an attempt at once) → one QrCode per code, expiries chained."""
+    out: list[QrCode] = []
+    at = now_ms
+    for i, code in enumerate(ev.Codes):
+        ttl = FIRST_QR_TTL_MS if i == 0 else NEXT_QR_TTL_MS
+        at += ttl
+        out.append(QrCode(seq=seq, code=code, expires_at_ms=at))
+    return out
+
+
+def map_connected(me: Any, seq: int) -> Connected:
+    """``Connected`` with the account's phone digits, from ``client.get_me()`` (a ``Device``)."""
+    return Connected(seq=seq, phone=me.JID.User)
+
+
+def map_logged_out(ev: Any, seq: int) -> LoggedOut:
+    reason = _CONNECT_FAILURE_REASON.get(int(ev.Reason), f"reason {int(ev.Reason)}")
+    where = " while connecting" if ev.OnConnect else ""
+    return LoggedOut(seq=seq, reason=f"{reason}{where}")
+
+
+def map_disconnected(ev: Any) -> Disconnected:
+    """whatsmeow lost the socket; it reconnects by itself (auto-reconnect is on)."""
+    return Disconnected(seq=0, reason="connection lost: whatsmeow is reconnecting")
+
+
+def map_stream_replaced(ev: Any) -> Disconnected:
+    return Disconnected(seq=0, reason="replaced: another client opened this device", replaced=True)
+
+
+def map_connect_failure(ev: Any) -> Disconnected:
+    reason = _CONNECT_FAILURE_REASON.get(int(ev.Reason), f"reason {int(ev.Reason)}")
+    detail = f": {ev.Message}" if ev.Message else ""
+    return Disconnected(seq=0, reason=f"connect failure: {reason}{detail}")
+
+
+def map_temporary_ban(ev: Any) -> Disconnected:
+    reason = _TEMP_BAN_REASON.get(int(ev.Code), f"code {int(ev.Code)}")
+    return Disconnected(seq=0, reason=f"temporary ban: {reason}; expires in {int(ev.Expire)}s")
+
+
+def map_stream_error(ev: Any) -> Disconnected:
+    return Disconnected(seq=0, reason=f"stream error: {ev.Code or 'unknown'}")
+
+
+def map_client_outdated(ev: Any) -> Disconnected:
+    return Disconnected(seq=0, reason="client outdated: upgrade neonize (whatsmeow) to keep connecting")
+
+
+# --------------------------------------------------------------------------- contacts
+
+
+def map_contacts(contacts: Iterable[Any], seq: int) -> ContactsUpdate | None:
+    """The device's contact store (``client.contact.get_all_contacts()``) → ContactsUpdate."""
+    rows: list[tuple[str, str | None, str | None]] = []
+    for c in contacts:
+        jid = jid_str(c.JID)
+        if not jid:
+            continue
+        info = c.Info
+        saved = info.FullName or info.FirstName or info.BusinessName or None
+        rows.append((jid, saved, info.PushName or None))
+    return ContactsUpdate(seq=seq, contacts=tuple(rows)) if rows else None
+
+
+class PushNameTracker:
+    """Turns push names seen on messages into ContactsUpdate events, once per change."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, str] = {}
+
+    def seen(self, jid: str, push_name: str | None, seq: int) -> ContactsUpdate | None:
+        if not jid or not push_name or self._known.get(jid) == push_name:
+            return None
+        self._known[jid] = push_name
+        return ContactsUpdate(seq=seq, contacts=((jid, None, push_name),))

@@ -1,0 +1,725 @@
+"""The neonize side of :class:`~session_runner.drivers.neonize_driver.NeonizeDriver`.
+
+:class:`SessionHost` owns the ``neonize`` async clients (``NewAClient``) of a few sessions and
+turns their events into port events. It runs inside a worker process started by the driver
+(``worker_main``), so that a Go panic in the native library — which aborts the whole process —
+takes down only this worker and the few sessions it hosts; the driver restarts it.
+
+Pitfalls handled here:
+
+* **Nothing is downloaded at import.** ``neonize._binder`` downloads the native library from
+  GitHub *at import* when the bundled one is missing or has another version.
+  :func:`check_native_library` verifies the bundled file and its version first, without
+  importing neonize, and refuses to import otherwise.
+* **No bot badge.** The native library reads ``NEONIZE_BOT_TAG`` (``off``/``none``/``false``/``0``
+  disable the ``<bot biz_bot="1"/>`` node; anything else, including unset, adds it to every 1:1
+  message). Go copies the environment when the library loads, so it is set *before* the import.
+* **Handlers before connect.** neonize subscribes Go to exactly the events that have a handler
+  when ``connect()`` is called; they are all registered first.
+* **One OS thread per connected client.** ``connect()`` parks a blocking FFI call in the default
+  executor for the whole life of the connection, and every other call goes through
+  ``asyncio.to_thread`` too; the executor is sized from ``sessions_per_worker``.
+* **Calls before login panic.** The native functions index a client map without checking, so a
+  call for a client that is not registered (or not logged in) dereferences nil in Go. Every call
+  goes through :meth:`SessionHost._online` (or a state check) first.
+* **Ordering.** neonize schedules each Go callback as its own task; handlers only enqueue, and
+  one pump per session emits in arrival order (awaiting lookups such as ``get_me`` in between).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import ctypes
+import importlib.util
+import logging
+import os
+import platform
+import re
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from session_runner.drivers import neonize_mapping as nm
+from session_runner.drivers.port import (
+    ContactsUpdate,
+    Disconnected,
+    DriverError,
+    DriverEvent,
+    LoggedOut,
+    OutcomeUnknown,
+    Presence,
+    SendResult,
+)
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str, Any], None]
+"""``emit(session_id, item)``: an event, or a ``("device", jid)`` note, for the driver."""
+
+_QUOTE_CACHE = 2048  # recent messages kept per session, to quote them in replies
+
+
+# ------------------------------------------------------------------------- native library
+
+
+def _native_library_name() -> str:
+    """The file neonize loads (mirrors ``neonize.utils.platform.generated_name``)."""
+    system = platform.system().lower()
+    arch = {"aarch64": "arm64", "x86_64": "amd64"}.get(platform.machine().lower(), platform.machine().lower())
+    ext = {"windows": "dll", "darwin": "dylib"}.get(system, "so")
+    return f"neonize-{system}-{arch}.{ext}"
+
+
+def check_native_library() -> Path:
+    """Make sure importing neonize will load the bundled library and download nothing.
+
+    Raises :class:`DriverError` (with what to do) when the library is missing or its version
+    differs from the Python package's, the two cases in which neonize downloads at import.
+    """
+    spec = importlib.util.find_spec("neonize")
+    if spec is None or not spec.submodule_search_locations:
+        raise DriverError("the neonize package is not installed (add it to session-runner's dependencies)")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    lib = root / _native_library_name()
+    if not lib.is_file():
+        raise DriverError(
+            f"neonize's native library {lib.name} is not bundled for this platform; neonize would "
+            "download it from GitHub at import, which zapstream refuses. Install a neonize wheel "
+            "built for this platform."
+        )
+    match = re.search(r'__GONEONIZE_VERSION__\s*=\s*"([^"]+)"', (root / "download.py").read_text())
+    expected = match.group(1) if match else None
+    if expected is not None:
+        native = ctypes.CDLL(str(lib))
+        native.GetVersion.restype = ctypes.c_char_p
+        found = native.GetVersion().decode()
+        if found != expected:
+            raise DriverError(
+                f"neonize's native library is version {found}, the package expects {expected}; "
+                "neonize would re-download it at import. Reinstall neonize."
+            )
+    return lib
+
+
+def import_neonize() -> None:
+    """Import neonize the safe way: bot badge off, no download. Idempotent."""
+    import sys
+
+    if "neonize._binder" not in sys.modules:
+        os.environ["NEONIZE_BOT_TAG"] = "off"  # read by Go when the library loads
+        check_native_library()
+    elif os.environ.get("NEONIZE_BOT_TAG", "").strip().lower() not in ("off", "none", "false", "0"):
+        log.warning("neonize was imported before NEONIZE_BOT_TAG=off was set: messages carry the bot badge")
+    import io
+
+    # neonize's platform probe runs ``os.popen("uname -a").read()`` at import and never closes
+    # the pipe (a ResourceWarning, an error under ``-W error``): read it through a closed pipe.
+    real_popen = os.popen
+
+    def closed_popen(cmd: str, mode: str = "r", buffering: int = -1) -> Any:
+        with real_popen(cmd, mode, buffering) as pipe:
+            return io.StringIO(pipe.read())
+
+    os.popen = closed_popen
+    try:
+        import neonize.aioze.client  # noqa: F401
+    finally:
+        os.popen = real_popen
+
+
+# ------------------------------------------------------------------------------ sessions
+
+
+@dataclass
+class _Session:
+    session_id: str
+    client: Any
+    state: str = "connecting"  # connecting → pairing | online ⇄ offline → ended
+    opened: asyncio.Future[str] | None = None
+    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    pump: asyncio.Task[None] | None = None
+    closing: bool = False
+    me: Any = None  # neonize Device once logged in
+    qr_index: int = 0
+    messages: collections.OrderedDict[str, Any] = field(default_factory=collections.OrderedDict)
+    push_names: nm.PushNameTracker = field(default_factory=nm.PushNameTracker)
+    contacts_sent: bool = False
+
+    def remember(self, message_id: str, sender: Any, chat: Any, message: Any) -> None:
+        self.messages[message_id] = (sender, chat, message)
+        self.messages.move_to_end(message_id)
+        while len(self.messages) > _QUOTE_CACHE:
+            self.messages.popitem(last=False)
+
+
+class SessionHost:
+    """The neonize clients of one worker process, behind plain async calls.
+
+    ``emit`` is called on the event loop with ``(session_id, event)`` in order per session;
+    events carry ``seq=0`` (the driver numbers them).
+    """
+
+    def __init__(
+        self,
+        emit: Emit,
+        *,
+        connect_timeout: float = 20.0,
+        request_timeout: float = 30.0,
+        proxy: str | None = None,
+    ) -> None:
+        import_neonize()
+        self._emit = emit
+        self._proxy = proxy
+        self._connect_timeout = connect_timeout
+        self._request_timeout = request_timeout
+        self._sessions: dict[str, _Session] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def connect(self, session_id: str, store: str, jid: str | None, new_device: bool) -> str:
+        """Start the client; returns ``"pairing"`` (QR codes follow) or ``"online"``."""
+        from neonize.aioze import events as nev
+        from neonize.aioze.client import NewAClient
+        from neonize.proto.Neonize_pb2 import JID
+
+        if session_id in self._sessions:
+            await self._stop(self._sessions.pop(session_id))
+        loop = asyncio.get_running_loop()
+        host = self
+
+        class _Client(NewAClient):  # type: ignore[misc]
+            def _NewAClient__onLoginStatus(self, uuid: int, status: int) -> None:
+                loop.call_soon_threadsafe(host._login_status, session_id, ctypes.string_at(status).decode())
+
+        client = _Client(
+            store,
+            jid=JID(**nm.parse_jid(jid)) if jid else None,
+            uuid=session_id,
+            new_device=new_device,
+        )
+        session = _Session(session_id, client, opened=loop.create_future())
+        self._sessions[session_id] = session
+        session.pump = asyncio.create_task(self._pump(session), name=f"neonize-pump-{session_id}")
+
+        def on(kind: Any, fn: Callable[[_Session, Any], Any]) -> None:
+            async def handler(_: Any, ev: Any) -> None:
+                session.queue.put_nowait((fn, ev))  # synchronous: keeps Go's order
+
+            client.event(kind)(handler)
+
+        # Every handler is registered before connect(): neonize subscribes Go to these only.
+        on(nev.ConnectedEv, self._on_connected)
+        on(nev.MessageEv, self._on_message)
+        on(nev.ReceiptEv, lambda s, ev: nm.map_receipt(ev, 0))
+        on(nev.ChatPresenceEv, lambda s, ev: nm.map_chat_presence(ev, 0))
+        on(nev.PresenceEv, lambda s, ev: nm.map_presence(ev, 0))
+        on(nev.HistorySyncEv, self._on_history)
+        on(nev.LoggedOutEv, self._on_logged_out)
+        on(nev.StreamReplacedEv, self._on_replaced)
+        on(nev.DisconnectedEv, self._on_disconnected)
+        on(nev.ConnectFailureEv, self._on_failure(nm.map_connect_failure))
+        on(nev.TemporaryBanEv, self._on_failure(nm.map_temporary_ban))
+        on(nev.ClientOutdatedEv, self._on_failure(nm.map_client_outdated))
+        on(nev.StreamErrorEv, self._on_failure(nm.map_stream_error))
+        on(nev.OfflineSyncCompletedEv, self._on_offline_sync)
+
+        async def on_qr(_: Any, code: bytes) -> None:
+            session.queue.put_nowait((self._on_qr, code.decode()))
+
+        client.event.qr(on_qr)
+
+        proxy = None
+        if self._proxy:
+            from neonize._binder import ProxySettings
+
+            proxy = ProxySettings(proxy_address=self._proxy)
+        try:
+            task = await client.connect(proxy)
+        except Exception as exc:
+            await self._drop(session)
+            raise DriverError(f"session {session_id!r}: cannot start neonize: {exc}") from exc
+        assert session.opened is not None
+        done, _ = await asyncio.wait(
+            {task, session.opened}, timeout=self._connect_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if session.opened in done:
+            return session.opened.result()
+        if task in done:
+            failure = task.exception()
+            await self._drop(session)
+            raise DriverError(
+                f"session {session_id!r}: cannot connect to WhatsApp: {failure or 'connection ended'}"
+            )
+        # A dial that hangs also blocks whatsmeow's Disconnect(): stop it in the background and
+        # answer now, so connect() stays bounded by connect_timeout.
+        self._background(self._drop(session))
+        raise DriverError(
+            f"session {session_id!r}: no answer from WhatsApp within {self._connect_timeout}s "
+            "(network down or WhatsApp unreachable)"
+        )
+
+    async def disconnect(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            await self._stop(session)
+
+    async def logout(self, session_id: str) -> None:
+        session = self._online(session_id)
+        session.closing = True
+        try:
+            await self._guarded(session, session.client.logout(), "logout")
+        except BaseException:
+            session.closing = False
+            raise
+        session.state = "ended"
+        self._emit(session_id, LoggedOut(seq=0, reason="logged out by this device"))
+        self._sessions.pop(session_id, None)
+        await self._stop(session)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(self.disconnect(sid) for sid in list(self._sessions)), return_exceptions=True)
+
+    # --------------------------------------------------------------------- calls
+
+    async def pair_code(self, session_id: str, phone: str) -> str:
+        session = self._sessions.get(session_id)
+        if session is None or session.state != "pairing":
+            raise DriverError(f"session {session_id!r} is not waiting to be paired (no QR shown)")
+        digits = re.sub(r"\D", "", phone)
+        code = await self._guarded(session, session.client.PairPhone(digits, True), "pair_code")
+        return str(code)
+
+    async def send_text(
+        self, session_id: str, to_jid: str, text: str, reply_to_id: str | None, forwarded: bool
+    ) -> SendResult:
+        from neonize.proto.Neonize_pb2 import JID
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContextInfo, ExtendedTextMessage, Message
+
+        session = self._online(session_id)
+        to = JID(**nm.parse_jid(to_jid))
+        if reply_to_id is None and not forwarded:
+            message = Message(conversation=text)
+        else:
+            ctx = ContextInfo()
+            if reply_to_id is not None:
+                ctx.stanzaID = reply_to_id
+                known = session.messages.get(reply_to_id)
+                if known is not None:
+                    sender, _chat, quoted = known
+                    ctx.participant = nm.jid_str(sender)
+                    if quoted is not None:
+                        ctx.quotedMessage.CopyFrom(quoted)
+                elif to.Server == "s.whatsapp.net":
+                    ctx.participant = nm.jid_str(to)  # best guess in a 1:1 chat: the contact wrote it
+            if forwarded:
+                ctx.isForwarded = True
+                ctx.forwardingScore = 1
+            message = Message(extendedTextMessage=ExtendedTextMessage(text=text, contextInfo=ctx))
+        resp = await self._guarded(session, session.client.send_message(to, message), "send", unknown=True)
+        session.remember(resp.ID, session.me.JID if session.me else to, to, message)
+        return SendResult(message_id=resp.ID, timestamp=nm.to_seconds(resp.Timestamp) or int(time.time()))
+
+    async def edit_message(self, session_id: str, chat_jid: str, message_id: str, text: str) -> int:
+        from neonize.proto.Neonize_pb2 import JID
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
+        session = self._online(session_id)
+        chat = JID(**nm.parse_jid(chat_jid))
+        resp = await self._guarded(
+            session,
+            session.client.edit_message(chat, message_id, Message(conversation=text)),
+            "edit",
+            unknown=True,
+        )
+        return nm.to_seconds(resp.Timestamp) or int(time.time())
+
+    async def revoke_message(self, session_id: str, chat_jid: str, message_id: str) -> int:
+        from neonize.proto.Neonize_pb2 import JID
+
+        session = self._online(session_id)
+        chat = JID(**nm.parse_jid(chat_jid))
+        known = session.messages.get(message_id)
+        sender = known[0] if known is not None else session.me.JID  # unknown: assume it is ours
+        resp = await self._guarded(
+            session, session.client.revoke_message(chat, sender, message_id), "revoke", unknown=True
+        )
+        return nm.to_seconds(resp.Timestamp) or int(time.time())
+
+    async def react(self, session_id: str, chat_jid: str, message_id: str, emoji: str) -> int:
+        from neonize.proto.Neonize_pb2 import JID
+
+        session = self._online(session_id)
+        chat = JID(**nm.parse_jid(chat_jid))
+        known = session.messages.get(message_id)
+        sender = known[0] if known is not None else chat  # unknown: assume the contact wrote it
+        message = await self._guarded(
+            session, session.client.build_reaction(chat, sender, message_id, emoji), "react"
+        )
+        resp = await self._guarded(session, session.client.send_message(chat, message), "react", unknown=True)
+        return nm.to_seconds(resp.Timestamp) or int(time.time())
+
+    async def subscribe_presence(self, session_id: str, jid: str) -> None:
+        from neonize.proto.Neonize_pb2 import JID
+
+        session = self._online(session_id)
+        await self._guarded(session, session.client.subscribe_presence(JID(**nm.parse_jid(jid))), "subscribe")
+
+    async def send_chat_presence(self, session_id: str, chat_jid: str, presence: Presence) -> None:
+        from neonize.proto.Neonize_pb2 import JID
+        from neonize.utils.enum import ChatPresence, ChatPresenceMedia
+        from neonize.utils.enum import Presence as GlobalPresence
+
+        session = self._online(session_id)
+        client = session.client
+        if presence in ("available", "unavailable"):
+            value = GlobalPresence.AVAILABLE if presence == "available" else GlobalPresence.UNAVAILABLE
+            await self._guarded(session, client.send_presence(value), "presence")
+            return
+        state = (
+            ChatPresence.CHAT_PRESENCE_PAUSED
+            if presence == "paused"
+            else ChatPresence.CHAT_PRESENCE_COMPOSING
+        )
+        media = (
+            ChatPresenceMedia.CHAT_PRESENCE_MEDIA_AUDIO
+            if presence == "recording"
+            else ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT
+        )
+        chat = JID(**nm.parse_jid(chat_jid))
+        await self._guarded(session, client.send_chat_presence(chat, state, media), "chat presence")
+
+    async def mark_read(self, session_id: str, chat_jid: str, message_ids: list[str]) -> None:
+        from neonize.proto.Neonize_pb2 import JID
+        from neonize.utils.enum import ReceiptType
+
+        session = self._online(session_id)
+        if not message_ids:
+            return
+        chat = JID(**nm.parse_jid(chat_jid))
+        # whatsmeow wants the author of the messages (it matters in groups): group them by sender.
+        by_sender: dict[str, tuple[Any, list[str]]] = {}
+        for mid in message_ids:
+            known = session.messages.get(mid)
+            sender = known[0] if known is not None else chat
+            by_sender.setdefault(nm.full_jid_str(sender), (sender, []))[1].append(mid)
+        for sender, ids in by_sender.values():
+            await self._guarded(
+                session,
+                session.client.mark_read(*ids, chat=chat, sender=sender, receipt=ReceiptType.READ),
+                "mark_read",
+            )
+
+    async def download_media(self, session_id: str, message_id: str) -> bytes:
+        """Hook for media: the decrypted media of a recent message (kept in the quote cache)."""
+        session = self._online(session_id)
+        known = session.messages.get(message_id)
+        if known is None or known[2] is None:
+            raise DriverError(f"session {session_id!r}: message {message_id!r} is not in the recent cache")
+        data = await self._guarded(session, session.client.download_any(known[2]), "download")
+        return bytes(data)
+
+    # ----------------------------------------------------------------- internals
+
+    def _online(self, session_id: str) -> _Session:
+        session = self._sessions.get(session_id)
+        if session is None or session.closing or session.state == "ended":
+            raise DriverError(f"session {session_id!r} is not connected; call connect() first")
+        if session.state != "online" or session.me is None:
+            raise DriverError(f"session {session_id!r} is not logged in (state: {session.state})")
+        return session
+
+    async def _guarded(self, session: _Session, call: Any, what: str, *, unknown: bool = False) -> Any:
+        try:
+            async with asyncio.timeout(self._request_timeout):
+                return await call
+        except TimeoutError:
+            exc_type = OutcomeUnknown if unknown else DriverError
+            raise exc_type(
+                f"session {session.session_id!r}: no answer to {what} within {self._request_timeout}s"
+            ) from None
+        except DriverError:
+            raise
+        except Exception as exc:
+            text = str(exc)
+            timed_out = any(s in text.lower() for s in ("timed out", "deadline", "timeout"))
+            exc_type = OutcomeUnknown if unknown and timed_out else DriverError
+            raise exc_type(
+                f"session {session.session_id!r}: {what} failed: {type(exc).__name__}: {text}"
+            ) from exc
+
+    async def _stop(self, session: _Session) -> None:
+        session.closing = True
+        session.state = "ended"
+        try:
+            await asyncio.wait_for(session.client.stop(), 5)  # Stop() is safe for unknown clients
+        except Exception:
+            log.warning("session %s: stopping the neonize client failed or hung", session.session_id)
+        if session.pump is not None:
+            session.queue.put_nowait(None)
+            try:
+                await asyncio.wait_for(asyncio.shield(session.pump), 2)
+            except (TimeoutError, asyncio.CancelledError):
+                session.pump.cancel()
+        connect_task = getattr(session.client, "connect_task", None)
+        if connect_task is not None and not connect_task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(connect_task), 2)
+            except BaseException:
+                pass
+
+    async def _drop(self, session: _Session) -> None:
+        if self._sessions.get(session.session_id) is session:
+            del self._sessions[session.session_id]
+        await self._stop(session)
+
+    def _open(self, session: _Session, state: str) -> None:
+        session.state = state
+        if session.opened is not None and not session.opened.done():
+            session.opened.set_result(state)
+
+    def _login_status(self, session_id: str, status: str) -> None:
+        session = self._sessions.get(session_id)
+        if session is None or session.closing:
+            return
+        if status in (
+            "timeout",
+            "err-unexpected-state",
+            "err-client-outdated",
+            "err-scanned-without-multidevice",
+        ):
+            session.queue.put_nowait((self._on_pairing_ended, status))
+
+    async def _pump(self, session: _Session) -> None:
+        while True:
+            item = await session.queue.get()
+            if item is None:
+                return
+            fn, arg = item
+            try:
+                result = fn(session, arg)
+                if asyncio.iscoroutine(result):
+                    result = await result
+            except Exception:
+                log.exception("session %s: mapping a neonize event failed", session.session_id)
+                continue
+            if session.closing and not isinstance(result, LoggedOut):
+                continue
+            for event in result if isinstance(result, list) else (result,):
+                if event is not None:
+                    self._emit(session.session_id, event)
+
+    # ------------------------------------------------------------ event handlers
+
+    def _on_qr(self, session: _Session, code: str) -> DriverEvent:
+        event = nm.map_qr(code, 0, session.qr_index, int(time.time() * 1000))
+        session.qr_index += 1
+        self._open(session, "pairing")
+        return event
+
+    def _on_pairing_ended(self, session: _Session, status: str) -> DriverEvent | None:
+        if session.state != "pairing":
+            return None
+        session.state = "ended"
+        reason = "QR codes expired without a scan" if status == "timeout" else f"pairing failed: {status}"
+        return Disconnected(seq=0, reason=f"pairing ended: {reason}; connect again for new codes")
+
+    async def _on_connected(self, session: _Session, ev: Any) -> list[DriverEvent]:
+        session.me = await session.client.get_me()
+        session.qr_index = 0
+        first = session.state in ("connecting", "pairing")
+        self._open(session, "online")
+        out: list[Any] = [nm.map_connected(session.me, 0)]
+        if first:
+            self._emit(session.session_id, ("device", nm.full_jid_str(session.me.JID)))
+        return out
+
+    def _on_message(self, session: _Session, ev: Any) -> list[DriverEvent]:
+        src = ev.Info.MessageSource
+        session.remember(ev.Info.ID, src.Sender, src.Chat, ev.Message)
+        out: list[DriverEvent] = []
+        mapped = nm.map_message(ev, 0)
+        if mapped is not None:
+            out.append(mapped)
+        if not src.IsFromMe:
+            update = session.push_names.seen(nm.jid_str(src.Sender), ev.Info.Pushname or None, 0)
+            if update is not None:
+                out.append(update)
+        return out
+
+    def _on_history(self, session: _Session, ev: Any) -> DriverEvent:
+        own = nm.jid_str(session.me.JID) if session.me is not None else None
+        return nm.map_history_sync(ev, 0, own)
+
+    def _on_logged_out(self, session: _Session, ev: Any) -> DriverEvent:
+        session.state = "ended"
+        return nm.map_logged_out(ev, 0)
+
+    def _on_replaced(self, session: _Session, ev: Any) -> DriverEvent:
+        session.state = "ended"  # whatsmeow does not reconnect after a stream replacement
+        return nm.map_stream_replaced(ev)
+
+    def _on_disconnected(self, session: _Session, ev: Any) -> DriverEvent | None:
+        if session.state != "online":
+            return None
+        session.state = "offline"  # whatsmeow auto-reconnects; Connected follows
+        return nm.map_disconnected(ev)
+
+    def _on_failure(self, mapper: Callable[[Any], Disconnected]) -> Callable[[_Session, Any], DriverEvent]:
+        def handle(session: _Session, ev: Any) -> DriverEvent:
+            if session.state == "online":
+                session.state = "offline"
+            return mapper(ev)
+
+        return handle
+
+    async def _on_offline_sync(self, session: _Session, ev: Any) -> ContactsUpdate | None:
+        if session.contacts_sent or session.state != "online":
+            return None
+        session.contacts_sent = True
+        try:
+            contacts = await session.client.contact.get_all_contacts()
+        except Exception:
+            log.warning("session %s: reading the contact store failed", session.session_id, exc_info=True)
+            return None
+        return nm.map_contacts(contacts, 0)
+
+
+# ---------------------------------------------------------------------- worker process
+
+
+_CALLS = frozenset(
+    {
+        "connect",
+        "disconnect",
+        "logout",
+        "pair_code",
+        "send_text",
+        "edit_message",
+        "revoke_message",
+        "react",
+        "subscribe_presence",
+        "send_chat_presence",
+        "mark_read",
+        "download_media",
+    }
+)
+
+
+def make_host(emit: Emit, options: dict[str, Any]) -> Any:
+    """The SessionHost, or the ``options["host_factory"]`` (``"module:Name"``) used by tests."""
+    factory: Any = SessionHost
+    if options.get("host_factory"):
+        module, _, name = str(options["host_factory"]).partition(":")
+        factory = getattr(importlib.import_module(module), name)
+    return factory(
+        emit,
+        connect_timeout=float(options.get("connect_timeout", 20.0)),
+        request_timeout=float(options.get("request_timeout", 30.0)),
+        proxy=options.get("proxy"),
+    )
+
+
+def worker_main(conn: Any, options: dict[str, Any]) -> None:
+    """Entry point of a worker process (``multiprocessing`` *spawn* context).
+
+    Protocol over ``conn`` (pickled tuples):
+
+    * driver → worker: ``("call", rid, method, kwargs)`` and ``("exit",)``;
+    * worker → driver: ``("ready",)``, ``("result", rid, ok, value_or_error)``,
+      ``("event", session_id, event)``, ``("device", session_id, jid)``.
+
+    ``value_or_error`` is ``(kind, message)`` on failure, kind ``"unknown"`` for
+    :class:`OutcomeUnknown`, else ``"error"``.
+    """
+    os.environ["NEONIZE_BOT_TAG"] = "off"  # before the native library loads, so Go sees it
+    logging.basicConfig(level=options.get("log_level", "WARNING"), format="%(asctime)s %(name)s %(message)s")
+    try:
+        asyncio.run(_serve(conn, options))
+    finally:
+        try:
+            conn.close()
+        finally:
+            os._exit(0)  # lingering blocking FFI threads must not keep the process alive
+
+
+async def _serve(conn: Any, options: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    per_worker = int(options.get("sessions_per_worker", 4))
+    # One thread per connected client for its lifetime, plus headroom for concurrent calls.
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=per_worker * 2 + 16))
+    send_lock = threading.Lock()
+
+    def send(msg: tuple[Any, ...]) -> None:
+        with send_lock:
+            conn.send(msg)
+
+    def emit(session_id: str, item: Any) -> None:
+        if isinstance(item, tuple) and item[0] == "device":
+            send(("device", session_id, item[1]))
+        else:
+            send(("event", session_id, item))
+
+    try:
+        host = make_host(emit, options)
+    except Exception as exc:
+        send(("fatal", f"{type(exc).__name__}: {exc}"))
+        return
+    send(("ready",))
+    inbox: asyncio.Queue[Any] = asyncio.Queue()
+
+    def reader() -> None:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                msg = ("exit",)
+            loop.call_soon_threadsafe(inbox.put_nowait, msg)
+            if msg[0] == "exit":
+                return
+
+    threading.Thread(target=reader, name="neonize-worker-reader", daemon=True).start()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def run(rid: int, method: str, kwargs: dict[str, Any]) -> None:
+        try:
+            if method not in _CALLS:
+                raise DriverError(f"unknown call {method!r}")
+            value = await getattr(host, method)(**kwargs)
+            send(("result", rid, True, value))
+        except OutcomeUnknown as exc:
+            send(("result", rid, False, ("unknown", str(exc))))
+        except DriverError as exc:
+            send(("result", rid, False, ("error", str(exc))))
+        except Exception as exc:
+            log.error("call %s failed: %s", method, traceback.format_exc())
+            send(("result", rid, False, ("error", f"{method} failed: {type(exc).__name__}: {exc}")))
+
+    while True:
+        msg = await inbox.get()
+        if msg[0] == "exit":
+            break
+        if msg[0] == "call":
+            _, rid, method, kwargs = msg
+            task = asyncio.create_task(run(rid, method, kwargs))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    try:
+        await asyncio.wait_for(host.aclose(), 8)
+    except Exception:
+        log.warning("closing the neonize clients failed", exc_info=True)
+    # Leave now: asyncio.run() would join the executor, where a hung dial may block forever.
+    logging.shutdown()
+    conn.close()
+    os._exit(0)
