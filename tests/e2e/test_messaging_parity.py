@@ -408,3 +408,20 @@ async def test_presence_subscription_survives_a_reconnect(linked: Linked) -> Non
 async def _device_online(linked: Linked) -> bool:
     device = (await linked.sim.get(f"/control/devices/{linked.sid}")).json()
     return bool(device.get("connected"))
+
+
+async def test_link_by_pairing_code(stack: Stack, tenant: Tenant, ws_url) -> None:  # type: ignore[no-untyped-def]
+    async with WsCollector(ws_url(tenant)) as ws, httpx.AsyncClient(base_url=stack.sim_url, timeout=10) as sim:
+        sid = (await tenant.http.post("/sessions", json={})).json()["sessionId"]
+        await ws.wait_for(lambda e: e["type"] == "session.qr.updated" and e["sessionId"] == sid)
+        r = await tenant.http.post(f"/sessions/{sid}/pair-code", json={"phone": "+51 955 555 555"})
+        assert r.status_code == 200, r.text
+        code = r.json()["code"]
+        assert r.json()["phone"] == "51955555555" and len(code) >= 8
+        assert (await sim.post("/control/pair", json={"code": code})).status_code == 200
+        connected = await ws.wait_for(lambda e: e["type"] == "session.status.connected" and e["sessionId"] == sid)
+        assert connected["payload"]["phone"] == "51955555555"
+        # Linked sessions refuse another code; bad numbers are 422.
+        r = await tenant.http.post(f"/sessions/{sid}/pair-code", json={"phone": "51955555555"})
+        assert r.status_code == 409 and r.json()["code"] == "already_connected"
+        assert (await tenant.http.post(f"/sessions/{sid}/pair-code", json={"phone": "12"})).status_code == 422

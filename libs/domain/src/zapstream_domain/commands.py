@@ -93,6 +93,14 @@ class SendPresence(Command):
     presence: Literal["composing", "recording", "paused"]
 
 
+class RequestPairCode(Command):
+    """Link by typing a code on the phone instead of scanning a QR."""
+
+    TYPE: ClassVar[str] = "session.request_pair_code"
+    type: Literal["session.request_pair_code"] = "session.request_pair_code"
+    phone: str
+
+
 AnyCommand = Annotated[
     CreateSession
     | StartSession
@@ -104,7 +112,8 @@ AnyCommand = Annotated[
     | DeleteMessage
     | ReactToMessage
     | SubscribePresence
-    | SendPresence,
+    | SendPresence
+    | RequestPairCode,
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
@@ -120,6 +129,7 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     ReactToMessage,
     SubscribePresence,
     SendPresence,
+    RequestPairCode,
 )
 
 

@@ -61,6 +61,8 @@ def decide(session: Session | None, command: c.Command, now: datetime) -> tuple[
         session.require_editable(command.message_id)
     elif isinstance(command, c.DeleteMessage):
         session.require_deletable(command.message_id)
+    elif isinstance(command, c.RequestPairCode):
+        session.require_linkable()
     elif isinstance(command, (c.ReadMessages, c.ReactToMessage, c.SubscribePresence, c.SendPresence)):
         session.require_connected()
     else:  # pragma: no cover - the discriminated union makes this unreachable

@@ -409,6 +409,14 @@ class Session(Aggregate):
         if f"revoke:{message_id}" in self.seen_facts:
             raise CommandRejected("message was already deleted", code="message_deleted")
 
+    def require_linkable(self) -> None:
+        """Pairing makes sense only for a live session that is not linked yet."""
+        self._require_not_deleted()
+        if self.status == "connected":
+            raise CommandRejected("session is already linked", code="already_connected")
+        if not self.is_live:
+            raise CommandRejected("session is stopped; start it first", code="not_started")
+
     def require_connected(self) -> None:
         self._require_not_deleted()
         if self.status == "logged_out":

@@ -4,6 +4,7 @@
 dependency aliases defined inside :func:`build_router` at runtime.)
 """
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -24,7 +25,7 @@ from command_api.problems import Problem
 from zapstream_domain import commands as c
 from zapstream_domain.decisions import message_id_for
 from zapstream_domain.errors import InvalidJid
-from zapstream_domain.jids import normalize_jid
+from zapstream_domain.jids import normalize_jid, normalize_phone
 from zapstream_platform.http import JsonResponse
 from zapstream_platform.tokens import Principal
 
@@ -91,6 +92,18 @@ class ReactBody(Body):
 class PresenceBody(Body):
     presence: Literal["composing", "recording", "paused"]
     session_id: str | None = Field(default=None, max_length=64)
+
+
+class PairCodeBody(Body):
+    phone: str = Field(min_length=1, max_length=32)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        try:
+            return normalize_phone(value)
+        except InvalidJid as exc:
+            raise ValueError(str(exc)) from exc
 
 
 class SessionOnlyBody(Body):
@@ -221,6 +234,23 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
     async def start_session(session_id: str, who: Who, request: Request) -> JsonResponse:
         perms.manage_sessions(who)
         return await command(request, who, c.StartSession, await owned(who, session_id))
+
+    @router.post("/sessions/{session_id}/pair-code")
+    async def pair_code(session_id: str, who: Who, request: Request) -> JsonResponse:
+        """Ask for a pairing code; answers 200 with the code once the runner has it, else 202 to poll."""
+        perms.manage_sessions(who)
+        body = await _parse(request, PairCodeBody)
+        accepted = await command(request, who, c.RequestPairCode, await owned(who, session_id), phone=body.phone)
+        command_id = orjson.loads(accepted.body)["commandId"]
+        for _ in range(50):  # the code comes back through Kafka and the projector; usually well under a second
+            outcome = await queries.command(who.tenant_id, command_id)
+            if outcome is not None:
+                if outcome["status"] == "failed":
+                    raise Problem(409, outcome["reason"] or "pairing failed", code=outcome["code"],
+                                  commandId=command_id)
+                return JsonResponse({"commandId": command_id, "phone": body.phone, "code": outcome["result"]["code"]})
+            await asyncio.sleep(0.1)
+        return accepted
 
     @router.post("/sessions/{session_id}/stop", status_code=202)
     async def stop_session(session_id: str, who: Who, request: Request) -> JsonResponse:

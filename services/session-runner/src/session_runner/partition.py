@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 SOURCE = "/zapstream/session-runner"
 
 IDEMPOTENT_EFFECTS = (
+    c.RequestPairCode,
     c.ReadMessages,
     c.EditMessage,
     c.DeleteMessage,
@@ -345,6 +346,11 @@ class PartitionOwner:
                 jid = normalize_jid(command.jid)
                 await self.driver.subscribe_presence(sid, jid)
                 session.record_command_succeeded(at, command.command_id, command.TYPE, {"jid": jid})
+                return
+            elif isinstance(command, c.RequestPairCode):
+                code = await self.driver.pair_code(sid, command.phone)
+                session.record_command_succeeded(at, command.command_id, command.TYPE,
+                                                 {"code": code, "phone": command.phone})
                 return
             elif isinstance(command, c.SendPresence):
                 await self.driver.send_chat_presence(sid, normalize_jid(command.chat_jid), command.presence)
