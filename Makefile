@@ -85,6 +85,12 @@ schemas-check:
 test: infra-up lint schemas-check  ## the whole suite against real Kafka and PostgreSQL
 	$(RUN) pytest tests/unit tests/integration tests/e2e
 
+test-faults: infra-up  ## fault tests: SIGKILLs, broker and database restarts (~3-5 min; restarts the SHARED infra)
+	$(RUN) pytest tests/faults
+
+bench: infra-up  ## benchmarks (~7 min) -> bench/results/*.json and bench/README.md
+	$(RUN) python -m bench
+
 test-unit:  ## pure tests only (no infrastructure)
 	$(RUN) pytest tests/unit
 

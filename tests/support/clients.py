@@ -92,6 +92,7 @@ async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes, list[tup
     """Every committed record of ``topic`` as (value, headers), from offset 0 to the current end."""
     parts = await partitions_of(bootstrap, topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+        auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()
     try:

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
-LOG_DIR = REPO / ".data" / "test-logs"
+# One folder per pytest process, so concurrent runs never overwrite each other's logs.
+LOG_DIR = REPO / ".data" / "test-logs" / str(os.getpid())
 
 
 def free_port() -> int:

@@ -23,6 +23,7 @@ from zapstream_platform.topics import Topics, partitions_of
 async def _command_dead_letters(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     parts = await partitions_of(bootstrap, topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+        auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()
     try:
@@ -58,7 +59,7 @@ async def _read_one(bootstrap: str, topic: str, partition: int, offset: int) -> 
     if partition not in await partitions_of(bootstrap, topic) or offset < 0:
         return None
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                                enable_auto_commit=False)
+                                auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
         tp = TopicPartition(topic, partition)

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from projector.handlers import HANDLERS
 from projector.settings import Settings
 from zapstream_platform.envelope import Envelope
+from zapstream_platform.errors import is_infrastructure
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,10 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
                         await self._apply_or_dead_letter(consumer, tp, records, failures)
                 if time.monotonic() - last_redrive > 1.0:
                     last_redrive = time.monotonic()
-                    await self.redrive_requested()
+                    try:
+                        await self.redrive_requested()
+                    except Exception:  # an outage here must not end the projector; next round retries
+                        log.exception("re-drive poll failed")
         finally:
             await consumer.stop()
 
@@ -114,12 +118,24 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.apply_batch(tp, records)
             failures.pop(tp, None)
         except Exception as exc:
+            if is_infrastructure(exc):
+                # PostgreSQL or Kafka is away: wait for it, without counting this against the records.
+                log.warning("infrastructure unavailable; retrying", extra={"fields": {"error": repr(exc)[:300]}})
+                await asyncio.sleep(1.0)
+                consumer.seek(tp, records[0].offset)
+                return
             attempts = failing[1] + 1 if failing and failing[0] == records[0].offset else 1
             failures[tp] = (records[0].offset, attempts)
             log.exception("projection failed", extra={"fields": {"partition": tp.partition,
                                                                  "offset": records[0].offset, "attempt": attempts}})
             if attempts >= self.settings.max_attempts and len(records) == 1:
-                await self.dead_letter(tp, records[0], f"{type(exc).__name__}: {exc}")
+                try:
+                    await self.dead_letter(tp, records[0], f"{type(exc).__name__}: {exc}")
+                except Exception:
+                    log.exception("dead-lettering failed; will retry")
+                    await asyncio.sleep(1.0)
+                    consumer.seek(tp, records[0].offset)
+                    return
                 failures.pop(tp, None)
                 consumer.seek(tp, records[0].offset + 1)
                 return

@@ -17,6 +17,7 @@ from aiokafka.errors import ProducerFenced
 from session_runner.drivers.port import WhatsAppDriver
 from session_runner.partition import PartitionOwner
 from session_runner.settings import Settings
+from zapstream_platform.errors import is_infrastructure
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,12 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
             self.consumer.seek(tp, owner.next_offset)
         except Exception as exc:
             offset = owner.next_offset
+            if is_infrastructure(exc):
+                log.warning("infrastructure unavailable; retrying", extra={"fields": {"partition": tp.partition,
+                                                                                     "error": repr(exc)[:300]}})
+                await asyncio.sleep(1.0)
+                self.consumer.seek(tp, offset)
+                return
             attempts = self._failures.get(tp.partition, (offset, 0))[1] + 1 if failing and failing[0] == offset else 1
             self._failures[tp.partition] = (offset, attempts)
             log.exception("batch failed", extra={"fields": {"partition": tp.partition, "offset": offset,
