@@ -13,9 +13,18 @@ log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 0x7A5_0001
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """No reset on release: zapstream keeps no session state (only ``SET LOCAL`` inside transactions),
+    and asyncpg's default reset costs a round trip per query."""
+
+
 async def create_pool(pg: PostgresSettings) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        pg.dsn.get_secret_value(), min_size=pg.min_pool, max_size=pg.max_pool, command_timeout=60
+        pg.dsn.get_secret_value(),
+        min_size=pg.min_pool,
+        max_size=pg.max_pool,
+        command_timeout=60,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool

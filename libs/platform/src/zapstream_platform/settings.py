@@ -24,8 +24,8 @@ class KafkaSettings(BaseModel):
 
 class PostgresSettings(BaseModel):
     dsn: SecretStr = SecretStr("postgresql://zapstream:zapstream@127.0.0.1:55432/zapstream")
-    min_pool: int = 1
-    max_pool: int = 10
+    min_pool: int = 2
+    max_pool: int = 20
 
 
 def service_config(prefix: str) -> SettingsConfigDict:
