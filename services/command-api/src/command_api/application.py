@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +82,9 @@ class CommandBus:
         self.producer = producer
         self.topic = topic
         self.pool = pool
+        # session id → owning tenant. A session never changes tenant, so a confirmed
+        # owner can be remembered; misses are never cached (the row may be created later).
+        self._owners: OrderedDict[uuid.UUID, str] = OrderedDict()
 
     async def register_session(self, tenant_id: str) -> str:
         session_id = str(uuid.uuid4())
@@ -94,10 +98,15 @@ class CommandBus:
             sid = uuid.UUID(session_id)
         except ValueError as exc:
             raise NotFound from exc
-        row = await self.pool.fetchrow(
-            "SELECT 1 FROM session_registry WHERE id = $1 AND tenant_id = $2", sid, tenant_id
-        )
-        if row is None:
+        owner = self._owners.get(sid)
+        if owner is None:
+            owner = await self.pool.fetchval("SELECT tenant_id FROM session_registry WHERE id = $1", sid)
+            if owner is None:
+                raise NotFound
+            self._owners[sid] = owner
+            if len(self._owners) > 100_000:
+                self._owners.popitem(last=False)
+        if owner != tenant_id:
             raise NotFound
         return str(sid)
 

@@ -49,7 +49,8 @@ class Permissions:
         if not who.is_agent:
             return None
         assert who.user_id is not None
-        return await assigned_chats(self.pool, who.user_id)
+        chats: frozenset[str] = await assigned_chats(self.pool, who.user_id)
+        return chats
 
     async def chat(self, who: Principal, chat_jid: str) -> None:
         allowed = await self.chats_of(who)

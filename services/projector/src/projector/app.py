@@ -144,6 +144,9 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def dead_letter(self, tp: TopicPartition, record: Any, reason: str) -> None:
         """Park the record and move the offset past it, atomically."""
+        etype: str | None
+        sid: str | None
+        tenant: str | None
         try:
             env = Envelope.from_record(record.value, record.headers)
             etype, sid, tenant = env.type, env.session_id, env.tenant_id
