@@ -21,15 +21,18 @@ install:  ## install system packages, uv, the Kafka jars and the Python workspac
 	bash infra/bin/bootstrap.sh
 	$(UV) sync --frozen
 
-infra-up: install  ## start Kafka (KRaft) and PostgreSQL on 127.0.0.1
+infra-up: install  ## start Kafka (KRaft), PostgreSQL and the S3 server (S3Proxy) on 127.0.0.1
 	bash infra/bin/kafka.sh up
 	bash infra/bin/postgres.sh up
+	bash infra/bin/s3.sh up
 	bash infra/bin/kafka.sh wait
 	bash infra/bin/postgres.sh wait
+	bash infra/bin/s3.sh wait
 
-infra-down:  ## stop Kafka and PostgreSQL (data stays in .data/)
+infra-down:  ## stop Kafka, PostgreSQL and S3 (data stays in .data/)
 	-bash infra/bin/kafka.sh down
 	-bash infra/bin/postgres.sh down
+	-bash infra/bin/s3.sh down
 
 bootstrap: infra-up  ## create topics and apply migrations (idempotent)
 	$(RUN) python -m zapstream_platform bootstrap
@@ -50,6 +53,7 @@ dev: bootstrap dev-down  ## start everything: infra, the four services and the W
 	@echo "  WebSocket     ws://127.0.0.1:8081/ws/sessions?accessToken=$(DEMO_KEY)"
 	@echo "  simulator     http://127.0.0.1:8090   (POST /control/scan to link a session)"
 	@echo "  Kafka         127.0.0.1:19092   PostgreSQL  postgresql://zapstream:zapstream@127.0.0.1:55432/zapstream"
+	@echo "  S3 (S3Proxy)  http://127.0.0.1:19000  (key zapstream / zapstream-secret)"
 	@echo "  demo API key  $(DEMO_KEY)   (tenant '$(DEMO_TENANT)'; send as 'Authorization: Bearer <key>')"
 	@echo "  logs          $(RUNDIR)/*.log      stop with: make dev-down"
 
@@ -61,6 +65,7 @@ dev-down:  ## stop the services started by make dev
 status:  ## show what is running
 	@bash infra/bin/kafka.sh status || true
 	@bash infra/bin/postgres.sh status || true
+	@bash infra/bin/s3.sh status || true
 	@for svc in $(SERVICES); do \
 	  if [ -f $(RUNDIR)/$$svc.pid ] && kill -0 $$(cat $(RUNDIR)/$$svc.pid) 2>/dev/null; then echo "$$svc: running"; else echo "$$svc: stopped"; fi; \
 	done

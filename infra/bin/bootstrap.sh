@@ -30,5 +30,6 @@ if ! command -v uv >/dev/null; then
 fi
 
 bash "$ROOT/infra/bin/kafka.sh" jars
+bash "$ROOT/infra/bin/s3.sh" jars
 
 say "ok in $((SECONDS - start)) s: java $jmajor, $(mvn -v 2>/dev/null | sed -n 's/\x1b\[[0-9;]*m//g; 1s/^Apache Maven \([^ ]*\).*/maven \1/p'), postgres $(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n1), $(uv --version)"

@@ -6,6 +6,8 @@ blocks (``<PREFIX>KAFKA__BOOTSTRAP_SERVERS=...``). Nothing else reads the enviro
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -26,6 +28,27 @@ class PostgresSettings(BaseModel):
     dsn: SecretStr = SecretStr("postgresql://zapstream:zapstream@127.0.0.1:55432/zapstream")
     min_pool: int = 2
     max_pool: int = 20
+
+
+class S3Settings(BaseModel):
+    """Object storage (any S3-compatible service). Defaults match ``infra/bin/s3.sh`` (S3Proxy on 127.0.0.1:19000).
+
+    ``endpoint_url=None`` means AWS S3 itself. The bucket is private: objects are served through presigned
+    GET URLs valid for ``presign_ttl_s``, unless ``public_base_url`` is set (a CDN or public bucket), in
+    which case URLs are ``{public_base_url}/{key}``.
+    """
+
+    endpoint_url: str | None = "http://127.0.0.1:19000"
+    region: str = "us-east-1"
+    access_key: str = "zapstream"
+    secret_key: SecretStr = SecretStr("zapstream-secret")
+    bucket: str = "zapstream-media"
+    public_base_url: str | None = None
+    presign_ttl_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    # Path-style (http://host/bucket/key) works everywhere incl. S3Proxy and MinIO; "virtual" for AWS if wanted.
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    # Multipart part size (S3's minimum is 5 MiB except for the last part); also the memory bound per upload.
+    part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
 
 
 def service_config(prefix: str) -> SettingsConfigDict:

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from command_api import dead_letters, mailer, outbox, problems
+from command_api import dead_letters, mailer, media, outbox, problems
 from command_api.application import CommandBus, Idempotency, Queries
 from command_api.auth import (
     AuthService,
@@ -29,6 +29,7 @@ from command_api.routes import build_router
 from command_api.settings import Settings
 from zapstream_platform import logs
 from zapstream_platform.db import create_pool
+from zapstream_platform.storage import MediaStore
 from zapstream_platform.tokens import TokenSigner
 from zapstream_platform.topics import Topics
 
@@ -59,7 +60,9 @@ def create_app(settings: Settings) -> FastAPI:
         await producer.start()
         stopping = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
+        store = MediaStore(settings.s3)
         try:
+            await store.ensure_bucket()
             topic = Topics.from_settings(settings.kafka).session_commands
             bus = CommandBus(producer, topic, pool)
             principal = principal_dependency(pool, signer)
@@ -67,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.include_router(build_auth_router(service, principal))
             app.include_router(build_identity_router(pool, service, principal))
             app.include_router(build_router(principal, Permissions(pool), bus, Queries(pool), Idempotency(pool)))
+            app.include_router(media.build_router(principal, Permissions(pool), bus, store))
             app.include_router(
                 dead_letters.build_router(
                     settings.operator_token, pool, producer, Topics.from_settings(settings.kafka),
@@ -87,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            store.close()
             await producer.stop()
             await pool.close()
 

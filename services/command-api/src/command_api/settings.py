@@ -8,7 +8,7 @@ from typing import Annotated, Literal, NamedTuple
 from pydantic import AfterValidator, BaseModel, SecretStr
 from pydantic_settings import BaseSettings
 
-from zapstream_platform.settings import KafkaSettings, PostgresSettings, service_config
+from zapstream_platform.settings import KafkaSettings, PostgresSettings, S3Settings, service_config
 from zapstream_platform.tokens import JwtSettings
 
 
@@ -87,6 +87,7 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     postgres: PostgresSettings = PostgresSettings()
+    s3: S3Settings = S3Settings()
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
