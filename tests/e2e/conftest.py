@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import httpx
@@ -23,7 +24,12 @@ async def link_session(stack: Stack, tenant: Tenant, ws: WsCollector, phone: str
     sid = r.json()["sessionId"]
     await ws.wait_for(lambda e: e["type"] == "session.qr.updated" and e["sessionId"] == sid)
     async with httpx.AsyncClient(base_url=stack.sim_url, timeout=10) as sim:
-        scan = await sim.post("/control/scan", json={"sessionId": sid, "phone": phone})
+        # During a rebalance the device is briefly between owners (the simulator answers 409): retry.
+        for _ in range(40):
+            scan = await sim.post("/control/scan", json={"sessionId": sid, "phone": phone})
+            if scan.status_code != 409:
+                break
+            await asyncio.sleep(0.25)
         assert scan.status_code == 200, scan.text
     await ws.wait_for(lambda e: e["type"] == "session.status.connected" and e["sessionId"] == sid)
 
