@@ -28,11 +28,11 @@ import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import APIRouter, Depends, Header, Request, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from command_api import mailer, outbox
-from command_api.problems import Problem, problem_response
+from command_api.problems import Problem, parse_body, problem_response
 from command_api.settings import AuthSettings, Limit, Settings
 from zapstream_platform.http import JsonResponse
 from zapstream_platform.tokens import Principal, TokenSigner, resolve
@@ -104,22 +104,7 @@ class NewUserBody(Body):
         return value
 
 
-async def parse(request: Request, model: type[Body]) -> Any:
-    """The JSON body as ``model``; 422 problems for anything else (never a 500, never echoing input)."""
-    import orjson
-
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise Problem(422, "body is not valid JSON") from exc
-    if not isinstance(data, dict):
-        raise Problem(422, "body must be a JSON object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        raise Problem(422, "request failed validation", errors=errors) from exc
+parse = parse_body
 
 
 # --- primitives -----------------------------------------------------------------------------------

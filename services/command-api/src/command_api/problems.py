@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zapstream_platform.http import JsonResponse
 
 log = logging.getLogger(__name__)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
@@ -56,3 +59,19 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
         log.exception("unhandled error on %s", request.url.path)
         return problem_response(503, "temporarily unable to handle the request", request.url.path)
+
+
+async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
+    """The JSON body as ``model``; 422 problems for anything else (never a 500, never echoing input)."""
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise Problem(422, "body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise Problem(422, "body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        raise Problem(422, "request failed validation", errors=errors) from exc

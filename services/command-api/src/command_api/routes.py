@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from command_api.application import (
@@ -21,7 +21,7 @@ from command_api.application import (
     decode_cursor,
 )
 from command_api.permissions import Permissions
-from command_api.problems import Problem
+from command_api.problems import Problem, parse_body
 from zapstream_domain import commands as c
 from zapstream_domain.decisions import message_id_for
 from zapstream_domain.errors import InvalidJid
@@ -117,20 +117,7 @@ def _jid_or_422(raw: str) -> str:
         raise Problem(422, str(exc)) from exc
 
 
-async def _parse(request: Request, model: type[Body]) -> Any:
-    """Parse the JSON body into ``model``; problems, never 500s, for anything a client can send."""
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise Problem(422, "body is not valid JSON") from exc
-    if not isinstance(data, dict):
-        raise Problem(422, "body must be a JSON object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        raise Problem(422, "request failed validation", errors=errors) from exc
+_parse = parse_body
 
 
 def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Queries,
