@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.integration.conftest_sim import *  # noqa: F403  (simulator process fixtures)
 from tests.support.stack import REPO, Proc, free_port
@@ -43,6 +44,19 @@ def topics(kafka: KafkaSettings) -> Topics:
     return Topics.from_settings(kafka)
 
 
+async def _delete_run_topics(kafka: KafkaSettings) -> None:
+    """Every topic this run created (all carry its prefix): a long-lived dev broker stays small."""
+    client = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await client.start()
+    try:
+        mine = [t for t in await client.list_topics() if t.startswith(f"{kafka.topic_prefix}.")
+                or t.startswith(f"{kafka.topic_prefix}-")]
+        if mine:
+            await client.delete_topics(mine)
+    finally:
+        await client.close()
+
+
 @pytest.fixture(scope="session")
 async def infra(kafka: KafkaSettings, run_id: str) -> AsyncIterator[str]:
     """This run's own migrated database and topics; yields the database DSN.
@@ -60,6 +74,7 @@ async def infra(kafka: KafkaSettings, run_id: str) -> AsyncIterator[str]:
     await migrate(dsn, REPO / "db" / "migrations")
     await ensure_topics(kafka)
     yield dsn
+    await _delete_run_topics(kafka)
     admin = await asyncpg.connect(ADMIN_DSN)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -79,6 +79,10 @@ auto.create.topics.enable=false
 num.partitions=1
 # No point delaying the first rebalance when tests start consumers one by one.
 group.initial.rebalance.delay.ms=0
+# On a busy 2-core machine a GC pause or CPU starvation can miss a few heartbeats;
+# the default 9 s would fence the only broker (NotEnoughReplicas) mid-test.
+broker.session.timeout.ms=30000
+broker.heartbeat.interval.ms=2000
 EOF
     # Kafka 4 logs via log4j2. Root at WARN keeps server.log small; the
     # KafkaRaftServer logger stays at INFO because 'wait' looks for its
@@ -121,7 +125,7 @@ up() {
     # kill the broker; the inner shell records its own pid, then becomes java.
     # shellcheck disable=SC2086,SC2016  # word-split heap opts; $$ is for the inner shell
     setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
-        java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
         -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$DATA/log4j2.properties" \
         -cp "$LIB/*" kafka.Kafka "$DATA/server.properties" \

@@ -405,7 +405,11 @@ async def test_api_keys_for_machines(stack: Stack, inbox: Inbox, clients: list, 
     assert key not in (await admin.http.get("/api-keys")).text and all(k["last4"] for k in listed)
 
     async with httpx.AsyncClient(base_url=stack.api_url, headers={"Authorization": f"Bearer {key}"}) as machine:
-        assert (await machine.get(f"/sessions/{other_sid}")).status_code == 200
+        # The session view comes from the read model, which may lag the 202 by a moment.
+        async def projected() -> bool:
+            return (await machine.get(f"/sessions/{other_sid}")).status_code == 200
+
+        await eventually(projected)
         problem(await machine.get("/api-keys"), 403)  # machines do not manage credentials
         problem(await machine.post("/agents", json={}), 403)
         problem(await machine.get("/users/me"), 403)

@@ -87,6 +87,7 @@ class PartitionOwner:
         driver: d.WhatsAppDriver,
         register: Callable[[str, PartitionOwner], None],
         flush_max: int = 500,
+        flush_linger_s: float = 0.01,
     ) -> None:
         self.partition = partition
         self.topics = topics
@@ -95,6 +96,7 @@ class PartitionOwner:
         self.driver = driver
         self.register = register
         self.flush_max = flush_max
+        self.flush_linger_s = flush_linger_s
         self.command_tp = TopicPartition(topics.session_commands, partition)
         self.sessions: dict[str, Session] = {}
         self.producer: AIOKafkaProducer | None = None
@@ -485,11 +487,24 @@ class PartitionOwner:
 
     async def _flush_loop(self) -> None:
         batch: list[_Inbound] = []
+        loop = asyncio.get_running_loop()
         while not self._closing:
             if not batch:
                 batch = [await self.inbound.get()]
-            while len(batch) < self.flush_max and not self.inbound.empty():
-                batch.append(self.inbound.get_nowait())
+            # Let a burst gather for a few ms: every transaction costs several broker round
+            # trips, so under load fewer, larger ones are what keeps up.
+            deadline = loop.time() + self.flush_linger_s
+            while len(batch) < self.flush_max:
+                if not self.inbound.empty():
+                    batch.append(self.inbound.get_nowait())
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.inbound.get(), remaining))
+                except TimeoutError:
+                    break
             try:
                 async with self.lock:
                     acks = await self._flush(batch)

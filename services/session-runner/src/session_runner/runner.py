@@ -62,6 +62,7 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
                 driver=self.driver,
                 register=self.session_owner.__setitem__,
                 flush_max=self.settings.batch_max,
+                flush_linger_s=self.settings.flush_linger_ms / 1000,
             )
             for part in new
         ]
@@ -86,6 +87,10 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
             session_timeout_ms=self.settings.session_timeout_ms,
             heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
             max_poll_records=self.settings.batch_max,
+            # Under load the broker gathers up to this many ms of commands per fetch: larger
+            # batches mean fewer transactions (each costs several round trips).
+            fetch_max_wait_ms=self.settings.fetch_linger_ms,
+            fetch_min_bytes=64 * 1024,
         )
         self.consumer = consumer
         await consumer.start()

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     poll_timeout_ms: int = 100
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 1_000
+    fetch_linger_ms: int = Field(default=10, ge=0)
+    flush_linger_ms: int = Field(default=10, ge=0)
     max_attempts: int = Field(default=4, ge=1)
     retry_backoff_s: float = 0.2
     log_level: str = "INFO"
