@@ -22,31 +22,7 @@ LIB=$ROOT/.cache/kafka/lib
 PIDFILE=$DATA/kafka.pid
 LOG=$DATA/server.log
 
-jars() {
-    local want stamp=$LIB/.stamp
-    want=$(sha256sum "$POM" | cut -d' ' -f1)
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-        return 0
-    fi
-    command -v mvn >/dev/null || die "mvn not found (run infra/bin/bootstrap.sh)"
-    say "resolving Kafka jars with Maven -> ${LIB#"$ROOT"/}"
-    # Resolve into a temp dir and swap, so an interrupted run never leaves a
-    # half-filled lib dir that looks valid.
-    mkdir -p "${LIB%/*}"
-    rm -rf "$LIB".tmp.*
-    local tmp=$LIB.tmp.$$
-    # Output is kept only for failures (Debian's mvn 3.8 emits stray ANSI
-    # escapes even with -q -B).
-    if ! mvn -q -B -f "$POM" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$tmp" >"$LIB.tmp.log" 2>&1; then
-        cat "$LIB.tmp.log" >&2
-        die "Maven dependency resolution failed"
-    fi
-    rm -f "$LIB.tmp.log"
-    echo "$want" >"$tmp/.stamp"
-    rm -rf "$LIB"
-    mv "$tmp" "$LIB"
-}
+jars() { resolve_jars Kafka "$POM" "$LIB"; }
 
 running() { pid_alive kafka.Kafka "$PIDFILE"; }
 
@@ -135,44 +111,11 @@ up() {
     say "started (pid $(cat "$PIDFILE")), PLAINTEXT://127.0.0.1:$PORT, log ${LOG#"$ROOT"/}"
 }
 
-wait_ready() {
-    local timeout=${KAFKA_WAIT_TIMEOUT:-90} start=$SECONDS
-    while :; do
-        running || { tail -n 40 "$LOG" >&2 || true; die "broker is not running"; }
-        # Port open alone is not enough: the broker listens before it is
-        # unfenced. "Kafka Server started" is logged after that.
-        if port_open "$PORT" && grep -q 'Kafka Server started' "$LOG"; then
-            say "ready after $((SECONDS - start)) s"
-            return 0
-        fi
-        if [ $((SECONDS - start)) -ge "$timeout" ]; then
-            tail -n 40 "$LOG" >&2 || true
-            die "not ready after ${timeout} s (log: $LOG)"
-        fi
-        sleep 0.5
-    done
-}
+# Port open alone is not enough: the broker listens before it is unfenced;
+# "Kafka Server started" is logged after that.
+wait_ready() { wait_for_log running "$PORT" "$LOG" 'Kafka Server started' "${KAFKA_WAIT_TIMEOUT:-90}"; }
 
-down() {
-    if ! running; then
-        rm -f "$PIDFILE"
-        say "not running"
-        return 0
-    fi
-    local pid i
-    pid=$(cat "$PIDFILE")
-    kill -TERM "$pid"
-    for ((i = 0; i < 60; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.5
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "no exit after 30 s, sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$PIDFILE"
-    say "stopped"
-}
+down() { stop_server running "$PIDFILE" 30; }
 
 status() {
     if running; then

@@ -49,3 +49,71 @@ add_python_bins_to_path() {
 print(":".join({sysconfig.get_path("scripts"), sysconfig.get_path("scripts", os.name + "_user")}))' 2>/dev/null) || return 0
     export PATH="$PATH:$dirs"
 }
+
+# Resolve a Maven project's runtime jars ($2 = pom) into $3, cached by the pom's hash.
+# Resolution goes to a temp dir that is swapped in, so an interrupted run never
+# leaves a half-filled lib dir that looks valid. $1 names it in messages.
+resolve_jars() {
+    local label=$1 pom=$2 lib=$3 want tmp
+    want=$(sha256sum "$pom" | cut -d' ' -f1)
+    if [ -f "$lib/.stamp" ] && [ "$(cat "$lib/.stamp")" = "$want" ]; then
+        return 0
+    fi
+    command -v mvn >/dev/null || die "mvn not found (run infra/bin/bootstrap.sh)"
+    say "resolving $label jars with Maven -> ${lib#"$ROOT"/}"
+    mkdir -p "${lib%/*}"
+    rm -rf "$lib".tmp.*
+    tmp=$lib.tmp.$$
+    # Output is kept only for failures (Debian's mvn 3.8 emits stray ANSI
+    # escapes even with -q -B).
+    if ! mvn -q -B -f "$pom" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$tmp" >"$lib.tmp.log" 2>&1; then
+        cat "$lib.tmp.log" >&2
+        die "Maven dependency resolution failed"
+    fi
+    rm -f "$lib.tmp.log"
+    echo "$want" >"$tmp/.stamp"
+    rm -rf "$lib"
+    mv "$tmp" "$lib"
+}
+
+# Wait until the server is running ($1: a function), accepts connections on
+# port $2 and its log $3 has a line matching $4; give up after $5 s.
+wait_for_log() {
+    local running_fn=$1 port=$2 log=$3 pattern=$4 timeout=$5 start=$SECONDS
+    while :; do
+        "$running_fn" || { tail -n 40 "$log" >&2 || true; die "not running"; }
+        if port_open "$port" && grep -q "$pattern" "$log"; then
+            say "ready after $((SECONDS - start)) s"
+            return 0
+        fi
+        if [ $((SECONDS - start)) -ge "$timeout" ]; then
+            tail -n 40 "$log" >&2 || true
+            die "not ready after ${timeout} s (log: $log)"
+        fi
+        sleep 0.25
+    done
+}
+
+# Stop the server whose pid file is $2 ($1: its running function): SIGTERM,
+# then SIGKILL after $3 s. Idempotent.
+stop_server() {
+    local running_fn=$1 pidfile=$2 grace=$3 pid i
+    if ! "$running_fn"; then
+        rm -f "$pidfile"
+        say "not running"
+        return 0
+    fi
+    pid=$(cat "$pidfile")
+    kill -TERM "$pid"
+    for ((i = 0; i < grace * 4; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.25
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "no exit after $grace s, sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+    say "stopped"
+}

@@ -26,29 +26,7 @@ PIDFILE=$DATA/s3proxy.pid
 LOG=$DATA/server.log
 MAIN=org.gaul.s3proxy.Main
 
-jars() {
-    local want stamp=$LIB/.stamp
-    want=$(sha256sum "$POM" | cut -d' ' -f1)
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-        return 0
-    fi
-    command -v mvn >/dev/null || die "mvn not found (run infra/bin/bootstrap.sh)"
-    say "resolving S3Proxy jars with Maven -> ${LIB#"$ROOT"/}"
-    # Resolve into a temp dir and swap, so an interrupted run never leaves a
-    # half-filled lib dir that looks valid.
-    mkdir -p "${LIB%/*}"
-    rm -rf "$LIB".tmp.*
-    local tmp=$LIB.tmp.$$
-    if ! mvn -q -B -f "$POM" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$tmp" >"$LIB.tmp.log" 2>&1; then
-        cat "$LIB.tmp.log" >&2
-        die "Maven dependency resolution failed"
-    fi
-    rm -f "$LIB.tmp.log"
-    echo "$want" >"$tmp/.stamp"
-    rm -rf "$LIB"
-    mv "$tmp" "$LIB"
-}
+jars() { resolve_jars S3Proxy "$POM" "$LIB"; }
 
 running() { pid_alive "$MAIN" "$PIDFILE"; }
 
@@ -93,43 +71,10 @@ up() {
     say "started (pid $(cat "$PIDFILE")), http://127.0.0.1:$PORT (access key $ACCESS_KEY), log ${LOG#"$ROOT"/}"
 }
 
-wait_ready() {
-    local timeout=${S3_WAIT_TIMEOUT:-60} start=$SECONDS
-    while :; do
-        running || { tail -n 40 "$LOG" >&2 || true; die "server is not running"; }
-        # Jetty logs "Started ...ServerConnector" once the connector accepts requests.
-        if port_open "$PORT" && grep -q 'Started .*ServerConnector' "$LOG"; then
-            say "ready after $((SECONDS - start)) s"
-            return 0
-        fi
-        if [ $((SECONDS - start)) -ge "$timeout" ]; then
-            tail -n 40 "$LOG" >&2 || true
-            die "not ready after ${timeout} s (log: $LOG)"
-        fi
-        sleep 0.2
-    done
-}
+# Jetty logs "Started ...ServerConnector" once the connector accepts requests.
+wait_ready() { wait_for_log running "$PORT" "$LOG" 'Started .*ServerConnector' "${S3_WAIT_TIMEOUT:-60}"; }
 
-down() {
-    if ! running; then
-        rm -f "$PIDFILE"
-        say "not running"
-        return 0
-    fi
-    local pid i
-    pid=$(cat "$PIDFILE")
-    kill -TERM "$pid"
-    for ((i = 0; i < 40; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.25
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "no exit after 10 s, sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$PIDFILE"
-    say "stopped"
-}
+down() { stop_server running "$PIDFILE" 10; }
 
 status() {
     if running; then

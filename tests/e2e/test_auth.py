@@ -22,7 +22,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiosmtpd.controller import Controller
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -31,7 +30,7 @@ from tests.conftest import Stack, Tenant
 from tests.e2e.conftest import link_session, new_phone
 from tests.support.clients import WsCollector, eventually
 from zapstream_platform.settings import KafkaSettings
-from zapstream_platform.topics import partitions_of
+from zapstream_platform.topics import read_all
 
 PASSWORD = "correct horse battery staple"
 
@@ -365,25 +364,12 @@ async def test_outbox_publishes_identity_events_to_kafka(stack: Stack, inbox: In
 
 
 async def identity_events(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    parts = await partitions_of(bootstrap, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in parts]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[dict[str, Any]] = []
-        for tp in tps:
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                for record in batch.get(tp, []):
-                    event = orjson.loads(record.value)
-                    assert dict(record.headers)["ce_id"].decode() == event["eventId"]
-                    out.append(event)
-        return out
-    finally:
-        await consumer.stop()
+    out: list[dict[str, Any]] = []
+    for record in await read_all(bootstrap, topic):
+        event = orjson.loads(record.value)
+        assert dict(record.headers)["ce_id"].decode() == event["eventId"]
+        out.append(event)
+    return out
 
 
 async def test_api_keys_for_machines(stack: Stack, inbox: Inbox, clients: list, tenant_factory: Any) -> None:

@@ -8,11 +8,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from websockets.asyncio.client import ClientConnection, connect
 
 from zapstream_platform.envelope import Envelope
-from zapstream_platform.topics import partitions_of
+from zapstream_platform.topics import read_all
 
 Event = dict[str, Any]
 
@@ -90,21 +89,4 @@ async def read_topic(bootstrap: str, topic: str) -> list[Envelope]:
 
 async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
     """Every committed record of ``topic`` as (value, headers), from offset 0 to the current end."""
-    parts = await partitions_of(bootstrap, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-        auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in parts]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[tuple[bytes, list[tuple[str, bytes]]]] = []
-        for tp in tps:
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
-                out += [(r.value, list(r.headers)) for r in batch.get(tp, [])]
-        return out
-    finally:
-        await consumer.stop()
+    return [(r.value, list(r.headers)) for r in await read_all(bootstrap, topic)]

@@ -8,7 +8,9 @@ partition count, so a session's commands and events share a partition number
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -75,3 +77,31 @@ async def partitions_of(bootstrap_servers: str, topic: str) -> list[int]:
         if entry.get("topic") == topic and not entry.get("error_code"):
             return sorted(int(p["partition"]) for p in entry.get("partitions", []))
     return []
+
+
+async def read_all(bootstrap_servers: str, topic: str) -> list[Any]:
+    """Every committed record of ``topic``, from the start of each partition to its current end.
+
+    For small topics read whole (dead letters, tests); replay streams instead.
+    """
+    tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap_servers, topic)]
+    # "earliest": the reset that assign() starts must not land after the seek and skip to the end.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        for tp in tps:
+            while await consumer.position(tp) < ends[tp]:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
+                records += batch.get(tp, [])
+        return records
+    finally:
+        await consumer.stop()

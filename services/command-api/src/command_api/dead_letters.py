@@ -17,41 +17,26 @@ from pydantic import SecretStr
 
 from command_api.problems import Problem
 from zapstream_platform.http import JsonResponse
-from zapstream_platform.topics import Topics, partitions_of
+from zapstream_platform.topics import Topics, partitions_of, read_all
 
 
 async def _command_dead_letters(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    parts = await partitions_of(bootstrap, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-        auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in parts]
-        consumer.assign(tps)
-        end = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[dict[str, Any]] = []
-        for tp in tps:
-            while await consumer.position(tp) < end[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=1000)
-                for r in batch.get(tp, []):
-                    headers = {k: v.decode(errors="replace") for k, v in r.headers}
-                    out.append({
-                        "id": f"{tp.partition}:{r.offset}",
-                        "partition": tp.partition,
-                        "offset": r.offset,
-                        "key": r.key.decode(errors="replace") if r.key else None,
-                        "reason": headers.get("zs_reason"),
-                        "origin": {"topic": headers.get("zs_origin_topic"),
-                                   "partition": headers.get("zs_origin_partition"),
-                                   "offset": headers.get("zs_origin_offset")},
-                        "failedAt": headers.get("zs_failed_at"),
-                        "value": r.value.decode(errors="replace"),
-                    })
-        return out
-    finally:
-        await consumer.stop()
+    out: list[dict[str, Any]] = []
+    for r in await read_all(bootstrap, topic):
+        headers = {k: v.decode(errors="replace") for k, v in r.headers}
+        out.append({
+            "id": f"{r.partition}:{r.offset}",
+            "partition": r.partition,
+            "offset": r.offset,
+            "key": r.key.decode(errors="replace") if r.key else None,
+            "reason": headers.get("zs_reason"),
+            "origin": {"topic": headers.get("zs_origin_topic"),
+                       "partition": headers.get("zs_origin_partition"),
+                       "offset": headers.get("zs_origin_offset")},
+            "failedAt": headers.get("zs_failed_at"),
+            "value": r.value.decode(errors="replace"),
+        })
+    return out
 
 
 async def _read_one(bootstrap: str, topic: str, partition: int, offset: int) -> Any | None:

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from command_api.application import CommandBus, NotFound
+from command_api.application import CommandBus
 from command_api.permissions import Permissions
 from command_api.problems import Problem
 from zapstream_platform.http import JsonResponse
@@ -128,13 +128,7 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, store: Med
     largest = max(max_of.values())
 
     async def check_session(who: Principal, session_id: str) -> str:
-        try:
-            sid = await bus.owned(who.tenant_id, session_id)
-        except NotFound as exc:
-            raise Problem(404, "session not found") from exc
-        if not perms.in_scope(who, sid):
-            raise Problem(404, "session not found")
-        return sid
+        return await perms.owned_session(who, bus, session_id)
 
     def check_type(kind: str, mime: str) -> None:
         allowed = ALLOWED[kind]

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from command_api.application import CommandBus, NotFound
 from command_api.problems import Problem
 from zapstream_platform.tokens import Principal, assigned_chats
 
@@ -30,6 +31,16 @@ class Permissions:
             raise Problem(403, "agents cannot manage sessions")
         if creating and who.session_ids is not None:
             raise Problem(403, "this API key is limited to some sessions and cannot create new ones")
+
+    async def owned_session(self, who: Principal, bus: CommandBus, session_id: str) -> str:
+        """The session id if ``who`` may use it; 404 otherwise (foreign and missing look the same)."""
+        try:
+            sid = await bus.owned(who.tenant_id, session_id)
+        except NotFound as exc:
+            raise Problem(404, "session not found") from exc
+        if not self.in_scope(who, sid):
+            raise Problem(404, "session not found")
+        return sid
 
     @staticmethod
     def in_scope(who: Principal, session_id: str) -> bool:

@@ -7,7 +7,6 @@ dependency aliases defined inside :func:`build_router` at runtime.)
 import asyncio
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -128,13 +127,7 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
     SessionQuery = Annotated[str | None, Query(alias="sessionId", max_length=64)]
 
     async def owned(who: Principal, session_id: str) -> str:
-        try:
-            sid = await bus.owned(who.tenant_id, session_id)
-        except NotFound as exc:
-            raise Problem(404, "session not found") from exc
-        if not perms.in_scope(who, sid):
-            raise Problem(404, "session not found")
-        return sid
+        return await perms.owned_session(who, bus, session_id)
 
     async def session_for(who: Principal, session_id: str | None) -> str:
         if session_id:
@@ -149,10 +142,10 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
         except NotFound as exc:
             raise Problem(404, "tenant has no session") from exc
 
-    async def command(
+    async def accept(
         request: Request, who: Principal, cls: type[c.Command], session_id: str, **fields: Any
-    ) -> JsonResponse:
-        """Publish one command, honouring ``Idempotency-Key``; answers 202."""
+    ) -> tuple[dict[str, Any], bool]:
+        """Publish one command, honouring ``Idempotency-Key``; returns (the 202 body, replayed)."""
         tenant_id = who.tenant_id
 
         async def produce() -> dict[str, Any]:
@@ -165,14 +158,20 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
 
         key = request.headers.get("idempotency-key")
         if key is None:
-            return JsonResponse(await produce(), status_code=202)
+            return await produce(), False
         if not 1 <= len(key) <= 200:
             raise Problem(422, "Idempotency-Key must be 1 to 200 characters")
         fingerprint = Idempotency.fingerprint(request.method, request.url.path, await request.body())
         try:
-            body, replayed = await idempotency.run(tenant_id, key, fingerprint, produce)
+            return await idempotency.run(tenant_id, key, fingerprint, produce)
         except IdempotencyConflict as exc:
             raise Problem(exc.status, exc.detail) from exc
+
+    async def command(
+        request: Request, who: Principal, cls: type[c.Command], session_id: str, **fields: Any
+    ) -> JsonResponse:
+        """Publish one command; answers 202 (``Idempotent-Replayed: true`` on a replay)."""
+        body, replayed = await accept(request, who, cls, session_id, **fields)
         return JsonResponse(body, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
     async def send(request: Request, who: Principal, sid: str, to: str, body: ChatSendBody) -> JsonResponse:
@@ -227,8 +226,9 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
         """Ask for a pairing code; answers 200 with the code once the runner has it, else 202 to poll."""
         perms.manage_sessions(who)
         body = await _parse(request, PairCodeBody)
-        accepted = await command(request, who, c.RequestPairCode, await owned(who, session_id), phone=body.phone)
-        command_id = orjson.loads(accepted.body)["commandId"]
+        accepted, replayed = await accept(request, who, c.RequestPairCode, await owned(who, session_id),
+                                          phone=body.phone)
+        command_id = accepted["commandId"]
         for _ in range(50):  # the code comes back through Kafka and the projector; usually well under a second
             outcome = await queries.command(who.tenant_id, command_id)
             if outcome is not None:
@@ -237,7 +237,7 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
                                   commandId=command_id)
                 return JsonResponse({"commandId": command_id, "phone": body.phone, "code": outcome["result"]["code"]})
             await asyncio.sleep(0.1)
-        return accepted
+        return JsonResponse(accepted, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
     @router.post("/sessions/{session_id}/stop", status_code=202)
     async def stop_session(session_id: str, who: Who, request: Request) -> JsonResponse:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -204,18 +205,12 @@ class PartitionOwner:
             records = [r for r in records if r.offset >= self.next_offset]
             if self._closing or not records:
                 return
-            producer = self._producer()
-            await producer.begin_transaction()
-            try:
+            async with self._transaction() as producer:
                 for record in records:
                     await self._handle_one(producer, record, after)
                 await producer.send_offsets_to_transaction(
                     {self.command_tp: records[-1].offset + 1}, self.group_id
                 )
-                await producer.commit_transaction()
-            except Exception:  # a cancellation leaves the transaction open; the next owner's fencing aborts it
-                await self._abort_and_reset(producer)
-                raise
             self.next_offset = records[-1].offset + 1
             if after.sends:
                 await self._send_all(after.sends)
@@ -231,9 +226,7 @@ class PartitionOwner:
         async with self.lock:
             if record.offset < self.next_offset or self._closing:
                 return
-            producer = self._producer()
-            await producer.begin_transaction()
-            try:
+            async with self._transaction() as producer:
                 headers = [h for h in (record.headers or ()) if not h[0].startswith("zs_")]
                 headers += [
                     ("zs_reason", reason[:2000].encode()),
@@ -254,10 +247,6 @@ class PartitionOwner:
                         child_of(command.traceparent),
                     )
                 await producer.send_offsets_to_transaction({self.command_tp: record.offset + 1}, self.group_id)
-                await producer.commit_transaction()
-            except Exception:  # a cancellation leaves the transaction open; the next owner's fencing aborts it
-                await self._abort_and_reset(producer)
-                raise
             self.next_offset = record.offset + 1
         log.error("command dead-lettered", extra={"fields": {"partition": self.partition, "offset": record.offset,
                                                              "reason": reason[:300]}})
@@ -407,9 +396,7 @@ class PartitionOwner:
         results = await asyncio.gather(
             *(self._send_one(sid, intent) for sid, intent, _ in sends), return_exceptions=True
         )
-        producer = self._producer()
-        await producer.begin_transaction()
-        try:
+        async with self._transaction() as producer:
             for (sid, intent, trace), result in zip(sends, results, strict=True):
                 session = self.sessions.get(sid)
                 if session is None:
@@ -431,10 +418,6 @@ class PartitionOwner:
                 else:
                     raise result
                 await self._publish(producer, session, trace)
-            await producer.commit_transaction()
-        except Exception:  # a cancellation leaves the transaction open; the next owner's fencing aborts it
-            await self._abort_and_reset(producer)
-            raise
 
     async def _recover_pending_sends(self) -> None:
         """Finish what a crashed owner left between intent and outcome."""
@@ -454,17 +437,11 @@ class PartitionOwner:
                 await self._send_all(pending)
             return
         async with self.lock:
-            producer = self._producer()
-            await producer.begin_transaction()
-            try:
+            async with self._transaction() as producer:
                 for sid, intent, _ in pending:
                     session = self.sessions[sid]
                     session.record_send_unknown(now(), intent)
                     await self._publish(producer, session, None)
-                await producer.commit_transaction()
-            except Exception:  # a cancellation leaves the transaction open; the next owner's fencing aborts it
-                await self._abort_and_reset(producer)
-                raise
 
     async def _connect(self, session_id: str) -> None:
         try:
@@ -520,11 +497,9 @@ class PartitionOwner:
                 self._spawn(self._quiet(self.driver.ack(sid, seq)))
 
     async def _flush(self, batch: list[_Inbound]) -> dict[str, int]:
-        producer = self._producer()
         acks: dict[str, int] = {}
         reconnected: set[str] = set()
-        await producer.begin_transaction()
-        try:
+        async with self._transaction() as producer:
             for item in batch:
                 session = self.sessions.get(item.session_id)
                 if session is None or session.status == "deleted":
@@ -535,10 +510,6 @@ class PartitionOwner:
                 await self._publish(producer, session, None)
                 if item.event.seq > acks.get(item.session_id, 0):
                     acks[item.session_id] = item.event.seq
-            await producer.commit_transaction()
-        except Exception:  # a cancellation leaves the transaction open; the next owner's fencing aborts it
-            await self._abort_and_reset(producer)
-            raise
         for sid in reconnected:
             for jid in sorted(self.sessions[sid].presence_subscriptions):
                 self._spawn(self._quiet(self.driver.subscribe_presence(sid, jid)))
@@ -608,6 +579,22 @@ class PartitionOwner:
             s.record_contacts(at, [p.Contact(id=jid, notify=name) for jid, name in ev.contacts])
 
     # ----- publishing ------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AIOKafkaProducer]:
+        """One Kafka transaction of this partition's producer.
+
+        On an error, memory may be ahead of Kafka: abort and rebuild from the topic. A
+        cancellation leaves the transaction open; the next owner's fencing aborts it.
+        """
+        producer = self._producer()
+        await producer.begin_transaction()
+        try:
+            yield producer
+            await producer.commit_transaction()
+        except Exception:
+            await self._abort_and_reset(producer)
+            raise
 
     def _producer(self) -> AIOKafkaProducer:
         assert self.producer is not None, "partition owner not started"
