@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
-from .payloads import Wire
+from .payloads import MediaRef, Wire
 
 
 class Command(Wire):
@@ -42,12 +42,21 @@ class DeleteSession(Command):
 
 
 class SendMessage(Command):
+    """Text, or one media file with an optional caption (``content``)."""
+
     TYPE: ClassVar[str] = "session.send_message"
     type: Literal["session.send_message"] = "session.send_message"
     to: str
-    content: str = Field(min_length=1, max_length=65536)
+    content: str | None = Field(default=None, max_length=65536)
     reply_to_message_id: str | None = None
     forwarded: bool = False
+    media: MediaRef | None = None
+
+    @model_validator(mode="after")
+    def _text_or_media(self) -> SendMessage:
+        if self.media is None and not self.content:
+            raise ValueError("a message needs content or media")
+        return self
 
 
 class ReadMessages(Command):

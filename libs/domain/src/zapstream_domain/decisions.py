@@ -53,9 +53,10 @@ def decide(session: Session | None, command: c.Command, now: datetime) -> tuple[
             command_id=command.command_id,
             message_id=message_id_for(command.command_id),
             to=normalize_jid(command.to),
-            text=command.content,
+            text=command.content or "",
             reply_to=command.reply_to_message_id,
             forwarded=command.forwarded,
+            media=command.media,
         )
     elif isinstance(command, c.EditMessage):
         session.require_editable(command.message_id)

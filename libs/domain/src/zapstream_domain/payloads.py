@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+MediaKind = Literal["image", "video", "audio", "document", "sticker"]
 MessageStatus = Literal["pending", "server_ack", "delivered", "read", "played", "unknown"]
 SessionStatus = Literal["created", "qr_pending", "connected", "disconnected", "logged_out", "deleted"]
 
@@ -109,6 +110,31 @@ class MessagesUpsert(EventPayload):
     messages: list[MessageSummary]
 
 
+MEDIA_MESSAGE_TYPES: dict[str, str] = {
+    "image": "imageMessage",
+    "video": "videoMessage",
+    "audio": "audioMessage",
+    "document": "documentMessage",
+    "sticker": "stickerMessage",
+}
+"""WhatsApp's message type for each media kind (the ``type`` of a message summary)."""
+
+
+class MediaRef(Wire):
+    """A stored file to send: its object key (in the tenant's prefix) and what it is."""
+
+    kind: MediaKind
+    key: str = Field(min_length=1, max_length=1024)
+    mime: str = Field(min_length=1, max_length=200)
+    size: int = Field(ge=1)
+    file_name: str | None = Field(default=None, max_length=255)
+    ptt: bool = False  # audio only: send as a voice note (converted to Opus/OGG first)
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None  # seconds
+    media_id: str | None = None  # the upload it came from (POST /media), when there was one
+
+
 class SendRequested(EventPayload):
     """The runner's durable intent to send, recorded before WhatsApp is called."""
 
@@ -118,6 +144,7 @@ class SendRequested(EventPayload):
     text: str
     reply_to_message_id: str | None = None
     forwarded: bool = False
+    media: MediaRef | None = None  # ``text`` is then the caption ("" for none)
 
 
 class StatusUpdate(Wire):
@@ -215,13 +242,39 @@ class PresenceUpdate(EventPayload):
     updates: list[PresenceEntry]
 
 
+class MediaEntry(Wire):
+    """One message's media once its bytes are in object storage (seed 001's keys, plus extras)."""
+
+    message_id: str
+    chat_jid: str
+    kind: MediaKind
+    url: str | None  # None only when the bytes could not be fetched (see ``error``)
+    mime: str
+    size: int | None
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+    file_name: str | None = None
+    ptt: bool = False
+    key: str | None = None  # object key, so readers can sign a fresh URL
+    error: str | None = None
+
+
+class MessagesMedia(EventPayload):
+    media_count: int
+    media: list[MediaEntry]
+    source: str = "event"
+
+
 class CommandSucceeded(EventPayload):
     command_id: str
     command_type: str
     result: dict[str, str] = Field(default_factory=dict)
 
 
-RETRYABLE_CODES = frozenset({"not_connected", "outcome_unknown", "whatsapp_error", "send_failed", "read_failed"})
+RETRYABLE_CODES = frozenset(
+    {"not_connected", "outcome_unknown", "whatsapp_error", "send_failed", "read_failed", "media_unavailable"}
+)
 
 
 class CommandFailed(EventPayload):

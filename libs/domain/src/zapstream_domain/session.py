@@ -258,6 +258,18 @@ class Session(Aggregate):
             for r in self.payload.reactions:
                 _remember(s.seen_facts, f"react:{r.message_id}:{r.actor_jid}:{r.reacted_at}:{r.emoji}", True)
 
+    class MediaStored(Event):
+        """Media bytes of messages are in object storage (or could not be fetched)."""
+
+        TYPE = "session.messages.media"
+        PAYLOAD = p.MessagesMedia
+        payload: p.MessagesMedia
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            for m in self.payload.media:
+                _remember(s.seen_facts, f"media:{m.message_id}", True)
+
     class CommandSucceeded(Event):
         TYPE = "session.command.succeeded"
         PAYLOAD = p.CommandSucceeded
@@ -369,9 +381,12 @@ class Session(Aggregate):
         text: str,
         reply_to: str | None,
         forwarded: bool = False,
+        media: p.MediaRef | None = None,
     ) -> None:
         """Record the intent to send; WhatsApp is called only after this is durable."""
         self._require_not_deleted()
+        if media is not None:
+            self._check_media(media, text)
         if self.status == "logged_out":
             raise CommandRejected("cannot send on a logged-out session", code="logged_out")
         if self.status != "connected":
@@ -387,7 +402,22 @@ class Session(Aggregate):
             text=text,
             reply_to_message_id=reply_to,
             forwarded=forwarded,
+            media=media,
         )
+
+    def _check_media(self, media: p.MediaRef, caption: str) -> None:
+        # The API checks all this; the runner re-checks so a forged command cannot
+        # make it read another tenant's objects or send what WhatsApp would refuse.
+        if not media.key.startswith(f"tenants/{self.tenant_id}/"):
+            raise CommandRejected("media does not belong to this tenant", code="media_forbidden")
+        if media.ptt and media.kind != "audio":
+            raise CommandRejected("only audio can be sent as a voice note", code="invalid_media")
+        if caption and media.kind in ("audio", "sticker"):
+            raise CommandRejected(f"{media.kind} messages cannot have a caption", code="invalid_media")
+
+    def has_media(self, message_id: str) -> bool:
+        """True once the message's media was recorded (stored, or given up on)."""
+        return f"media:{message_id}" in self.seen_facts
 
     def is_own_message(self, message_id: str) -> bool | None:
         """True/False when the session knows the message; None when it is too old or unknown."""
@@ -430,13 +460,17 @@ class Session(Aggregate):
         self, at: datetime, intent: p.SendRequested, wa_timestamp: int, wa_message_id: str | None = None
     ) -> None:
         """WhatsApp accepted the send; ``wa_message_id`` is the id it kept (drivers that cannot choose ids)."""
+        if intent.media is not None:
+            kind = p.MEDIA_MESSAGE_TYPES[intent.media.kind]
+        else:
+            kind = "extendedTextMessage" if intent.reply_to_message_id else "conversation"
         msg = p.MessageSummary(
             id=wa_message_id or intent.message_id,
             remote_jid=intent.to,
             from_me=True,
             timestamp=wa_timestamp,
-            type="extendedTextMessage" if intent.reply_to_message_id else "conversation",
-            text=intent.text,
+            type=kind,
+            text=intent.text or None,
             reply_to_message_id=intent.reply_to_message_id,
             forwarded=intent.forwarded or None,
             status="server_ack",
@@ -540,6 +574,11 @@ class Session(Aggregate):
         if fresh:
             self._emit(Session.ReactionsRecorded, at, reactions_count=len(fresh), reactions=fresh)
 
+    def record_media(self, at: datetime, entries: list[p.MediaEntry]) -> None:
+        fresh = [m for m in entries if not self.has_media(m.message_id)]
+        if fresh:
+            self._emit(Session.MediaStored, at, media_count=len(fresh), media=fresh)
+
     def record_contact_names(self, at: datetime, contacts: list[p.Contact]) -> None:
         """Record contacts whose names changed (push names arrive with every message)."""
         changed = [c for c in contacts if self.contact_names.get(c.id) != f"{c.name}|{c.notify}"]
@@ -585,6 +624,7 @@ EVENT_CLASSES: tuple[type[Session.Event], ...] = (
     Session.MessagesEdited,
     Session.MessagesDeleted,
     Session.ReactionsRecorded,
+    Session.MediaStored,
     Session.CommandSucceeded,
     Session.CommandFailed,
 )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import unicodedata
 from collections.abc import AsyncIterable
@@ -25,8 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from zapstream_platform.settings import S3Settings
 
@@ -52,6 +54,21 @@ def safe_file_name(name: str | None, fallback: str = "file") -> str:
         stem, dot, ext = base.rpartition(".")
         base = (stem[: 119 - len(ext)] + dot + ext) if dot and len(ext) <= 16 else base[:120]
     return base
+
+
+EXTENSIONS = {
+    "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif", "video/mp4": "mp4",
+    "video/3gpp": "3gp", "video/quicktime": "mov", "audio/ogg": "ogg", "audio/mpeg": "mp3", "audio/mp4": "m4a",
+    "audio/aac": "aac", "audio/amr": "amr", "audio/wav": "wav", "audio/flac": "flac", "application/pdf": "pdf",
+    "text/plain": "txt",
+}
+"""The usual file extension of each MIME type, for naming files that came without a name."""
+
+
+def file_name_for(name: str | None, mime: str, stem: str) -> str:
+    """``name`` made safe, or ``stem`` plus the extension of ``mime`` when there is no usable name."""
+    ext = EXTENSIONS.get(normalize_mime(mime))
+    return safe_file_name(name, fallback=f"{stem}.{ext}" if ext else stem)
 
 
 def message_key(tenant_id: str, session_id: str, message_id: str, file: str) -> str:
@@ -316,6 +333,38 @@ class MediaStore:
             raise
         return StoredObject(key=key, size=int(r["ContentLength"]), content_type=str(r.get("ContentType", "")),
                             etag=str(r.get("ETag", "")).strip('"'))
+
+    async def download_file(self, key: str, path: str) -> int:
+        """Stream ``key`` into the local file ``path`` (ranged parts, bounded memory); returns its size."""
+        def run() -> int:
+            self._client.download_file(self.bucket, key, path)
+            return os.path.getsize(path)
+
+        try:
+            return await asyncio.to_thread(run)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"download {key}: {exc}") from exc
+
+    async def upload_file(self, key: str, path: str, content_type: str, *,
+                          content_disposition: str | None = None) -> StoredObject:
+        """Upload the local file ``path`` to ``key`` (multipart above one part, bounded memory)."""
+        extra: dict[str, Any] = {"ContentType": content_type}
+        if content_disposition:
+            extra["ContentDisposition"] = content_disposition
+        def run() -> int:
+            self._client.upload_file(path, self.bucket, key, ExtraArgs=extra)
+            return os.path.getsize(path)
+
+        try:
+            size = await asyncio.to_thread(run)
+        except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
+            raise StorageError(f"upload {key}: {exc}") from exc
+        return StoredObject(key=key, size=size, content_type=content_type, etag="")
+
+    async def copy(self, source_key: str, key: str) -> None:
+        """Server-side copy (no bytes through this process)."""
+        await self._call("copy_object", Bucket=self.bucket, Key=key,
+                         CopySource={"Bucket": self.bucket, "Key": source_key})
 
     async def delete(self, key: str) -> None:
         """Idempotent: deleting a missing key succeeds."""

@@ -158,8 +158,10 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
 class Queries:
     """Reads the projector's read models; every query is filtered by tenant."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, media_url: Callable[[str], str] | None = None) -> None:
         self.pool = pool
+        # Signs a fresh URL for a stored object: the one in the event may have expired.
+        self.media_url = media_url
 
     async def sessions(self, tenant_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
@@ -217,7 +219,7 @@ class Queries:
                 reactions.setdefault(a["message_id"], []).append(
                     {"emoji": a["emoji"], "count": a["n"], "actors": list(a["actors"])}
                 )
-        return [message_view(r, reactions.get(r["id"], [])) for r in page], next_cursor
+        return [message_view(r, reactions.get(r["id"], []), self.media_url) for r in page], next_cursor
 
     async def contacts(self, tenant_id: str, session_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
@@ -249,7 +251,21 @@ class Queries:
         }
 
 
-def message_view(r: asyncpg.Record, reactions: list[dict[str, Any]]) -> dict[str, Any]:
+def media_view(raw: str | None, sign: Callable[[str], str] | None) -> dict[str, Any] | None:
+    """A message's ``media`` as seed 001 shows it, with a freshly signed URL when the object is stored."""
+    if raw is None:
+        return None
+    m = orjson.loads(raw)
+    url = sign(m["key"]) if sign is not None and m.get("key") else m.get("url")
+    view = {k: m.get(k) for k in ("kind", "mime", "size", "width", "height", "duration", "fileName")}
+    view.update(url=url, ptt=bool(m.get("ptt")))
+    if m.get("error"):
+        view["error"] = m["error"]
+    return view
+
+
+def message_view(r: asyncpg.Record, reactions: list[dict[str, Any]],
+                 sign: Callable[[str], str] | None = None) -> dict[str, Any]:
     return {
         "id": r["id"], "chatJid": r["chat_jid"], "fromMe": r["from_me"], "timestamp": r["ts"], "type": r["type"],
         "text": r["text"], "participant": r["participant"], "pushName": r["push_name"],
@@ -258,4 +274,5 @@ def message_view(r: asyncpg.Record, reactions: list[dict[str, Any]]) -> dict[str
         "isEdited": r["is_edited"], "editedAt": r["edited_at"],
         "isDeleted": r["is_deleted"], "deletedAt": r["deleted_at"],
         "reactions": reactions,
+        "media": media_view(r["media"], sign),
     }

@@ -24,6 +24,7 @@ from command_api.auth import (
 )
 from command_api.identity import build_identity_router
 from command_api.identity_sessions import declare_sessions
+from command_api.media_library import MediaLibrary
 from command_api.permissions import Permissions
 from command_api.routes import build_router
 from command_api.settings import Settings
@@ -69,8 +70,10 @@ def create_app(settings: Settings) -> FastAPI:
             service = AuthService(pool, settings, signer)
             app.include_router(build_auth_router(service, principal))
             app.include_router(build_identity_router(pool, service, principal))
-            app.include_router(build_router(principal, Permissions(pool), bus, Queries(pool), Idempotency(pool)))
-            app.include_router(media.build_router(principal, Permissions(pool), bus, store))
+            library = MediaLibrary(pool, store, settings.media)
+            app.include_router(build_router(principal, Permissions(pool), bus, Queries(pool, store.url),
+                                            Idempotency(pool), library))
+            app.include_router(media.build_router(principal, Permissions(pool), bus, library))
             app.include_router(
                 dead_letters.build_router(
                     settings.operator_token, pool, producer, Topics.from_settings(settings.kafka),

@@ -16,48 +16,20 @@ if it turns out to break the kind's rules.
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from command_api.application import CommandBus
+from command_api.media_library import MediaLibrary
 from command_api.permissions import Permissions
 from command_api.problems import Problem
 from zapstream_platform.http import JsonResponse
-from zapstream_platform.storage import (
-    SNIFF_BYTES,
-    MediaStore,
-    ObjectTooLarge,
-    StorageError,
-    refine,
-    safe_file_name,
-    sniff_mime,
-    upload_key,
-)
+from zapstream_platform.storage import SNIFF_BYTES, StorageError
 from zapstream_platform.tokens import Principal
 
-Kind = Literal["image", "video", "audio", "document", "sticker"]
-KB, MB = 1024, 1024 * 1024
-
-# In line with WhatsApp's limits (Cloud API media reference).
-LIMITS: dict[str, int] = {"image": 5 * MB, "video": 16 * MB, "audio": 16 * MB, "document": 100 * MB,
-                          "sticker": 500 * KB}
-ALLOWED: dict[str, frozenset[str] | None] = {
-    "image": frozenset({"image/jpeg", "image/png", "image/webp"}),
-    "video": frozenset({"video/mp4", "video/3gpp", "video/quicktime"}),
-    # wav/flac are accepted for voice notes, which are converted to Opus before sending.
-    "audio": frozenset({"audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr", "audio/wav",
-                        "audio/flac", "audio/webm"}),
-    "sticker": frozenset({"image/webp"}),
-    "document": None,  # any recognised type (a PDF, an office file, text, even a photo sent as a file)
-}
-EXTENSIONS = {
-    "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif", "video/mp4": "mp4",
-    "video/3gpp": "3gp", "video/quicktime": "mov", "audio/ogg": "ogg", "audio/mpeg": "mp3", "audio/mp4": "m4a",
-    "audio/aac": "aac", "audio/amr": "amr", "audio/wav": "wav", "audio/flac": "flac", "application/pdf": "pdf",
-    "text/plain": "txt",
-}
+KB = 1024
 MAX_FIELD = 256  # bytes of a non-file form field
 OVERHEAD = 64 * KB  # multipart boundaries and part headers on top of the file
 
@@ -118,22 +90,12 @@ class _Parts:
             yield self.pending.pop(0)
 
 
-def build_router(principal: Any, perms: Permissions, bus: CommandBus, store: MediaStore,
-                 *, limits: dict[str, int] | None = None,
-                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> APIRouter:
+def build_router(principal: Any, perms: Permissions, bus: CommandBus, library: MediaLibrary,
+                 *, new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> APIRouter:
     """``principal`` is the same authentication dependency :func:`command_api.routes.build_router` gets."""
     router = APIRouter(tags=["media"])
     Who = Annotated[Principal, Depends(principal)]
-    max_of = dict(LIMITS | (limits or {}))
-    largest = max(max_of.values())
-
-    async def check_session(who: Principal, session_id: str) -> str:
-        return await perms.owned_session(who, bus, session_id)
-
-    def check_type(kind: str, mime: str) -> None:
-        allowed = ALLOWED[kind]
-        if allowed is not None and mime not in allowed:
-            raise Problem(415, f"{mime} is not accepted as {kind}", accepted=sorted(allowed))
+    store = library.store
 
     @router.post("/media", status_code=201)
     async def upload(request: Request, who: Who) -> JsonResponse:
@@ -141,11 +103,13 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, store: Med
         if ctype != b"multipart/form-data" or not opts.get(b"boundary"):
             raise Problem(415, "expected multipart/form-data with fields file, kind and optional sessionId")
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > largest + OVERHEAD:
-            raise Problem(413, f"file exceeds the largest media limit ({largest} bytes)", limit=largest)
+        if length is not None and length.isdigit() and int(length) > library.largest + OVERHEAD:
+            raise Problem(413, f"file exceeds the largest media limit ({library.largest} bytes)",
+                          limit=library.largest)
 
         fields: dict[str, str] = {}
         stored = None
+        file_name = ""
         media_id = new_id()
         events = _Parts(request, opts[b"boundary"]).events()
         try:
@@ -162,10 +126,10 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, store: Med
                         if len(raw) > MAX_FIELD:
                             raise Problem(422, f"field {name!r} is too long")
                     fields[name] = raw.decode("utf-8", "replace").strip()
-                    if name == "kind" and fields["kind"] not in LIMITS:
-                        raise Problem(422, "kind must be one of image, video, audio, document, sticker")
+                    if name == "kind":
+                        library.check_kind(fields["kind"])
                     if name == "sessionId" and fields["sessionId"]:
-                        fields["sessionId"] = await check_session(who, fields["sessionId"])
+                        fields["sessionId"] = await perms.owned_session(who, bus, fields["sessionId"])
                     continue
                 if stored is not None:
                     raise Problem(422, "exactly one file per request")
@@ -175,28 +139,22 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, store: Med
                 await store.delete(stored.key)
             raise
 
-        try:
-            if stored is None:
-                raise Problem(422, "field 'file' is required")
-            kind = fields.get("kind")
-            if kind is None:
-                raise Problem(422, "field 'kind' is required (image, video, audio, document, sticker)")
-            # Re-checked here for fields that came after the file.
-            if stored.size > max_of[kind]:
-                raise Problem(413, f"{kind} exceeds {max_of[kind]} bytes", limit=max_of[kind])
-            check_type(kind, stored.content_type)
-            if stored.size == 0:
-                raise Problem(422, "file is empty")
-        except BaseException:
-            if stored is not None:
-                await store.delete(stored.key)
-            raise
+        if stored is None:
+            raise Problem(422, "field 'file' is required")
+        kind = fields.get("kind")
+        if kind is None:
+            await store.delete(stored.key)
+            raise Problem(422, "field 'kind' is required (image, video, audio, document, sticker)")
+        # Re-checks what could not be checked while streaming (fields after the file), then probes.
+        saved = await library.finish(who.tenant_id, media_id, stored, file_name, kind,
+                                     fields.get("sessionId") or None)
+        return JsonResponse(saved.view(store.url(saved.key)), status_code=201)
 
-        return JsonResponse({
-            "mediaId": media_id, "kind": kind, "mime": stored.content_type, "size": stored.size,
-            "fileName": file_name, "sessionId": fields.get("sessionId") or None, "key": stored.key,
-            "url": store.url(stored.key),
-        }, status_code=201)
+    @router.get("/media/{media_id}")
+    async def describe(media_id: str, who: Who) -> JsonResponse:
+        """An upload's metadata with a freshly signed URL."""
+        saved = await library.get(who.tenant_id, media_id)
+        return JsonResponse(saved.view(store.url(saved.key)))
 
     async def _store(events: AsyncIterator[tuple[str, Any]], who: Principal, media_id: str, filename: str | None,
                      declared: str | None, kind: str | None) -> tuple[Any, str]:
@@ -210,16 +168,7 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, store: Med
             head += data
             if len(head) >= SNIFF_BYTES:
                 break
-        sniffed = sniff_mime(head[:SNIFF_BYTES])
-        if sniffed is None:
-            raise Problem(415, "unrecognised file type")
-        mime = refine(sniffed, declared)
-        if mime is None:
-            raise Problem(415, f"declared type {declared!r} does not match the file's content ({sniffed})",
-                          detected=sniffed)
-        if kind is not None:
-            check_type(kind, mime)
-        limit = max_of[kind] if kind is not None else largest
+        mime = library.sniff(head, declared, kind)
 
         async def body() -> AsyncIterator[bytes]:
             yield head
@@ -230,14 +179,6 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, store: Med
                     return
                 yield data
 
-        ext = EXTENSIONS.get(mime)
-        file_name = safe_file_name(filename, fallback=f"{media_id}.{ext}" if ext else media_id)
-        key = upload_key(who.tenant_id, media_id, file_name)
-        disposition = f'inline; filename="{file_name}"'
-        try:
-            stored = await store.put_stream(key, body(), mime, max_bytes=limit, content_disposition=disposition)
-        except ObjectTooLarge as exc:
-            raise Problem(413, f"{kind or 'file'} exceeds {exc.limit} bytes", limit=exc.limit) from exc
-        return stored, file_name
+        return await library.put(who.tenant_id, media_id, body(), kind=kind, mime=mime, file_name=filename)
 
     return router

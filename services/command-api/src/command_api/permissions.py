@@ -42,6 +42,13 @@ class Permissions:
             raise Problem(404, "session not found")
         return sid
 
+    async def declared_or_owned(self, who: Principal, bus: CommandBus, name_or_id: str) -> str:
+        """A session id, or the name of a declared session (seed 002 names sessions like ``tienda_lima``)."""
+        sid = await self.pool.fetchval(
+            "SELECT session_id FROM declared_sessions WHERE tenant_id = $1 AND name = $2", who.tenant_id, name_or_id
+        )
+        return await self.owned_session(who, bus, str(sid) if sid is not None else name_or_id)
+
     @staticmethod
     def in_scope(who: Principal, session_id: str) -> bool:
         return who.session_ids is None or session_id in who.session_ids

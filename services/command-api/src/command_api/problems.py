@@ -61,9 +61,28 @@ def install(app: FastAPI) -> None:
         return problem_response(503, "temporarily unable to handle the request", request.url.path)
 
 
-async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
-    """The JSON body as ``model``; 422 problems for anything else (never a 500, never echoing input)."""
-    raw = await request.body()
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+async def read_body(request: Request, max_bytes: int = DEFAULT_MAX_BODY) -> bytes:
+    """The body, refusing (413) more than ``max_bytes`` before reading it all, chunked or not."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise Problem(413, f"body exceeds {max_bytes} bytes", limit=max_bytes)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise Problem(413, f"body exceeds {max_bytes} bytes", limit=max_bytes)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    request._body = raw  # so later readers (the Idempotency-Key fingerprint) see the same bytes
+    return raw
+
+
+async def parse_body(request: Request, model: type[ModelT], max_bytes: int = DEFAULT_MAX_BODY) -> ModelT:
+    """The JSON body as ``model``; 4xx problems for anything else (never a 500, never echoing input)."""
+    raw = await read_body(request, max_bytes)
     try:
         data = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:

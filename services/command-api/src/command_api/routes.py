@@ -5,6 +5,7 @@ dependency aliases defined inside :func:`build_router` at runtime.)
 """
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,9 +20,11 @@ from command_api.application import (
     Queries,
     decode_cursor,
 )
+from command_api.media_library import PLAYABLE_AUDIO, MediaLibrary
 from command_api.permissions import Permissions
 from command_api.problems import Problem, parse_body
 from zapstream_domain import commands as c
+from zapstream_domain import payloads as p
 from zapstream_domain.decisions import message_id_for
 from zapstream_domain.errors import InvalidJid
 from zapstream_domain.jids import normalize_jid, normalize_phone
@@ -39,19 +42,64 @@ class CreateSessionBody(Body):
     name: str | None = Field(default=None, max_length=200)
 
 
+Kind = Literal["image", "video", "audio", "document", "sticker"]
+
+
+class MediaSpec(Body):
+    """One file to send: ``mediaId`` (from ``POST /media``), a ``url`` that route returned, or ``base64``."""
+
+    media_id: str | None = Field(default=None, max_length=64)
+    url: str | None = Field(default=None, max_length=8192)
+    base64: str | None = Field(default=None, min_length=1)
+    kind: Kind | None = None
+    mime: str | None = Field(default=None, max_length=200)
+    file_name: str | None = Field(default=None, max_length=255)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "MediaSpec":
+        if sum(x is not None for x in (self.media_id, self.url, self.base64)) != 1:
+            raise ValueError("media needs exactly one of mediaId, url or base64")
+        if self.base64 is not None and self.kind is None:
+            raise ValueError("kind is required with base64 media")
+        return self
+
+
 class ChatSendBody(Body):
-    """Text, a reply (``replyToMessageId``) or a forward (``forwardMessageId``, content optional)."""
+    """Text, a reply (``replyToMessageId``), a forward (``forwardMessageId``) or media (``media``).
+
+    ``media`` is one file or a list of images (an album); ``caption`` (or ``content``) goes
+    with the first; ``ptt: true`` sends an audio as a voice note.
+    """
 
     content: str | None = Field(default=None, min_length=1, max_length=65536)
     reply_to_message_id: MessageId | None = None
     forward_message_id: MessageId | None = None
     session_id: str | None = Field(default=None, max_length=64)
+    media: MediaSpec | list[MediaSpec] | None = None
+    caption: str | None = Field(default=None, max_length=4096)
+    ptt: bool = False
 
     @model_validator(mode="after")
     def _content_or_forward(self) -> "ChatSendBody":
-        if self.content is None and self.forward_message_id is None:
-            raise ValueError("either content or forwardMessageId is required")
+        if self.content is None and self.forward_message_id is None and self.media is None:
+            raise ValueError("one of content, media or forwardMessageId is required")
+        if self.media is not None and self.forward_message_id is not None:
+            raise ValueError("media cannot be combined with forwardMessageId")
+        if self.media is None and (self.caption is not None or self.ptt):
+            raise ValueError("caption and ptt need media")
+        if isinstance(self.media, list) and not self.media:
+            raise ValueError("media must not be an empty list")
         return self
+
+
+class SendPdfBody(Body):
+    """Seed 002's ``POST /api/send-pdf``; ``sessionId`` is a session id or a declared session's name."""
+
+    session_id: str = Field(min_length=1, max_length=200)
+    to: str = Field(min_length=1, max_length=200)
+    pdf_base64: str = Field(min_length=1)
+    file_name: str = Field(default="Comprobante.pdf", min_length=1, max_length=255)
+    caption: str | None = Field(default=None, max_length=4096)
 
 
 class SendBody(ChatSendBody):
@@ -120,8 +168,9 @@ _parse = parse_body
 
 
 def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Queries,
-                 idempotency: Idempotency) -> APIRouter:
+                 idempotency: Idempotency, library: MediaLibrary) -> APIRouter:
     """``principal`` is the dependency that authenticates the caller (access token or API key)."""
+    media_body_max = library.settings.base64_body_max_bytes
 
     Who = Annotated[Principal, Depends(principal)]
     SessionQuery = Annotated[str | None, Query(alias="sessionId", max_length=64)]
@@ -142,20 +191,10 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
         except NotFound as exc:
             raise Problem(404, "tenant has no session") from exc
 
-    async def accept(
-        request: Request, who: Principal, cls: type[c.Command], session_id: str, **fields: Any
+    async def idempotent(
+        request: Request, who: Principal, produce: Callable[[], Awaitable[dict[str, Any]]]
     ) -> tuple[dict[str, Any], bool]:
-        """Publish one command, honouring ``Idempotency-Key``; returns (the 202 body, replayed)."""
-        tenant_id = who.tenant_id
-
-        async def produce() -> dict[str, Any]:
-            command_id = await bus.send(cls, tenant_id, session_id, request.headers.get("traceparent"), **fields)
-            await perms.record_issuer(who, command_id)
-            body: dict[str, Any] = {"commandId": command_id, "status": "accepted", "sessionId": session_id}
-            if cls is c.SendMessage:
-                body["messageId"] = message_id_for(command_id)
-            return body
-
+        """Run ``produce`` once per ``Idempotency-Key``; returns (the 202 body, replayed)."""
         key = request.headers.get("idempotency-key")
         if key is None:
             return await produce(), False
@@ -163,9 +202,24 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
             raise Problem(422, "Idempotency-Key must be 1 to 200 characters")
         fingerprint = Idempotency.fingerprint(request.method, request.url.path, await request.body())
         try:
-            return await idempotency.run(tenant_id, key, fingerprint, produce)
+            return await idempotency.run(who.tenant_id, key, fingerprint, produce)
         except IdempotencyConflict as exc:
             raise Problem(exc.status, exc.detail) from exc
+
+    async def publish(request: Request, who: Principal, cls: type[c.Command], session_id: str,
+                      **fields: Any) -> dict[str, Any]:
+        command_id = await bus.send(cls, who.tenant_id, session_id, request.headers.get("traceparent"), **fields)
+        await perms.record_issuer(who, command_id)
+        body: dict[str, Any] = {"commandId": command_id, "status": "accepted", "sessionId": session_id}
+        if cls is c.SendMessage:
+            body["messageId"] = message_id_for(command_id)
+        return body
+
+    async def accept(
+        request: Request, who: Principal, cls: type[c.Command], session_id: str, **fields: Any
+    ) -> tuple[dict[str, Any], bool]:
+        """Publish one command, honouring ``Idempotency-Key``; returns (the 202 body, replayed)."""
+        return await idempotent(request, who, lambda: publish(request, who, cls, session_id, **fields))
 
     async def command(
         request: Request, who: Principal, cls: type[c.Command], session_id: str, **fields: Any
@@ -174,8 +228,69 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
         body, replayed = await accept(request, who, cls, session_id, **fields)
         return JsonResponse(body, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
+    async def resolve(who: Principal, sid: str, spec: MediaSpec, ptt: bool) -> p.MediaRef:
+        if spec.base64 is not None:
+            assert spec.kind is not None
+            upload = await library.store_base64(who.tenant_id, spec.base64, kind=spec.kind, declared=spec.mime,
+                                                file_name=spec.file_name, session_id=sid)
+        elif spec.media_id is not None:
+            upload = await library.get(who.tenant_id, spec.media_id)
+        else:
+            assert spec.url is not None
+            upload = await library.by_url(who.tenant_id, spec.url)
+        if spec.kind is not None and spec.kind != upload.kind:
+            raise Problem(422, f"media {upload.id} was uploaded as {upload.kind}, not {spec.kind}")
+        return upload.ref(ptt)
+
+    def check_media(specs: list[MediaSpec], body: ChatSendBody) -> None:
+        """What WhatsApp would refuse, refused before anything is stored or sent."""
+        if len(specs) > library.settings.images_per_request:
+            raise Problem(422, f"at most {library.settings.images_per_request} files per request")
+        kinds = {s.kind for s in specs if s.kind is not None}
+        if len(specs) > 1 and kinds - {"image"}:
+            raise Problem(422, "several files in one request must all be images")
+        if body.ptt and kinds - {"audio"}:
+            raise Problem(422, "ptt (voice note) needs an audio file")
+
+    def check_refs(refs: list[p.MediaRef], caption: str | None, ptt: bool) -> None:
+        if len(refs) > 1 and any(r.kind != "image" for r in refs):
+            raise Problem(422, "several files in one request must all be images")
+        first = refs[0]
+        if ptt and first.kind != "audio":
+            raise Problem(422, "ptt (voice note) needs an audio file")
+        if caption and first.kind in ("audio", "sticker"):
+            raise Problem(422, f"{first.kind} messages cannot have a caption")
+        if first.kind == "audio" and not ptt and first.mime not in PLAYABLE_AUDIO:
+            raise Problem(415, f"{first.mime} plays only as a voice note: send it with ptt: true",
+                          accepted=sorted(PLAYABLE_AUDIO))
+
+    async def send_media(request: Request, who: Principal, sid: str, to: str,
+                         body: ChatSendBody) -> tuple[dict[str, Any], bool]:
+        specs = body.media if isinstance(body.media, list) else [body.media] if body.media else []
+        check_media(specs, body)
+        caption = body.caption if body.caption is not None else body.content
+
+        async def produce() -> dict[str, Any]:
+            refs = [await resolve(who, sid, spec, body.ptt) for spec in specs]
+            check_refs(refs, caption, body.ptt)
+            sent = []
+            for i, ref in enumerate(refs):
+                sent.append(await publish(request, who, c.SendMessage, sid, to=to, media=ref,
+                                          content=caption if i == 0 else None,
+                                          reply_to_message_id=body.reply_to_message_id if i == 0 else None))
+            out = dict(sent[0])
+            if isinstance(body.media, list):
+                out["commandIds"] = [b["commandId"] for b in sent]
+                out["messageIds"] = [b["messageId"] for b in sent]
+            return out
+
+        return await idempotent(request, who, produce)
+
     async def send(request: Request, who: Principal, sid: str, to: str, body: ChatSendBody) -> JsonResponse:
         await perms.chat(who, to)
+        if body.media is not None:
+            out, replayed = await send_media(request, who, sid, to, body)
+            return JsonResponse(out, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None)
         content, forwarded = body.content, False
         if body.forward_message_id is not None:
             await perms.forward_source(who, sid, body.forward_message_id)
@@ -251,7 +366,7 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
 
     @router.post("/sessions/{session_id}/messages", status_code=202)
     async def send_message(session_id: str, who: Who, request: Request) -> JsonResponse:
-        body = await _parse(request, SendBody)
+        body = await _parse(request, SendBody, media_body_max)
         sid = await owned(who, session_id)
         return await send(request, who, sid, body.to, body)
 
@@ -259,9 +374,29 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
     async def send_to_chat(jid: str, who: Who, request: Request) -> JsonResponse:
         chat = _jid_or_422(jid)
         await perms.chat(who, chat)
-        body = await _parse(request, ChatSendBody)
+        body = await _parse(request, ChatSendBody, media_body_max)
         sid = await session_for(who, body.session_id)
         return await send(request, who, sid, chat, body)
+
+    @router.post("/api/send-pdf", status_code=202)
+    async def send_pdf(who: Who, request: Request) -> JsonResponse:
+        """Seed 002: a PDF (invoice, receipt) as a document; 400 when parameters are missing."""
+        try:
+            body = await _parse(request, SendPdfBody, media_body_max)
+            to = normalize_jid(body.to)
+        except InvalidJid as exc:
+            raise Problem(400, str(exc)) from exc
+        except Problem as exc:
+            if exc.status != 422:
+                raise
+            raise Problem(400, "sessionId, to and pdfBase64 are required", **exc.extra) from exc
+        sid = await perms.declared_or_owned(who, bus, body.session_id)
+        await perms.chat(who, to)
+        spec = MediaSpec(base64=body.pdf_base64, kind="document", mime="application/pdf", file_name=body.file_name)
+        send_body = ChatSendBody(media=spec, caption=body.caption)
+        out, replayed = await send_media(request, who, sid, to, send_body)
+        return JsonResponse({"success": True, "message": "queued for sending", **out}, status_code=202,
+                            headers={"Idempotent-Replayed": "true"} if replayed else None)
 
     @router.post("/chats/{jid}/read", status_code=202)
     async def read_chat(jid: str, who: Who, request: Request) -> JsonResponse:

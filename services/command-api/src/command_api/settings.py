@@ -82,6 +82,23 @@ class MailSettings(BaseModel):
     max_attempts: int = 8
 
 
+MB = 1024 * 1024
+
+
+class MediaSettings(BaseModel):
+    """Per-kind upload limits (defaults in line with WhatsApp's Cloud API) and base64 body size."""
+
+    image_max_bytes: int = 5 * MB
+    video_max_bytes: int = 16 * MB
+    audio_max_bytes: int = 16 * MB
+    document_max_bytes: int = 100 * MB
+    sticker_max_bytes: int = 512 * 1024
+    # JSON bodies carrying base64 media (send routes, /api/send-pdf); base64 is 4/3 of the file.
+    base64_body_max_bytes: int = 24 * MB
+    images_per_request: int = 10
+    probe_timeout_s: float = 30
+
+
 class Settings(BaseSettings):
     model_config = service_config("COMMAND_API_")
 
@@ -91,7 +108,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: int = 1_048_576  # JSON bodies without media
+    media: MediaSettings = MediaSettings()
     jwt: JwtSettings = JwtSettings()
     auth: AuthSettings = AuthSettings()
     mail: MailSettings = MailSettings()

@@ -225,6 +225,15 @@ def _command_outcome(status: str) -> Handler:
     return handler
 
 
+async def messages_media(conn: asyncpg.Connection, env: Envelope) -> None:
+    """Attach each message's media. The row exists: the upsert comes first in the session's order."""
+    for m in env.payload["media"]:
+        await conn.execute(
+            "UPDATE rm_messages SET media = $3 WHERE session_id = $1 AND id = $2",
+            env.session_id, m["messageId"], orjson.dumps(m).decode(),
+        )
+
+
 HANDLERS: dict[str, Handler] = {
     "session.created": session_created,
     "session.qr.updated": session_qr,
@@ -240,6 +249,7 @@ HANDLERS: dict[str, Handler] = {
     "session.messages.edit": messages_edit,
     "session.messages.delete": messages_delete,
     "session.messages.reaction": messages_reaction,
+    "session.messages.media": messages_media,
     "session.command.succeeded": _command_outcome("succeeded"),
     "session.command.failed": _command_outcome("failed"),
 }

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from session_runner.drivers.port import WhatsAppDriver
+from session_runner.media import MediaPipeline
 from session_runner.runner import SessionRunner, install_signal_handlers
 from session_runner.settings import Settings
 from zapstream_platform import logs
+from zapstream_platform.storage import MediaStore
 
 
 def build_driver(settings: Settings) -> WhatsAppDriver:
@@ -34,12 +36,14 @@ def build_driver(settings: Settings) -> WhatsAppDriver:
 
 async def run(settings: Settings) -> None:
     driver = build_driver(settings)
-    runner = SessionRunner(settings, driver)
+    store = MediaStore(settings.s3)
+    runner = SessionRunner(settings, driver, MediaPipeline(store, settings.media_scratch_dir))
     install_signal_handlers(runner)
     try:
         await runner.run()
     finally:
         await driver.aclose()
+        store.close()
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from session_runner.drivers import port as d
+from session_runner.media import MediaFailed, MediaPipeline, failed_entry
 from zapstream_domain import commands as c
 from zapstream_domain import payloads as p
 from zapstream_domain.decisions import decide, event_from_wire, evolve
@@ -59,10 +60,25 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class _MediaReady:
+    """Internal: an incoming message's media is stored (or given up on); record it."""
+
+    message_id: str
+    entry: p.MediaEntry
+    seq: int = 0  # nothing to acknowledge by itself
+
+
 @dataclass
 class _Inbound:
     session_id: str
-    event: d.DriverEvent
+    event: d.DriverEvent | _MediaReady
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    result: d.SendResult
+    media: p.MediaEntry | None = None
 
 
 @dataclass
@@ -89,6 +105,8 @@ class PartitionOwner:
         register: Callable[[str, PartitionOwner], None],
         flush_max: int = 500,
         flush_linger_s: float = 0.01,
+        media: MediaPipeline | None = None,
+        media_attempts: int = 3,
     ) -> None:
         self.partition = partition
         self.topics = topics
@@ -98,6 +116,14 @@ class PartitionOwner:
         self.register = register
         self.flush_max = flush_max
         self.flush_linger_s = flush_linger_s
+        self.media = media
+        self.media_attempts = media_attempts
+        # Per session: the last send queued behind a media send (sends of a session keep their order).
+        self._lanes: dict[str, asyncio.Task[None]] = {}
+        # Per session: incoming messages whose media is being fetched → their event seq. Acks stop
+        # short of the oldest, so a crash makes WhatsApp re-deliver the message and the fetch resumes.
+        self._fetching: dict[str, dict[str, int]] = {}
+        self._ack_wanted: dict[str, int] = {}
         self.command_tp = TopicPartition(topics.session_commands, partition)
         self.sessions: dict[str, Session] = {}
         self.producer: AIOKafkaProducer | None = None
@@ -212,8 +238,16 @@ class PartitionOwner:
                     {self.command_tp: records[-1].offset + 1}, self.group_id
                 )
             self.next_offset = records[-1].offset + 1
-            if after.sends:
-                await self._send_all(after.sends)
+            direct = []
+            for item in after.sends:
+                # Media takes seconds (storage, ffmpeg, upload): it goes in a per-session lane
+                # outside the lock, and later sends of that session queue behind it.
+                if item[1].media is not None or item[0] in self._lanes:
+                    self._queue_lane(*item)
+                else:
+                    direct.append(item)
+            if direct:
+                await self._send_all(direct)
         for sid in after.connect:
             self._spawn(self._connect(sid))
         for sid in after.disconnect:
@@ -377,19 +411,55 @@ class PartitionOwner:
 
     # ----- effects -------------------------------------------------------------------
 
-    async def _send_one(self, sid: str, intent: p.SendRequested) -> d.SendResult:
-        """Send; when the answer is lost, re-send with the same id if the driver makes that safe."""
+    async def _with_retries(self, call: Callable[[], Awaitable[d.SendResult]]) -> d.SendResult:
+        """When the answer is lost, re-send with the same id if the driver makes that safe."""
         attempts = 3 if self.driver.supports_client_message_ids else 1
         for attempt in range(attempts):
             try:
-                return await self.driver.send_text(
-                    sid, intent.to, intent.text, message_id=intent.message_id, reply_to_id=intent.reply_to_message_id
-                )
+                return await call()
             except d.OutcomeUnknown:
                 if attempt == attempts - 1:
                     raise
                 await asyncio.sleep(0.2 * 2**attempt)
         raise AssertionError("unreachable")
+
+    async def _send_one(self, sid: str, intent: p.SendRequested) -> _Sent:
+        if intent.media is None:
+            return _Sent(await self._with_retries(lambda: self.driver.send_text(
+                sid, intent.to, intent.text, message_id=intent.message_id,
+                reply_to_id=intent.reply_to_message_id, forwarded=intent.forwarded)))
+        if self.media is None:
+            raise MediaFailed("media_unsupported", "this runner has no media storage configured")
+        try:
+            async with self.media.outgoing(intent.tenant_id, sid, intent) as prepared:
+                result = await self._with_retries(lambda: self.driver.send_media(
+                    sid, intent.to, prepared.outgoing, message_id=intent.message_id,
+                    reply_to_id=intent.reply_to_message_id, forwarded=intent.forwarded))
+                return _Sent(result, self.media.sent_entry(prepared, result.message_id, intent.to))
+        except (OSError, ValueError) as exc:
+            raise MediaFailed("media_failed", f"cannot prepare the media: {exc}") from exc
+
+    def _record_outcome(self, session: Session, intent: p.SendRequested, result: object) -> None:
+        at = now()
+        if isinstance(result, _Sent):
+            session.record_sent(at, intent, result.result.timestamp, result.result.message_id)
+            if result.media is not None:
+                session.record_media(at, [result.media])
+            session.record_command_succeeded(
+                at, intent.command_id, c.SendMessage.TYPE, {"messageId": result.result.message_id}
+            )
+        elif isinstance(result, d.OutcomeUnknown):
+            # Maybe delivered, maybe not: say so rather than guess; the client decides.
+            session.record_send_unknown(at, intent)
+            session.record_command_failed(at, intent.command_id, c.SendMessage.TYPE, "outcome_unknown", str(result))
+        elif isinstance(result, d.DriverError):
+            session.record_command_failed(at, intent.command_id, c.SendMessage.TYPE, "send_failed", str(result))
+        elif isinstance(result, MediaFailed):
+            session.record_command_failed(at, intent.command_id, c.SendMessage.TYPE, result.code, str(result))
+        elif isinstance(result, BaseException):
+            raise result
+        else:  # pragma: no cover
+            raise TypeError(f"unexpected send outcome {result!r}")
 
     async def _send_all(self, sends: list[tuple[str, p.SendRequested, str | None]]) -> None:
         """Call WhatsApp for committed intents, then commit their outcomes (lock held)."""
@@ -401,23 +471,47 @@ class PartitionOwner:
                 session = self.sessions.get(sid)
                 if session is None:
                     continue
-                at = now()
-                if isinstance(result, d.SendResult):
-                    session.record_sent(at, intent, result.timestamp, result.message_id)
-                    session.record_command_succeeded(
-                        at, intent.command_id, c.SendMessage.TYPE, {"messageId": result.message_id}
-                    )
-                elif isinstance(result, d.OutcomeUnknown):
-                    # Maybe delivered, maybe not: say so rather than guess; the client decides.
-                    session.record_send_unknown(at, intent)
-                    session.record_command_failed(
-                        at, intent.command_id, c.SendMessage.TYPE, "outcome_unknown", str(result)
-                    )
-                elif isinstance(result, d.DriverError):
-                    session.record_command_failed(at, intent.command_id, c.SendMessage.TYPE, "send_failed", str(result))
-                else:
-                    raise result
+                self._record_outcome(session, intent, result)
                 await self._publish(producer, session, trace)
+
+    def _queue_lane(self, sid: str, intent: p.SendRequested, trace: str | None) -> None:
+        previous = self._lanes.get(sid)
+        task = asyncio.ensure_future(self._lane_send(previous, sid, intent, trace))
+        self._lanes[sid] = task
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if self._lanes.get(sid) is t:
+                del self._lanes[sid]
+
+        task.add_done_callback(done)
+
+    async def _lane_send(
+        self, previous: asyncio.Task[None] | None, sid: str, intent: p.SendRequested, trace: str | None
+    ) -> None:
+        """Send once the session's previous lane send is done; commit the outcome under the lock."""
+        if previous is not None:
+            await asyncio.wait([previous])
+        result: object
+        try:
+            result = await self._send_one(sid, intent)
+        except (d.DriverError, MediaFailed) as exc:
+            result = exc
+        for attempt in range(5):
+            async with self.lock:
+                session = self.sessions.get(sid)
+                if self._closing or session is None or intent.message_id not in session.pending_sends:
+                    return  # handed over (the next owner recovers the intent) or already settled
+                try:
+                    async with self._transaction() as producer:
+                        self._record_outcome(session, intent, result)
+                        await self._publish(producer, session, trace)
+                    return
+                except Exception:
+                    log.exception("recording a send outcome failed; retrying",
+                                  extra={"fields": {"session": sid, "attempt": attempt}})
+            await asyncio.sleep(0.5 * 2**attempt)
 
     async def _recover_pending_sends(self) -> None:
         """Finish what a crashed owner left between intent and outcome."""
@@ -494,17 +588,26 @@ class PartitionOwner:
                 continue
             batch = []
             for sid, seq in acks.items():
-                self._spawn(self._quiet(self.driver.ack(sid, seq)))
+                self._ack(sid, seq)
 
     async def _flush(self, batch: list[_Inbound]) -> dict[str, int]:
         acks: dict[str, int] = {}
         reconnected: set[str] = set()
+        fetch: list[tuple[str, d.IncomingMessage]] = []
+        stored: list[tuple[str, str]] = []
         async with self._transaction() as producer:
             for item in batch:
                 session = self.sessions.get(item.session_id)
                 if session is None or session.status == "deleted":
                     continue
-                self._observe(session, item.event)
+                if isinstance(item.event, _MediaReady):
+                    session.record_media(now(), [item.event.entry])
+                    stored.append((item.session_id, item.event.message_id))
+                else:
+                    self._observe(session, item.event)
+                ev = item.event
+                if isinstance(ev, d.IncomingMessage) and ev.media is not None and not session.has_media(ev.id):
+                    fetch.append((item.session_id, ev))
                 if isinstance(item.event, d.Connected) and session.presence_subscriptions:
                     reconnected.add(item.session_id)
                 await self._publish(producer, session, None)
@@ -513,7 +616,47 @@ class PartitionOwner:
         for sid in reconnected:
             for jid in sorted(self.sessions[sid].presence_subscriptions):
                 self._spawn(self._quiet(self.driver.subscribe_presence(sid, jid)))
+        for sid, message_id in stored:
+            self._fetching.get(sid, {}).pop(message_id, None)
+            acks.setdefault(sid, 0)
+        for sid, msg in fetch:
+            fetching = self._fetching.setdefault(sid, {})
+            if msg.id not in fetching:
+                fetching[msg.id] = msg.seq
+                self._spawn(self._fetch_media(sid, msg))
         return acks
+
+    async def _fetch_media(self, sid: str, msg: d.IncomingMessage) -> None:
+        """Store an incoming message's media, with retries; the outcome is recorded by the flush loop."""
+        session = self.sessions.get(sid)
+        if session is None:
+            return
+        reason = "this runner has no media storage configured"
+        entry: p.MediaEntry | None = None
+        for attempt in range(self.media_attempts if self.media is not None else 0):
+            try:
+                assert self.media is not None
+                entry = await self.media.store_incoming(self.driver, session.tenant_id, sid, msg)
+                break
+            except MediaFailed as exc:
+                reason = str(exc)
+            except (OSError, ValueError) as exc:
+                reason = f"cannot store the media: {exc}"
+            log.warning("media fetch failed", extra={"fields": {"session": sid, "message": msg.id,
+                                                                "attempt": attempt, "error": reason[:300]}})
+            await asyncio.sleep(0.5 * 2**attempt)
+        await self.inbound.put(_Inbound(sid, _MediaReady(msg.id, entry or failed_entry(msg, reason))))
+
+    def _ack(self, sid: str, seq: int) -> None:
+        """Acknowledge up to ``seq`` (0: the last wanted), never past a message whose media is pending."""
+        if seq:
+            self._ack_wanted[sid] = seq
+        target = self._ack_wanted.get(sid, 0)
+        fetching = self._fetching.get(sid)
+        if fetching:
+            target = min(target, min(fetching.values()) - 1)
+        if target > 0:
+            self._spawn(self._quiet(self.driver.ack(sid, target)))
 
     def _observe(self, s: Session, ev: d.DriverEvent) -> None:
         at = now()
@@ -641,8 +784,9 @@ def _summary(m: d.IncomingMessage) -> p.MessageSummary:
         remote_jid=m.chat_jid,
         from_me=m.from_me,
         timestamp=m.timestamp,
-        type="extendedTextMessage" if m.reply_to_id else "conversation",
-        text=m.text,
+        type=p.MEDIA_MESSAGE_TYPES[m.media.kind] if m.media is not None
+        else "extendedTextMessage" if m.reply_to_id else "conversation",
+        text=m.text or None if m.media is not None else m.text,
         participant=None if m.sender_jid == m.chat_jid else m.sender_jid,
         reply_to_message_id=m.reply_to_id,
         forwarded=m.forwarded or None,

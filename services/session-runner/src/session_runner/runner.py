@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from session_runner.drivers.port import WhatsAppDriver
+from session_runner.media import MediaPipeline
 from session_runner.partition import PartitionOwner
 from session_runner.settings import Settings
 from zapstream_platform.errors import is_infrastructure
@@ -26,9 +27,10 @@ log = logging.getLogger(__name__)
 class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
     """Runs partition owners for whatever partitions the group gives this instance."""
 
-    def __init__(self, settings: Settings, driver: WhatsAppDriver) -> None:
+    def __init__(self, settings: Settings, driver: WhatsAppDriver, media: MediaPipeline | None = None) -> None:
         self.settings = settings
         self.driver = driver
+        self.media = media
         self.topics = Topics.from_settings(settings.kafka)
         self.owners: dict[int, PartitionOwner] = {}
         self.session_owner: dict[str, PartitionOwner] = {}
@@ -63,6 +65,8 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
                 register=self.session_owner.__setitem__,
                 flush_max=self.settings.batch_max,
                 flush_linger_s=self.settings.flush_linger_ms / 1000,
+                media=self.media,
+                media_attempts=self.settings.media_attempts,
             )
             for part in new
         ]

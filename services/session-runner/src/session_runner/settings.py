@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from zapstream_platform.settings import KafkaSettings, service_config
+from zapstream_platform.settings import KafkaSettings, S3Settings, service_config
 
 
 def _default_instance() -> str:
@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     model_config = service_config("RUNNER_")
 
     kafka: KafkaSettings = KafkaSettings()
+    s3: S3Settings = S3Settings()
     group_id: str = "zapstream-session-runner"
     instance_id: str = Field(default_factory=_default_instance)
     driver: Literal["sim", "neonize"] = "sim"
@@ -39,4 +40,7 @@ class Settings(BaseSettings):
     flush_linger_ms: int = Field(default=10, ge=0)
     max_attempts: int = Field(default=4, ge=1)
     retry_backoff_s: float = 0.2
+    # Scratch space for media on its way between storage, ffmpeg and WhatsApp (default: the system temp dir).
+    media_scratch_dir: str | None = None
+    media_attempts: int = Field(default=3, ge=1)
     log_level: str = "INFO"

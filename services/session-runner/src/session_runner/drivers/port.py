@@ -22,6 +22,48 @@ from typing import Literal, Protocol
 
 ReceiptStatus = Literal["delivered", "read", "played"]
 Presence = Literal["available", "unavailable", "composing", "paused", "recording"]
+MediaKind = Literal["image", "video", "audio", "document", "sticker"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMedia:
+    """A file to send, already in its final form on local disk.
+
+    The driver reads ``path`` and uploads it to WhatsApp's media servers itself
+    (neonize: ``client.upload``; the simulator: its media endpoint). ``ptt``
+    marks an audio as a voice note; it must then be Opus in OGG.
+    """
+
+    path: str
+    kind: MediaKind
+    mime: str
+    size: int
+    file_name: str | None = None
+    caption: str | None = None
+    ptt: bool = False
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMedia:
+    """Media attached to a received message, as the message describes it.
+
+    The bytes are not in the event: fetch them with :meth:`WhatsAppDriver.download_media`.
+    ``handle`` is the driver's own locator for them (simulator: the media URL;
+    neonize: the serialized ``Message``); nothing outside the driver reads it.
+    """
+
+    kind: MediaKind
+    mime: str
+    handle: str
+    size: int | None = None
+    file_name: str | None = None
+    ptt: bool = False
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +115,11 @@ class IncomingMessage:
     sender_jid: str
     from_me: bool
     timestamp: int  # epoch seconds
-    text: str | None
+    text: str | None  # for media: the caption
     reply_to_id: str | None = None
     forwarded: bool = False
     push_name: str | None = None
+    media: IncomingMedia | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +277,28 @@ class WhatsAppDriver(Protocol):
 
         ``reply_to_id`` quotes a message of the same chat; ``forwarded`` marks the
         text as forwarded (neonize: ``contextInfo.isForwarded``).
+        """
+
+    async def send_media(
+        self,
+        session_id: str,
+        to_jid: str,
+        media: OutgoingMedia,
+        *,
+        message_id: str,
+        reply_to_id: str | None = None,
+        forwarded: bool = False,
+    ) -> SendResult:
+        """Upload ``media.path`` and send it as one message; idempotent on ``message_id`` like ``send_text``.
+
+        Raises :class:`DriverError` when the file cannot be read or the upload is
+        refused (nothing was sent), :class:`OutcomeUnknown` when the send's answer is lost.
+        """
+
+    async def download_media(self, session_id: str, media: IncomingMedia, dest_path: str) -> int:
+        """Write the bytes of ``media`` to ``dest_path``; returns their size.
+
+        Raises :class:`DriverError` when they cannot be fetched (expired, gone, corrupt).
         """
 
     async def edit_message(self, session_id: str, chat_jid: str, message_id: str, text: str) -> int:
