@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -47,3 +50,55 @@ def ws_url(stack: Stack):  # type: ignore[no-untyped-def]
         return f"{stack.ws_url}/ws/sessions?accessToken={tenant.key}"
 
     return make
+
+
+Event = dict[str, Any]
+
+
+@dataclass
+class Linked:
+    stack: Stack
+    tenant: Tenant
+    ws: WsCollector
+    sid: str
+    phone: str
+    sim: httpx.AsyncClient
+
+    async def send(self, to: str, **body: Any) -> tuple[dict[str, Any], Event]:
+        """POST /chats/{jid}/messages and wait for its upsert on the WebSocket."""
+        r = await self.tenant.http.post(f"/chats/{to}/messages", json={"sessionId": self.sid, **body})
+        assert r.status_code == 202, r.text
+        accepted = r.json()
+        upsert = await self.ws.wait_for(
+            lambda e: e["type"] == "session.messages.upsert" and e["payload"].get("requestId") == accepted["commandId"]
+        )
+        return accepted, upsert
+
+    async def outcome(self, command_id: str) -> dict[str, Any]:
+        async def done() -> dict[str, Any] | None:
+            r = await self.tenant.http.get(f"/commands/{command_id}")
+            return r.json() if r.status_code == 200 else None
+
+        result: dict[str, Any] = await eventually(done)
+        return result
+
+    async def messages(self, jid: str, **params: Any) -> dict[str, Any]:
+        r = await self.tenant.http.get(f"/chats/{jid}/messages", params={"sessionId": self.sid, **params})
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def message(self, jid: str, message_id: str) -> dict[str, Any]:
+        found = [m for m in (await self.messages(jid, limit=200))["messages"] if m["id"] == message_id]
+        return found[0] if found else {}
+
+    async def quiet_contact(self, phone: str) -> None:
+        r = await self.sim.post(f"/control/contacts/{phone}", json={"autoReply": False, "autoRead": False})
+        assert r.status_code == 200, r.text
+
+
+@pytest.fixture
+async def linked(stack: Stack, tenant: Tenant, ws_url) -> AsyncIterator[Linked]:  # type: ignore[no-untyped-def]
+    async with WsCollector(ws_url(tenant)) as ws, httpx.AsyncClient(base_url=stack.sim_url, timeout=10) as sim:
+        sid, phone = await link_session(stack, tenant, ws)
+        yield Linked(stack, tenant, ws, sid, phone, sim)

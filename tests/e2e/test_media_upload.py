@@ -15,12 +15,15 @@ import httpx
 import pytest
 
 from tests.conftest import Tenant
+from tests.support import media_samples as samples
 from zapstream_platform.settings import S3Settings
 from zapstream_platform.storage import MediaStore
 
-PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(2048)
+PNG = samples.png(64, 48)
 PDF = b"%PDF-1.7\n" + os.urandom(4096)
-MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + os.urandom(6 * 1024 * 1024)
+BIG_PDF = b"%PDF-1.7\n" + os.urandom(9 * 1024 * 1024)  # over one S3 part: multipart
+MP4 = samples.mp4(2, 160, 120)
+FAKE_MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + os.urandom(64 * 1024)
 
 
 @pytest.fixture
@@ -46,10 +49,10 @@ async def test_upload_each_kind_and_fetch_by_url(media_http: httpx.AsyncClient, 
                                                  media_store: MediaStore) -> None:
     for kind, name, data, declared, mime in [
         ("image", "photo.png", PNG, "image/png", "image/png"),
-        ("document", "invoice.pdf", PDF, "application/pdf", "application/pdf"),
-        ("video", "clip.mp4", MP4, "video/mp4", "video/mp4"),  # > one S3 part: multipart
-        ("audio", "voice.ogg", b"OggS\x00\x02" + b"\x00" * 22 + b"OpusHead" + os.urandom(1000), None, "audio/ogg"),
-        ("sticker", "s.webp", b"RIFF\x00\x00\x00\x00WEBPVP8 " + os.urandom(500), "image/webp", "image/webp"),
+        ("document", "invoice.pdf", BIG_PDF, "application/pdf", "application/pdf"),
+        ("video", "clip.mp4", MP4, "video/mp4", "video/mp4"),
+        ("audio", "voice.ogg", samples.ogg_opus(2), None, "audio/ogg"),
+        ("sticker", "s.webp", samples.webp(512, 512), "image/webp", "image/webp"),
     ]:
         files = {"file": (name, data, declared or "application/octet-stream")}
         r = await media_http.post("/media", data={"kind": kind}, files=files)
@@ -57,6 +60,12 @@ async def test_upload_each_kind_and_fetch_by_url(media_http: httpx.AsyncClient, 
         body = r.json()
         assert body["kind"] == kind and body["mime"] == mime and body["size"] == len(data)
         assert body["key"] == f"tenants/{tenant.id}/uploads/{body['mediaId']}/{name}"
+        if kind in ("image", "video", "sticker"):
+            assert body["width"] and body["height"], body
+        if kind in ("video", "audio"):
+            assert body["duration"] == 2, body
+        described = (await media_http.get(f"/media/{body['mediaId']}")).json()
+        assert described["key"] == body["key"] and described["size"] == len(data)
         async with httpx.AsyncClient(timeout=30) as plain:
             got = await plain.get(body["url"])
         assert got.status_code == 200
@@ -78,6 +87,8 @@ async def test_rejections_store_nothing(media_http: httpx.AsyncClient, tenant: T
         # unrecognisable bytes
         ({"kind": "document"}, ("x.bin", b"\x00\x01\x02\x03" * 100, "application/octet-stream"), 415),
         ({"kind": "gif"}, ("p.png", PNG, "image/png"), 422),
+        # the right magic number but not a playable video (a renamed or truncated file)
+        ({"kind": "video"}, ("fake.mp4", FAKE_MP4, "video/mp4"), 415),
     ]
     for data, file, status in cases:
         r = await media_http.post("/media", data=data, files={"file": file})
