@@ -1,6 +1,6 @@
 """``python -m bench [names...]``: run the benchmarks, write bench/results/*.json and bench/README.md.
 
-Names: ingest, projector, runner_memory, e2e, ws, replay (default: all, in that order).
+Names: ingest, projector, runner_memory, e2e, ws, replay, media_upload (default: all, in that order).
 Needs Kafka and PostgreSQL from ``make infra-up``; everything else it starts itself.
 """
 
@@ -13,7 +13,8 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import e2e, ingest, projection, runner_memory, ws_fanout
+from bench import e2e, ingest, media_upload, projection, runner_memory, ws_fanout
+from bench.common import REPO
 from bench.report import write_readme
 
 BENCHES: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
@@ -23,7 +24,17 @@ BENCHES: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
     "e2e": e2e.run,
     "ws": ws_fanout.run,
     "replay": projection.bench_replay,
+    "media_upload": media_upload.run,
 }
+
+
+def write_readme_with_media() -> None:
+    """bench.report's README plus the media-upload section, which bench.report does not render yet."""
+    write_readme()
+    section = media_upload.readme_section()
+    if section:
+        readme = REPO / "bench" / "README.md"
+        readme.write_text(readme.read_text() + section)
 
 
 def main() -> int:
@@ -38,7 +49,7 @@ def main() -> int:
         except Exception:  # one broken bench must not hide the others' figures
             traceback.print_exc()
             failed.append(name)
-    write_readme()
+    write_readme_with_media()
     print("bench/README.md updated" + (f"; FAILED: {failed}" if failed else ""))
     return 1 if failed else 0
 

@@ -51,7 +51,7 @@ async def fetch(url: str) -> bytes:
 async def inbox_message(linked: Linked, phone: str, message_id: str) -> dict[str, Any]:
     async def landed() -> dict[str, Any] | None:
         r = await linked.sim.get(f"/control/accounts/{phone}/inbox")
-        found = [m for m in r.json() if m["id"] == message_id]
+        found = [m for m in r.json()["messages"] if m["id"] == message_id]
         return found[0] if found else None
 
     found: dict[str, Any] = await eventually(landed)
@@ -190,8 +190,8 @@ async def test_pdf_by_base64_on_seed_002_route(linked: Linked) -> None:
     r = await linked.tenant.http.post("/api/send-pdf", json={
         "sessionId": linked.sid, "to": contact, "pdfBase64": base64.b64encode(samples.png()).decode()})
     assert r.status_code == 415, r.text
-    r = await httpx.AsyncClient(base_url=str(linked.tenant.http.base_url)).post(
-        "/api/send-pdf", json={"sessionId": linked.sid, "to": contact, "pdfBase64": "JVBERi0="})
+    async with httpx.AsyncClient(base_url=str(linked.tenant.http.base_url), timeout=10) as anon:
+        r = await anon.post("/api/send-pdf", json={"sessionId": linked.sid, "to": contact, "pdfBase64": "JVBERi0="})
     assert r.status_code == 401
 
 

@@ -159,17 +159,21 @@ class SimControl:
         self,
         sender: str,
         to: str,
-        text: str,
+        text: str | None,
         *,
         msg_id: str | None = None,
         reply_to: str | None = None,
         forwarded: bool = False,
+        media: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """``sender``'s phone writes to ``to``; ``media`` is ``{dataBase64, kind, mime, fileName?, ...}``."""
         body: dict[str, Any] = {"from": sender, "to": to, "text": text, "forwarded": forwarded}
         if msg_id is not None:
             body["id"] = msg_id
         if reply_to is not None:
             body["replyTo"] = reply_to
+        if media is not None:
+            body["media"] = media
         return await self.call("POST", "/control/inject", body)
 
     async def contact(

@@ -10,6 +10,9 @@ a contact writing, the network failing). To add ``neonize``: write a
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import os
 import re
 import time
 import uuid
@@ -28,11 +31,13 @@ from session_runner.drivers.port import (
     DriverError,
     DriverEvent,
     HistorySync,
+    IncomingMedia,
     IncomingMessage,
     LoggedOut,
     MessageEdited,
     MessageRevoked,
     OutcomeUnknown,
+    OutgoingMedia,
     PresenceUpdate,
     QrCode,
     Reaction,
@@ -111,6 +116,18 @@ class Adapter(Protocol):
     async def scan_qr(self, code: str, phone: str) -> None: ...
     async def pair(self, code: str) -> None: ...
     async def contact_says(self, contact: str, to: str, text: str, *, forwarded: bool = False) -> str: ...
+    async def contact_sends_media(
+        self,
+        contact: str,
+        to: str,
+        data: bytes,
+        *,
+        kind: str,
+        mime: str,
+        caption: str | None = None,
+        file_name: str | None = None,
+        ptt: bool = False,
+    ) -> str: ...
     async def configure_contact(self, phone: str, **flags: bool) -> None: ...
     async def name_contact(self, phone: str, name: str, saved_name: str | None = None) -> None: ...
     async def contact_reacts(self, contact: str, to: str, message_id: str, emoji: str) -> None: ...
@@ -165,6 +182,27 @@ class SimAdapter:
 
     async def contact_says(self, contact: str, to: str, text: str, *, forwarded: bool = False) -> str:
         return str((await self.control.inject(contact, to, text, forwarded=forwarded))["id"])
+
+    async def contact_sends_media(
+        self,
+        contact: str,
+        to: str,
+        data: bytes,
+        *,
+        kind: str,
+        mime: str,
+        caption: str | None = None,
+        file_name: str | None = None,
+        ptt: bool = False,
+    ) -> str:
+        media = {
+            "dataBase64": base64.b64encode(data).decode(),
+            "kind": kind,
+            "mime": mime,
+            "fileName": file_name,
+            "ptt": ptt,
+        }
+        return str((await self.control.inject(contact, to, caption, media=media))["id"])
 
     async def configure_contact(self, phone: str, **flags: bool) -> None:
         unknown = set(flags) - {"auto_reply", "auto_read", "typing"}
@@ -901,7 +939,189 @@ async def test_new_calls_on_a_session_that_is_not_connected_raise(driver_factory
             await call
 
 
+# ------------------------------------------------------------------------ media
+
+PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_image_with_caption_arrives_whole_and_once(driver_factory: Adapter, tmp_path: Path) -> None:
+    a, b = await link(driver_factory), await link(driver_factory)
+    data = PNG_HEADER + os.urandom(3 * 1024 * 1024)  # several transfer chunks
+    path = tmp_path / "photo.png"
+    path.write_bytes(data)
+    media = OutgoingMedia(
+        path=str(path), kind="image", mime="image/png", size=len(data), caption="look", width=640, height=480
+    )
+    msg_id = new_message_id()
+
+    result = await a.driver.send_media(a.sid, jid(b.phone), media, message_id=msg_id)
+
+    assert (result.message_id, result.duplicate) == (msg_id, False)
+    incoming = await b.rec.wait_for(IncomingMessage, with_id(msg_id))
+    assert (incoming.text, incoming.sender_jid, incoming.from_me) == ("look", jid(a.phone), False)
+    assert incoming.media is not None
+    got = incoming.media
+    assert (got.kind, got.mime, got.size, got.width, got.height, got.ptt) == (
+        "image",
+        "image/png",
+        len(data),
+        640,
+        480,
+        False,
+    )
+    [entry] = [m for m in await driver_factory.received_by(b.phone) if m["id"] == msg_id]
+    assert entry["text"] == "look"
+    assert (entry["media"]["sha256"], entry["media"]["size"], entry["media"]["kind"]) == (
+        sha256(data),
+        len(data),
+        "image",
+    )
+    dest = tmp_path / "received.png"
+    assert await b.driver.download_media(b.sid, got, str(dest)) == len(data)
+    assert dest.read_bytes() == data
+
+    again = await a.driver.send_media(a.sid, jid(b.phone), media, message_id=msg_id)
+
+    assert (again.duplicate, again.timestamp) == (True, result.timestamp)
+    [entry] = [m for m in await driver_factory.received_by(b.phone) if m["id"] == msg_id]
+    assert (entry["count"], entry["attempts"]) == (1, 2)
+
+
+async def test_media_from_a_contact_can_be_downloaded(driver_factory: Adapter, tmp_path: Path) -> None:
+    a = await link(driver_factory)
+    contact = driver_factory.new_phone()
+    voice_bytes = b"OggS\x00\x02" + os.urandom(20_000)
+    pdf_bytes = b"%PDF-1.4\n" + os.urandom(5_000)
+
+    voice_id = await driver_factory.contact_sends_media(
+        contact, a.phone, voice_bytes, kind="audio", mime="audio/ogg; codecs=opus", ptt=True
+    )
+    pdf_id = await driver_factory.contact_sends_media(
+        contact,
+        a.phone,
+        pdf_bytes,
+        kind="document",
+        mime="application/pdf",
+        caption="the contract",
+        file_name="contract.pdf",
+    )
+
+    voice = await a.rec.wait_for(IncomingMessage, with_id(voice_id))
+    pdf = await a.rec.wait_for(IncomingMessage, with_id(pdf_id))
+    assert voice.media is not None and pdf.media is not None
+    assert (voice.text, voice.media.kind, voice.media.ptt, voice.media.size) == (
+        None,
+        "audio",
+        True,
+        len(voice_bytes),
+    )
+    assert (pdf.text, pdf.media.kind, pdf.media.mime, pdf.media.file_name) == (
+        "the contract",
+        "document",
+        "application/pdf",
+        "contract.pdf",
+    )
+    for message, data in ((voice, voice_bytes), (pdf, pdf_bytes)):
+        assert message.media is not None
+        dest = tmp_path / f"{message.id}.bin"
+        assert await a.driver.download_media(a.sid, message.media, str(dest)) == len(data)
+        assert dest.read_bytes() == data
+
+
+async def test_unreadable_media_file_is_refused_and_nothing_is_sent(
+    driver_factory: Adapter, tmp_path: Path
+) -> None:
+    a = await link(driver_factory)
+    contact = driver_factory.new_phone()
+    await driver_factory.configure_contact(contact, auto_reply=False, auto_read=False)
+
+    for path in (tmp_path / "missing.png", tmp_path):  # no such file; a directory
+        media = OutgoingMedia(path=str(path), kind="image", mime="image/png", size=10)
+        with pytest.raises(DriverError) as caught:
+            await a.driver.send_media(a.sid, jid(contact), media, message_id=new_message_id())
+        assert not isinstance(caught.value, OutcomeUnknown)
+
+    assert await driver_factory.received_by(contact) == []
+
+
+async def test_send_media_on_a_session_that_is_not_connected_raises(
+    driver_factory: Adapter, tmp_path: Path
+) -> None:
+    path = tmp_path / "photo.png"
+    path.write_bytes(PNG_HEADER)
+    media = OutgoingMedia(path=str(path), kind="image", mime="image/png", size=len(PNG_HEADER))
+    driver = driver_factory.driver()
+    with pytest.raises(DriverError):
+        await driver.send_media(
+            driver_factory.new_session_id(),
+            jid(driver_factory.new_phone()),
+            media,
+            message_id=new_message_id(),
+        )
+
+
 # ------------------------------------------------------------------ sim only
+
+
+async def test_sim_media_refusals_are_driver_errors(
+    simulator_url: str, sim_control: SimControl, tmp_path: Path
+) -> None:
+    """The simulator's own rules (ptt is for audio) and media it never had (gone after a reset)."""
+    adapter = SimAdapter(simulator_url)
+    try:
+        a = await link(adapter)
+        contact = new_phone()
+        path = tmp_path / "photo.png"
+        path.write_bytes(PNG_HEADER)
+        voice_image = OutgoingMedia(path=str(path), kind="image", mime="image/png", size=16, ptt=True)
+        with pytest.raises(DriverError, match="audio") as caught:
+            await a.driver.send_media(a.sid, jid(contact), voice_image, message_id=new_message_id())
+        assert not isinstance(caught.value, OutcomeUnknown)
+        assert await sim_control.inbox(contact) == []
+
+        dest = tmp_path / "never.png"
+        for handle in ("/v1/media/" + "0" * 32, "not-a-url"):
+            unknown = IncomingMedia(kind="image", mime="image/png", handle=handle, size=16)
+            with pytest.raises(DriverError):
+                await a.driver.download_media(a.sid, unknown, str(dest))
+        assert await asyncio.to_thread(os.listdir, tmp_path) == [path.name]  # no partial file left
+    finally:
+        await adapter.aclose()
+
+
+async def test_sim_upload_over_the_cap_is_refused_and_nothing_is_sent(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "capped.log"
+    proc = start_simulator(port, log_path, {"SIM_MAX_MEDIA_BYTES": "1000"})
+    adapter = SimAdapter(url)
+    try:
+        await asyncio.to_thread(wait_ready, url, proc, log_path)
+        a = await link(adapter)
+        contact = new_phone()
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(2 * 1024 * 1024))
+        media = OutgoingMedia(path=str(big), kind="document", mime="application/octet-stream", size=2 << 20)
+
+        with pytest.raises(DriverError) as caught:
+            await a.driver.send_media(a.sid, jid(contact), media, message_id=new_message_id())
+
+        assert not isinstance(caught.value, OutcomeUnknown)
+        assert await adapter.control.inbox(contact) == []
+        assert (await adapter.control.stats())["mediaStored"] == 0
+        small = tmp_path / "small.bin"
+        small.write_bytes(b"x" * 1000)
+        ok = OutgoingMedia(path=str(small), kind="document", mime="text/plain", size=1000)
+        assert (
+            await a.driver.send_media(a.sid, jid(contact), ok, message_id=new_message_id())
+        ).duplicate is False
+    finally:
+        await adapter.aclose()
+        await asyncio.to_thread(stop_simulator, proc)
 
 
 async def test_sim_driver_survives_a_simulator_restart(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ never outlive a send or a receive, whether it worked or not.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -33,13 +34,13 @@ class RecordingDriver:
 
     async def send_media(self, session_id: str, to_jid: str, media: d.OutgoingMedia, *, message_id: str,
                          reply_to_id: str | None = None, forwarded: bool = False) -> d.SendResult:
-        self.sent.append((media, Path(media.path).read_bytes()))
+        self.sent.append((media, await asyncio.to_thread(Path(media.path).read_bytes)))
         return d.SendResult(message_id=message_id, timestamp=1)
 
     async def download_media(self, session_id: str, media: d.IncomingMedia, dest_path: str) -> int:
         if not self.serve:
             raise d.DriverError("gone from the media servers")
-        Path(dest_path).write_bytes(self.serve)
+        await asyncio.to_thread(Path(dest_path).write_bytes, self.serve)
         return len(self.serve)
 
 

@@ -7,6 +7,7 @@ native library hands them to Python, then mapped with ``neonize_mapping``; no cl
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 import pytest
 
@@ -24,15 +25,18 @@ from neonize.proto.waHistorySync import WAWebProtobufsHistorySync_pb2 as H  # no
 from neonize.proto.waWeb import WAWebProtobufsWeb_pb2 as W  # noqa: E402
 
 from session_runner.drivers import neonize_mapping as nm  # noqa: E402
+from session_runner.drivers.neonize_worker import MediaPreview, build_media_message  # noqa: E402
 from session_runner.drivers.port import (  # noqa: E402
     Connected,
     ContactsUpdate,
     Disconnected,
     HistorySync,
+    IncomingMedia,
     IncomingMessage,
     LoggedOut,
     MessageEdited,
     MessageRevoked,
+    OutgoingMedia,
     PresenceUpdate,
     QrCode,
     Reaction,
@@ -221,6 +225,268 @@ def test_plumbing_messages_are_dropped() -> None:
     assert nm.map_message(message_ev(key_share), 1) is None
     skdm = E.Message(senderKeyDistributionMessage=E.SenderKeyDistributionMessage(groupID="g"))
     assert nm.map_message(message_ev(skdm), 1) is None
+
+
+# ---------------------------------------------------------------------------- media
+
+# What WhatsApp puts in every media message: where the encrypted file is and how to decrypt it.
+KEYS = {
+    "URL": "https://mmg.whatsapp.net/v/t62.7118-24/1_2_3.enc",
+    "directPath": "/v/t62.7118-24/1_2_3.enc?ccb=11-4",
+    "mediaKey": bytes(range(32)),
+    "fileSHA256": b"\x01" * 32,
+    "fileEncSHA256": b"\x02" * 32,
+    "mediaKeyTimestamp": TS,
+}
+
+
+def handle_message(media: IncomingMedia) -> E.Message:
+    return E.Message.FromString(nm.media_handle_bytes(media.handle))
+
+
+def mapped(body: E.Message, **kwargs: Any) -> IncomingMessage:
+    event = nm.map_message(message_ev(body, **kwargs), 1)
+    assert isinstance(event, IncomingMessage) and event.media is not None
+    return event
+
+
+def test_image_with_caption_reply_and_thumbnail() -> None:
+    image = E.ImageMessage(
+        **KEYS,
+        mimetype="image/jpeg",
+        caption="look",
+        fileLength=48_213,
+        width=1280,
+        height=960,
+        JPEGThumbnail=b"\xff\xd8thumb",
+        contextInfo=E.ContextInfo(stanzaID="ORIG9", quotedMessage=E.Message(conversation="q?")),
+    )
+    event = mapped(E.Message(imageMessage=image))
+
+    assert (event.text, event.reply_to_id, event.forwarded) == ("look", "ORIG9", False)
+    media = event.media
+    assert media is not None and media.handle.startswith(nm.MEDIA_HANDLE_PREFIX)
+    assert media == IncomingMedia(
+        kind="image", mime="image/jpeg", handle=media.handle, size=48_213, width=1280, height=960
+    )
+    # The handle keeps what download_any needs, not the quote or the thumbnail (it rides in events).
+    expected = E.Message(imageMessage=image)
+    expected.imageMessage.ClearField("contextInfo")
+    expected.imageMessage.ClearField("JPEGThumbnail")
+    assert handle_message(media) == expected
+
+
+def test_video_forwarded_in_a_view_once_wrapper() -> None:
+    video = E.VideoMessage(
+        **KEYS,
+        mimetype="video/mp4",
+        caption="clip",
+        fileLength=2_000_000,
+        seconds=12,
+        width=640,
+        height=360,
+        viewOnce=True,
+        contextInfo=E.ContextInfo(isForwarded=True, forwardingScore=3),
+    )
+    body = E.Message(viewOnceMessageV2=E.FutureProofMessage(message=E.Message(videoMessage=video)))
+    event = mapped(body)
+
+    assert (event.text, event.forwarded, event.reply_to_id) == ("clip", True, None)
+    assert event.media is not None
+    assert (event.media.kind, event.media.mime, event.media.size, event.media.duration) == (
+        "video",
+        "video/mp4",
+        2_000_000,
+        12,
+    )
+    assert (event.media.width, event.media.height, event.media.ptt) == (640, 360, False)
+    expected = E.Message(videoMessage=video)
+    expected.videoMessage.ClearField("contextInfo")
+    assert handle_message(event.media) == expected  # unwrapped: download_any looks at top-level fields
+
+
+def test_round_video_note_is_a_video_downloadable_as_one() -> None:
+    ptv = E.VideoMessage(**KEYS, mimetype="video/mp4", seconds=7, fileLength=300_000)
+    event = mapped(E.Message(ptvMessage=ptv))
+    assert event.media is not None and (event.media.kind, event.media.duration) == ("video", 7)
+    assert handle_message(event.media) == E.Message(videoMessage=ptv)
+
+
+def test_voice_note_ptt_without_caption() -> None:
+    audio = E.AudioMessage(
+        **KEYS, mimetype="audio/ogg; codecs=opus", PTT=True, seconds=4, fileLength=9_876, waveform=b"\x00\x10"
+    )
+    event = mapped(E.Message(ephemeralMessage=E.FutureProofMessage(message=E.Message(audioMessage=audio))))
+    media = event.media
+    assert media is not None
+
+    assert event.text is None
+    assert media == IncomingMedia(
+        kind="audio", mime="audio/ogg; codecs=opus", handle=media.handle, size=9_876, ptt=True, duration=4
+    )
+    assert handle_message(media) == E.Message(audioMessage=audio)  # nothing to strip: equal
+
+
+def test_plain_audio_is_not_a_voice_note() -> None:
+    event = mapped(E.Message(audioMessage=E.AudioMessage(**KEYS, mimetype="audio/mpeg", seconds=200)))
+    assert event.media is not None and (event.media.kind, event.media.ptt) == ("audio", False)
+
+
+def test_document_with_caption_wrapper_file_name_and_mime() -> None:
+    document = E.DocumentMessage(
+        **KEYS,
+        mimetype="application/pdf",
+        fileName="invoice-42.pdf",
+        title="invoice-42",
+        caption="your invoice",
+        fileLength=123_456,
+        pageCount=2,
+    )
+    body = E.Message(
+        documentWithCaptionMessage=E.FutureProofMessage(message=E.Message(documentMessage=document))
+    )
+    event = mapped(body)
+
+    assert event.text == "your invoice"
+    assert event.media is not None
+    assert (event.media.kind, event.media.mime, event.media.file_name, event.media.size) == (
+        "document",
+        "application/pdf",
+        "invoice-42.pdf",
+        123_456,
+    )
+    assert (event.media.width, event.media.height, event.media.duration) == (None, None, None)
+    assert handle_message(event.media) == E.Message(documentMessage=document)
+
+
+def test_document_without_file_name_falls_back_to_title() -> None:
+    event = mapped(E.Message(documentMessage=E.DocumentMessage(**KEYS, title="report", mimetype="text/csv")))
+    assert event.media is not None and event.media.file_name == "report"
+
+
+def test_sticker_dimensions_and_default_mime() -> None:
+    sticker = E.StickerMessage(**KEYS, width=512, height=512, fileLength=20_000, isAnimated=False)
+    event = mapped(E.Message(stickerMessage=sticker), from_me=True)
+    media = event.media
+    assert media is not None
+
+    assert event.text is None and event.from_me
+    assert media == IncomingMedia(
+        kind="sticker",
+        mime="image/webp",  # left empty by the sender: what WhatsApp assumes
+        handle=media.handle,
+        size=20_000,
+        width=512,
+        height=512,
+    )
+    assert handle_message(media) == E.Message(stickerMessage=sticker)
+
+
+def test_text_has_no_media_and_bad_handles_are_refused() -> None:
+    event = nm.map_message(message_ev(E.Message(conversation="hi")), 1)
+    assert isinstance(event, IncomingMessage) and event.media is None
+    assert nm.media_handle(E.Message(conversation="hi")) is None
+    with pytest.raises(ValueError, match="not a neonize media handle"):
+        nm.media_handle_bytes("/v1/media/abc")  # the simulator's kind of handle
+    with pytest.raises(ValueError, match="corrupt"):
+        nm.media_handle_bytes(nm.MEDIA_HANDLE_PREFIX + "not base64!")
+
+
+def test_history_sync_media_message() -> None:
+    image = E.ImageMessage(**KEYS, mimetype="image/png", caption="old photo", fileLength=77)
+    data = H.HistorySync(
+        syncType=H.HistorySync.RECENT,
+        progress=100,
+        conversations=[
+            H.Conversation(
+                ID=f"{ALICE}@s.whatsapp.net",
+                messages=[
+                    H.HistorySyncMsg(
+                        message=W.WebMessageInfo(
+                            key=MessageKey(remoteJID=f"{ALICE}@s.whatsapp.net", ID="HM1"),
+                            message=E.Message(imageMessage=image),
+                            messageTimestamp=TS,
+                        )
+                    )
+                ],
+            )
+        ],
+    )
+    event = nm.map_history_sync(N.HistorySync(Data=data), 3)
+    (message,) = event.messages
+    assert message.text == "old photo" and message.media is not None
+    assert (message.media.kind, message.media.mime, message.media.size) == ("image", "image/png", 77)
+    assert handle_message(message.media) == E.Message(imageMessage=image)
+
+
+# ------------------------------------------------------------ outgoing media messages
+
+UPLOAD = N.UploadResponse(
+    url=KEYS["URL"],
+    DirectPath=KEYS["directPath"],
+    MediaKey=KEYS["mediaKey"],
+    FileEncSHA256=KEYS["fileEncSHA256"],
+    FileSHA256=KEYS["fileSHA256"],
+    FileLength=4_321,
+)
+
+
+@pytest.mark.parametrize(
+    ("media", "text"),
+    [
+        (OutgoingMedia("/s/p.jpg", "image", "image/jpeg", 4_321, caption="hi", width=800, height=600), "hi"),
+        (
+            OutgoingMedia(
+                "/s/v.mp4", "video", "video/mp4", 4_321, caption="v", width=64, height=48, duration=9
+            ),
+            "v",
+        ),
+        (OutgoingMedia("/s/a.mp3", "audio", "audio/mpeg", 4_321, duration=200), None),
+        (OutgoingMedia("/s/n.ogg", "audio", "audio/ogg", 4_321, ptt=True, duration=3), None),
+        (
+            OutgoingMedia("/s/x.bin", "document", "application/pdf", 4_321, file_name="a.pdf", caption="pdf"),
+            "pdf",
+        ),
+        (
+            OutgoingMedia(
+                "/s/s.webp", "sticker", "image/webp", 4_321, caption="dropped", width=512, height=512
+            ),
+            None,
+        ),
+    ],
+    ids=["image", "video", "audio", "voice-note", "document", "sticker"],
+)
+def test_outgoing_media_maps_back_to_what_was_sent(media: OutgoingMedia, text: str | None) -> None:
+    """What we send is what a recipient's driver would report (kind, metadata, caption, reply)."""
+    ctx = E.ContextInfo(stanzaID="ORIG1", isForwarded=True, forwardingScore=1)
+    message = build_media_message(media, UPLOAD, context=ctx, now=TS)
+
+    event = mapped(message)
+    received = event.media
+    assert received is not None
+    assert (received.kind, received.size, event.text) == (media.kind, UPLOAD.FileLength, text)
+    assert (event.reply_to_id, event.forwarded) == ("ORIG1", True)
+    assert (received.width, received.height, received.duration) == (media.width, media.height, media.duration)
+    assert received.ptt is media.ptt
+    assert received.mime == ("audio/ogg; codecs=opus" if media.ptt else media.mime)
+    assert received.file_name == ("a.pdf" if media.kind == "document" else None)
+    part = getattr(handle_message(received), f"{media.kind}Message")
+    assert (part.mediaKey, part.directPath, part.fileSHA256) == (
+        KEYS["mediaKey"],
+        KEYS["directPath"],
+        KEYS["fileSHA256"],
+    )
+
+
+def test_outgoing_media_takes_missing_metadata_from_the_preview() -> None:
+    media = OutgoingMedia("/s/p.png", "image", "image/png", 10, width=None, height=None)
+    preview = MediaPreview(thumbnail=b"\xff\xd8jpeg", width=30, height=20)
+    message = build_media_message(media, UPLOAD, preview=preview)
+    assert (message.imageMessage.width, message.imageMessage.height) == (30, 20)
+    assert message.imageMessage.JPEGThumbnail == b"\xff\xd8jpeg"
+    assert not message.imageMessage.HasField("contextInfo")  # no reply, no forward: no context
+    document = build_media_message(OutgoingMedia("/s/r.csv", "document", "text/csv", 10), UPLOAD)
+    assert (document.documentMessage.fileName, document.documentMessage.caption) == ("r.csv", "")
 
 
 # ---------------------------------------------------------------- receipts, presence

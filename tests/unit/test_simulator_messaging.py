@@ -1,13 +1,16 @@
-"""Messaging parity rules of the simulator: forwards, edits, revokes, reactions, clears, presence, contacts."""
+"""Messaging parity rules of the simulator: forwards, edits, revokes, reactions, clears, presence, contacts, media."""
 
 from __future__ import annotations
+
+import hashlib
+from typing import Any
 
 import orjson
 import pytest
 
 from tests.unit.test_simulator_core import ALICE, BOB, CAROL, FakeLink, linked, make
 from wa_simulator.app import _handle_frame
-from wa_simulator.core import Conflict, Forbidden, NotFound, SimError, Simulator
+from wa_simulator.core import Conflict, Forbidden, NotFound, SimError, Simulator, StoredMedia
 from wa_simulator.scheduling import ManualScheduler
 
 A_JID, B_JID, C_JID = (f"{p}@s.whatsapp.net" for p in (ALICE, BOB, CAROL))
@@ -284,3 +287,182 @@ def test_new_device_ops_are_answered() -> None:
     assert all(isinstance(results[r]["timestamp"], int) for r in ("2", "3", "4"))
     assert "author" in results["7"]["error"] and "revoked" in results["8"]["error"]
     assert sim.inbox(CAROL)[0]["forwarded"] is True
+
+
+# ------------------------------------------------------------------------ media
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+MEDIA_KEYS = {"url", "kind", "mime", "size", "sha256", "fileName", "ptt", "width", "height", "duration"}
+
+
+def upload(sim: Simulator, data: bytes = PNG, mime: str = "image/png") -> StoredMedia:
+    """What the app does once an upload's bytes are on disk."""
+    return sim.add_media(sim.new_media_id(), len(data), hashlib.sha256(data).hexdigest(), mime)
+
+
+def image(stored: StoredMedia, **overrides: Any) -> dict[str, Any]:
+    return {
+        "url": stored.url,
+        "kind": "image",
+        "mime": "image/png",
+        "size": stored.size,
+        "sha256": stored.sha256,
+        "width": 640,
+        "height": 480,
+        **overrides,
+    }
+
+
+def test_media_message_carries_its_media_to_the_recipient_and_the_views() -> None:
+    sim, _ = quiet()
+    linked(sim, "a", ALICE)
+    laptop = linked(sim, "a2", ALICE)
+    bob = linked(sim, "b", BOB)
+    stored = upload(sim)
+
+    msg, duplicate = sim.send("a", msg_id="M1", to_jid=B_JID, text="look", media=image(stored))
+
+    assert duplicate is False
+    [event] = [e for e in bob.events("message") if e["id"] == "M1"]
+    assert event["text"] == "look"
+    assert event["media"] == {
+        "url": stored.url,
+        "kind": "image",
+        "mime": "image/png",
+        "size": len(PNG),
+        "sha256": hashlib.sha256(PNG).hexdigest(),
+        "fileName": None,
+        "ptt": False,
+        "width": 640,
+        "height": 480,
+        "duration": None,
+    }
+    assert laptop.events("message")[-1]["media"] == event["media"]  # the sender's other devices
+    [entry] = [m for m in sim.inbox(BOB) if m["id"] == "M1"]
+    assert (entry["text"], entry["media"]) == ("look", event["media"])
+    assert sim.outbox(ALICE)[-1]["media"] == event["media"]
+    history = linked(sim, "b2", BOB).events("history_sync")[0]["messages"]
+    assert [m["media"] for m in history if m["id"] == "M1"] == [event["media"]]
+    assert [m["media"] for m in sim.inbox(ALICE)] == [None] * len(sim.inbox(ALICE))  # texts: null
+    assert msg.media is not None and msg.media.url == stored.url
+
+
+def test_media_caption_is_optional_and_voice_notes_are_audio() -> None:
+    sim, _ = quiet()
+    linked(sim, "a", ALICE)
+    voice = upload(sim, b"OggS" + bytes(100), "audio/ogg; codecs=opus")
+    doc = upload(sim, b"%PDF-1.4 ...", "application/pdf")
+
+    sim.send(
+        "a",
+        msg_id="V1",
+        to_jid=C_JID,
+        text=None,
+        media={"url": voice.url, "kind": "audio", "mime": voice.mime, "size": voice.size, "ptt": True},
+    )
+    sim.send(
+        "a",
+        msg_id="D1",
+        to_jid=C_JID,
+        text="",
+        media={"url": doc.url, "kind": "document", "mime": doc.mime, "size": doc.size, "fileName": "a.pdf"},
+    )
+
+    v1, d1 = sim.inbox(CAROL)
+    assert (v1["text"], v1["media"]["ptt"], v1["media"]["sha256"]) == (None, True, voice.sha256)
+    assert (d1["text"], d1["media"]["fileName"], d1["media"]["kind"]) == (None, "a.pdf", "document")
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"url": "/v1/media/" + "0" * 32}, "not a stored upload"),
+        ({"url": "http://elsewhere/x.png"}, "not a stored upload"),
+        ({"url": None}, "not a stored upload"),
+        ({"kind": "gif"}, "media.kind"),
+        ({"mime": ""}, "media.mime"),
+        ({"size": 1}, "media.size"),
+        ({"size": None}, "media.size"),
+        ({"size": True}, "media.size"),
+        ({"sha256": "ab" * 32}, "sha256"),
+        ({"ptt": True}, "only valid for kind 'audio'"),
+        ({"ptt": "yes"}, "media.ptt"),
+        ({"fileName": 3}, "media.fileName"),
+        ({"width": -1}, "media.width"),
+        ({"duration": True}, "media.duration"),
+        ({"thumbnail": "..."}, "unknown media keys"),
+    ],
+)
+def test_invalid_media_is_refused_and_nothing_is_delivered(change: dict[str, Any], error: str) -> None:
+    sim, _ = quiet()
+    linked(sim, "a", ALICE)
+    media = image(upload(sim), **change)
+
+    with pytest.raises(SimError, match=error):
+        sim.send("a", msg_id="M1", to_jid=C_JID, text="x", media=media)
+    with pytest.raises(SimError, match=error):
+        sim.inject(CAROL, ALICE, "x", msg_id="C1", media=media)
+
+    assert sim.inbox(CAROL) == []
+    assert "C1" not in [m["id"] for m in sim.inbox(ALICE)]
+    assert sim.stats.messages == sim.settings.history_seed_contacts  # only the seeded history
+
+
+def test_media_must_be_an_object_and_a_caption_a_string() -> None:
+    sim, _ = quiet()
+    linked(sim, "a", ALICE)
+    with pytest.raises(SimError, match="media must be an object"):
+        sim.send("a", msg_id="M1", to_jid=C_JID, text="x", media="/v1/media/abc")
+    with pytest.raises(SimError, match="caption"):
+        sim.send("a", msg_id="M1", to_jid=C_JID, text=3, media=image(upload(sim)))
+    with pytest.raises(SimError, match="text must be a string"):
+        sim.inject(CAROL, ALICE, None)  # neither text nor media
+
+
+def test_media_send_is_idempotent_on_the_message_id() -> None:
+    """A re-send after a lost answer uploads again: same id, so the first message stands."""
+    sim, _ = quiet()
+    linked(sim, "a", ALICE)
+    first_upload, retry_upload = upload(sim), upload(sim)
+
+    first, dup1 = sim.send("a", msg_id="M1", to_jid=C_JID, text="look", media=image(first_upload))
+    again, dup2 = sim.send("a", msg_id="M1", to_jid=C_JID, text="look", media=image(retry_upload))
+
+    assert (dup1, dup2) == (False, True)
+    assert again is first
+    [entry] = sim.inbox(CAROL)
+    assert (entry["count"], entry["attempts"], entry["media"]["url"]) == (1, 2, first_upload.url)
+
+
+def test_injected_media_reaches_the_device_and_the_contact_replies_to_the_caption() -> None:
+    sim, clock = make(contact_auto_read=False, contact_typing=False)
+    link = linked(sim, "a", ALICE)
+    stored = upload(sim, b"OggS voice", "audio/ogg")
+    voice = {"url": stored.url, "kind": "audio", "mime": "audio/ogg", "size": stored.size, "ptt": True}
+
+    msg, _ = sim.inject(CAROL, ALICE, None, msg_id="C1", media=voice)
+    sim.send("a", msg_id="M1", to_jid=C_JID, text="nice pic", media=image(upload(sim)))
+    clock.advance(1)
+
+    event = next(e for e in link.events("message") if e["id"] == "C1")
+    assert (event["text"], event["media"]["ptt"], event["media"]["url"]) == (None, True, stored.url)
+    assert msg.as_dict()["media"] == event["media"]
+    reply = link.events("message")[-1]
+    assert (reply["replyTo"], reply["text"], reply["media"]) == ("M1", "echo: nice pic", None)
+
+
+def test_revoking_media_drops_it_and_reset_forgets_uploads() -> None:
+    sim, _ = quiet()
+    linked(sim, "a", ALICE)
+    stored = upload(sim)
+    sim.send("a", msg_id="M1", to_jid=C_JID, text="oops", media=image(stored))
+
+    sim.revoke("a", C_JID, "M1")
+
+    [entry] = sim.inbox(CAROL)
+    assert (entry["revoked"], entry["text"], entry["media"]) == (True, None, None)
+    assert sim.stored_media(stored.id) == stored
+    assert sim.stats_view()["mediaStored"] == 1
+    sim.reset()
+    with pytest.raises(NotFound):
+        sim.stored_media(stored.id)

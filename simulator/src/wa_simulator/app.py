@@ -8,7 +8,7 @@ Device protocol (JSON text frames, orjson):
   ============================  ===============================================  ====================
   op                            fields                                           result
   ============================  ===============================================  ====================
-  ``send``                      ``id, to, text, replyTo?, forwarded?``           ``id, timestamp,
+  ``send``                      ``id, to, text, replyTo?, forwarded?, media?``   ``id, timestamp,
                                                                                  duplicate``
   ``edit``                      ``chat, id, text`` (own messages, 15 min)        ``timestamp``
   ``revoke``                    ``chat, id`` (own messages; idempotent)          ``timestamp``
@@ -21,14 +21,31 @@ Device protocol (JSON text frames, orjson):
   ============================  ===============================================  ====================
 
 * server → device: ``{"op": "event", "seq": N, "type": ..., ...}``; types: ``qr``, ``connected``,
-  ``presence`` (ephemeral), ``history_sync``, ``message`` (``forwarded``, ``pushName``),
+  ``presence`` (ephemeral), ``history_sync``, ``message`` (``forwarded``, ``pushName``, ``media``),
   ``receipt``, ``edit``, ``revoke``, ``reaction``, ``chat_clear``, ``contacts``, ``logged_out``.
 * connect with ``?ack=N`` to acknowledge up to ``N`` before the replay starts.
 * close codes: 4000 dropped (reconnect), 4001 replaced by a newer connection,
   4002 logged out, 4003 simulator reset (those three: do not reconnect).
 
+Media, as on WhatsApp's CDN (upload first, then send the URL):
+
+* ``POST /v1/media``: the raw request body is the file (streamed to disk, never held in
+  memory; ``Content-Type`` optional, kept as the upload's type) →
+  ``{"url": "/v1/media/<id>", "sha256": <hex>, "size": N}``; 413 past ``SIM_MAX_MEDIA_BYTES``
+  (128 MB), 400 when empty. Files live in ``SIM_MEDIA_DIR`` (default: a temp dir, removed at
+  shutdown); ``/control/reset`` forgets them.
+* ``GET /v1/media/<id>``: the bytes (404 for an unknown id).
+* ``send`` with ``media``: ``{url, kind, mime, size, sha256?, fileName?, ptt?, width?, height?,
+  duration?}``; ``url`` as the upload answered, ``kind`` one of image/video/audio/document/sticker,
+  ``size`` (and ``sha256``) must match the upload, ``ptt`` only for audio; ``text`` is the caption
+  (``null`` or ``""``: none). ``message`` events and the inbox/outbox views carry ``media`` with all
+  ten keys (``url`` as stored; absent ones ``null``, ``ptt`` false), ``null`` for texts.
+  ``/control/stats`` counts ``mediaUploads`` and ``mediaStored``.
+
 Control endpoints under ``/control`` drive the world for tests and benchmarks. Messaging
-parity ones: ``POST /control/inject`` (``forwarded``), ``POST|GET /control/contacts/{phone}``
+parity ones: ``POST /control/inject`` (``forwarded``; ``media``: ``{dataBase64, kind, mime,
+fileName?, ptt?, width?, height?, duration?}`` stores the bytes as an upload and sends them,
+``text`` being the caption), ``POST|GET /control/contacts/{phone}``
 (``name`` = push name, ``savedName``), ``POST /control/contacts/{phone}/react|edit|revoke|presence``
 and ``POST /control/devices/{sid}/clear-chat``. A scripted contact reacts 👍 to a text
 containing ``#react`` once it has read it.
@@ -37,6 +54,8 @@ containing ``#react`` once it has read it.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -44,11 +63,13 @@ from typing import Any, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import ClientDisconnect
 
 from wa_simulator.config import Settings
-from wa_simulator.core import CLOSE_NORMAL, Link, SimError, Simulator
+from wa_simulator.core import CLOSE_NORMAL, Link, SimError, Simulator, TooLarge
+from wa_simulator.media import MediaStore
 from wa_simulator.scheduling import AsyncioScheduler
 
 log = logging.getLogger(__name__)
@@ -89,13 +110,25 @@ class LatencyBody(_Body):
     ms: int = Field(ge=0)
 
 
+class InjectMediaBody(_Body):
+    data_base64: str = Field(alias="dataBase64")
+    kind: str
+    mime: str
+    file_name: str | None = Field(default=None, alias="fileName")
+    ptt: bool = False
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+
+
 class InjectBody(_Body):
     sender: str = Field(alias="from")
     to: str
-    text: str
+    text: str | None = None  # required without media; with media, the caption
     id: str | None = None
     reply_to: str | None = Field(default=None, alias="replyTo")
     forwarded: bool = False
+    media: InjectMediaBody | None = None
 
 
 class ContactBody(_Body):
@@ -196,6 +229,7 @@ def _process(sim: Simulator, session_id: str, link: Link, frame: dict[str, Any])
                 text=frame.get("text"),
                 reply_to=frame.get("replyTo"),
                 forwarded=frame.get("forwarded", False),
+                media=frame.get("media"),
             )
             result = {"id": msg.id, "timestamp": msg.timestamp, "duplicate": duplicate}
         elif op == "edit":
@@ -268,14 +302,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the simulator application (state lives in ``app.state.sim``)."""
     settings = settings or Settings()
     sim = Simulator(settings, AsyncioScheduler())
+    store = MediaStore.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         sim.shutdown()
+        await store.close()
 
     app = FastAPI(title="wa-simulator", default_response_class=OrjsonResponse, lifespan=lifespan)
     app.state.sim = sim
+    app.state.media = store
 
     @app.exception_handler(SimError)
     async def sim_error(_request: Request, exc: SimError) -> OrjsonResponse:
@@ -341,12 +378,70 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sim.set_latency(body.ms)
         return OrjsonResponse({"ms": sim.latency_ms})
 
+    @app.post("/v1/media")
+    async def upload_media(request: Request) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > store.max_bytes:
+            raise TooLarge(f"media larger than the simulator's cap of {store.max_bytes} bytes")
+        media_id = sim.new_media_id()
+        try:
+            size, sha256 = await store.receive(media_id, request.stream())
+        except ClientDisconnect:
+            return Response(status_code=400)  # the uploader is gone; nobody reads this
+        mime = request.headers.get("content-type") or "application/octet-stream"
+        stored = sim.add_media(media_id, size, sha256, mime)
+        return OrjsonResponse({"url": stored.url, "sha256": stored.sha256, "size": stored.size})
+
+    @app.get("/v1/media/{media_id}")
+    async def download_media(media_id: str) -> FileResponse:
+        stored = sim.stored_media(media_id)
+        return FileResponse(store.path(media_id), media_type=stored.mime)
+
+    async def _store_injected(body: InjectMediaBody) -> tuple[str, dict[str, Any]]:
+        try:
+            data = base64.b64decode(body.data_base64, validate=True)
+        except binascii.Error:
+            raise SimError("media.dataBase64 is not valid base64") from None
+        media_id = sim.new_media_id()
+        size, sha256 = await store.store_bytes(media_id, data)
+        stored = sim.add_media(media_id, size, sha256, body.mime)
+        return media_id, {
+            "url": stored.url,
+            "kind": body.kind,
+            "mime": body.mime,
+            "size": size,
+            "sha256": sha256,
+            "fileName": body.file_name,
+            "ptt": body.ptt,
+            "width": body.width,
+            "height": body.height,
+            "duration": body.duration,
+        }
+
+    async def _discard(media_id: str | None) -> None:
+        if media_id is not None:
+            sim.forget_media(media_id)
+            await store.remove(media_id)
+
     @app.post("/control/inject")
     async def inject(request: Request) -> OrjsonResponse:
         body = await _body(request, InjectBody)
-        msg, duplicate = sim.inject(
-            body.sender, body.to, body.text, msg_id=body.id, reply_to=body.reply_to, forwarded=body.forwarded
-        )
+        media_id, media = await _store_injected(body.media) if body.media is not None else (None, None)
+        try:
+            msg, duplicate = sim.inject(
+                body.sender,
+                body.to,
+                body.text,
+                msg_id=body.id,
+                reply_to=body.reply_to,
+                forwarded=body.forwarded,
+                media=media,
+            )
+        except SimError:
+            await _discard(media_id)  # refused: nothing will ever name the upload made for it
+            raise
+        if duplicate:
+            await _discard(media_id)  # the message keeps the first attempt's upload
         return OrjsonResponse({**msg.as_dict(), "duplicate": duplicate})
 
     @app.post("/control/contacts/{phone}")
@@ -407,6 +502,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/control/reset")
     async def reset() -> OrjsonResponse:
         sim.reset()
+        await store.clear()
         return OrjsonResponse({"ok": True})
 
     return app

@@ -38,3 +38,8 @@ class Settings(BaseSettings):
 
     # Added latency (ms) before each send is processed; changeable at runtime.
     send_latency_ms: int = 0
+
+    # Media CDN: uploads live here (None: a temp dir made at startup, removed at shutdown).
+    media_dir: str | None = None
+    # Larger uploads are refused with 413 (WhatsApp's own cap is in the same range).
+    max_media_bytes: int = 128 * 1024 * 1024

@@ -19,6 +19,17 @@ WhatsApp, subscriptions are forgotten when it disconnects; re-subscribe after ea
 ``connected``) and then gets that JID's ``available``/``unavailable`` changes.
 Chat states (``composing``/``recording``/``paused``) are sent to every device of the
 chat partner, subscribed or not.
+
+Media, as on WhatsApp's CDN: the bytes are uploaded first, over HTTP (the app streams
+them to disk and records the upload here with :meth:`Simulator.add_media`), then a
+``send`` names the upload by its URL (``/v1/media/<id>``) in a ``media`` object:
+``url, kind, mime, size, sha256?, fileName?, ptt?, width?, height?, duration?``. The
+URL must be a stored upload, ``kind`` one of image/video/audio/document/sticker,
+``size`` (and ``sha256`` when given) must match the upload, ``ptt`` is for audio only;
+``text`` is then the caption (``null``/``""``: none). The message keeps the media, so
+``message`` events, history syncs and the inbox/outbox views carry the same ``media``
+object (every key present: absent ones ``null``, ``ptt`` false; ``media`` is ``null`` for
+texts). Revoking a message drops its media. The core never touches the bytes.
 """
 
 from __future__ import annotations
@@ -51,6 +62,11 @@ CHAT_STATES = frozenset({"composing", "recording", "paused"})
 PRESENCES = frozenset({"available", "unavailable"}) | CHAT_STATES
 AUTO_REACT_TOKEN = "#react"  # a scripted contact reacts 👍 to our text containing it
 AUTO_REACT_EMOJI = "\N{THUMBS UP SIGN}"
+MEDIA_KINDS = frozenset({"image", "video", "audio", "document", "sticker"})
+MEDIA_URL_PREFIX = "/v1/media/"
+_MEDIA_KEYS = frozenset(
+    {"url", "kind", "mime", "size", "sha256", "fileName", "ptt", "width", "height", "duration"}
+)
 
 
 class SimError(Exception):
@@ -69,6 +85,10 @@ class Forbidden(SimError):
 
 class Conflict(SimError):
     status = 409
+
+
+class TooLarge(SimError):
+    status = 413
 
 
 class Link(Protocol):
@@ -122,6 +142,58 @@ def _check_id(msg_id: object) -> str:
     return msg_id
 
 
+@dataclass(frozen=True, slots=True)
+class StoredMedia:
+    """An upload of the media store; its bytes are on disk, never in the core."""
+
+    id: str
+    size: int
+    sha256: str
+    mime: str
+
+    @property
+    def url(self) -> str:
+        return MEDIA_URL_PREFIX + self.id
+
+
+@dataclass(frozen=True, slots=True)
+class MessageMedia:
+    """The media a message carries, as its sender described it (size and hash checked against the upload)."""
+
+    url: str
+    kind: str
+    mime: str
+    size: int
+    sha256: str
+    file_name: str | None = None
+    ptt: bool = False
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None  # seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "kind": self.kind,
+            "mime": self.mime,
+            "size": self.size,
+            "sha256": self.sha256,
+            "fileName": self.file_name,
+            "ptt": self.ptt,
+            "width": self.width,
+            "height": self.height,
+            "duration": self.duration,
+        }
+
+
+def _optional_count(raw: dict[str, Any], key: str) -> int | None:
+    value = raw.get(key)
+    # bool is an int subclass; `true` as a width is a client bug, not 1.
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise SimError(f"media.{key} must be a non-negative integer")
+    return value
+
+
 class Message:
     """One accepted message; shared by the sender's outbox and the recipient's inbox."""
 
@@ -131,6 +203,7 @@ class Message:
         "edited_at",
         "forwarded",
         "id",
+        "media",
         "ordinal",
         "original_text",
         "reactions",
@@ -154,6 +227,7 @@ class Message:
         reply_to: str | None,
         timestamp: int,
         forwarded: bool = False,
+        media: MessageMedia | None = None,
     ) -> None:
         self.ordinal = ordinal
         self.id = msg_id
@@ -167,6 +241,7 @@ class Message:
         self.status = "sent"
         self.read = False
         self.forwarded = forwarded
+        self.media = media
         self.edited_at: int | None = None
         self.original_text: str | None = None  # the text before the first edit
         self.revoked_at: int | None = None
@@ -191,6 +266,7 @@ class Message:
             "revoked": self.revoked_at is not None,
             "revokedAt": self.revoked_at,
             "reactions": {phone: emoji for phone, (emoji, _ts) in self.reactions.items()},
+            "media": self.media.as_dict() if self.media is not None else None,
         }
 
 
@@ -292,6 +368,7 @@ class Stats:
     retained_dropped: int = 0
     connections: int = 0
     replaced: int = 0
+    media_uploads: int = 0
 
 
 class Simulator:
@@ -313,6 +390,7 @@ class Simulator:
         self.chat_states: dict[str, dict[str, str]] = {}  # scripted contact -> {account phone: state}
         self.qr_index: dict[str, str] = {}  # qr code -> session id
         self.pair_codes: dict[str, tuple[str, str, int]] = {}  # code -> (session id, phone, expires ms)
+        self.media: dict[str, StoredMedia] = {}  # upload id -> upload
         self.latency_ms = self.settings.send_latency_ms
         self.stats = Stats()
         self._ordinal = 0
@@ -421,6 +499,7 @@ class Simulator:
             "replyTo": msg.reply_to,
             "forwarded": msg.forwarded,
             "pushName": self.push_name(msg.sender),
+            "media": msg.media.as_dict() if msg.media is not None else None,
         }
 
     def _emit_both(self, actor: str, other: str, body: dict[str, Any], origin: str | None) -> None:
@@ -684,6 +763,87 @@ class Simulator:
         if phone is not None:
             self._sync_presence(phone)
 
+    # ------------------------------------------------------------------- media
+
+    def new_media_id(self) -> str:
+        """A fresh upload id; hex only, so it is also a safe file name."""
+        return secrets.token_hex(16)
+
+    def add_media(self, media_id: str, size: int, sha256: str, mime: str) -> StoredMedia:
+        """Record a finished upload (the app has its bytes on disk); messages may then name it."""
+        stored = self.media[media_id] = StoredMedia(media_id, size, sha256, mime)
+        self.stats.media_uploads += 1
+        return stored
+
+    def stored_media(self, media_id: str) -> StoredMedia:
+        found = self.media.get(media_id)
+        if found is None:
+            raise NotFound(f"unknown media {media_id!r}")
+        return found
+
+    def forget_media(self, media_id: str) -> None:
+        """Drop an upload (an injected message that was refused after storing its bytes)."""
+        self.media.pop(media_id, None)
+
+    def _check_media(self, raw: object) -> MessageMedia:
+        if not isinstance(raw, dict):
+            raise SimError("media must be an object")
+        unknown = raw.keys() - _MEDIA_KEYS
+        if unknown:
+            raise SimError(f"unknown media keys {sorted(unknown)}; expected some of {sorted(_MEDIA_KEYS)}")
+        url = raw.get("url")
+        stored = (
+            self.media.get(url[len(MEDIA_URL_PREFIX) :])
+            if isinstance(url, str) and url.startswith(MEDIA_URL_PREFIX)
+            else None
+        )
+        if stored is None:
+            raise SimError(f"media.url {url!r} is not a stored upload ({MEDIA_URL_PREFIX}<id>)")
+        kind = raw.get("kind")
+        if kind not in MEDIA_KINDS:
+            raise SimError(f"media.kind must be one of {sorted(MEDIA_KINDS)}")
+        mime = raw.get("mime")
+        if not isinstance(mime, str) or not mime:
+            raise SimError("media.mime must be a non-empty string")
+        size = raw.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or size != stored.size:
+            raise SimError(f"media.size must be the upload's size ({stored.size} bytes), got {size!r}")
+        sha256 = raw.get("sha256")
+        if sha256 is not None and (not isinstance(sha256, str) or sha256.lower() != stored.sha256):
+            raise SimError("media.sha256 does not match the upload")
+        file_name = raw.get("fileName")
+        if file_name is not None and not isinstance(file_name, str):
+            raise SimError("media.fileName must be a string")
+        ptt = raw.get("ptt", False)
+        if ptt is None:
+            ptt = False
+        if not isinstance(ptt, bool):
+            raise SimError("media.ptt must be a boolean")
+        if ptt and kind != "audio":
+            raise SimError("media.ptt (voice note) is only valid for kind 'audio'")
+        return MessageMedia(
+            url=stored.url,
+            kind=str(kind),
+            mime=mime,
+            size=stored.size,
+            sha256=stored.sha256,
+            file_name=file_name,
+            ptt=ptt,
+            width=_optional_count(raw, "width"),
+            height=_optional_count(raw, "height"),
+            duration=_optional_count(raw, "duration"),
+        )
+
+    @staticmethod
+    def _check_text(text: object, media: MessageMedia | None) -> str | None:
+        if media is None:
+            if not isinstance(text, str):
+                raise SimError("text must be a string")
+            return text
+        if text is not None and not isinstance(text, str):
+            raise SimError("text (the caption) must be a string or null")
+        return text or None  # WhatsApp has no empty captions: "" means none
+
     # --------------------------------------------------------------- messaging
 
     def _new_message(
@@ -695,10 +855,11 @@ class Simulator:
         reply_to: str | None,
         timestamp: int | None = None,
         forwarded: bool = False,
+        media: MessageMedia | None = None,
     ) -> Message:
         self._ordinal += 1
         ts = self._now_s() if timestamp is None else timestamp
-        return Message(self._ordinal, msg_id, sender, to, text, reply_to, ts, forwarded)
+        return Message(self._ordinal, msg_id, sender, to, text, reply_to, ts, forwarded, media)
 
     def _accept(self, msg: Message) -> None:
         self._mailbox(msg.sender).sent[msg.id] = msg
@@ -719,13 +880,17 @@ class Simulator:
         text: object,
         reply_to: object = None,
         forwarded: object = False,
+        media: object = None,
     ) -> tuple[Message, bool]:
-        """A device sends a text; idempotent on (sender account, ``msg_id``). Returns (message, duplicate)."""
+        """A device sends a text or, with ``media``, an upload captioned by ``text``.
+
+        Idempotent on (sender account, ``msg_id``). Returns (message, duplicate).
+        """
         device = self._linked_device(session_id)
         msg_id = _check_id(msg_id)
         to = jid_to_phone(to_jid)
-        if not isinstance(text, str):
-            raise SimError("text must be a string")
+        checked = self._check_media(media) if media is not None else None
+        body = self._check_text(text, checked)
         if reply_to is not None and not isinstance(reply_to, str):
             raise SimError("replyTo must be a string")
         if not isinstance(forwarded, bool):
@@ -738,7 +903,7 @@ class Simulator:
             existing.attempts += 1
             self.stats.duplicates += 1
             return existing, True
-        msg = self._new_message(msg_id, sender, to, text, reply_to, forwarded=forwarded)
+        msg = self._new_message(msg_id, sender, to, body, reply_to, forwarded=forwarded, media=checked)
         self._deliver(msg, origin=session_id)
         return msg, False
 
@@ -746,22 +911,28 @@ class Simulator:
         self,
         sender: str,
         to: str,
-        text: str,
+        text: str | None,
         *,
         msg_id: str | None = None,
         reply_to: str | None = None,
         forwarded: bool = False,
+        media: object = None,
     ) -> tuple[Message, bool]:
-        """A message sent from ``sender``'s phone (a contact, or an account outside its devices)."""
+        """A message sent from ``sender``'s phone (a contact, or an account outside its devices).
+
+        ``media`` is a ``send`` media object naming an upload; ``text`` is then the caption.
+        """
         sender = normalize_phone(sender)
         to = normalize_phone(to)
+        checked = self._check_media(media) if media is not None else None
+        text = self._check_text(text, checked)
         msg_id = _check_id(msg_id) if msg_id is not None else self._new_message_id()
         existing = self._mailbox(sender).sent.get(msg_id)
         if existing is not None:
             existing.attempts += 1
             self.stats.duplicates += 1
             return existing, True
-        msg = self._new_message(msg_id, sender, to, text, reply_to, forwarded=forwarded)
+        msg = self._new_message(msg_id, sender, to, text, reply_to, forwarded=forwarded, media=checked)
         self._deliver(msg, origin=None)
         return msg, False
 
@@ -898,6 +1069,7 @@ class Simulator:
         now = self._now_s()
         msg.revoked_at = now
         msg.text = None
+        msg.media = None
         msg.reactions.clear()
         self._emit_both(author, msg.to, {"type": "revoke", "id": msg.id, "timestamp": now}, origin)
         return now
@@ -1141,4 +1313,6 @@ class Simulator:
             "connections": s.connections,
             "replacedConnections": s.replaced,
             "latencyMs": self.latency_ms,
+            "mediaUploads": s.media_uploads,
+            "mediaStored": len(self.media),
         }

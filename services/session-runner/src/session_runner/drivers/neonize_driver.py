@@ -27,7 +27,11 @@ Delivery: whatsmeow acknowledges messages to WhatsApp itself, as soon as they ar
 assigned by this driver per session (monotonic for the driver's lifetime).
 ``supports_client_message_ids`` is False: neonize's ``SendMessage`` takes no ``SendRequestExtra``
 (so no caller-chosen ``ID``); WhatsApp picks the id, and a resend after :class:`OutcomeUnknown`
-may duplicate.
+may duplicate. The same holds for :meth:`NeonizeDriver.send_media`.
+
+Media never crosses the pipe to a worker: ``send_media`` passes the file's path and the worker
+reads and uploads it; ``download_media`` passes the destination path and the worker writes it.
+Workers run on the same host, so paths are made absolute here and mean the same there.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import dataclasses
 import itertools
 import logging
 import multiprocessing
+import os
 import re
 import threading
 import time
@@ -49,8 +54,10 @@ from session_runner.drivers.port import (
     DriverEvent,
     EventHandler,
     HistorySync,
+    IncomingMedia,
     LoggedOut,
     OutcomeUnknown,
+    OutgoingMedia,
     Presence,
     SendResult,
 )
@@ -58,8 +65,13 @@ from session_runner.drivers.port import (
 log = logging.getLogger(__name__)
 
 _STOP = object()
-_MUTATING = frozenset({"send_text", "edit_message", "revoke_message", "react"})
+_MUTATING = frozenset({"send_text", "send_media", "edit_message", "revoke_message", "react"})
 _SAFE_SESSION_ID = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _absolute(path: str) -> str:
+    """``path`` as the worker must see it: its working directory may differ (no disk access here)."""
+    return os.path.abspath(path)
 
 
 # ------------------------------------------------------------------------ device directory
@@ -427,6 +439,44 @@ class NeonizeDriver:
         )
         return result
 
+    async def send_media(
+        self,
+        session_id: str,
+        to_jid: str,
+        media: OutgoingMedia,
+        *,
+        message_id: str,
+        reply_to_id: str | None = None,
+        forwarded: bool = False,
+    ) -> SendResult:
+        """Upload ``media.path`` and send it; ``message_id`` is not honoured, as for :meth:`send_text`.
+
+        :class:`DriverError` when the file cannot be read or the upload fails (nothing was sent),
+        :class:`OutcomeUnknown` when the send's answer is lost or the worker dies meanwhile.
+        """
+        media = dataclasses.replace(media, path=_absolute(media.path))
+        result: SendResult = await self._call(
+            session_id,
+            "send_media",
+            to_jid=to_jid,
+            media=media,
+            reply_to_id=reply_to_id,
+            forwarded=forwarded,
+        )
+        return result
+
+    async def download_media(self, session_id: str, media: IncomingMedia, dest_path: str) -> int:
+        """Fetch and decrypt ``media`` into ``dest_path`` (written whole or not at all); returns its size.
+
+        :class:`DriverError` when WhatsApp no longer has it (media expires after some weeks), the
+        handle is not a neonize one, or the bytes do not match the message's hashes.
+        """
+        return int(
+            await self._call(
+                session_id, "download_media", handle=media.handle, dest_path=_absolute(dest_path)
+            )
+        )
+
     async def edit_message(self, session_id: str, chat_jid: str, message_id: str, text: str) -> int:
         return int(
             await self._call(session_id, "edit_message", chat_jid=chat_jid, message_id=message_id, text=text)
@@ -448,11 +498,6 @@ class NeonizeDriver:
 
     async def mark_read(self, session_id: str, chat_jid: str, message_ids: list[str]) -> None:
         await self._call(session_id, "mark_read", chat_jid=chat_jid, message_ids=list(message_ids))
-
-    async def download_media(self, session_id: str, message_id: str) -> bytes:
-        """Media hook (not in the port yet): the decrypted media of a recently seen message."""
-        data: bytes = await self._call(session_id, "download_media", message_id=message_id)
-        return data
 
     async def ack(self, session_id: str, seq: int) -> None:
         """No-op: whatsmeow acknowledges to WhatsApp by itself once a message is decrypted."""

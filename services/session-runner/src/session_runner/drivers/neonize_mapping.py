@@ -13,6 +13,9 @@ Conventions:
   :func:`to_seconds` normalises any of them (values above 10^11 are taken as milliseconds).
 * Every function takes the ``seq`` to stamp on the events; the driver assigns them.
 * Events the port has no use for map to ``None``.
+* Media (image, video, audio, document, sticker) becomes :class:`IncomingMedia`; its ``handle``
+  is the media part of the message, serialized (:func:`media_handle`), which is exactly what
+  ``client.download_any`` needs to fetch and decrypt the bytes later.
 
 This module never imports the neonize *client* (which loads the native library); it only
 touches message objects passed in, so importing it is free.
@@ -20,6 +23,7 @@ touches message objects passed in, so importing it is free.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -30,8 +34,10 @@ from session_runner.drivers.port import (
     Disconnected,
     DriverEvent,
     HistorySync,
+    IncomingMedia,
     IncomingMessage,
     LoggedOut,
+    MediaKind,
     MessageEdited,
     MessageRevoked,
     Presence,
@@ -97,6 +103,7 @@ _WRAPPERS = (
     "viewOnceMessageV2Extension",
     "documentWithCaptionMessage",
     "editedMessage",
+    "lottieStickerMessage",
 )
 # Content fields that carry a caption and/or a contextInfo (media and rich messages).
 _CAPTIONED = ("imageMessage", "videoMessage", "documentMessage")
@@ -111,6 +118,28 @@ _CONTEXT_CARRIERS = (
     "locationMessage",
     "ptvMessage",
 )
+# Media fields → (kind, the field the handle stores them under). A round video note (ptv) is a
+# VideoMessage and downloads as one.
+_MEDIA_FIELDS: tuple[tuple[str, MediaKind, str], ...] = (
+    ("imageMessage", "image", "imageMessage"),
+    ("videoMessage", "video", "videoMessage"),
+    ("ptvMessage", "video", "videoMessage"),
+    ("audioMessage", "audio", "audioMessage"),
+    ("documentMessage", "document", "documentMessage"),
+    ("stickerMessage", "sticker", "stickerMessage"),
+)
+# What WhatsApp clients assume when a sender leaves ``mimetype`` empty.
+_DEFAULT_MIME: dict[MediaKind, str] = {
+    "image": "image/jpeg",
+    "video": "video/mp4",
+    "audio": "audio/ogg; codecs=opus",
+    "document": "application/octet-stream",
+    "sticker": "image/webp",
+}
+# Not needed to download, and handles travel in every event: quoted messages and thumbnails stay out.
+_HANDLE_SKIP = ("contextInfo", "JPEGThumbnail", "pngThumbnail")
+MEDIA_HANDLE_PREFIX = "nz1:"  # versioned, so a handle from another driver is refused, not misread
+
 # Fields that are plumbing rather than content: a message holding only these is not shown to users.
 _PLUMBING = frozenset(
     {
@@ -234,6 +263,70 @@ def context_info(message: Any) -> Any | None:
     return None
 
 
+def _media_part(message: Any) -> tuple[MediaKind, str, Any] | None:
+    """``(kind, field the handle stores it under, part)`` of the media in an unwrapped message."""
+    for name, kind, stored_as in _MEDIA_FIELDS:
+        if message.HasField(name):
+            return kind, stored_as, getattr(message, name)
+    return None
+
+
+def _positive(part: Any, field: str) -> int | None:
+    """An optional numeric field: ``None`` when the message type lacks it or leaves it 0."""
+    if field not in part.DESCRIPTOR.fields_by_name:
+        return None
+    return int(getattr(part, field)) or None
+
+
+def media_handle(message: Any) -> str | None:
+    """The download handle of the media in ``message``: ``nz1:`` + base64 of a ``Message`` holding
+    only that media part (the keys, hashes and path ``download_any`` needs)."""
+    message = unwrap(message)
+    found = _media_part(message)
+    if found is None:
+        return None
+    _kind, stored_as, part = found
+    holder = type(message)()
+    stored = getattr(holder, stored_as)
+    stored.CopyFrom(part)
+    for skipped in _HANDLE_SKIP:
+        if skipped in stored.DESCRIPTOR.fields_by_name:
+            stored.ClearField(skipped)
+    return MEDIA_HANDLE_PREFIX + base64.b64encode(holder.SerializeToString()).decode("ascii")
+
+
+def media_handle_bytes(handle: str) -> bytes:
+    """The serialized ``Message`` inside a handle; ``ValueError`` when it is not a neonize handle."""
+    if not handle.startswith(MEDIA_HANDLE_PREFIX):
+        raise ValueError("not a neonize media handle")
+    try:
+        return base64.b64decode(handle[len(MEDIA_HANDLE_PREFIX) :], validate=True)
+    except ValueError as exc:  # binascii.Error included
+        raise ValueError(f"corrupt neonize media handle: {exc}") from None
+
+
+def message_media(message: Any) -> IncomingMedia | None:
+    """The media a message carries, as the message describes it (``None`` for text and the like)."""
+    message = unwrap(message)
+    found = _media_part(message)
+    if found is None:
+        return None
+    kind, _stored_as, part = found
+    handle = media_handle(message)
+    assert handle is not None
+    return IncomingMedia(
+        kind=kind,
+        mime=str(part.mimetype) or _DEFAULT_MIME[kind],
+        handle=handle,
+        size=_positive(part, "fileLength"),
+        file_name=(part.fileName or part.title or None) if kind == "document" else None,
+        ptt=bool(part.PTT) if kind == "audio" else False,
+        width=_positive(part, "width"),
+        height=_positive(part, "height"),
+        duration=_positive(part, "seconds"),
+    )
+
+
 def has_content(message: Any) -> bool:
     """False for messages that only carry protocol plumbing (key distribution, app-state keys...)."""
     message = unwrap(message)
@@ -296,6 +389,7 @@ def map_message(ev: Any, seq: int) -> DriverEvent | None:
         reply_to_id=(ctx.stanzaID or None) if ctx is not None else None,
         forwarded=bool(ctx.isForwarded) if ctx is not None else False,
         push_name=info.Pushname or None,
+        media=message_media(body),
     )
 
 
@@ -368,6 +462,7 @@ def _web_message(wmi: Any, seq: int, own_jid: str | None) -> IncomingMessage | N
         reply_to_id=(ctx.stanzaID or None) if ctx is not None else None,
         forwarded=bool(ctx.isForwarded) if ctx is not None else False,
         push_name=wmi.pushName or None,
+        media=message_media(body),
     )
 
 

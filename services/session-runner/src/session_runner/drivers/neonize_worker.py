@@ -24,6 +24,12 @@ Pitfalls handled here:
   goes through :meth:`SessionHost._online` (or a state check) first.
 * **Ordering.** neonize schedules each Go callback as its own task; handlers only enqueue, and
   one pump per session emits in arrival order (awaiting lookups such as ``get_me`` in between).
+* **Media without neonize's builders.** ``build_audio_message`` & co. upload with a media type
+  guessed by libmagic (an Opus-in-WebM voice note goes up as *video*, so its keys are derived
+  for video and the recipient cannot decrypt it) and probe with ffmpeg unconditionally.
+  :meth:`SessionHost.send_media` uploads with the kind's media type and fills the message from
+  :class:`OutgoingMedia` (:func:`build_media_message`); ffmpeg is only an optional extra for
+  video thumbnails and missing durations.
 """
 
 from __future__ import annotations
@@ -31,12 +37,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import ctypes
+import functools
 import importlib.util
+import io
 import logging
 import os
 import platform
 import re
+import shutil
 import threading
 import time
 import traceback
@@ -52,7 +62,9 @@ from session_runner.drivers.port import (
     DriverError,
     DriverEvent,
     LoggedOut,
+    MediaKind,
     OutcomeUnknown,
+    OutgoingMedia,
     Presence,
     SendResult,
 )
@@ -63,6 +75,19 @@ Emit = Callable[[str, Any], None]
 """``emit(session_id, item)``: an event, or a ``("device", jid)`` note, for the driver."""
 
 _QUOTE_CACHE = 2048  # recent messages kept per session, to quote them in replies
+# Media transfers get ``request_timeout`` plus the time this slow a link needs for their size, so
+# a 100 MB document is not cut off at 30 s while a dead connection is still noticed.
+_MEDIA_MIN_BYTES_PER_S = 256 * 1024
+_PREVIEW_TIMEOUT = 20.0  # ffmpeg/ffprobe for a thumbnail or a duration; past it, send without
+_THUMBNAIL_PX = 200
+_VOICE_NOTE_MIME = "audio/ogg; codecs=opus"  # what WhatsApp clients expect on a PTT
+_UPLOAD_TYPE: dict[MediaKind, str] = {  # neonize.utils.enum.MediaType member per kind
+    "image": "MediaImage",
+    "sticker": "MediaImage",
+    "video": "MediaVideo",
+    "audio": "MediaAudio",
+    "document": "MediaDocument",
+}
 
 
 # ------------------------------------------------------------------------- native library
@@ -131,6 +156,155 @@ def import_neonize() -> None:
         import neonize.aioze.client  # noqa: F401
     finally:
         os.popen = real_popen
+
+
+# ---------------------------------------------------------------------------------- media
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPreview:
+    """What the worker learns from the file itself, to fill what :class:`OutgoingMedia` leaves out."""
+
+    thumbnail: bytes | None = None  # JPEG shown before the media is downloaded
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+    animated: bool = False
+
+
+def build_media_message(
+    media: OutgoingMedia,
+    upload: Any,
+    *,
+    context: Any = None,
+    preview: MediaPreview | None = None,
+    now: int | None = None,
+) -> Any:
+    """The ``waE2E.Message`` for ``media`` once uploaded (``upload``: neonize's ``UploadResponse``).
+
+    ``context`` is the ``ContextInfo`` of a reply/forward; values given in ``media`` win over
+    the ``preview``. A caption on audio or a sticker is dropped: WhatsApp has no field for it.
+    """
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+        AudioMessage,
+        DocumentMessage,
+        ImageMessage,
+        Message,
+        StickerMessage,
+        VideoMessage,
+    )
+
+    preview = preview or MediaPreview()
+    common: dict[str, Any] = {
+        "URL": upload.url,
+        "directPath": upload.DirectPath,
+        "mediaKey": upload.MediaKey,
+        "fileEncSHA256": upload.FileEncSHA256,
+        "fileSHA256": upload.FileSHA256,
+        "fileLength": upload.FileLength,
+        "mediaKeyTimestamp": int(time.time()) if now is None else now,
+        "mimetype": media.mime,
+    }
+    if context is not None:
+        common["contextInfo"] = context
+    width = media.width or preview.width
+    height = media.height or preview.height
+    duration = media.duration or preview.duration
+    sized = {"width": width, "height": height}
+    if media.kind == "image":
+        return Message(
+            imageMessage=ImageMessage(
+                **common, **sized, caption=media.caption, JPEGThumbnail=preview.thumbnail
+            )
+        )
+    if media.kind == "video":
+        return Message(
+            videoMessage=VideoMessage(
+                **common, **sized, seconds=duration, caption=media.caption, JPEGThumbnail=preview.thumbnail
+            )
+        )
+    if media.kind == "audio":
+        if media.ptt and media.mime.split(";", 1)[0].strip() == "audio/ogg":
+            common["mimetype"] = _VOICE_NOTE_MIME
+        return Message(audioMessage=AudioMessage(**common, seconds=duration, PTT=media.ptt))
+    if media.kind == "sticker":
+        return Message(stickerMessage=StickerMessage(**common, **sized, isAnimated=preview.animated))
+    if media.kind == "document":
+        name = media.file_name or Path(media.path).name
+        return Message(
+            documentMessage=DocumentMessage(**common, fileName=name, title=name, caption=media.caption)
+        )
+    raise DriverError(f"unknown media kind {media.kind!r}")
+
+
+def _image_preview(path: str, thumbnail: bool) -> MediaPreview:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        width, height = img.size
+        animated = int(getattr(img, "n_frames", 1)) > 1
+        jpeg = None
+        if thumbnail:
+            small = img.convert("RGB")
+            small.thumbnail((_THUMBNAIL_PX, _THUMBNAIL_PX))
+            out = io.BytesIO()
+            small.save(out, format="JPEG", quality=70)
+            jpeg = out.getvalue()
+    return MediaPreview(thumbnail=jpeg, width=width, height=height, animated=animated)
+
+
+async def _av_preview(path: str, thumbnail: bool) -> MediaPreview:
+    from neonize.utils.ffmpeg import AFFmpeg
+
+    async with AFFmpeg(path) as ffmpeg:
+        info = await ffmpeg.extract_info()
+        video = next((s for s in info.streams if s.codec_type == "video"), None)
+        jpeg = await ffmpeg.extract_thumbnail() if thumbnail and video is not None else None
+    width = height = None
+    if video is not None:
+        width, height = int(video.width or 0) or None, int(video.height or 0) or None
+    return MediaPreview(
+        thumbnail=jpeg or None,
+        width=width,
+        height=height,
+        duration=round(float(info.format.duration or 0)) or None,
+    )
+
+
+@functools.cache
+def _has_ffmpeg() -> bool:
+    return bool(shutil.which("ffmpeg") and shutil.which("ffprobe"))
+
+
+async def media_preview(media: OutgoingMedia) -> MediaPreview:
+    """Thumbnail and missing dimensions/duration, read from the file; best effort.
+
+    Images and stickers use Pillow; video and audio need ffmpeg on ``PATH`` and are skipped
+    without it. A failure only costs the preview: the media is still sent.
+    """
+    try:
+        if media.kind in ("image", "sticker"):
+            return await asyncio.to_thread(_image_preview, media.path, media.kind == "image")
+        wants_probe = media.kind == "video" or (media.kind == "audio" and not media.duration)
+        if wants_probe and _has_ffmpeg():
+            async with asyncio.timeout(_PREVIEW_TIMEOUT):
+                return await _av_preview(media.path, thumbnail=media.kind == "video")
+    except Exception as exc:
+        log.warning("no preview for %s %s: %s: %s", media.kind, media.path, type(exc).__name__, exc)
+    return MediaPreview()
+
+
+def _write_file(path: str, data: bytes) -> None:
+    # Through a temporary name, so a reader never sees half a file under ``path``.
+    part = f"{path}.part-{os.getpid()}-{threading.get_ident()}"
+    try:
+        with open(part, "wb") as out:
+            out.write(data)
+        os.replace(part, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        raise
 
 
 # ------------------------------------------------------------------------------ sessions
@@ -305,31 +479,56 @@ class SessionHost:
         self, session_id: str, to_jid: str, text: str, reply_to_id: str | None, forwarded: bool
     ) -> SendResult:
         from neonize.proto.Neonize_pb2 import JID
-        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContextInfo, ExtendedTextMessage, Message
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ExtendedTextMessage, Message
 
         session = self._online(session_id)
         to = JID(**nm.parse_jid(to_jid))
-        if reply_to_id is None and not forwarded:
+        ctx = self._context(session, to, reply_to_id, forwarded)
+        if ctx is None:
             message = Message(conversation=text)
         else:
-            ctx = ContextInfo()
-            if reply_to_id is not None:
-                ctx.stanzaID = reply_to_id
-                known = session.messages.get(reply_to_id)
-                if known is not None:
-                    sender, _chat, quoted = known
-                    ctx.participant = nm.jid_str(sender)
-                    if quoted is not None:
-                        ctx.quotedMessage.CopyFrom(quoted)
-                elif to.Server == "s.whatsapp.net":
-                    ctx.participant = nm.jid_str(to)  # best guess in a 1:1 chat: the contact wrote it
-            if forwarded:
-                ctx.isForwarded = True
-                ctx.forwardingScore = 1
             message = Message(extendedTextMessage=ExtendedTextMessage(text=text, contextInfo=ctx))
-        resp = await self._guarded(session, session.client.send_message(to, message), "send", unknown=True)
-        session.remember(resp.ID, session.me.JID if session.me else to, to, message)
-        return SendResult(message_id=resp.ID, timestamp=nm.to_seconds(resp.Timestamp) or int(time.time()))
+        return await self._send(session, to, message)
+
+    async def send_media(
+        self,
+        session_id: str,
+        to_jid: str,
+        media: OutgoingMedia,
+        reply_to_id: str | None,
+        forwarded: bool,
+    ) -> SendResult:
+        """Read ``media.path``, upload it, send it as one message (quoted/forwarded like a text)."""
+        from neonize.proto.Neonize_pb2 import JID
+        from neonize.utils.enum import MediaType
+
+        session = self._online(session_id)
+        if media.kind not in _UPLOAD_TYPE:
+            raise DriverError(f"session {session_id!r}: unknown media kind {media.kind!r}")
+        to = JID(**nm.parse_jid(to_jid))
+        try:
+            data = await asyncio.to_thread(Path(media.path).read_bytes)
+        except OSError as exc:
+            raise DriverError(
+                f"session {session_id!r}: cannot read media file {media.path!r}: {exc}"
+            ) from exc
+        if not data:
+            raise DriverError(f"session {session_id!r}: media file {media.path!r} is empty")
+        preview = await media_preview(media)
+        # The awaits above let a disconnect() in: a native call for a stopped client panics Go.
+        session = self._still_online(session)
+        upload = await self._guarded(
+            session,
+            session.client.upload(data, MediaType[_UPLOAD_TYPE[media.kind]]),
+            "media upload",
+            limit=self._media_timeout(len(data)),
+        )
+        del data  # up to 100 MB: not kept alive during the send
+        session = self._still_online(session)  # the upload took a while too
+        message = build_media_message(
+            media, upload, context=self._context(session, to, reply_to_id, forwarded), preview=preview
+        )
+        return await self._send(session, to, message)
 
     async def edit_message(self, session_id: str, chat_jid: str, message_id: str, text: str) -> int:
         from neonize.proto.Neonize_pb2 import JID
@@ -421,14 +620,29 @@ class SessionHost:
                 "mark_read",
             )
 
-    async def download_media(self, session_id: str, message_id: str) -> bytes:
-        """Hook for media: the decrypted media of a recent message (kept in the quote cache)."""
+    async def download_media(self, session_id: str, handle: str, dest_path: str) -> int:
+        """Fetch and decrypt the media of ``handle`` (an ``IncomingMedia.handle``) into ``dest_path``."""
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
         session = self._online(session_id)
-        known = session.messages.get(message_id)
-        if known is None or known[2] is None:
-            raise DriverError(f"session {session_id!r}: message {message_id!r} is not in the recent cache")
-        data = await self._guarded(session, session.client.download_any(known[2]), "download")
-        return bytes(data)
+        try:
+            message = Message.FromString(nm.media_handle_bytes(handle))
+        except Exception as exc:
+            raise DriverError(f"session {session_id!r}: cannot download: {exc}") from None
+        described = nm.message_media(message)
+        if described is None:
+            raise DriverError(f"session {session_id!r}: cannot download: the handle holds no media")
+        data = await self._guarded(
+            session,
+            session.client.download_any(message),
+            "media download",
+            limit=self._media_timeout(described.size or 0),
+        )
+        try:
+            await asyncio.to_thread(_write_file, dest_path, bytes(data))
+        except OSError as exc:
+            raise DriverError(f"session {session_id!r}: cannot write {dest_path!r}: {exc}") from exc
+        return len(data)
 
     # ----------------------------------------------------------------- internals
 
@@ -440,14 +654,55 @@ class SessionHost:
             raise DriverError(f"session {session_id!r} is not logged in (state: {session.state})")
         return session
 
-    async def _guarded(self, session: _Session, call: Any, what: str, *, unknown: bool = False) -> Any:
+    def _still_online(self, session: _Session) -> _Session:
+        """:meth:`_online` again after an await, and still the same client."""
+        current = self._online(session.session_id)
+        if current is not session:
+            raise DriverError(f"session {session.session_id!r} reconnected during the call; retry")
+        return current
+
+    def _media_timeout(self, size: int) -> float:
+        return self._request_timeout + size / _MEDIA_MIN_BYTES_PER_S
+
+    def _context(self, session: _Session, to: Any, reply_to_id: str | None, forwarded: bool) -> Any:
+        """The ``ContextInfo`` quoting ``reply_to_id`` and/or marking a forward; ``None`` for neither."""
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContextInfo
+
+        if reply_to_id is None and not forwarded:
+            return None
+        ctx = ContextInfo()
+        if reply_to_id is not None:
+            ctx.stanzaID = reply_to_id
+            known = session.messages.get(reply_to_id)
+            if known is not None:
+                sender, _chat, quoted = known
+                ctx.participant = nm.jid_str(sender)
+                if quoted is not None:
+                    ctx.quotedMessage.CopyFrom(quoted)
+            elif to.Server == "s.whatsapp.net":
+                ctx.participant = nm.jid_str(to)  # best guess in a 1:1 chat: the contact wrote it
+        if forwarded:
+            ctx.isForwarded = True
+            ctx.forwardingScore = 1
+        return ctx
+
+    async def _send(self, session: _Session, to: Any, message: Any) -> SendResult:
+        resp = await self._guarded(session, session.client.send_message(to, message), "send", unknown=True)
+        session.remember(resp.ID, session.me.JID if session.me else to, to, message)
+        return SendResult(message_id=resp.ID, timestamp=nm.to_seconds(resp.Timestamp) or int(time.time()))
+
+    async def _guarded(
+        self, session: _Session, call: Any, what: str, *, unknown: bool = False, limit: float | None = None
+    ) -> Any:
+        """Await a neonize call within ``limit`` seconds (``request_timeout``), errors as DriverError."""
+        timeout = self._request_timeout if limit is None else limit
         try:
-            async with asyncio.timeout(self._request_timeout):
+            async with asyncio.timeout(timeout):
                 return await call
         except TimeoutError:
             exc_type = OutcomeUnknown if unknown else DriverError
             raise exc_type(
-                f"session {session.session_id!r}: no answer to {what} within {self._request_timeout}s"
+                f"session {session.session_id!r}: no answer to {what} within {timeout:g}s"
             ) from None
         except DriverError:
             raise
@@ -606,6 +861,7 @@ _CALLS = frozenset(
         "logout",
         "pair_code",
         "send_text",
+        "send_media",
         "edit_message",
         "revoke_message",
         "react",

@@ -30,6 +30,17 @@ subscribed or not. ``PresenceUpdate`` events are never replayed.
 Events synthesized by the driver (``Disconnected``) have ``seq=0``: there is nothing to ack.
 ``ack`` is best effort and never raises; acks made while reconnecting ride on the
 reconnect (``?ack=N``), so the server replays only what is still un-acked.
+
+Media goes through the simulator's HTTP media CDN, as on WhatsApp: ``send_media`` streams
+the file to ``POST {base}/v1/media`` (answer: ``{"url", "sha256", "size"}``), then sends the
+``send`` op with ``media: {url, kind, mime, size, sha256, fileName, ptt, width, height,
+duration}`` (size and hash as the upload answered) and the caption as ``text``; a re-send
+uploads again, and the server answers ``duplicate`` as for texts. A failed upload raises
+:class:`DriverError` and sends nothing. Received ``message`` frames carry the same
+``media`` object, decoded to :class:`IncomingMedia` with ``handle`` = its URL (relative to
+the simulator); ``download_media`` streams ``GET {base}{url}`` to a temp file next to
+``dest_path`` and renames it (whole or not at all). Downloading uses HTTP only, so it needs
+no live device connection. Nothing is held in memory whole: files move in 1 MiB chunks.
 """
 
 from __future__ import annotations
@@ -37,11 +48,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import random
+import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -56,11 +70,13 @@ from session_runner.drivers.port import (
     DriverEvent,
     EventHandler,
     HistorySync,
+    IncomingMedia,
     IncomingMessage,
     LoggedOut,
     MessageEdited,
     MessageRevoked,
     OutcomeUnknown,
+    OutgoingMedia,
     Presence,
     PresenceUpdate,
     QrCode,
@@ -79,6 +95,24 @@ _TERMINAL_PREFIX = {_CLOSE_REPLACED: "replaced", _CLOSE_RESET: "reset"}
 
 _STOP = object()
 
+_CHUNK = 1024 * 1024  # file bytes per read/write while uploading or downloading media
+
+
+def _media(raw: dict[str, Any] | None) -> IncomingMedia | None:
+    if raw is None:
+        return None
+    return IncomingMedia(
+        kind=raw["kind"],
+        mime=raw["mime"],
+        handle=raw["url"],
+        size=raw.get("size"),
+        file_name=raw.get("fileName"),
+        ptt=bool(raw.get("ptt")),
+        width=raw.get("width"),
+        height=raw.get("height"),
+        duration=raw.get("duration"),
+    )
+
 
 def _message(frame: dict[str, Any], seq: int) -> IncomingMessage:
     return IncomingMessage(
@@ -92,6 +126,7 @@ def _message(frame: dict[str, Any], seq: int) -> IncomingMessage:
         reply_to_id=frame.get("replyTo"),
         forwarded=bool(frame.get("forwarded")),
         push_name=frame.get("pushName"),
+        media=_media(frame.get("media")),
     )
 
 
@@ -154,10 +189,46 @@ _DECODERS: dict[str, Callable[[dict[str, Any], int], DriverEvent]] = {
 }
 
 
+def _open_part(dest_path: str) -> tuple[BinaryIO, str]:
+    """A new file next to ``dest_path`` (same file system, so the final rename is atomic).
+
+    Not ``mkstemp``: its 0600 mode would ignore the umask the caller expects for ``dest_path``.
+    """
+    part = f"{dest_path}.{secrets.token_hex(6)}.part"
+    return open(part, "xb"), part
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def decode_event(frame: dict[str, Any]) -> DriverEvent | None:
     """Turn an ``{"op": "event"}`` frame into a port event; ``None`` for unknown types."""
     decoder = _DECODERS.get(frame.get("type", ""))
     return decoder(frame, int(frame["seq"])) if decoder is not None else None
+
+
+class _FileChunks:
+    """An open file as an async byte stream for httpx; reads run in a thread.
+
+    A class rather than an async generator: an upload abandoned midway leaves no
+    generator to finalize, and the caller closes the file.
+    """
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+
+    def __aiter__(self) -> _FileChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await asyncio.to_thread(self._file.read, _CHUNK)
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
 
 
 class _Session:
@@ -213,6 +284,9 @@ class SimDriver:
         if scheme is None or not parts.netloc:
             raise ValueError(f"base_url must be an http(s):// or ws(s):// URL, got {base_url!r}")
         self._ws_base = urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        http_scheme = "https" if scheme == "wss" else "http"
+        self._http_base = urlunsplit((http_scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        self._http: httpx.AsyncClient | None = None  # made on first media call
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
         self._reconnect_initial = reconnect_initial_delay
@@ -290,6 +364,87 @@ class SimDriver:
             message_id=frame["id"], timestamp=int(frame["timestamp"]), duplicate=bool(frame.get("duplicate"))
         )
 
+    async def send_media(
+        self,
+        session_id: str,
+        to_jid: str,
+        media: OutgoingMedia,
+        *,
+        message_id: str,
+        reply_to_id: str | None = None,
+        forwarded: bool = False,
+    ) -> SendResult:
+        """Upload ``media.path``, then send it like :meth:`send_text` (``duplicate`` on a re-sent id).
+
+        The session must be connected before the upload starts; an unreadable file or a
+        refused upload raises :class:`DriverError` and nothing is sent.
+        """
+        self._live(session_id)  # no point uploading for a session that cannot send
+        uploaded = await self._upload(media)
+        payload = {
+            "op": "send",
+            "id": message_id,
+            "to": to_jid,
+            "text": media.caption,
+            "replyTo": reply_to_id,
+            "forwarded": forwarded,
+            "media": {
+                "url": uploaded["url"],
+                "kind": media.kind,
+                "mime": media.mime,
+                "size": uploaded["size"],
+                "sha256": uploaded["sha256"],
+                "fileName": media.file_name,
+                "ptt": media.ptt,
+                "width": media.width,
+                "height": media.height,
+                "duration": media.duration,
+            },
+        }
+        frame = await self._request(self._live(session_id), payload)
+        return SendResult(
+            message_id=frame["id"], timestamp=int(frame["timestamp"]), duplicate=bool(frame.get("duplicate"))
+        )
+
+    async def download_media(self, session_id: str, media: IncomingMedia, dest_path: str) -> int:
+        """Stream the media's bytes from the simulator to ``dest_path``; returns their size.
+
+        ``dest_path`` is written whole or not at all (a sibling temp file, renamed at the end).
+        Any failure (unknown or reset media, network, short body) raises :class:`DriverError`.
+        """
+        url = self._media_url(media.handle)
+        client = self._http_client()
+        try:
+            file, part = await asyncio.to_thread(_open_part, dest_path)
+        except OSError as exc:
+            raise DriverError(f"cannot write media to {dest_path!r}: {exc}") from exc
+        size = 0
+        try:
+            try:
+                async with client.stream("GET", url) as response:
+                    if response.status_code != 200:
+                        await response.aread()
+                        raise DriverError(
+                            f"session {session_id!r}: media download {url} answered "
+                            f"{response.status_code}: {response.text[:200]}"
+                        )
+                    async for chunk in response.aiter_bytes(_CHUNK):
+                        await asyncio.to_thread(file.write, chunk)
+                        size += len(chunk)
+            finally:
+                file.close()  # at once, even when cancelled: an unclosed file is a ResourceWarning
+            if media.size is not None and size != media.size:
+                raise DriverError(
+                    f"session {session_id!r}: media {url} has {size} bytes, the message said {media.size}"
+                )
+            await asyncio.to_thread(os.replace, part, dest_path)
+        except BaseException as exc:
+            _unlink_quietly(part)  # synchronous: it must happen even when cancelled
+            if isinstance(exc, httpx.HTTPError | OSError):
+                raise DriverError(f"session {session_id!r}: media download {url} failed: {exc!r}") from exc
+            raise
+        return size
+
     async def edit_message(self, session_id: str, chat_jid: str, message_id: str, text: str) -> int:
         """Edit one of our messages (within 15 minutes); re-sending the same edit is harmless."""
         payload = {"op": "edit", "chat": chat_jid, "id": message_id, "text": text}
@@ -358,8 +513,58 @@ class SimDriver:
         """Close every session; the driver cannot be used afterwards."""
         self._closed = True
         await asyncio.gather(*(self._shutdown(s) for s in list(self._sessions.values())))
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     # --------------------------------------------------------------- internals
+
+    def _http_client(self) -> httpx.AsyncClient:
+        if self._closed:
+            raise DriverError("the driver is closed")
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                # Per read/write, not per transfer: a big upload is fine while it progresses.
+                timeout=httpx.Timeout(self._request_timeout, connect=self._connect_timeout),
+                trust_env=False,  # the simulator is local; never route it through an environment proxy
+            )
+        return self._http
+
+    def _media_url(self, handle: str) -> str:
+        if handle.startswith("/"):
+            return self._http_base + handle  # keeps a base path the simulator may be mounted under
+        if handle.startswith(("http://", "https://")):
+            return handle
+        raise DriverError(f"not a simulator media handle: {handle!r}")
+
+    async def _upload(self, media: OutgoingMedia) -> dict[str, Any]:
+        """Stream ``media.path`` to the simulator's media store; returns its ``{url, sha256, size}``."""
+        try:
+            file = await asyncio.to_thread(open, media.path, "rb")
+        except OSError as exc:
+            raise DriverError(f"cannot read media file {media.path!r}: {exc}") from exc
+        url = f"{self._http_base}/v1/media"
+        try:
+            size = os.fstat(file.fileno()).st_size
+            response = await self._http_client().post(
+                url,
+                content=_FileChunks(file),
+                # An explicit length avoids chunked encoding and lets the server refuse early (413).
+                headers={"Content-Type": media.mime, "Content-Length": str(size)},
+            )
+        except httpx.HTTPError as exc:
+            raise DriverError(f"media upload to {url} failed: {exc!r}") from exc
+        except OSError as exc:
+            raise DriverError(f"cannot read media file {media.path!r}: {exc}") from exc
+        finally:
+            file.close()  # at once, even when cancelled
+        if response.status_code != 200:
+            raise DriverError(f"media upload refused ({response.status_code}): {response.text[:200]}")
+        try:
+            answer = orjson.loads(response.content)
+            return {"url": str(answer["url"]), "sha256": str(answer["sha256"]), "size": int(answer["size"])}
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise DriverError(f"unexpected answer to a media upload: {response.text[:200]!r}") from exc
 
     def _live(self, session_id: str) -> _Session:
         session = self._sessions.get(session_id)
