@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench import e2e, ingest, media_upload, projection, runner_memory, ws_fanout
-from bench.common import REPO
 from bench.report import write_readme
 
 BENCHES: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
@@ -26,15 +25,6 @@ BENCHES: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
     "replay": projection.bench_replay,
     "media_upload": media_upload.run,
 }
-
-
-def write_readme_with_media() -> None:
-    """bench.report's README plus the media-upload section, which bench.report does not render yet."""
-    write_readme()
-    section = media_upload.readme_section()
-    if section:
-        readme = REPO / "bench" / "README.md"
-        readme.write_text(readme.read_text() + section)
 
 
 def main() -> int:
@@ -49,7 +39,7 @@ def main() -> int:
         except Exception:  # one broken bench must not hide the others' figures
             traceback.print_exc()
             failed.append(name)
-    write_readme_with_media()
+    write_readme()
     print("bench/README.md updated" + (f"; FAILED: {failed}" if failed else ""))
     return 1 if failed else 0
 

@@ -6,11 +6,12 @@ from typing import Any
 
 import orjson
 
+from bench import media_upload
 from bench.common import REPO, RESULTS
 
 HEADER = """# Benchmarks
 
-`make bench` (`uv run python -m bench`) runs six short benchmarks against the
+`make bench` (`uv run python -m bench`) runs seven short benchmarks against the
 Kafka broker and PostgreSQL of `make infra-up`, on loopback only, each with its
 own topic prefix and database. Each writes `bench/results/<n>_<name>.json`; this
 file is regenerated from them (`python -m bench.report`). Every figure is shown
@@ -95,7 +96,10 @@ def write_readme() -> None:
     if missing:
         text += f"\n{missing} benchmark(s) have no result yet.\n"
     text += "\n## Notes\n\n" + "\n".join(notes) + "\n"
-    text += ("\n## Running\n\n```bash\nmake bench                       # all six, ~7 minutes\n"
+    # Hand-written analysis lives in its own file so regenerating the figures never loses it.
+    text += "\n" + (REPO / "bench" / "end_to_end_notes.md").read_text()
+    text += media_upload.readme_section()
+    text += ("\n## Running\n\n```bash\nmake bench                       # all seven, ~8 minutes\n"
              "uv run python -m bench ingest e2e  # some of them\nuv run python -m bench.report    # README only\n```\n")
     (REPO / "bench" / "README.md").write_text(text)
 

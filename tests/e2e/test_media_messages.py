@@ -271,3 +271,21 @@ async def test_media_missing_from_storage_fails_the_command_with_a_reason(linked
     await asyncio.sleep(0)
     ok, _ = await linked.send(contact, content="still here")
     assert (await linked.outcome(ok["commandId"]))["status"] == "succeeded"
+
+
+async def test_tenants_never_reach_each_others_media(linked: Linked, tenant_factory: Any) -> None:
+    up = await upload(linked, "image", "private.png", samples.png())
+    other = await tenant_factory()
+    other_sid = (await other.http.post("/sessions", json={})).json()["sessionId"]
+    contact = new_phone()
+    attempts = [
+        ("GET", f"/media/{up['mediaId']}", None, (404,)),
+        ("POST", f"/chats/{contact}/messages", {"sessionId": other_sid, "media": {"mediaId": up["mediaId"]}}, (404,)),
+        ("POST", f"/chats/{contact}/messages", {"sessionId": other_sid, "media": {"url": up["url"]}}, (422,)),
+        ("POST", "/api/send-pdf", {"sessionId": linked.sid, "to": contact,
+                                   "pdfBase64": base64.b64encode(samples.pdf()).decode()}, (404,)),
+    ]
+    for method, path, body, statuses in attempts:
+        r = await other.http.request(method, path, json=body)
+        assert r.status_code in statuses, (path, r.text)
+        assert up["key"] not in r.text and linked.sid not in r.text

@@ -114,6 +114,8 @@ def test_agent_filter_batches_items_and_counts() -> None:
                      CHATS)["payload"]["contactsCount"] == 1  # type: ignore[index]
     history = ev("session.history.sync", messagesCount=1, messages=[{"remoteJid": THEIRS}])
     assert for_agent(history, CHATS) is None
+    media = ev("session.messages.media", mediaCount=2, media=[{"chatJid": MINE}, {"chatJid": THEIRS}])
+    assert for_agent(media, CHATS)["payload"]["mediaCount"] == 1  # type: ignore[index]
 
 
 def test_agent_filter_single_chat_events_and_status() -> None:

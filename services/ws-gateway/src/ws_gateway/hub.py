@@ -37,6 +37,7 @@ CHAT_LISTS = {
     "session.messages.update": ("updates", "remoteJid"),
     "session.messages.edit": ("edits", "chatJid"),
     "session.messages.reaction": ("reactions", "chatJid"),
+    "session.messages.media": ("media", "chatJid"),
     "session.contacts.upsert": ("contacts", "id"),
 }
 
