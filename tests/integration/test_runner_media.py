@@ -84,7 +84,7 @@ async def test_voice_note_is_converted_stored_and_cleaned(pipeline: MediaPipelin
     send = intent(tenant, key, "audio", "audio/mpeg", len(mp3), ptt=True)
     async with pipeline.outgoing(tenant, sid, send) as prepared:
         result = await driver.send_media(sid, send.to, prepared.outgoing, message_id=send.message_id)
-        entry = pipeline.sent_entry(prepared, result.message_id, send.to)
+        entry = await pipeline.keep_sent(prepared, result.message_id, send.to)
     media, sent = driver.sent[0]
     assert media.ptt and media.mime == "audio/ogg; codecs=opus" and sent[:4] == b"OggS"
     assert entry.key and entry.key.endswith(".ogg") and f"/sessions/{sid}/messages/{send.message_id}/" in entry.key

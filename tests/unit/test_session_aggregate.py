@@ -131,3 +131,42 @@ def test_jid_normalization(raw: str, jid: str) -> None:
 def test_invalid_jids_are_rejected(raw: str) -> None:
     with pytest.raises(InvalidJid):
         normalize_jid(raw)
+
+
+def test_the_same_send_command_twice_sends_once_even_when_whatsapp_kept_another_id() -> None:
+    s = _connected()
+    cmd = _cmd(c.SendMessage, s.session_id, to="51988887777", content="hi")
+    _, events = decide(s, cmd, NOW)
+    assert len(events) == 1
+    assert decide(s, cmd, NOW)[1] == []  # still pending: a copy of the command is dropped
+    s.record_sent(NOW, events[0].payload, 1767220000, wa_message_id="WA-CHOSEN-ID")  # type: ignore[arg-type]
+    s.collect_events()
+    assert decide(s, cmd, NOW)[1] == []  # settled under another id: still dropped
+
+
+def test_media_sends_are_checked_against_the_tenant_and_whatsapps_rules() -> None:
+    s = _connected()
+
+    def media(**kw: object) -> p.MediaRef:
+        base: dict[str, object] = {"kind": "image", "key": f"tenants/{TENANT}/uploads/u/p.png", "mime": "image/png",
+                                   "size": 10}
+        return p.MediaRef.model_validate(base | kw)
+
+    for ref, caption, code in [
+        (media(key="tenants/other/uploads/u/p.png"), None, "media_forbidden"),
+        (media(key=f"tenants/{TENANT}/../other/p.png"), None, "media_forbidden"),
+        (media(ptt=True), None, "invalid_media"),
+        (media(kind="audio", mime="audio/ogg"), "a caption", "invalid_media"),
+    ]:
+        with pytest.raises(CommandRejected) as rejected:
+            decide(s, _cmd(c.SendMessage, s.session_id, to="51988887777", content=caption, media=ref), NOW)
+        assert rejected.value.code == code
+    _, events = decide(s, _cmd(c.SendMessage, s.session_id, to="51988887777", media=media()), NOW)
+    intent = events[0].payload
+    assert isinstance(intent, p.SendRequested) and intent.media is not None and intent.text == ""
+    s.record_sent(NOW, intent, 1)
+    upsert = s.collect_events()[-1].payload
+    assert isinstance(upsert, p.MessagesUpsert) and upsert.messages[0].type == "imageMessage"
+    with pytest.raises(ValueError):
+        c.SendMessage(command_id=str(uuid.uuid4()), session_id=s.session_id, tenant_id=TENANT, issued_at="x",
+                      to="51988887777")  # neither content nor media

@@ -48,6 +48,10 @@ def decide(session: Session | None, command: c.Command, now: datetime) -> tuple[
     elif isinstance(command, c.DeleteSession):
         session.delete(now)
     elif isinstance(command, c.SendMessage):
+        if session.is_duplicate_send(message_id_for(command.command_id)):
+            # The same command again (an Idempotency-Key retry re-publishes with the same id):
+            # its first copy is sent or on its way; nothing more to do.
+            return session, []
         session.request_send(
             now,
             command_id=command.command_id,

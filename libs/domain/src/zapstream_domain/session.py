@@ -181,6 +181,8 @@ class Session(Aggregate):
                 for mid, intent in list(s.pending_sends.items()):
                     if intent.command_id == self.payload.request_id:
                         del s.pending_sends[mid]
+                        # WhatsApp may keep another id (neonize); the intent's id is used up all the same.
+                        _remember(s.known_messages, mid, True)
             for m in self.payload.messages:
                 s.pending_sends.pop(m.id, None)
                 _remember(s.known_messages, m.id, True)
@@ -408,12 +410,16 @@ class Session(Aggregate):
     def _check_media(self, media: p.MediaRef, caption: str) -> None:
         # The API checks all this; the runner re-checks so a forged command cannot
         # make it read another tenant's objects or send what WhatsApp would refuse.
-        if not media.key.startswith(f"tenants/{self.tenant_id}/"):
+        if not media.key.startswith(f"tenants/{self.tenant_id}/") or ".." in media.key or "//" in media.key:
             raise CommandRejected("media does not belong to this tenant", code="media_forbidden")
         if media.ptt and media.kind != "audio":
             raise CommandRejected("only audio can be sent as a voice note", code="invalid_media")
         if caption and media.kind in ("audio", "sticker"):
             raise CommandRejected(f"{media.kind} messages cannot have a caption", code="invalid_media")
+
+    def is_duplicate_send(self, message_id: str) -> bool:
+        """True when a send with this (command-derived) message id was already requested."""
+        return message_id in self.pending_sends or message_id in self.known_messages
 
     def has_media(self, message_id: str) -> bool:
         """True once the message's media was recorded (stored, or given up on)."""

@@ -183,6 +183,17 @@ def normalize_mime(declared: str | None) -> str:
     return _ALIASES.get(value, value)
 
 
+# Types a browser would run or render as a page: never served from our media URLs as such.
+_ACTIVE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
+                           "text/javascript", "application/javascript", "text/css"})
+
+
+def inert_type(mime: str) -> str:
+    """``mime``, unless a browser would execute or render it as a page: then ``text/plain``."""
+    base = normalize_mime(mime)
+    return "text/plain" if base in _ACTIVE_TYPES or base.endswith("+xml") else mime
+
+
 def refine(sniffed: str, declared: str | None) -> str | None:
     """The type to store, given what the bytes are and what the client declared.
 
@@ -248,7 +259,7 @@ class MediaStore:
     async def _call(self, method: str, **kwargs: Any) -> Any:
         try:
             return await asyncio.to_thread(getattr(self._client, method), **kwargs)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:  # BotoCoreError: endpoint unreachable, connection lost
             raise StorageError(f"{method}: {exc}") from exc
 
     @staticmethod

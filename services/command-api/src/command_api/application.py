@@ -122,9 +122,10 @@ class CommandBus:
         return str(row["id"])
 
     async def send(self, cls: type[c.Command], tenant_id: str, session_id: str, traceparent: str | None,
-                   **fields: Any) -> str:
+                   command_id: str | None = None, **fields: Any) -> str:
+        """Publish one command; ``command_id`` fixed by the caller makes a re-publish recognisable."""
         command = cls(
-            command_id=str(uuid.uuid4()),
+            command_id=command_id or str(uuid.uuid4()),
             session_id=session_id,
             tenant_id=tenant_id,
             issued_at=iso(datetime.now(UTC)),

@@ -154,6 +154,8 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, library: M
     async def describe(media_id: str, who: Who) -> JsonResponse:
         """An upload's metadata with a freshly signed URL."""
         saved = await library.get(who.tenant_id, media_id)
+        if saved.session_id is not None and not perms.in_scope(who, saved.session_id):
+            raise Problem(404, "media not found")
         return JsonResponse(saved.view(store.url(saved.key)))
 
     async def _store(events: AsyncIterator[tuple[str, Any]], who: Principal, media_id: str, filename: str | None,

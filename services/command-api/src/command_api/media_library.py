@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,12 +31,15 @@ from zapstream_platform.storage import (
     ObjectTooLarge,
     StoredObject,
     file_name_for,
+    inert_type,
     refine,
     sniff_mime,
     upload_key,
 )
 
 log = logging.getLogger(__name__)
+
+_MIME = re.compile(r"^[A-Za-z0-9][\w.+-]*/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+\-\"]*)*$")
 
 KINDS = ("image", "video", "audio", "document", "sticker")
 ALLOWED: dict[str, frozenset[str] | None] = {
@@ -81,6 +85,10 @@ class Upload:
                           duration=self.duration, media_id=self.id)
 
 
+def _ours(reason: str) -> bool:
+    return "could not fetch" in reason or "timed out" in reason or "not available on this server" in reason
+
+
 def _row(r: asyncpg.Record) -> Upload:
     return Upload(id=str(r["id"]), tenant_id=r["tenant_id"], session_id=str(r["session_id"]) if r["session_id"]
                   else None, kind=r["kind"], mime=r["mime"], size=r["size"], file_name=r["file_name"], key=r["key"],
@@ -114,13 +122,15 @@ class MediaLibrary:
         sniffed = sniff_mime(head[:SNIFF_BYTES])
         if sniffed is None:
             raise Problem(415, "unrecognised file type")
+        if declared is not None and not _MIME.match(declared.strip()):
+            raise Problem(422, "mime must be a media type such as image/png")
         mime = refine(sniffed, declared)
         if mime is None:
             raise Problem(415, f"declared type {declared!r} does not match the file's content ({sniffed})",
                           detected=sniffed)
         if kind is not None:
             self.check_type(kind, mime)
-        return mime
+        return inert_type(mime)  # a declared text/html stays text: our URLs never serve pages
 
     # ----- storing -----------------------------------------------------------------------------------
 
@@ -130,9 +140,11 @@ class MediaLibrary:
         name = file_name_for(file_name, mime, media_id)
         key = upload_key(tenant_id, media_id, name)
         limit = self.limits[kind] if kind is not None else self.largest
+        # Documents download; pictures, video and audio may show inline.
+        disposition = "attachment" if kind in (None, "document") else "inline"
         try:
             stored = await self.store.put_stream(key, chunks, mime, max_bytes=limit,
-                                                 content_disposition=f'inline; filename="{name}"')
+                                                 content_disposition=f'{disposition}; filename="{name}"')
         except ObjectTooLarge as exc:
             raise Problem(413, f"{kind or 'file'} exceeds {exc.limit} bytes", limit=exc.limit) from exc
         return stored, name
@@ -153,6 +165,8 @@ class MediaLibrary:
                                                   timeout_s=self.settings.probe_timeout_s)
                     width, height, duration = found.width, found.height, found.duration
                 except mediaproc.MediaProcessingError as exc:
+                    if _ours(str(exc)):  # storage or ffprobe trouble is not the client's file's fault
+                        raise Problem(503, "cannot inspect the upload right now; try again") from exc
                     if kind in DECODED_KINDS:
                         raise Problem(415, f"the file cannot be decoded as {kind}: {exc}") from exc
                     log.info("probe failed", extra={"fields": {"kind": kind, "error": str(exc)[:200]}})
@@ -197,6 +211,13 @@ class MediaLibrary:
         stored, name = await self.put(tenant_id, media_id, one(), kind=kind, mime=mime, file_name=file_name)
         return await self.finish(tenant_id, media_id, stored, name, kind, session_id)
 
+    async def discard(self, tenant_id: str, media_id: str) -> None:
+        """Forget an upload made for a request that was then refused (object and row)."""
+        key = await self.pool.fetchval("DELETE FROM media_uploads WHERE id = $1 AND tenant_id = $2 RETURNING key",
+                                       uuid.UUID(media_id), tenant_id)
+        if key is not None:
+            await self.store.delete(key)
+
     # ----- finding -----------------------------------------------------------------------------------
 
     async def get(self, tenant_id: str, media_id: str) -> Upload:
@@ -222,7 +243,10 @@ class MediaLibrary:
         base = self.store.settings.public_base_url
         if base and url.startswith(base.rstrip("/") + "/"):
             return unquote(url[len(base.rstrip("/")) + 1:].split("?", 1)[0])
-        path = unquote(urlsplit(url).path).lstrip("/")
+        try:
+            path = unquote(urlsplit(url).path).lstrip("/")
+        except ValueError:
+            return None
         bucket = self.store.bucket + "/"
         if path.startswith(bucket):  # path-style
             return path[len(bucket):]

@@ -83,6 +83,8 @@ async def read_body(request: Request, max_bytes: int = DEFAULT_MAX_BODY) -> byte
 async def parse_body(request: Request, model: type[ModelT], max_bytes: int = DEFAULT_MAX_BODY) -> ModelT:
     """The JSON body as ``model``; 4xx problems for anything else (never a 500, never echoing input)."""
     raw = await read_body(request, max_bytes)
+    if b"\\u0000" in raw:  # PostgreSQL text cannot hold NUL; refuse it here rather than fail later
+        raise Problem(422, "NUL characters are not allowed")
     try:
         data = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:

@@ -5,6 +5,7 @@ dependency aliases defined inside :func:`build_router` at runtime.)
 """
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
@@ -32,6 +33,7 @@ from zapstream_platform.http import JsonResponse
 from zapstream_platform.tokens import Principal
 
 MessageId = Annotated[str, Field(min_length=1, max_length=200)]
+IDEMPOTENT_COMMANDS = uuid.UUID("6f1c2d3e-8a7b-4c5d-9e0f-1a2b3c4d5e6f")  # namespace of key-derived command ids
 
 
 class Body(BaseModel):
@@ -206,9 +208,20 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
         except IdempotencyConflict as exc:
             raise Problem(exc.status, exc.detail) from exc
 
+    async def command_id_for(request: Request, who: Principal, index: int = 0) -> str | None:
+        """With an Idempotency-Key, the command id is derived from it (and the request): if a retry
+        re-publishes (the first attempt failed half-way), the runner recognises the copy and sends
+        nothing twice."""
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            return None
+        digest = Idempotency.fingerprint(request.method, request.url.path, await request.body()).hex()
+        return str(uuid.uuid5(IDEMPOTENT_COMMANDS, f"{who.tenant_id}\0{key}\0{digest}\0{index}"))
+
     async def publish(request: Request, who: Principal, cls: type[c.Command], session_id: str,
-                      **fields: Any) -> dict[str, Any]:
-        command_id = await bus.send(cls, who.tenant_id, session_id, request.headers.get("traceparent"), **fields)
+                      index: int = 0, **fields: Any) -> dict[str, Any]:
+        command_id = await bus.send(cls, who.tenant_id, session_id, request.headers.get("traceparent"),
+                                    command_id=await command_id_for(request, who, index), **fields)
         await perms.record_issuer(who, command_id)
         body: dict[str, Any] = {"commandId": command_id, "status": "accepted", "sessionId": session_id}
         if cls is c.SendMessage:
@@ -238,6 +251,8 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
         else:
             assert spec.url is not None
             upload = await library.by_url(who.tenant_id, spec.url)
+        if upload.session_id is not None and not perms.in_scope(who, upload.session_id):
+            raise Problem(404, "media not found")
         if spec.kind is not None and spec.kind != upload.kind:
             raise Problem(422, f"media {upload.id} was uploaded as {upload.kind}, not {spec.kind}")
         return upload.ref(ptt)
@@ -271,11 +286,20 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
         caption = body.caption if body.caption is not None else body.content
 
         async def produce() -> dict[str, Any]:
-            refs = [await resolve(who, sid, spec, body.ptt) for spec in specs]
-            check_refs(refs, caption, body.ptt)
+            refs: list[p.MediaRef] = []
+            try:
+                for spec in specs:
+                    refs.append(await resolve(who, sid, spec, body.ptt))
+                check_refs(refs, caption, body.ptt)
+            except BaseException:
+                # Base64 files were stored only for this request: a refused one leaves nothing behind.
+                for spec, ref in zip(specs, refs, strict=False):
+                    if spec.base64 is not None and ref.media_id:
+                        await library.discard(who.tenant_id, ref.media_id)
+                raise
             sent = []
             for i, ref in enumerate(refs):
-                sent.append(await publish(request, who, c.SendMessage, sid, to=to, media=ref,
+                sent.append(await publish(request, who, c.SendMessage, sid, index=i, to=to, media=ref,
                                           content=caption if i == 0 else None,
                                           reply_to_message_id=body.reply_to_message_id if i == 0 else None))
             out = dict(sent[0])
@@ -394,7 +418,12 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
         await perms.chat(who, to)
         spec = MediaSpec(base64=body.pdf_base64, kind="document", mime="application/pdf", file_name=body.file_name)
         send_body = ChatSendBody(media=spec, caption=body.caption)
-        out, replayed = await send_media(request, who, sid, to, send_body)
+        try:
+            out, replayed = await send_media(request, who, sid, to, send_body)
+        except Problem as exc:
+            if exc.status != 422:
+                raise
+            raise Problem(400, exc.detail, **exc.extra) from exc
         return JsonResponse({"success": True, "message": "queued for sending", **out}, status_code=202,
                             headers={"Idempotent-Replayed": "true"} if replayed else None)
 

@@ -32,6 +32,7 @@ from zapstream_platform.storage import (
     MediaStore,
     StorageError,
     file_name_for,
+    inert_type,
     message_key,
     refine,
     sniff_mime,
@@ -57,6 +58,7 @@ class Prepared:
 
     outgoing: d.OutgoingMedia
     key: str
+    source_key: str | None = None  # unchanged upload: a server-side copy is enough
 
 
 class MediaPipeline:
@@ -94,14 +96,10 @@ class MediaPipeline:
                     name_hint = f"{stem}.ogg"
                 mime = VOICE_MIME
             file_name = file_name_for(name_hint, mime, intent.message_id)
-            key = message_key(tenant_id, session_id, intent.message_id, file_name)
             try:
-                if path == src:
-                    await self.store.copy(media.key, key)
-                else:
-                    await self.store.upload_file(key, path, "audio/ogg")
-            except StorageError as exc:
-                raise MediaFailed("media_unavailable", f"cannot store the media: {exc}") from exc
+                key = message_key(tenant_id, session_id, intent.message_id, file_name)
+            except ValueError as exc:
+                raise MediaFailed("media_failed", f"cannot name the media: {exc}") from exc
             size = await asyncio.to_thread(os.path.getsize, path)
             yield Prepared(
                 outgoing=d.OutgoingMedia(
@@ -110,6 +108,7 @@ class MediaPipeline:
                     duration=duration,
                 ),
                 key=key,
+                source_key=media.key if path == src else None,
             )
 
     async def _voice_note(self, src: str, dst: str) -> tuple[str, int | None]:
@@ -123,12 +122,26 @@ class MediaPipeline:
             raise MediaFailed("conversion_failed", f"cannot convert the audio to a voice note: {exc}") from exc
         return dst, converted.duration
 
-    def sent_entry(self, prepared: Prepared, message_id: str, chat_jid: str) -> p.MediaEntry:
+    async def keep_sent(self, prepared: Prepared, message_id: str, chat_jid: str) -> p.MediaEntry:
+        """Keep what WhatsApp accepted under the message's key (only after it did: a failed send leaves nothing).
+
+        The message is out by now, so a storage failure is recorded on the entry, not raised.
+        """
         m = prepared.outgoing
+        url: str | None = None
+        error: str | None = None
+        try:
+            if prepared.source_key is not None:
+                await self.store.copy(prepared.source_key, prepared.key)
+            else:
+                await self.store.upload_file(prepared.key, m.path, m.mime.split(";", 1)[0])
+            url = self.store.url(prepared.key)
+        except StorageError as exc:
+            error = f"sent, but not kept in storage: {exc}"[:500]
         return p.MediaEntry(
-            message_id=message_id, chat_jid=chat_jid, kind=m.kind, url=self.store.url(prepared.key),
-            mime=m.mime.split(";", 1)[0], size=m.size, width=m.width, height=m.height, duration=m.duration,
-            file_name=m.file_name, ptt=m.ptt, key=prepared.key,
+            message_id=message_id, chat_jid=chat_jid, kind=m.kind, url=url, mime=m.mime.split(";", 1)[0],
+            size=m.size, width=m.width, height=m.height, duration=m.duration, file_name=m.file_name, ptt=m.ptt,
+            key=prepared.key if url else None, error=error,
         )
 
     async def store_incoming(
@@ -147,6 +160,7 @@ class MediaPipeline:
             sniffed = sniff_mime(head)
             # The bytes say what they are; a declaration that merely refines them (docx for zip) is kept.
             mime = (refine(sniffed, media.mime) or sniffed) if sniffed else media.mime.split(";", 1)[0]
+            mime = inert_type(mime)  # the sender chose the declared type; never serve it as a page
             width, height, duration = media.width, media.height, media.duration
             if media.kind in _PROBED_KINDS and (width is None or duration is None):
                 try:

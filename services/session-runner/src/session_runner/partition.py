@@ -239,10 +239,11 @@ class PartitionOwner:
                 )
             self.next_offset = records[-1].offset + 1
             direct = []
+            # Media takes seconds (storage, ffmpeg, upload): a session with media in this batch sends
+            # all of it through its lane, outside the lock and in order; later sends queue behind.
+            laned = {sid for sid, intent, _ in after.sends if intent.media is not None} | set(self._lanes)
             for item in after.sends:
-                # Media takes seconds (storage, ffmpeg, upload): it goes in a per-session lane
-                # outside the lock, and later sends of that session queue behind it.
-                if item[1].media is not None or item[0] in self._lanes:
+                if item[0] in laned:
                     self._queue_lane(*item)
                 else:
                     direct.append(item)
@@ -321,6 +322,8 @@ class PartitionOwner:
         elif isinstance(command, c.DeleteSession):
             after.logout.append(command.session_id)
         if isinstance(command, c.SendMessage):
+            if not events:
+                return  # a duplicate of a command already handled
             intent = getattr(events[-1], "payload", None)
             assert isinstance(intent, p.SendRequested)
             after.sends.append((command.session_id, intent, trace))
@@ -430,14 +433,11 @@ class PartitionOwner:
                 reply_to_id=intent.reply_to_message_id, forwarded=intent.forwarded)))
         if self.media is None:
             raise MediaFailed("media_unsupported", "this runner has no media storage configured")
-        try:
-            async with self.media.outgoing(intent.tenant_id, sid, intent) as prepared:
-                result = await self._with_retries(lambda: self.driver.send_media(
-                    sid, intent.to, prepared.outgoing, message_id=intent.message_id,
-                    reply_to_id=intent.reply_to_message_id, forwarded=intent.forwarded))
-                return _Sent(result, self.media.sent_entry(prepared, result.message_id, intent.to))
-        except (OSError, ValueError) as exc:
-            raise MediaFailed("media_failed", f"cannot prepare the media: {exc}") from exc
+        async with self.media.outgoing(intent.tenant_id, sid, intent) as prepared:
+            result = await self._with_retries(lambda: self.driver.send_media(
+                sid, intent.to, prepared.outgoing, message_id=intent.message_id,
+                reply_to_id=intent.reply_to_message_id, forwarded=intent.forwarded))
+            return _Sent(result, await self.media.keep_sent(prepared, result.message_id, intent.to))
 
     def _record_outcome(self, session: Session, intent: p.SendRequested, result: object) -> None:
         at = now()
@@ -498,11 +498,18 @@ class PartitionOwner:
             result = await self._send_one(sid, intent)
         except (d.DriverError, MediaFailed) as exc:
             result = exc
-        for attempt in range(5):
+        except Exception as exc:  # whatever broke, the command must end with a reason
+            log.exception("media send failed unexpectedly", extra={"fields": {"session": sid}})
+            result = MediaFailed("media_failed", f"cannot send the media: {type(exc).__name__}")
+        attempt = 0
+        while True:
             async with self.lock:
                 session = self.sessions.get(sid)
-                if self._closing or session is None or intent.message_id not in session.pending_sends:
-                    return  # handed over (the next owner recovers the intent) or already settled
+                if self._closing or session is None:
+                    return  # handed over: the next owner recovers the intent
+                # A session deleted meanwhile cleared its intents; the outcome is still recorded.
+                if intent.message_id not in session.pending_sends and session.status != "deleted":
+                    return  # already settled
                 try:
                     async with self._transaction() as producer:
                         self._record_outcome(session, intent, result)
@@ -511,7 +518,8 @@ class PartitionOwner:
                 except Exception:
                     log.exception("recording a send outcome failed; retrying",
                                   extra={"fields": {"session": sid, "attempt": attempt}})
-            await asyncio.sleep(0.5 * 2**attempt)
+            await asyncio.sleep(min(0.5 * 2**attempt, 10))
+            attempt += 1
 
     async def _recover_pending_sends(self) -> None:
         """Finish what a crashed owner left between intent and outcome."""
@@ -527,8 +535,10 @@ class PartitionOwner:
             connected = {sid for sid, _, _ in pending if self.sessions[sid].is_live}
             for sid in connected:
                 await self._connect(sid)
-            async with self.lock:
-                await self._send_all(pending)
+            # Through the lanes: a session's intents go out in their original order, media included,
+            # and new commands for other sessions are not held up meanwhile.
+            for sid, intent, trace in pending:
+                self._queue_lane(sid, intent, trace)
             return
         async with self.lock:
             async with self._transaction() as producer:
@@ -621,7 +631,7 @@ class PartitionOwner:
             acks.setdefault(sid, 0)
         for sid, msg in fetch:
             fetching = self._fetching.setdefault(sid, {})
-            if msg.id not in fetching:
+            if msg.id not in fetching and not self.sessions[sid].has_media(msg.id):
                 fetching[msg.id] = msg.seq
                 self._spawn(self._fetch_media(sid, msg))
         return acks
@@ -644,7 +654,7 @@ class PartitionOwner:
                 reason = f"cannot store the media: {exc}"
             log.warning("media fetch failed", extra={"fields": {"session": sid, "message": msg.id,
                                                                 "attempt": attempt, "error": reason[:300]}})
-            await asyncio.sleep(0.5 * 2**attempt)
+            await asyncio.sleep(min(2**attempt, 8))
         await self.inbound.put(_Inbound(sid, _MediaReady(msg.id, entry or failed_entry(msg, reason))))
 
     def _ack(self, sid: str, seq: int) -> None:

@@ -42,5 +42,5 @@ class Settings(BaseSettings):
     retry_backoff_s: float = 0.2
     # Scratch space for media on its way between storage, ffmpeg and WhatsApp (default: the system temp dir).
     media_scratch_dir: str | None = None
-    media_attempts: int = Field(default=3, ge=1)
+    media_attempts: int = Field(default=5, ge=1)
     log_level: str = "INFO"
