@@ -25,7 +25,7 @@ import asyncpg
 import httpx
 import orjson
 
-from zapstream_platform import apikeys
+from zapstream_platform import apikeys, db
 from zapstream_platform.db import migrate
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import Topics, ensure_topics
@@ -179,22 +179,15 @@ class BenchEnv:
 
 
 async def create_database(name: str) -> str:
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    """A new migrated database; returns its DSN."""
+    await db.create_database(ADMIN_DSN, name)
     dsn = f"{PG_BASE}/{name}"
     await migrate(dsn, REPO / "db" / "migrations")
     return dsn
 
 
 async def drop_database(name: str) -> None:
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await db.drop_database(ADMIN_DSN, name)
 
 
 @asynccontextmanager

@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from tests.integration.conftest_sim import *  # noqa: F403  (simulator process fixtures)
 from tests.support.stack import REPO, Proc, free_port
 from zapstream_platform import apikeys
-from zapstream_platform.db import migrate
+from zapstream_platform.db import create_database, drop_database, migrate
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import Topics, ensure_topics
 
@@ -65,21 +65,13 @@ async def infra(kafka: KafkaSettings, run_id: str) -> AsyncIterator[str]:
     workers) from seeing each other's rows.
     """
     name = f"zt_{run_id}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    await create_database(ADMIN_DSN, name)
     dsn = f"{PG_BASE}/{name}"
     await migrate(dsn, REPO / "db" / "migrations")
     await ensure_topics(kafka)
     yield dsn
     await _delete_run_topics(kafka)
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_database(ADMIN_DSN, name)
 
 
 @pytest.fixture(scope="session")

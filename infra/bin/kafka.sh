@@ -97,17 +97,12 @@ up() {
     write_config
     format_storage
     [ -f "$LOG" ] && mv -f "$LOG" "$LOG.1"
-    # setsid: own session, so Ctrl-C / CI job teardown of the caller does not
-    # kill the broker; the inner shell records its own pid, then becomes java.
-    # shellcheck disable=SC2086,SC2016  # word-split heap opts; $$ is for the inner shell
-    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
+    # shellcheck disable=SC2086  # word-split heap opts
+    start_detached "$PIDFILE" "$LOG" \
         java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
         -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$DATA/log4j2.properties" \
-        -cp "$LIB/*" kafka.Kafka "$DATA/server.properties" \
-        </dev/null >"$LOG" 2>&1 &
-    # Give the wrapper a moment to write the pid file.
-    for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$PIDFILE" ] && break; sleep 0.1; done
+        -cp "$LIB/*" kafka.Kafka "$DATA/server.properties"
     say "started (pid $(cat "$PIDFILE")), PLAINTEXT://127.0.0.1:$PORT, log ${LOG#"$ROOT"/}"
 }
 

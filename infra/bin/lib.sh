@@ -117,3 +117,14 @@ stop_server() {
     rm -f "$pidfile"
     say "stopped"
 }
+
+# Start "$@" detached, in its own session (a caller's Ctrl-C or CI job teardown does not kill
+# it), with its pid in $1 and its output in $2; returns once the pid file is written.
+start_detached() {
+    local pidfile=$1 log=$2
+    shift 2
+    # The inner shell records its own pid, then becomes the server.
+    # shellcheck disable=SC2016  # $$ is for the inner shell
+    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >"$log" 2>&1 &
+    for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$pidfile" ] && break; sleep 0.1; done
+}

@@ -57,17 +57,13 @@ up() {
     jars
     write_config
     [ -f "$LOG" ] && mv -f "$LOG" "$LOG.1"
-    # setsid: own session, so Ctrl-C / CI job teardown of the caller does not
-    # kill the server; the inner shell records its own pid, then becomes java.
-    # shellcheck disable=SC2086,SC2016  # word-split heap opts; $$ is for the inner shell
-    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
+    # shellcheck disable=SC2086  # word-split heap opts
+    start_detached "$PIDFILE" "$LOG" \
         java ${S3_HEAP_OPTS:--Xms64m -Xmx256m} -XX:+UseSerialGC \
         -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
         -Dlogback.configurationFile="$ROOT/infra/s3/logback.xml" \
         -Ds3.log.level="${S3_LOG_LEVEL:-WARN}" \
-        -cp "$LIB/*" "$MAIN" --properties "$DATA/s3proxy.properties" \
-        </dev/null >"$LOG" 2>&1 &
-    for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$PIDFILE" ] && break; sleep 0.1; done
+        -cp "$LIB/*" "$MAIN" --properties "$DATA/s3proxy.properties"
     say "started (pid $(cat "$PIDFILE")), http://127.0.0.1:$PORT (access key $ACCESS_KEY), log ${LOG#"$ROOT"/}"
 }
 

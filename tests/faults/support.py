@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -27,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from projector.handlers import HANDLERS
 from tests.conftest import ADMIN_DSN, PG_BASE
 from tests.support.stack import REPO
-from zapstream_platform.db import migrate
+from zapstream_platform.db import create_database, drop_database, migrate
 from zapstream_platform.envelope import Envelope
 from zapstream_platform.topics import partitions_of
 
@@ -259,9 +260,8 @@ async def dump_read_model(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
 async def fresh_replay(records: Iterable[Record]) -> dict[str, list[tuple[Any, ...]]]:
     """Project ``records`` (partition order kept) into a new migrated database with the projector's handlers."""
     name = f"zt_replay_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
+    await create_database(ADMIN_DSN, name)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
         dsn = f"{PG_BASE}/{name}"
         await migrate(dsn, REPO / "db" / "migrations")
         conn = await asyncpg.connect(dsn)
@@ -275,8 +275,7 @@ async def fresh_replay(records: Iterable[Record]) -> dict[str, list[tuple[Any, .
             await conn.close()
         return await dump_read_model(dsn)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(ADMIN_DSN, name)
 
 
 async def check_read_model_equals_replay(dsn: str, bootstrap: str, topic: str) -> dict[str, int]:
@@ -314,3 +313,40 @@ async def verify_everything(*, dsn: str, bootstrap: str, topic: str, sim: httpx.
     assert len(final) >= len(records), f"the topic shrank: {len(records)} records, then {len(final)}"
     topic_figures = check_topic_exactly_once(final)
     return {"whatsapp": whatsapp, "topic": topic_figures, "read_model_rows": rows}
+
+
+def infra_script(server: str, cmd: str) -> None:
+    """``infra/bin/<server>.sh <cmd>`` (down, up, wait): the same scripts ``make infra-up`` uses."""
+    subprocess.run(["bash", str(REPO / "infra" / "bin" / f"{server}.sh"), cmd], check=True, cwd=REPO,
+                   stdout=subprocess.DEVNULL)
+
+
+async def restart_during_load(server: str, *, pause_s: float, total: int, stack: Any, make_load: Any,
+                              sim: httpx.AsyncClient, dsn: str, bootstrap: str, topic: str,
+                              record: Callable[..., None]) -> None:
+    """Send ``total`` messages at 40/s, stop ``server`` 4 s in for ``pause_s``, bring it back, then
+    check that every service survived and everything accepted happened exactly once."""
+    load = await make_load(4)
+    t0 = time.monotonic()
+    loader = asyncio.create_task(load.run(total, rate=40))
+    try:
+        await asyncio.sleep(4)
+        t_down = time.monotonic()
+        try:
+            await asyncio.to_thread(infra_script, server, "down")
+            await asyncio.sleep(pause_s)
+        finally:
+            await asyncio.to_thread(infra_script, server, "up")
+            await asyncio.to_thread(infra_script, server, "wait")
+        outage = time.monotonic() - t_down
+        await loader
+    finally:
+        if not loader.done():
+            loader.cancel()
+        await load.http.aclose()
+    alive = {name: p.popen is not None and p.popen.poll() is None for name, p in stack.procs.items()}
+    record(outage_s=round(outage, 1), accepted=len(load.accepted), uncertain_posts=load.uncertain,
+           rejected=dict(load.rejected), services_alive_after=alive)
+    assert all(alive.values()), f"services died during the outage: {alive}"
+    figures = await verify_everything(dsn=dsn, bootstrap=bootstrap, topic=topic, sim=sim, load=load)
+    record(total_s=round(time.monotonic() - t0, 1), **figures)

@@ -16,7 +16,7 @@ from tests.support.stack import REPO
 from zapstream_domain import commands as c
 from zapstream_domain import payloads as p
 from zapstream_domain.decisions import decide
-from zapstream_platform.db import migrate
+from zapstream_platform.db import create_database, drop_database, migrate
 from zapstream_platform.envelope import Envelope
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -71,17 +71,14 @@ def _interleave(streams: list[list[Envelope]], rng: random.Random) -> list[Envel
 @pytest.fixture
 async def two_databases(infra: str) -> AsyncIterator[tuple[str, str]]:
     names = [f"zt_det_{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    admin = await asyncpg.connect(ADMIN_DSN)
     try:
         for name in names:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        for name in names:
+            await create_database(ADMIN_DSN, name)
             await migrate(f"{PG_BASE}/{name}", REPO / "db" / "migrations")
         yield f"{PG_BASE}/{names[0]}", f"{PG_BASE}/{names[1]}"
     finally:
         for name in names:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+            await drop_database(ADMIN_DSN, name)
 
 
 async def _project(dsn: str, envelopes: list[Envelope]) -> dict[str, list[tuple[object, ...]]]:

@@ -7,11 +7,10 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from projector.app import Projector
 from projector.settings import Settings
-from tests.support.clients import eventually
+from tests.support.clients import eventually, produce_envelopes
 from zapstream_domain import commands as c
 from zapstream_domain.decisions import decide
 from zapstream_domain.payloads import MessageSummary, StatusUpdate
@@ -35,17 +34,6 @@ def _session_events(tenant: str, n_messages: int) -> list[Envelope]:
     session.record_receipts(NOW, [StatusUpdate(message_id="in-0", status="read", status_at=2000)])
     events += session.collect_events()
     return [Envelope.from_domain(e) for e in events]
-
-
-async def _produce(kafka: KafkaSettings, topic: str, envelopes: list[Envelope]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, transactional_id=f"t-{uuid.uuid4()}")
-    await producer.start()
-    try:
-        async with producer.transaction():
-            for env in envelopes:
-                await producer.send(topic, env.value(), key=env.session_id.encode(), headers=env.headers("/test"))
-    finally:
-        await producer.stop()
 
 
 async def _run_until(projector: Projector, pool: asyncpg.Pool, projection: str, expected: int) -> None:
@@ -72,7 +60,7 @@ async def test_restarted_projector_resumes_from_its_postgres_offsets(
     topic = Topics.from_settings(private).session_events
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     first = _session_events(tenant, 5)
-    await _produce(private, topic, first)
+    await produce_envelopes(private.bootstrap_servers, topic, first)
 
     projection = f"test-{uuid.uuid4().hex[:6]}"
     settings = Settings(kafka=private, postgres=PostgresSettings(dsn=infra), projection=projection,
@@ -86,7 +74,7 @@ async def test_restarted_projector_resumes_from_its_postgres_offsets(
 
     # A second instance (a restart) must not apply anything twice: unread counts would drift.
     second = _session_events(tenant, 2)
-    await _produce(private, topic, second)
+    await produce_envelopes(private.bootstrap_servers, topic, second)
     await _run_until(Projector(settings, pg), pg, projection, len(first) + len(second))
     assert await pg.fetchval("SELECT unread_count FROM rm_chats WHERE session_id = $1", uuid.UUID(sid)) == 5
     sid2 = uuid.UUID(second[0].session_id)

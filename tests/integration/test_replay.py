@@ -7,12 +7,11 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from projector.replay import active_schema, compare, replay
 from projector.settings import Settings
 from tests.conftest import Stack
-from tests.support.clients import eventually
+from tests.support.clients import eventually, produce_envelopes
 from zapstream_domain import commands as c
 from zapstream_domain.decisions import decide
 from zapstream_domain.payloads import MessageSummary
@@ -36,18 +35,6 @@ def _events(tenant: str, messages: int) -> tuple[str, list[Envelope]]:
     return sid, [Envelope.from_domain(e) for e in events]
 
 
-async def _produce(kafka: KafkaSettings, envelopes: list[Envelope]) -> None:
-    topic = Topics.from_settings(kafka).session_events
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, transactional_id=f"t-{uuid.uuid4()}")
-    await producer.start()
-    try:
-        async with producer.transaction():
-            for env in envelopes:
-                await producer.send(topic, env.value(), key=env.session_id.encode(), headers=env.headers("/test"))
-    finally:
-        await producer.stop()
-
-
 async def _count(pg: asyncpg.Pool, sid: str) -> int:
     return int(await pg.fetchval("SELECT count(*) FROM rm_messages WHERE session_id = $1", uuid.UUID(sid)))
 
@@ -57,7 +44,7 @@ async def test_rebuild_swaps_in_a_new_version_while_reads_continue(
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     sid, first = _events(tenant, 300)
-    await _produce(kafka, first)
+    await produce_envelopes(kafka.bootstrap_servers, Topics.from_settings(kafka).session_events, first)
     await eventually(lambda: _count_is(pg, sid, 300), timeout=30)
     before = await active_schema(pg, "main")
 
@@ -72,7 +59,7 @@ async def test_rebuild_swaps_in_a_new_version_while_reads_continue(
 
     reading = asyncio.create_task(reader())
     more_sid, more = _events(tenant, 50)
-    writer = asyncio.create_task(_produce(kafka, more))  # live traffic during the rebuild
+    writer = asyncio.create_task(produce_envelopes(kafka.bootstrap_servers, Topics.from_settings(kafka).session_events, more))  # live traffic during the rebuild
     lines: list[str] = []
     settings = Settings(kafka=kafka, postgres=PostgresSettings(dsn=infra), batch_max=100)
     summary = await replay(settings, pg, keep_old=True, progress_out=lines.append)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import ClientConnection, connect
 
 from zapstream_platform.envelope import Envelope
@@ -90,3 +92,15 @@ async def read_topic(bootstrap: str, topic: str) -> list[Envelope]:
 async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
     """Every committed record of ``topic`` as (value, headers), from offset 0 to the current end."""
     return [(r.value, list(r.headers)) for r in await read_all(bootstrap, topic)]
+
+
+async def produce_envelopes(bootstrap: str, topic: str, envelopes: list[Envelope]) -> None:
+    """Write ``envelopes`` to ``topic`` in one transaction, keyed by session, as the runner would."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"t-{uuid.uuid4()}")
+    await producer.start()
+    try:
+        async with producer.transaction():
+            for env in envelopes:
+                await producer.send(topic, env.value(), key=env.session_id.encode(), headers=env.headers("/test"))
+    finally:
+        await producer.stop()

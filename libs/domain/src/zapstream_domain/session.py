@@ -385,7 +385,11 @@ class Session(Aggregate):
         forwarded: bool = False,
         media: p.MediaRef | None = None,
     ) -> None:
-        """Record the intent to send; WhatsApp is called only after this is durable."""
+        """Record the intent to send; WhatsApp is called only after this is durable.
+
+        A repeat of an already requested send never reaches here: :func:`decide` drops it
+        (:meth:`is_duplicate_send`).
+        """
         self._require_not_deleted()
         if media is not None:
             self._check_media(media, text)
@@ -393,8 +397,6 @@ class Session(Aggregate):
             raise CommandRejected("cannot send on a logged-out session", code="logged_out")
         if self.status != "connected":
             raise CommandRejected(f"session is not connected (status {self.status})", code="not_connected")
-        if message_id in self.pending_sends or message_id in self.known_messages:
-            raise CommandRejected("message id already used", code="duplicate_message")
         self._emit(
             Session.SendRequested,
             at,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import asyncpg
@@ -57,3 +58,30 @@ async def migrate(dsn: str, directory: Path) -> list[str]:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
         await conn.close()
     return applied
+
+
+_DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _db_name(name: str) -> str:
+    if not _DB_NAME.match(name):
+        raise ValueError(f"not a plain database name: {name!r}")
+    return name
+
+
+async def create_database(admin_dsn: str, name: str) -> None:
+    """Create an empty database (tests, benchmarks and replays each get their own)."""
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{_db_name(name)}"')
+    finally:
+        await admin.close()
+
+
+async def drop_database(admin_dsn: str, name: str) -> None:
+    """Drop a database even while clients are connected; idempotent."""
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{_db_name(name)}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -38,13 +38,21 @@ STDERR_KEEP = 4096
 VOICE_NOTE_BITRATE = "32k"
 
 
-class MediaProcessingError(Exception):
-    """The file could not be probed or converted; str(exc) is a short reason fit for a client."""
+FETCH_FAILED = "could not fetch the media URL"
 
-    def __init__(self, reason: str, stderr: str = "") -> None:
+
+class MediaProcessingError(Exception):
+    """The file could not be probed or converted; str(exc) is a short reason fit for a client.
+
+    ``transient`` is True when the file is not to blame (the tool is missing, it timed out, the URL
+    could not be fetched): callers answer "try again", not "bad file".
+    """
+
+    def __init__(self, reason: str, stderr: str = "", *, transient: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.stderr = stderr
+        self.transient = transient or reason == FETCH_FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +104,7 @@ def _reason(stderr: str, arg: str, names: tuple[str, ...], fallback: str) -> str
         return fallback
     text = "\n".join(lines)
     if re.search(r"Server returned [45]\d\d|HTTP error [45]\d\d", text):
-        return "could not fetch the media URL"
+        return FETCH_FAILED
     if "matches no streams" in text:
         return "no audio stream"
     # "<input>: <why>" is how ffmpeg reports an input it could not open or make sense of
@@ -104,7 +112,7 @@ def _reason(stderr: str, arg: str, names: tuple[str, ...], fallback: str) -> str
     opened = [ln.removeprefix(f"{arg}: ") for ln in lines if ln.startswith(f"{arg}: ")]
     if opened:
         if arg.startswith(("http://", "https://")) and "Invalid data" not in opened[-1]:
-            return "could not fetch the media URL"
+            return FETCH_FAILED
         if "No such file or directory" in opened[-1]:
             return "file not found"
         if "Permission denied" in opened[-1]:
@@ -126,11 +134,11 @@ async def _run(args: list[str], timeout_s: float, what: str) -> tuple[int, bytes
             stderr=asyncio.subprocess.PIPE,
         )
     except FileNotFoundError as exc:
-        raise MediaProcessingError(f"{what} is not available on this server", str(exc)) from exc
+        raise MediaProcessingError(f"{what} is not available on this server", str(exc), transient=True) from exc
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
     except TimeoutError as exc:
-        raise MediaProcessingError(f"{what} timed out after {timeout_s:g} s") from exc
+        raise MediaProcessingError(f"{what} timed out after {timeout_s:g} s", transient=True) from exc
     finally:
         # On a timeout or a cancel the child must not outlive the call.
         if proc.returncode is None:

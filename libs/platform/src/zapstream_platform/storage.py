@@ -197,14 +197,15 @@ def inert_type(mime: str) -> str:
 def refine(sniffed: str, declared: str | None) -> str | None:
     """The type to store, given what the bytes are and what the client declared.
 
-    The sniffed type, or a compatible more specific declared type (a docx declared for a zip);
-    None when the declaration contradicts the bytes (a PDF declared as ``image/png``).
+    The sniffed type, or a compatible more specific declared type (a docx declared for a zip), made
+    inert (a declared ``text/html`` for text bytes is stored as ``text/plain``: our URLs never serve
+    pages); None when the declaration contradicts the bytes (a PDF declared as ``image/png``).
     """
     d = normalize_mime(declared)
     if d in GENERIC_DECLARED or d == sniffed:
         return sniffed
     if any(d.startswith(prefix) for prefix in _FAMILIES.get(sniffed, ())):
-        return d
+        return inert_type(d)
     return None
 
 

@@ -31,7 +31,6 @@ from zapstream_platform.storage import (
     ObjectTooLarge,
     StoredObject,
     file_name_for,
-    inert_type,
     refine,
     sniff_mime,
     upload_key,
@@ -85,10 +84,6 @@ class Upload:
                           duration=self.duration, media_id=self.id)
 
 
-def _ours(reason: str) -> bool:
-    return "could not fetch" in reason or "timed out" in reason or "not available on this server" in reason
-
-
 def _row(r: asyncpg.Record) -> Upload:
     return Upload(id=str(r["id"]), tenant_id=r["tenant_id"], session_id=str(r["session_id"]) if r["session_id"]
                   else None, kind=r["kind"], mime=r["mime"], size=r["size"], file_name=r["file_name"], key=r["key"],
@@ -130,7 +125,7 @@ class MediaLibrary:
                           detected=sniffed)
         if kind is not None:
             self.check_type(kind, mime)
-        return inert_type(mime)  # a declared text/html stays text: our URLs never serve pages
+        return mime
 
     # ----- storing -----------------------------------------------------------------------------------
 
@@ -165,7 +160,7 @@ class MediaLibrary:
                                                   timeout_s=self.settings.probe_timeout_s)
                     width, height, duration = found.width, found.height, found.duration
                 except mediaproc.MediaProcessingError as exc:
-                    if _ours(str(exc)):  # storage or ffprobe trouble is not the client's file's fault
+                    if exc.transient:  # storage or ffprobe trouble is not the client's file's fault
                         raise Problem(503, "cannot inspect the upload right now; try again") from exc
                     if kind in DECODED_KINDS:
                         raise Problem(415, f"the file cannot be decoded as {kind}: {exc}") from exc

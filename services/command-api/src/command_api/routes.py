@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from command_api.application import (
@@ -34,6 +34,23 @@ from zapstream_platform.tokens import Principal
 
 MessageId = Annotated[str, Field(min_length=1, max_length=200)]
 IDEMPOTENT_COMMANDS = uuid.UUID("6f1c2d3e-8a7b-4c5d-9e0f-1a2b3c4d5e6f")  # namespace of key-derived command ids
+
+
+def _checked(normalize: Callable[[str], str]) -> Callable[[str], str]:
+    """A normaliser as a pydantic validator: its InvalidJid becomes a validation error (422)."""
+
+    def check(value: str) -> str:
+        try:
+            return normalize(value)
+        except InvalidJid as exc:
+            raise ValueError(str(exc)) from exc
+
+    return check
+
+
+Jid = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_checked(normalize_jid))]
+Phone = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_checked(normalize_phone))]
+SessionRef = Annotated[str | None, Field(max_length=64)]  # a session id; the tenant's latest when absent
 
 
 class Body(BaseModel):
@@ -76,7 +93,7 @@ class ChatSendBody(Body):
     content: str | None = Field(default=None, min_length=1, max_length=65536)
     reply_to_message_id: MessageId | None = None
     forward_message_id: MessageId | None = None
-    session_id: str | None = Field(default=None, max_length=64)
+    session_id: SessionRef = None
     media: MediaSpec | list[MediaSpec] | None = None
     caption: str | None = Field(default=None, max_length=4096)
     ptt: bool = False
@@ -98,37 +115,29 @@ class SendPdfBody(Body):
     """Seed 002's ``POST /api/send-pdf``; ``sessionId`` is a session id or a declared session's name."""
 
     session_id: str = Field(min_length=1, max_length=200)
-    to: str = Field(min_length=1, max_length=200)
+    to: Jid
     pdf_base64: str = Field(min_length=1)
     file_name: str = Field(default="Comprobante.pdf", min_length=1, max_length=255)
     caption: str | None = Field(default=None, max_length=4096)
 
 
 class SendBody(ChatSendBody):
-    to: str = Field(min_length=1, max_length=200)
-
-    @field_validator("to")
-    @classmethod
-    def _jid(cls, value: str) -> str:
-        try:
-            return normalize_jid(value)
-        except InvalidJid as exc:
-            raise ValueError(str(exc)) from exc
+    to: Jid
 
 
 class ReadBody(Body):
     message_ids: list[MessageId] = Field(min_length=1, max_length=1000)
-    session_id: str | None = Field(default=None, max_length=64)
+    session_id: SessionRef = None
 
 
 class EditBody(Body):
     content: str = Field(min_length=1, max_length=65536)
-    session_id: str | None = Field(default=None, max_length=64)
+    session_id: SessionRef = None
 
 
 class ReactBody(Body):
     emoji: str | None = Field(max_length=32)
-    session_id: str | None = Field(default=None, max_length=64)
+    session_id: SessionRef = None
 
     @field_validator("emoji")
     @classmethod
@@ -140,23 +149,15 @@ class ReactBody(Body):
 
 class PresenceBody(Body):
     presence: Literal["composing", "recording", "paused"]
-    session_id: str | None = Field(default=None, max_length=64)
+    session_id: SessionRef = None
 
 
 class PairCodeBody(Body):
-    phone: str = Field(min_length=1, max_length=32)
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str) -> str:
-        try:
-            return normalize_phone(value)
-        except InvalidJid as exc:
-            raise ValueError(str(exc)) from exc
+    phone: Phone
 
 
 class SessionOnlyBody(Body):
-    session_id: str | None = Field(default=None, max_length=64)
+    session_id: SessionRef = None
 
 
 def _jid_or_422(raw: str) -> str:
@@ -194,34 +195,30 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
             raise Problem(404, "tenant has no session") from exc
 
     async def idempotent(
-        request: Request, who: Principal, produce: Callable[[], Awaitable[dict[str, Any]]]
+        request: Request, who: Principal, produce: Callable[[str | None], Awaitable[dict[str, Any]]]
     ) -> tuple[dict[str, Any], bool]:
-        """Run ``produce`` once per ``Idempotency-Key``; returns (the 202 body, replayed)."""
+        """Run ``produce(seed)`` once per ``Idempotency-Key``; returns (the 202 body, replayed).
+
+        ``seed`` (None without a key) names this request: command ids derived from it make a retry
+        that re-publishes after a half-failed attempt recognisable to the runner, so nothing goes twice.
+        """
         key = request.headers.get("idempotency-key")
         if key is None:
-            return await produce(), False
+            return await produce(None), False
         if not 1 <= len(key) <= 200:
             raise Problem(422, "Idempotency-Key must be 1 to 200 characters")
         fingerprint = Idempotency.fingerprint(request.method, request.url.path, await request.body())
+        seed = f"{who.tenant_id}\0{key}\0{fingerprint.hex()}"
         try:
-            return await idempotency.run(who.tenant_id, key, fingerprint, produce)
+            return await idempotency.run(who.tenant_id, key, fingerprint, lambda: produce(seed))
         except IdempotencyConflict as exc:
             raise Problem(exc.status, exc.detail) from exc
 
-    async def command_id_for(request: Request, who: Principal, index: int = 0) -> str | None:
-        """With an Idempotency-Key, the command id is derived from it (and the request): if a retry
-        re-publishes (the first attempt failed half-way), the runner recognises the copy and sends
-        nothing twice."""
-        key = request.headers.get("idempotency-key")
-        if key is None:
-            return None
-        digest = Idempotency.fingerprint(request.method, request.url.path, await request.body()).hex()
-        return str(uuid.uuid5(IDEMPOTENT_COMMANDS, f"{who.tenant_id}\0{key}\0{digest}\0{index}"))
-
     async def publish(request: Request, who: Principal, cls: type[c.Command], session_id: str,
-                      index: int = 0, **fields: Any) -> dict[str, Any]:
+                      seed: str | None, index: int = 0, **fields: Any) -> dict[str, Any]:
+        command_id = str(uuid.uuid5(IDEMPOTENT_COMMANDS, f"{seed}\0{index}")) if seed else None
         command_id = await bus.send(cls, who.tenant_id, session_id, request.headers.get("traceparent"),
-                                    command_id=await command_id_for(request, who, index), **fields)
+                                    command_id=command_id, **fields)
         await perms.record_issuer(who, command_id)
         body: dict[str, Any] = {"commandId": command_id, "status": "accepted", "sessionId": session_id}
         if cls is c.SendMessage:
@@ -232,7 +229,7 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
         request: Request, who: Principal, cls: type[c.Command], session_id: str, **fields: Any
     ) -> tuple[dict[str, Any], bool]:
         """Publish one command, honouring ``Idempotency-Key``; returns (the 202 body, replayed)."""
-        return await idempotent(request, who, lambda: publish(request, who, cls, session_id, **fields))
+        return await idempotent(request, who, lambda seed: publish(request, who, cls, session_id, seed, **fields))
 
     async def command(
         request: Request, who: Principal, cls: type[c.Command], session_id: str, **fields: Any
@@ -257,40 +254,34 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
             raise Problem(422, f"media {upload.id} was uploaded as {upload.kind}, not {spec.kind}")
         return upload.ref(ptt)
 
-    def check_media(specs: list[MediaSpec], body: ChatSendBody) -> None:
-        """What WhatsApp would refuse, refused before anything is stored or sent."""
-        if len(specs) > library.settings.images_per_request:
-            raise Problem(422, f"at most {library.settings.images_per_request} files per request")
-        kinds = {s.kind for s in specs if s.kind is not None}
-        if len(specs) > 1 and kinds - {"image"}:
+    def check_kinds(kinds: list[str | None], caption: str | None, ptt: bool) -> None:
+        """What WhatsApp would refuse. Checked on the declared kinds before anything is stored (None:
+        not declared, passes), then again on the uploads' real kinds."""
+        if len(kinds) > 1 and any(k not in (None, "image") for k in kinds):
             raise Problem(422, "several files in one request must all be images")
-        if body.ptt and kinds - {"audio"}:
+        if ptt and any(k not in (None, "audio") for k in kinds):
             raise Problem(422, "ptt (voice note) needs an audio file")
-
-    def check_refs(refs: list[p.MediaRef], caption: str | None, ptt: bool) -> None:
-        if len(refs) > 1 and any(r.kind != "image" for r in refs):
-            raise Problem(422, "several files in one request must all be images")
-        first = refs[0]
-        if ptt and first.kind != "audio":
-            raise Problem(422, "ptt (voice note) needs an audio file")
-        if caption and first.kind in ("audio", "sticker"):
-            raise Problem(422, f"{first.kind} messages cannot have a caption")
-        if first.kind == "audio" and not ptt and first.mime not in PLAYABLE_AUDIO:
-            raise Problem(415, f"{first.mime} plays only as a voice note: send it with ptt: true",
-                          accepted=sorted(PLAYABLE_AUDIO))
+        if caption and kinds[0] in ("audio", "sticker"):
+            raise Problem(422, f"{kinds[0]} messages cannot have a caption")
 
     async def send_media(request: Request, who: Principal, sid: str, to: str,
                          body: ChatSendBody) -> tuple[dict[str, Any], bool]:
         specs = body.media if isinstance(body.media, list) else [body.media] if body.media else []
-        check_media(specs, body)
+        if len(specs) > library.settings.images_per_request:
+            raise Problem(422, f"at most {library.settings.images_per_request} files per request")
         caption = body.caption if body.caption is not None else body.content
+        check_kinds([s.kind for s in specs], caption, body.ptt)
 
-        async def produce() -> dict[str, Any]:
+        async def produce(seed: str | None) -> dict[str, Any]:
             refs: list[p.MediaRef] = []
             try:
                 for spec in specs:
                     refs.append(await resolve(who, sid, spec, body.ptt))
-                check_refs(refs, caption, body.ptt)
+                check_kinds([r.kind for r in refs], caption, body.ptt)
+                first = refs[0]
+                if first.kind == "audio" and not body.ptt and first.mime not in PLAYABLE_AUDIO:
+                    raise Problem(415, f"{first.mime} plays only as a voice note: send it with ptt: true",
+                                  accepted=sorted(PLAYABLE_AUDIO))
             except BaseException:
                 # Base64 files were stored only for this request: a refused one leaves nothing behind.
                 for spec, ref in zip(specs, refs, strict=False):
@@ -299,7 +290,7 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
                 raise
             sent = []
             for i, ref in enumerate(refs):
-                sent.append(await publish(request, who, c.SendMessage, sid, index=i, to=to, media=ref,
+                sent.append(await publish(request, who, c.SendMessage, sid, seed, index=i, to=to, media=ref,
                                           content=caption if i == 0 else None,
                                           reply_to_message_id=body.reply_to_message_id if i == 0 else None))
             out = dict(sent[0])
@@ -407,13 +398,11 @@ def build_router(principal: Any, perms: Permissions, bus: CommandBus, queries: Q
         """Seed 002: a PDF (invoice, receipt) as a document; 400 when parameters are missing."""
         try:
             body = await _parse(request, SendPdfBody, media_body_max)
-            to = normalize_jid(body.to)
-        except InvalidJid as exc:
-            raise Problem(400, str(exc)) from exc
         except Problem as exc:
             if exc.status != 422:
                 raise
-            raise Problem(400, "sessionId, to and pdfBase64 are required", **exc.extra) from exc
+            raise Problem(400, "sessionId, to and pdfBase64 are required and must be valid", **exc.extra) from exc
+        to = body.to
         sid = await perms.declared_or_owned(who, bus, body.session_id)
         await perms.chat(who, to)
         spec = MediaSpec(base64=body.pdf_base64, kind="document", mime="application/pdf", file_name=body.file_name)

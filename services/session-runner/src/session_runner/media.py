@@ -34,6 +34,7 @@ from zapstream_platform.storage import (
     file_name_for,
     inert_type,
     message_key,
+    normalize_mime,
     refine,
     sniff_mime,
 )
@@ -128,18 +129,19 @@ class MediaPipeline:
         The message is out by now, so a storage failure is recorded on the entry, not raised.
         """
         m = prepared.outgoing
+        mime = normalize_mime(m.mime)
         url: str | None = None
         error: str | None = None
         try:
             if prepared.source_key is not None:
                 await self.store.copy(prepared.source_key, prepared.key)
             else:
-                await self.store.upload_file(prepared.key, m.path, m.mime.split(";", 1)[0])
+                await self.store.upload_file(prepared.key, m.path, mime)
             url = self.store.url(prepared.key)
         except StorageError as exc:
             error = f"sent, but not kept in storage: {exc}"[:500]
         return p.MediaEntry(
-            message_id=message_id, chat_jid=chat_jid, kind=m.kind, url=url, mime=m.mime.split(";", 1)[0],
+            message_id=message_id, chat_jid=chat_jid, kind=m.kind, url=url, mime=mime,
             size=m.size, width=m.width, height=m.height, duration=m.duration, file_name=m.file_name, ptt=m.ptt,
             key=prepared.key if url else None, error=error,
         )
@@ -158,9 +160,8 @@ class MediaPipeline:
                 raise MediaFailed("media_unavailable", f"cannot download the media: {exc}") from exc
             head = await asyncio.to_thread(_head, path)
             sniffed = sniff_mime(head)
-            # The bytes say what they are; a declaration that merely refines them (docx for zip) is kept.
-            mime = (refine(sniffed, media.mime) or sniffed) if sniffed else media.mime.split(";", 1)[0]
-            mime = inert_type(mime)  # the sender chose the declared type; never serve it as a page
+            # The bytes say what they are; unrecognised bytes keep the sender's type, made inert.
+            mime = (refine(sniffed, media.mime) or sniffed) if sniffed else inert_type(normalize_mime(media.mime))
             width, height, duration = media.width, media.height, media.duration
             if media.kind in _PROBED_KINDS and (width is None or duration is None):
                 try:
@@ -188,7 +189,7 @@ def failed_entry(msg: d.IncomingMessage, reason: str) -> p.MediaEntry:
     media = msg.media
     assert media is not None
     return p.MediaEntry(
-        message_id=msg.id, chat_jid=msg.chat_jid, kind=media.kind, url=None, mime=media.mime.split(";", 1)[0],
+        message_id=msg.id, chat_jid=msg.chat_jid, kind=media.kind, url=None, mime=normalize_mime(media.mime),
         size=media.size, width=media.width, height=media.height, duration=media.duration,
         file_name=media.file_name, ptt=media.ptt, error=reason[:500],
     )

@@ -616,7 +616,7 @@ class PartitionOwner:
                 else:
                     self._observe(session, item.event)
                 ev = item.event
-                if isinstance(ev, d.IncomingMessage) and ev.media is not None and not session.has_media(ev.id):
+                if isinstance(ev, d.IncomingMessage) and ev.media is not None:
                     fetch.append((item.session_id, ev))
                 if isinstance(item.event, d.Connected) and session.presence_subscriptions:
                     reconnected.add(item.session_id)
