@@ -110,7 +110,6 @@ def runner_proc(name: str, kafka: KafkaSettings, sim_url: str, run_id: str) -> P
         "RUNNER_SIM_URL": sim_url,
         "RUNNER_GROUP_ID": f"zt-{run_id}-runner",
         "RUNNER_INSTANCE_ID": name,
-        "RUNNER_SESSION_TIMEOUT_MS": "6000",
     }
     return Proc(name, "session_runner", env)
 

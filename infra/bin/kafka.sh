@@ -55,6 +55,9 @@ auto.create.topics.enable=false
 num.partitions=1
 # No point delaying the first rebalance when tests start consumers one by one.
 group.initial.rebalance.delay.ms=0
+# Runners detect a dead peer within RUNNER_SESSION_TIMEOUT_MS (1.5 s by default) so that
+# sessions fail over in under 2 s; the broker's default floor (6 s) would refuse that.
+group.min.session.timeout.ms=500
 # On a busy 2-core machine a GC pause or CPU starvation can miss a few heartbeats;
 # the default 9 s would fence the only broker (NotEnoughReplicas) mid-test.
 broker.session.timeout.ms=30000

@@ -32,8 +32,11 @@ class StartSession(Command):
 
 
 class StopSession(Command):
+    """Stop the connection. ``reason`` is kept as given; ``logout`` also unlinks the device."""
+
     TYPE: ClassVar[str] = "session.stop"
     type: Literal["session.stop"] = "session.stop"
+    reason: str | None = Field(default=None, max_length=200)
 
 
 class DeleteSession(Command):
@@ -51,6 +54,8 @@ class SendMessage(Command):
     reply_to_message_id: str | None = None
     forwarded: bool = False
     media: MediaRef | None = None
+    # Set by the campaign runner: such a send waits for a reconnecting number with no deadline.
+    campaign_id: str | None = None
 
     @model_validator(mode="after")
     def _text_or_media(self) -> SendMessage:

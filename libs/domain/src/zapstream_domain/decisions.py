@@ -5,7 +5,7 @@ Evolve is each event's ``apply``; :func:`evolve` folds a stored event into state
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -23,12 +23,50 @@ def message_id_for(command_id: str) -> str:
     return "3EB0" + UUID(command_id).hex[:16].upper()
 
 
+Decider = Callable[[Session, Any, datetime], None]
+
+
+def _send(session: Session, command: c.SendMessage, now: datetime) -> None:
+    message_id = message_id_for(command.command_id)
+    if session.is_duplicate_send(message_id):
+        # The same command again (an Idempotency-Key retry re-publishes with the same id):
+        # its first copy is sent or on its way; nothing more to do.
+        return
+    session.request_send(
+        now,
+        command_id=command.command_id,
+        message_id=message_id,
+        to=normalize_jid(command.to),
+        text=command.content or "",
+        reply_to=command.reply_to_message_id,
+        forwarded=command.forwarded,
+        media=command.media,
+        campaign_id=command.campaign_id,
+    )
+
+
+# One entry per command type: the pure decision on an existing session. Commands with
+# idempotent WhatsApp effects (read, edit, delete, react, presence) only check here; the
+# runner records their outcome once WhatsApp has answered.
+DECIDERS: dict[type[c.Command], Decider] = {
+    c.StartSession: lambda s, cmd, now: s.start(now),
+    c.StopSession: lambda s, cmd, now: s.stop(now, cmd.reason),
+    c.DeleteSession: lambda s, cmd, now: s.delete(now),
+    c.SendMessage: _send,
+    c.EditMessage: lambda s, cmd, now: s.require_editable(cmd.message_id),
+    c.DeleteMessage: lambda s, cmd, now: s.require_deletable(cmd.message_id),
+    c.RequestPairCode: lambda s, cmd, now: s.require_linkable(),
+    c.ReadMessages: lambda s, cmd, now: s.require_connected(),
+    c.ReactToMessage: lambda s, cmd, now: s.require_connected(),
+    c.SubscribePresence: lambda s, cmd, now: s.require_connected(),
+    c.SendPresence: lambda s, cmd, now: s.require_connected(),
+}
+
+
 def decide(session: Session | None, command: c.Command, now: datetime) -> tuple[Session | None, list[Session.Event]]:
     """Apply ``command`` to ``session`` and return it with the events it produced.
 
-    Commands with idempotent WhatsApp effects (read, edit, delete, react,
-    presence) produce no event here: the runner records their outcome once
-    WhatsApp has answered. Raises :class:`CommandRejected` when the command is not allowed; the caller
+    Raises :class:`CommandRejected` when the command is not allowed; the caller
     records that as a ``session.command.failed`` event.
     """
     if isinstance(command, c.CreateSession):
@@ -41,37 +79,10 @@ def decide(session: Session | None, command: c.Command, now: datetime) -> tuple[
     if session.tenant_id != command.tenant_id:
         # The API checks ownership already; this guards against forged records.
         raise CommandRejected("session not found", code="not_found")
-    if isinstance(command, c.StartSession):
-        session.start(now)
-    elif isinstance(command, c.StopSession):
-        session.stop(now)
-    elif isinstance(command, c.DeleteSession):
-        session.delete(now)
-    elif isinstance(command, c.SendMessage):
-        if session.is_duplicate_send(message_id_for(command.command_id)):
-            # The same command again (an Idempotency-Key retry re-publishes with the same id):
-            # its first copy is sent or on its way; nothing more to do.
-            return session, []
-        session.request_send(
-            now,
-            command_id=command.command_id,
-            message_id=message_id_for(command.command_id),
-            to=normalize_jid(command.to),
-            text=command.content or "",
-            reply_to=command.reply_to_message_id,
-            forwarded=command.forwarded,
-            media=command.media,
-        )
-    elif isinstance(command, c.EditMessage):
-        session.require_editable(command.message_id)
-    elif isinstance(command, c.DeleteMessage):
-        session.require_deletable(command.message_id)
-    elif isinstance(command, c.RequestPairCode):
-        session.require_linkable()
-    elif isinstance(command, (c.ReadMessages, c.ReactToMessage, c.SubscribePresence, c.SendPresence)):
-        session.require_connected()
-    else:  # pragma: no cover - the discriminated union makes this unreachable
+    decider = DECIDERS.get(type(command))
+    if decider is None:  # pragma: no cover - every command type has an entry (a unit test checks)
         raise CommandRejected(f"unsupported command {type(command).__name__}", code="unsupported")
+    decider(session, command, now)
     return session, list(_collect(session))
 
 

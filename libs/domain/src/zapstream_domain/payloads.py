@@ -6,9 +6,9 @@ WebSocket; ``schemas/`` is generated from them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from pydantic.alias_generators import to_camel
 
 MediaKind = Literal["image", "video", "audio", "document", "sticker"]
@@ -78,6 +78,17 @@ class StatusConnected(EventPayload):
 class StatusDisconnected(EventPayload):
     reason: str
     disconnected_at: str
+    # True when a client stopped the session with a reason of its own (the runner then stays
+    # away until it is started). A plain stop says so with the reason "stopped" alone.
+    stopped: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_stopped(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Seed 001's clients expect exactly tenantId, reason and disconnectedAt.
+        data: dict[str, Any] = handler(self)
+        if data.get("stopped") is None:
+            data.pop("stopped", None)
+        return data
 
 
 class StatusLoggedOut(EventPayload):
@@ -145,6 +156,8 @@ class SendRequested(EventPayload):
     reply_to_message_id: str | None = None
     forwarded: bool = False
     media: MediaRef | None = None  # ``text`` is then the caption ("" for none)
+    # Sends of a campaign wait for a reconnecting number with no deadline (others give up after one).
+    campaign_id: str | None = None
 
 
 class StatusUpdate(Wire):

@@ -118,7 +118,7 @@ class Session(Aggregate):
             s.qr_expires_at = None
             s.disconnected_at = self.payload.disconnected_at
             s.disconnected_reason = self.payload.reason
-            if self.payload.reason == "stopped":
+            if self.payload.stopped or self.payload.reason == "stopped":
                 s.wants_connection = False
             s.updated_at = self.payload.disconnected_at
 
@@ -306,6 +306,13 @@ class Session(Aggregate):
         return str(self.id)
 
     @property
+    def can_hold_sends(self) -> bool:
+        """Connected, or linked and expected back (the runner holds sends until it is)."""
+        if self.status == "connected":
+            return True
+        return self.is_live and self.status == "disconnected" and self.phone is not None
+
+    @property
     def is_live(self) -> bool:
         """True while the runner should hold a WhatsApp connection for it."""
         return self.wants_connection and self.status not in ("logged_out", "deleted")
@@ -361,13 +368,20 @@ class Session(Aggregate):
             raise CommandRejected("session is already connected", code="already_connected")
         self._emit(Session.Started, at)
 
-    def stop(self, at: datetime) -> None:
+    def stop(self, at: datetime, reason: str | None = None) -> None:
+        """Stop connecting. ``logout`` unlinks the device (WhatsApp forgets it; a QR is needed again)."""
         self._require_not_deleted()
         if self.status == "logged_out":
             raise CommandRejected("session is logged out", code="logged_out")
+        if reason == "logout":
+            self._emit(Session.LoggedOut, at, reason="logout", logged_out_at=iso(at))
+            return
         if not self.wants_connection:
             raise CommandRejected("session is already stopped", code="already_stopped")
-        self._emit(Session.Disconnected, at, reason="stopped", disconnected_at=iso(at))
+        if reason in (None, "", "stopped"):
+            self._emit(Session.Disconnected, at, reason="stopped", disconnected_at=iso(at))
+        else:
+            self._emit(Session.Disconnected, at, reason=reason, disconnected_at=iso(at), stopped=True)
 
     def delete(self, at: datetime) -> None:
         self._require_not_deleted()
@@ -384,8 +398,12 @@ class Session(Aggregate):
         reply_to: str | None,
         forwarded: bool = False,
         media: p.MediaRef | None = None,
+        campaign_id: str | None = None,
     ) -> None:
         """Record the intent to send; WhatsApp is called only after this is durable.
+
+        A linked session that is reconnecting (a dropped link, or a new owner after a
+        failover) takes the intent too: the runner holds it until the link is back.
 
         A repeat of an already requested send never reaches here: :func:`decide` drops it
         (:meth:`is_duplicate_send`).
@@ -395,7 +413,7 @@ class Session(Aggregate):
             self._check_media(media, text)
         if self.status == "logged_out":
             raise CommandRejected("cannot send on a logged-out session", code="logged_out")
-        if self.status != "connected":
+        if not self.can_hold_sends:
             raise CommandRejected(f"session is not connected (status {self.status})", code="not_connected")
         self._emit(
             Session.SendRequested,
@@ -407,6 +425,7 @@ class Session(Aggregate):
             reply_to_message_id=reply_to,
             forwarded=forwarded,
             media=media,
+            campaign_id=campaign_id,
         )
 
     def _check_media(self, media: p.MediaRef, caption: str) -> None:

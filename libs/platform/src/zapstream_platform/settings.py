@@ -22,6 +22,8 @@ class KafkaSettings(BaseModel):
     # -1: event topics are the source of truth and keep everything.
     event_retention_ms: int = -1
     dlq_retention_ms: int = 30 * DAY_MS
+    # Snapshot topic segments roll this often so the log cleaner can compact them.
+    snapshot_segment_ms: int = 10 * 60 * 1000
 
 
 class PostgresSettings(BaseModel):

@@ -22,6 +22,8 @@ class Topics:
     session_commands: str
     session_events: str
     session_commands_dlq: str
+    # Internal to the runner: compacted, latest state of each session plus checkpoints.
+    session_snapshots: str
 
     @classmethod
     def from_settings(cls, kafka: KafkaSettings) -> Topics:
@@ -30,16 +32,27 @@ class Topics:
             session_commands=f"{prefix}.session.commands",
             session_events=f"{prefix}.session.events",
             session_commands_dlq=f"{prefix}.session.commands.dlq",
+            session_snapshots=f"{prefix}.session.snapshots",
         )
 
 
 async def ensure_topics(kafka: KafkaSettings) -> list[str]:
     """Create the topics that are missing; return the names created."""
     topics = Topics.from_settings(kafka)
-    wanted = {
-        topics.session_commands: kafka.command_retention_ms,
-        topics.session_events: kafka.event_retention_ms,
-        topics.session_commands_dlq: kafka.dlq_retention_ms,
+    retention = {"min.insync.replicas": "1"}
+    wanted: dict[str, dict[str, str]] = {
+        topics.session_commands: {**retention, "retention.ms": str(kafka.command_retention_ms)},
+        topics.session_events: {**retention, "retention.ms": str(kafka.event_retention_ms)},
+        topics.session_commands_dlq: {**retention, "retention.ms": str(kafka.dlq_retention_ms)},
+        # Compacted: one snapshot per session survives (plus the latest checkpoint). Short
+        # segments and a low dirty ratio let the cleaner keep a new owner's read small.
+        topics.session_snapshots: {
+            **retention,
+            "cleanup.policy": "compact",
+            "segment.ms": str(kafka.snapshot_segment_ms),
+            "min.cleanable.dirty.ratio": "0.1",
+            "delete.retention.ms": "3600000",
+        },
     }
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     await admin.start()
@@ -50,9 +63,9 @@ async def ensure_topics(kafka: KafkaSettings) -> list[str]:
                 name=name,
                 num_partitions=kafka.partitions,
                 replication_factor=1,
-                topic_configs={"retention.ms": str(retention), "min.insync.replicas": "1"},
+                topic_configs=configs,
             )
-            for name, retention in wanted.items()
+            for name, configs in wanted.items()
             if name not in existing
         ]
         if missing:

@@ -1,8 +1,20 @@
 """The consumer loop: a consumer-group member over the session command topic.
 
-Partition ownership is session ownership. Assignment starts a
-:class:`PartitionOwner` (fencing the previous owner); revocation hands its
-sessions over cleanly. Failover is just a rebalance.
+Partition ownership is session ownership; failover is a rebalance. Three choices
+make it quick and quiet (see docs/architecture.md, "Failover"):
+
+* **Detection:** a short group session timeout with frequent heartbeats, so a
+  SIGKILLed runner's partitions move within ~1.5 s. A graceful shutdown hands its
+  partitions over (calls in flight finish, outcomes and a checkpoint commit) and
+  then leaves the group at once.
+* **Sticky assignment, lazy revocation:** aiokafka only speaks the eager protocol,
+  which revokes every partition on every rebalance. Revocation therefore only
+  *suspends* owners (nothing is committed, connections stay up); once the new
+  assignment is known, only the partitions that really moved are released, and
+  kept ones resume. With the sticky assignor a joining or leaving runner moves
+  only the partitions it must.
+* **One handler per runner:** driver events are routed to whichever owner holds
+  the session now, so connections outlive owner objects.
 """
 
 from __future__ import annotations
@@ -12,11 +24,13 @@ import logging
 import signal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.errors import ProducerFenced
 
-from session_runner.drivers.port import WhatsAppDriver
+from session_runner.drivers import port as d
 from session_runner.media import MediaPipeline
 from session_runner.partition import PartitionOwner
+from session_runner.sends import Links
 from session_runner.settings import Settings
 from zapstream_platform.errors import is_infrastructure
 from zapstream_platform.topics import Topics
@@ -27,11 +41,12 @@ log = logging.getLogger(__name__)
 class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
     """Runs partition owners for whatever partitions the group gives this instance."""
 
-    def __init__(self, settings: Settings, driver: WhatsAppDriver, media: MediaPipeline | None = None) -> None:
+    def __init__(self, settings: Settings, driver: d.WhatsAppDriver, media: MediaPipeline | None = None) -> None:
         self.settings = settings
         self.driver = driver
         self.media = media
         self.topics = Topics.from_settings(settings.kafka)
+        self.links = Links()
         self.owners: dict[int, PartitionOwner] = {}
         self.session_owner: dict[str, PartitionOwner] = {}
         self.consumer: AIOKafkaConsumer | None = None
@@ -39,12 +54,23 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
         # partition → (offset, attempts) of the batch that keeps failing there
         self._failures: dict[int, tuple[int, int]] = {}
 
+    # driver events -------------------------------------------------------------------
+    async def on_driver_event(self, session_id: str, event: d.DriverEvent) -> None:
+        """The one handler every connection of this runner reports to."""
+        if isinstance(event, d.Connected):
+            self.links.up(session_id)
+        elif isinstance(event, (d.Disconnected, d.LoggedOut)):
+            self.links.down(session_id)
+        owner = self.session_owner.get(session_id)
+        if owner is not None:
+            owner.inbox.put((session_id, event))
+        # No owner: the partition moved; unacknowledged, the event is re-delivered to the next one.
+
     # ConsumerRebalanceListener -------------------------------------------------
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        owners = [self.owners.pop(tp.partition) for tp in revoked if tp.partition in self.owners]
-        await asyncio.gather(*(o.stop() for o in owners), return_exceptions=True)
-        for sid in [sid for sid, o in self.session_owner.items() if o in owners]:
-            del self.session_owner[sid]
+        # Lazy: suspend only. Whether a partition really moves is known at assignment.
+        owners = [self.owners[tp.partition] for tp in revoked if tp.partition in self.owners]
+        await asyncio.gather(*(o.suspend() for o in owners), return_exceptions=True)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         # aiokafka may fetch for a partition while this listener still runs;
@@ -52,68 +78,109 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
         assert self.consumer is not None
         if self._stopping.is_set():
             return  # leaving the group: whoever gets these partitions next starts them
+        keep = {tp.partition for tp in assigned}
+        await self._release([p for p in self.owners if p not in keep], disconnect=True)
+        for part in keep & set(self.owners):
+            self.owners[part].resume()
         fresh = [tp for tp in assigned if tp.partition not in self.owners]
+        if not fresh:
+            return
         self.consumer.pause(*fresh)
-        new = [tp.partition for tp in fresh]
-        owners = [
-            PartitionOwner(
-                partition=part,
-                topics=self.topics,
-                bootstrap_servers=self.settings.kafka.bootstrap_servers,
-                group_id=self.settings.group_id,
-                driver=self.driver,
-                register=self.session_owner.__setitem__,
-                flush_max=self.settings.batch_max,
-                flush_linger_s=self.settings.flush_linger_ms / 1000,
-                media=self.media,
-                media_attempts=self.settings.media_attempts,
-            )
-            for part in new
-        ]
+        owners = [self._owner(tp.partition) for tp in fresh]
         committed = {tp.partition: await self.consumer.committed(tp) for tp in fresh}
-        await asyncio.gather(*(o.start(committed[o.partition]) for o in owners))
-        for owner in owners:
+        results = await asyncio.gather(*(o.start(committed[o.partition]) for o in owners), return_exceptions=True)
+        for owner, result in zip(owners, results, strict=True):
+            if isinstance(result, BaseException):
+                # Fenced or broker trouble: leave it paused; the next rebalance (or restart) retries.
+                log.error("partition start failed", extra={"fields": {"partition": owner.partition,
+                                                                      "error": repr(result)[:300]}})
+                await owner.stop(disconnect=False)
+                continue
             self.owners[owner.partition] = owner
-        self.consumer.resume(*fresh)
+            self.consumer.resume(TopicPartition(self.topics.session_commands, owner.partition))
+
+    def _owner(self, part: int) -> PartitionOwner:
+        s = self.settings
+        return PartitionOwner(
+            partition=part,
+            topics=self.topics,
+            bootstrap_servers=s.kafka.bootstrap_servers,
+            group_id=s.group_id,
+            driver=self.driver,
+            links=self.links,
+            on_event=self.on_driver_event,
+            register=self.session_owner.__setitem__,
+            flush_max=s.batch_max,
+            flush_linger_s=s.flush_linger_ms / 1000,
+            media=self.media,
+            media_attempts=s.media_attempts,
+            hold_deadline_s=s.hold_deadline_s,
+            sends_per_session=s.sends_per_session,
+            checkpoint_events=s.checkpoint_events,
+        )
+
+    async def _release(self, parts: list[int], *, disconnect: bool) -> None:
+        owners = [self.owners.pop(p) for p in parts if p in self.owners]
+        await asyncio.gather(*(o.stop(disconnect=disconnect) for o in owners), return_exceptions=True)
+        for sid in [sid for sid, o in self.session_owner.items() if o in owners]:
+            del self.session_owner[sid]
 
     # loop ---------------------------------------------------------------------------
     def request_stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
+        s = self.settings
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka.bootstrap_servers,
-            group_id=self.settings.group_id,
-            client_id=self.settings.instance_id,
+            bootstrap_servers=s.kafka.bootstrap_servers,
+            group_id=s.group_id,
+            client_id=s.instance_id,
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
-            session_timeout_ms=self.settings.session_timeout_ms,
-            heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
-            max_poll_records=self.settings.batch_max,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            partition_assignment_strategy=(StickyPartitionAssignor,),
+            max_poll_records=s.batch_max,
             # Under load the broker gathers up to this many ms of commands per fetch: larger
             # batches mean fewer transactions (each costs several round trips).
-            fetch_max_wait_ms=self.settings.fetch_linger_ms,
+            fetch_max_wait_ms=s.fetch_linger_ms,
             fetch_min_bytes=64 * 1024,
         )
         self.consumer = consumer
         await consumer.start()
         consumer.subscribe([self.topics.session_commands], listener=self)
-        log.info("runner started", extra={"fields": {"instance": self.settings.instance_id}})
+        log.info("runner started", extra={"fields": {"instance": s.instance_id}})
+        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             while not self._stopping.is_set():
-                batches = await consumer.getmany(
-                    timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.batch_max
-                )
+                poll = asyncio.ensure_future(consumer.getmany(timeout_ms=s.poll_timeout_ms, max_records=s.batch_max))
+                await asyncio.wait([poll, stopping], return_when=asyncio.FIRST_COMPLETED)
+                if not poll.done():
+                    poll.cancel()
+                    await asyncio.gather(poll, return_exceptions=True)
+                    break
+                batches = poll.result()
                 await asyncio.gather(*(self._dispatch(tp, records) for tp, records in batches.items() if records))
         finally:
-            # Finish in-flight transactions and close connections first, then leave the
-            # group: the next owner must not fence a producer that is still writing.
-            await self.on_partitions_revoked([TopicPartition(self.topics.session_commands, p) for p in list(self.owners)])
-            await consumer.stop()
-            # An assignment that raced with the shutdown may have started owners meanwhile.
-            await self.on_partitions_revoked([TopicPartition(self.topics.session_commands, p) for p in list(self.owners)])
-            log.info("runner stopped")
+            stopping.cancel()
+            await self._shutdown(consumer)
+
+    async def _shutdown(self, consumer: AIOKafkaConsumer) -> None:
+        """Hand over: commit what is in flight, leave the group, let the next owner take the connections."""
+        owners = list(self.owners.values())
+        grace = self.settings.handover_timeout_s
+        await asyncio.gather(*(o.hand_over(grace) for o in owners), return_exceptions=True)
+        # Leaving now makes the group rebalance at once; our connections stay up until the next
+        # owner's connect replaces them, so the devices see (almost) no gap.
+        await consumer.stop()
+        sessions = [sid for o in owners for sid in o.sessions if self.links.is_up(sid)]
+        deadline = asyncio.get_running_loop().time() + grace
+        while sessions and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+            sessions = [sid for sid in sessions if self.links.is_up(sid)]
+        await self._release(list(self.owners), disconnect=True)
+        log.info("runner stopped")
 
     async def _dispatch(self, tp: TopicPartition, records: list) -> None:  # type: ignore[type-arg]
         owner = self.owners.get(tp.partition)

@@ -34,8 +34,19 @@ class Settings(BaseSettings):
     neonize_proxy: str | None = None
     batch_max: int = Field(default=500, ge=1)
     poll_timeout_ms: int = 100
-    session_timeout_ms: int = 10_000
-    heartbeat_interval_ms: int = 1_000
+    # Failover: a SIGKILLed runner is noticed after session_timeout_ms (the broker allows
+    # >= 500 ms, see infra/bin/kafka.sh); peers learn of the rebalance within one heartbeat.
+    session_timeout_ms: int = Field(default=1_500, ge=500)
+    heartbeat_interval_ms: int = Field(default=250, ge=50)
+    # A send for a session that is reconnecting waits this long before failing with
+    # session_unavailable (campaign sends wait without limit).
+    hold_deadline_s: float = Field(default=60.0, gt=0)
+    sends_per_session: int = Field(default=8, ge=1)
+    # Events between two snapshot checkpoints: bounds what a new owner replays.
+    checkpoint_events: int = Field(default=1_000, ge=10)
+    # Graceful shutdown: wait this long for calls in flight, then for the next owner to take
+    # the connections over, before closing them.
+    handover_timeout_s: float = Field(default=3.0, ge=0)
     fetch_linger_ms: int = Field(default=10, ge=0)
     flush_linger_ms: int = Field(default=10, ge=0)
     max_attempts: int = Field(default=4, ge=1)

@@ -1,0 +1,63 @@
+"""Session snapshots: the aggregate's state at a version, in a JSON-safe form.
+
+The runner keeps them in a compacted topic so that a new partition owner reads the
+latest snapshot of each session plus the events after it, instead of the whole
+history (eventsourcing's snapshotting, with Kafka as the snapshot store).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Snapshot
+from eventsourcing.utils import get_topic
+
+from . import payloads as p
+from .session import Session
+
+SNAPSHOT_VERSION = 1
+"""Bump (with a conversion in :func:`session_from_snapshot`) when the state's shape changes."""
+
+
+def snapshot_of(session: Session) -> dict[str, Any]:
+    """The session's state as plain JSON values (version included)."""
+    taken = Snapshot.take(session)
+    state: dict[str, Any] = {}
+    for key, value in taken.state.items():
+        if isinstance(value, datetime):
+            state[key] = {"$dt": value.isoformat()}
+        elif isinstance(value, set):
+            state[key] = {"$set": sorted(value)}
+        elif key == "pending_sends":
+            state[key] = {mid: intent.model_dump(by_alias=True, mode="json") for mid, intent in value.items()}
+        else:
+            state[key] = value
+    return {"v": SNAPSHOT_VERSION, "id": str(session.id), "version": session.version, "state": state}
+
+
+def session_from_snapshot(data: dict[str, Any]) -> Session:
+    """Rebuild the aggregate from :func:`snapshot_of`'s output."""
+    if data.get("v") != SNAPSHOT_VERSION:
+        raise ValueError(f"unsupported snapshot version {data.get('v')!r}")
+    state: dict[str, Any] = {}
+    for key, value in data["state"].items():
+        if isinstance(value, dict) and "$dt" in value:
+            state[key] = datetime.fromisoformat(value["$dt"])
+        elif isinstance(value, dict) and "$set" in value:
+            state[key] = set(value["$set"])
+        elif key == "pending_sends":
+            state[key] = {mid: p.SendRequested.model_validate(raw) for mid, raw in value.items()}
+        else:
+            state[key] = value
+    snapshot = Snapshot(
+        originator_id=UUID(data["id"]),
+        originator_version=int(data["version"]),
+        timestamp=Snapshot.create_timestamp(),
+        topic=get_topic(Session),
+        state=state,
+    )
+    session = snapshot.mutate(None)
+    assert isinstance(session, Session)
+    return session
