@@ -40,8 +40,10 @@ bootstrap: infra-up  ## create topics and apply migrations (idempotent)
 dev: bootstrap dev-down  ## start everything: infra, the four services and the WhatsApp simulator
 	@mkdir -p $(RUNDIR)
 	@$(RUN) python -m zapstream_platform create-key --tenant $(DEMO_TENANT) --name demo --key $(DEMO_KEY) >/dev/null
+	@# The venv's python itself, not `uv run` (a wrapper whose pid is not the service's):
+	@# the pid files must name the processes that dev-down and the fault tests signal.
 	@for svc in $(SERVICES); do \
-	  nohup $(RUN) python -m $$svc >$(RUNDIR)/$$svc.log 2>&1 & echo $$! >$(RUNDIR)/$$svc.pid; \
+	  nohup .venv/bin/python -m $$svc >$(RUNDIR)/$$svc.log 2>&1 & echo $$! >$(RUNDIR)/$$svc.pid; \
 	done
 	@for url in http://127.0.0.1:8090/control/stats http://127.0.0.1:8080/healthz http://127.0.0.1:8081/healthz; do \
 	  for i in $$(seq 1 60); do curl -fs $$url >/dev/null && break; sleep 0.5; done; \
@@ -57,9 +59,14 @@ dev: bootstrap dev-down  ## start everything: infra, the four services and the W
 	@echo "  demo API key  $(DEMO_KEY)   (tenant '$(DEMO_TENANT)'; send as 'Authorization: Bearer <key>')"
 	@echo "  logs          $(RUNDIR)/*.log      stop with: make dev-down"
 
-dev-down:  ## stop the services started by make dev
+dev-down:  ## stop the services started by make dev (SIGTERM, then SIGKILL after 20 s)
 	@for svc in $(SERVICES); do \
-	  if [ -f $(RUNDIR)/$$svc.pid ]; then kill $$(cat $(RUNDIR)/$$svc.pid) 2>/dev/null || true; rm -f $(RUNDIR)/$$svc.pid; fi; \
+	  if [ -f $(RUNDIR)/$$svc.pid ]; then kill $$(cat $(RUNDIR)/$$svc.pid) 2>/dev/null || true; fi; \
+	done
+	@for svc in $(SERVICES); do \
+	  f=$(RUNDIR)/$$svc.pid; [ -f $$f ] || continue; pid=$$(cat $$f); \
+	  for i in $$(seq 1 200); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+	  kill -9 $$pid 2>/dev/null || true; rm -f $$f; \
 	done
 
 status:  ## show what is running
