@@ -356,6 +356,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = await _body(request, PairBody)
         return OrjsonResponse(sim.pair(body.code, body.name).as_dict())
 
+    @app.get("/control/devices")
+    async def devices() -> OrjsonResponse:
+        return OrjsonResponse({"devices": sim.devices_view()})
+
     @app.get("/control/devices/{session_id}")
     async def device(session_id: str) -> OrjsonResponse:
         return OrjsonResponse(sim.device_info(session_id))

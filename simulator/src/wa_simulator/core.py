@@ -318,6 +318,9 @@ class Device:
 
     __slots__ = (
         "acked",
+        "attached_at_ms",
+        "connections",
+        "detached_at_ms",
         "last_seq",
         "link",
         "pair_code",
@@ -342,6 +345,10 @@ class Device:
         self.qr_timer: Timer | None = None
         self.pair_code: str | None = None
         self.subscriptions: set[str] = set()  # phones whose presence this connection watches
+        # Connection history, for failover figures: how often, and when it last came and went.
+        self.connections = 0
+        self.attached_at_ms = 0
+        self.detached_at_ms = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -354,6 +361,9 @@ class Device:
             "retained": len(self.retained),
             "qr": self.qr_code,
             "presenceSubscriptions": sorted(phone_to_jid(p) for p in self.subscriptions),
+            "connections": self.connections,
+            "attachedAtMs": self.attached_at_ms,
+            "detachedAtMs": self.detached_at_ms,
         }
 
 
@@ -531,6 +541,8 @@ class Simulator:
             old.close(CLOSE_REPLACED, "replaced by a newer connection")
             self.stats.replaced += 1
         device.link = link
+        device.connections += 1
+        device.attached_at_ms = self._now_ms()
         self.stats.connections += 1
         if ack is not None:
             self._apply_ack(device, ack)
@@ -552,6 +564,8 @@ class Simulator:
 
     def _detach(self, device: Device, *, notify: bool = True) -> None:
         device.link = None
+        if notify:  # a replaced connection hands over without a gap
+            device.detached_at_ms = self._now_ms()
         self._clear_qr(device)
         self._clear_pair_code(device)
         for phone in device.subscriptions:  # presence subscriptions live as long as the connection
@@ -1293,6 +1307,9 @@ class Simulator:
 
     def device_info(self, session_id: str) -> dict[str, Any]:
         return self._device(session_id).as_dict()
+
+    def devices_view(self) -> list[dict[str, Any]]:
+        return [d.as_dict() for d in self.devices.values()]
 
     def stats_view(self) -> dict[str, Any]:
         s = self.stats
