@@ -432,6 +432,21 @@ class PartitionOwner:
                 session.record_send_unknown(now(), intent)
                 await self._publish(producer, session, None)
 
+    def reconnect_later(self, session_id: str, delay_s: float = 1.0) -> None:
+        """Connect again after another connection took the device (unless this owner is leaving)."""
+
+        async def later() -> None:
+            await asyncio.sleep(delay_s)
+            session = self.sessions.get(session_id)
+            if (self._closing or self._suspended or session is None or not session.is_live
+                    or self.links.is_up(session_id)):
+                return
+            log.info("taking the device back", extra={"fields": {"session": session_id}})
+            await self._connect(session_id)
+
+        if not self._closing:
+            self._spawn(later())
+
     async def _connect(self, session_id: str) -> None:
         try:
             await self.driver.connect(session_id, self.on_event)

@@ -64,6 +64,10 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
         owner = self.session_owner.get(session_id)
         if owner is not None:
             owner.inbox.put((session_id, event))
+            if isinstance(event, d.Disconnected) and event.replaced:
+                # A connect still in flight on the previous owner can win the race against ours;
+                # as the partition's owner we take the device back.
+                owner.reconnect_later(session_id)
         # No owner: the partition moved; unacknowledged, the event is re-delivered to the next one.
 
     # ConsumerRebalanceListener -------------------------------------------------
@@ -81,6 +85,8 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
         keep = {tp.partition for tp in assigned}
         await self._release([p for p in self.owners if p not in keep], disconnect=True)
         for part in keep & set(self.owners):
+            # Records fetched while suspended were not handled: read on from what was committed.
+            self.consumer.seek(TopicPartition(self.topics.session_commands, part), self.owners[part].next_offset)
             self.owners[part].resume()
         fresh = [tp for tp in assigned if tp.partition not in self.owners]
         if not fresh:
