@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import e2e, ingest, media_upload, projection, runner_memory, ws_fanout
+from bench import e2e, failover, ingest, media_upload, projection, relay, runner_memory, ws_fanout
 from bench.report import write_readme
 
 BENCHES: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
@@ -24,6 +24,8 @@ BENCHES: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
     "ws": ws_fanout.run,
     "replay": projection.bench_replay,
     "media_upload": media_upload.run,
+    "relay": relay.run,
+    "failover": failover.run,
 }
 
 

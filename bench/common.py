@@ -163,7 +163,7 @@ class BenchEnv:
     def runner(self, sim_url: str, name: str = "runner") -> Proc:
         return self.start(Proc(name, ["-m", "session_runner"], self.env("RUNNER_", pg=False)
                                | {"RUNNER_SIM_URL": sim_url, "RUNNER_GROUP_ID": f"{self.kafka.topic_prefix}-runner",
-                                  "RUNNER_INSTANCE_ID": name, "RUNNER_SESSION_TIMEOUT_MS": "6000"}))
+                                  "RUNNER_INSTANCE_ID": name}))
 
     def projector(self) -> Proc:
         return self.start(Proc("projector", ["-m", "projector"], self.env("PROJECTOR_")
