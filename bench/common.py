@@ -67,8 +67,9 @@ def pct(values: list[float], q: float) -> float:
 
 def write_result(name: str, data: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    # The 1/5/15-minute load averages as the run ends: how busy the shared machine was meanwhile.
     data = {"bench": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
-            **data}
+            "machine_load_average": [round(x, 2) for x in os.getloadavg()], **data}
     (RESULTS / f"{name}.json").write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
 
 
