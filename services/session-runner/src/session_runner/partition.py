@@ -202,6 +202,7 @@ class PartitionOwner:
 
     async def suspend(self) -> None:
         """A rebalance began: finish the transaction in progress, then commit nothing until resumed."""
+        self.pipeline.pause()
         async with self.lock:
             self._suspended = True
             self._resumed.clear()
@@ -209,9 +210,11 @@ class PartitionOwner:
     def resume(self) -> None:
         self._suspended = False
         self._resumed.set()
+        self.pipeline.resume()
 
     async def hand_over(self, grace_s: float) -> None:
-        """Graceful shutdown: let calls in flight finish, commit their outcomes and a checkpoint."""
+        """Graceful shutdown: start no new call, let those in flight finish, commit their outcomes and a checkpoint."""
+        self.pipeline.pause()
         await self.pipeline.drain(grace_s)
         async with self.lock:
             if not self._closing:

@@ -105,6 +105,10 @@ class SendPipeline:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Cleared while the partition is suspended (a rebalance): no new WhatsApp call starts, so a
+        # partition that moves is not sent from two runners at once.
+        self._active = asyncio.Event()
+        self._active.set()
 
     def submit(self, sid: str, intent: p.SendRequested, trace: str | None) -> None:
         key = (sid, intent.to)
@@ -137,6 +141,12 @@ class SendPipeline:
                 return None
             if standing == "gone":
                 return Unavailable("the session was stopped before the message could be sent")
+            if not self._active.is_set():
+                try:
+                    await asyncio.wait_for(self._active.wait(), 1.0)
+                except TimeoutError:
+                    pass
+                continue
             if not self.links.is_up(sid):
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
@@ -188,6 +198,12 @@ class SendPipeline:
                 sid, intent.to, prepared.outgoing, message_id=intent.message_id,
                 reply_to_id=intent.reply_to_message_id, forwarded=intent.forwarded))
             return Sent(result, await self.media.keep_sent(prepared, result.message_id, intent.to))
+
+    def pause(self) -> None:
+        self._active.clear()
+
+    def resume(self) -> None:
+        self._active.set()
 
     async def drain(self, within_s: float) -> None:
         """Wait (bounded) for the calls in flight; held sends stay held for the next owner."""
