@@ -23,8 +23,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.common import BOOTSTRAP, LOGS, BenchEnv, Proc, bench_env, write_result
+from tests.support.runner_logs import owned_partitions
 from zapstream_platform.envelope import Envelope
-from zapstream_platform.topics import read_all
+from zapstream_platform.topics import partition_for, read_all
 
 SESSIONS = 1000
 KILLS = 5
@@ -35,23 +36,7 @@ SOURCE = "/zapstream/bench"
 
 
 def _owned(name: str) -> set[int]:
-    owned: set[int] = set()
-    for line in (LOGS / f"{name}.log").read_text(errors="replace").splitlines():
-        try:
-            entry = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if entry.get("msg") == "partition assigned":
-            owned.add(int(entry["partition"]))
-        elif entry.get("msg") == "partition released":
-            owned.discard(int(entry["partition"]))
-    return owned
-
-
-def _partition(sid: str, partitions: int) -> int:
-    from aiokafka.partitioner import murmur2
-
-    return (murmur2(sid.encode()) & 0x7FFFFFFF) % partitions
+    return owned_partitions((LOGS / f"{name}.log").read_text(errors="replace"))
 
 
 class Rig:
@@ -133,7 +118,7 @@ class Rig:
 
     async def kill_once(self, victim: str) -> dict[str, Any]:
         parts = _owned(victim)
-        moved = [s for s in self.sids if _partition(s, self.env.kafka.partitions) in parts]
+        moved = [s for s in self.sids if partition_for(s, self.env.kafka.partitions) in parts]
         before = await self.devices()
         killed_at = time.time()
         self.runners[victim].popen.kill()  # type: ignore[union-attr]
@@ -163,7 +148,7 @@ class Rig:
     async def graceful(self, name: str) -> dict[str, Any]:
         """SIGTERM: the runner hands its partitions over and leaves; measure the devices' gap."""
         parts = _owned(name)
-        moved = [s for s in self.sids if _partition(s, self.env.kafka.partitions) in parts]
+        moved = [s for s in self.sids if partition_for(s, self.env.kafka.partitions) in parts]
         before = await self.devices()
         t0 = time.time()
         self.runners[name].stop()
@@ -224,7 +209,7 @@ class Rig:
                                                      "fromMe": False, "timestamp": 1767225600 + i,
                                                      "type": "conversation", "text": f"history {i}"}]})
                     await producer.send(self.env.topics.session_events, value=env.value(), key=sid.encode(),
-                                        partition=_partition(sid, self.env.kafka.partitions),
+                                        partition=partition_for(sid, self.env.kafka.partitions),
                                         headers=env.headers(SOURCE))
                     n += 1
                 await producer.commit_transaction()

@@ -10,6 +10,7 @@ from tests.conftest import Stack, Tenant, runner_proc
 from tests.e2e.conftest import Linked, link_session, new_phone
 from tests.support.clients import WsCollector, eventually
 from zapstream_platform.settings import KafkaSettings
+from zapstream_platform.topics import partition_for
 
 SESSIONS = 6
 
@@ -66,13 +67,6 @@ async def test_killed_runner_hands_its_sessions_to_the_survivor(
             stack.runner().start()
 
 
-def _partition(sid: str, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2 of the key), as the command API's producer uses it."""
-    from aiokafka.partitioner import murmur2
-
-    return (murmur2(sid.encode()) & 0x7FFFFFFF) % partitions
-
-
 async def _connections(sim: httpx.AsyncClient, sids: list[str]) -> dict[str, int]:
     devices = (await sim.get("/control/devices")).json()["devices"]
     return {d["sessionId"]: d["connections"] for d in devices if d["sessionId"] in sids}
@@ -100,10 +94,10 @@ async def test_rebalances_move_only_the_sessions_that_change_owner(
             changed = await eventually(moved, timeout=60)
             await asyncio.sleep(3)  # let a rebalance finish moving whatever it moves
             changed = await moved()
-            moved_parts = {_partition(sid, kafka.partitions) for sid in changed}
-            kept = [sid for sid in sids if _partition(sid, kafka.partitions) not in moved_parts]
+            moved_parts = {partition_for(sid, kafka.partitions) for sid in changed}
+            kept = [sid for sid in sids if partition_for(sid, kafka.partitions) not in moved_parts]
             # Whole partitions moved, each of their sessions reconnected once; the rest were not touched.
-            assert all(_partition(sid, kafka.partitions) in moved_parts for sid in changed)
+            assert all(partition_for(sid, kafka.partitions) in moved_parts for sid in changed)
             assert all(n == 1 for n in changed.values()), changed
             assert kept, "the first runner kept nothing"
             assert all(sid not in changed for sid in kept)

@@ -14,34 +14,18 @@ import time
 from typing import Any
 
 import httpx
-import orjson
 
 from tests.conftest import Stack, Tenant, runner_proc
 from tests.e2e.conftest import link_session
-from tests.e2e.test_failover import _partition
 from tests.faults.support import Load, new_phone, read_records, verify_everything, wait_until
 from tests.support.clients import WsCollector
+from tests.support.runner_logs import owned_partitions
 from zapstream_platform.settings import KafkaSettings
-from zapstream_platform.topics import Topics
+from zapstream_platform.topics import Topics, partition_for
 
 SESSIONS = 200
 RATE = 10.0
 TOTAL = 400  # 40 s of load; the kill lands 12 s in
-
-
-def owned_partitions(log_text: str) -> set[int]:
-    """The partitions a runner holds, from its own log (assigned minus released, in order)."""
-    owned: set[int] = set()
-    for line in log_text.splitlines():
-        try:
-            entry = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if entry.get("msg") == "partition assigned":
-            owned.add(int(entry["partition"]))
-        elif entry.get("msg") == "partition released":
-            owned.discard(int(entry["partition"]))
-    return owned
 
 
 async def devices(sim: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
@@ -76,7 +60,7 @@ async def test_sigkilled_runner_hands_over_without_failed_sends(
             return mine()
 
         await wait_until(owns, 60, what="the victim owns partitions")
-        victims = [sid for sid in sids if _partition(sid, kafka.partitions) in mine()]
+        victims = [sid for sid in sids if partition_for(sid, kafka.partitions) in mine()]
         healthy = [sid for sid in sids if sid not in victims]
         assert victims and healthy, f"victim owns {mine()}"
         contact = new_phone()

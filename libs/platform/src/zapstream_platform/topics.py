@@ -13,6 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from .settings import KafkaSettings
 
@@ -34,6 +35,11 @@ class Topics:
             session_commands_dlq=f"{prefix}.session.commands.dlq",
             session_snapshots=f"{prefix}.session.snapshots",
         )
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (as every producer of ours uses it)."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 async def ensure_topics(kafka: KafkaSettings) -> list[str]:

@@ -6,13 +6,8 @@ from session_runner.handlers.base import Context, Handler
 from zapstream_domain import commands as c
 
 
-async def create(ctx: Context) -> None:
-    session = ctx.decide()
-    ctx.succeeded()
-    ctx.effects.connect.append(session.session_id)
-
-
-async def start(ctx: Context) -> None:
+async def create_or_start(ctx: Context) -> None:
+    """A new session, or a stopped one started again: connect once the decision is committed."""
     session = ctx.decide()
     ctx.succeeded()
     ctx.effects.connect.append(session.session_id)
@@ -44,8 +39,8 @@ async def pair_code(ctx: Context) -> None:
 
 
 HANDLERS: dict[type, Handler] = {
-    c.CreateSession: create,
-    c.StartSession: start,
+    c.CreateSession: create_or_start,
+    c.StartSession: create_or_start,
     c.StopSession: stop,
     c.DeleteSession: delete,
     c.RequestPairCode: pair_code,
