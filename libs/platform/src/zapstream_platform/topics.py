@@ -39,7 +39,7 @@ class Topics:
 
 def partition_for(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives ``key`` (as every producer of ours uses it)."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 async def ensure_topics(kafka: KafkaSettings) -> list[str]:
