@@ -17,7 +17,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
-from command_api.application import CommandBus
+from command_api.shared.bus import CommandBus
 from zapstream_domain import commands as c
 
 log = logging.getLogger(__name__)
