@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -35,9 +36,10 @@ from command_api.settings import Settings
 from command_api.shared import problems
 from command_api.shared.access import Access
 from command_api.shared.limits import BodyLimit
+from command_api.shared.problems import PROBLEM_JSON
+from command_api.shared.responses import ApiJson
 from command_api.shared.security import Authenticator
 from command_api.shared.wsproxy import router as ws_router
-from zapstream_platform.http import JsonResponse
 
 VERSION = "0.2.0"
 DESCRIPTION = """\
@@ -70,8 +72,8 @@ health = APIRouter()
 
 
 @health.get("/healthz", include_in_schema=False)
-async def healthz() -> JsonResponse:
-    return JsonResponse({"status": "ok"})
+async def healthz() -> ApiJson:
+    return ApiJson({"status": "ok"})
 
 
 def body_limits(settings: Settings) -> Callable[[str], int | None]:
@@ -90,7 +92,7 @@ def body_limits(settings: Settings) -> Callable[[str], int | None]:
 def build_app(settings: Settings,
               lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:
     app = FastAPIOffline(title="zapstream command API", version=VERSION, description=DESCRIPTION,
-                         default_response_class=JsonResponse, lifespan=lifespan)
+                         default_response_class=ApiJson, lifespan=lifespan)
     problems.install(app)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     app.add_middleware(
@@ -111,6 +113,26 @@ def build_app(settings: Settings,
     app.include_router(agents_router)
     app.include_router(dead_letters_router)
     app.include_router(ws_router)
+    install_openapi(app)
     return app
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Error answers are documented as ``application/problem+json`` only (FastAPI would add ``application/json``)."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = plain()
+            for item in doc.get("paths", {}).values():
+                for operation in item.values():
+                    for answer in operation.get("responses", {}).values():
+                        content = answer.get("content", {})
+                        if PROBLEM_JSON in content and "application/json" in content:
+                            content[PROBLEM_JSON] = content.pop("application/json")
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 

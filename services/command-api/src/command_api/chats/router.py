@@ -19,8 +19,8 @@ from command_api.shared.bodies import IDEMPOTENCY_HEADERS, CommandAccepted, JidP
 from command_api.shared.commands import accepted
 from command_api.shared.idempotency import Idem, IdempotencyKey
 from command_api.shared.problems import AUTHED, responses
+from command_api.shared.responses import ApiJson as JsonResponse
 from command_api.shared.security import Who
-from zapstream_platform.http import JsonResponse
 
 router = APIRouter(tags=["chats"], responses=responses(*AUTHED))
 Traceparent = Annotated[str | None, Header(include_in_schema=False)]

@@ -10,7 +10,7 @@ from fastapi.security import APIKeyHeader
 from command_api.dead_letters.schemas import DeadLetters, Redriven
 from command_api.dead_letters.service import DeadLettersService
 from command_api.shared.problems import COMMON, responses
-from zapstream_platform.http import JsonResponse
+from command_api.shared.responses import ApiJson as JsonResponse
 
 router = APIRouter(prefix="/dead-letters", tags=["operations"], responses=responses(401, 404, *COMMON))
 operator_scheme = APIKeyHeader(name="X-Operator-Token", auto_error=False, scheme_name="operatorToken",

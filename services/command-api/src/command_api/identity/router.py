@@ -22,8 +22,8 @@ from command_api.identity.service import CHECK_YOUR_EMAIL, IdentityService
 from command_api.settings import AuthSettings
 from command_api.shared.bodies import IdPath
 from command_api.shared.problems import AUTHED, COMMON, Problem, problem_response, responses
+from command_api.shared.responses import ApiJson as JsonResponse
 from command_api.shared.security import Who, require_user
-from zapstream_platform.http import JsonResponse
 
 router = APIRouter(tags=["identity"], responses=responses(*COMMON))
 # For the OpenAPI document: /auth/refresh and /auth/logout read the HttpOnly refresh cookie.

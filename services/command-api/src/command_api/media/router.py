@@ -27,8 +27,8 @@ from command_api.media.service import MediaLibrary
 from command_api.shared.access import Access
 from command_api.shared.bodies import IdPath
 from command_api.shared.problems import AUTHED, Problem, responses
+from command_api.shared.responses import ApiJson as JsonResponse
 from command_api.shared.security import Who
-from zapstream_platform.http import JsonResponse
 from zapstream_platform.storage import SNIFF_BYTES, StorageError, StoredObject
 from zapstream_platform.tokens import Principal
 

@@ -9,9 +9,9 @@ from typing import Any
 from command_api.shared.access import Access
 from command_api.shared.bus import CommandBus
 from command_api.shared.idempotency import Idem, IdempotencyStore, run_once
+from command_api.shared.responses import ApiJson as JsonResponse
 from zapstream_domain import commands as c
 from zapstream_domain.decisions import message_id_for
-from zapstream_platform.http import JsonResponse
 from zapstream_platform.tokens import Principal
 
 IDEMPOTENT_COMMANDS = uuid.UUID("6f1c2d3e-8a7b-4c5d-9e0f-1a2b3c4d5e6f")  # namespace of key-derived command ids

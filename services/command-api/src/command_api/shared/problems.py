@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from zapstream_platform.http import JsonResponse
+from command_api.shared.responses import ApiJson as JsonResponse
 
 log = logging.getLogger(__name__)
 

@@ -153,3 +153,12 @@ def require_user(who: Principal) -> str:
     if who.user_id is None:
         raise Problem(403, "API keys are not users")
     return who.user_id
+
+
+async def admin_principal(who: Who) -> Principal:
+    """The owner or an admin; checked before the body is validated, so others get 403, not 422."""
+    require_admin(who)
+    return who
+
+
+Admin = Annotated[Principal, Depends(admin_principal)]
