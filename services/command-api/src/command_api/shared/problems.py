@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -116,10 +117,29 @@ async def _invalid(request: Request, exc: Exception) -> JsonResponse:
     return problem_response(422, "request failed validation", request.url.path, errors=clean_errors(list(exc.errors())))
 
 
+def _routes(routes: list[Any]) -> Iterator[Any]:
+    for route in routes:
+        if hasattr(route, "original_router"):  # FastAPI keeps included routers as nodes
+            yield from _routes(route.original_router.routes)
+        elif hasattr(route, "path_regex"):
+            yield route
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first matching route's)."""
+    methods: set[str] = set()
+    for route in _routes(request.app.router.routes):
+        if route.path_regex.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 async def _http(request: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, StarletteHTTPException)
-    # Keeps the headers Starlette sets, e.g. ``Allow`` on a 405.
-    return problem_response(exc.status_code, str(exc.detail), request.url.path, dict(exc.headers or {}) or None)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+    return problem_response(exc.status_code, str(exc.detail), request.url.path, headers or None)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
