@@ -53,8 +53,8 @@ class RateLimits(BaseModel):
 class PlanLimits(BaseModel):
     """Token buckets of one plan: ``"<hits>/<seconds>"`` per API key (or user) and per tenant."""
 
-    per_key: LimitSpec = "1000/1"
-    per_tenant: LimitSpec = "2000/1"
+    per_key: LimitSpec = "5000/1"
+    per_tenant: LimitSpec = "10000/1"
 
 
 class ApiRateLimits(BaseModel):

@@ -24,7 +24,7 @@ from command_api.shared.security import Admin
 router = APIRouter(tags=["agents"], responses=responses(*AUTHED, 403))
 
 
-def service(request: Request) -> AgentsService:
+async def service(request: Request) -> AgentsService:
     agents: AgentsService = request.app.state.services.agents
     return agents
 

@@ -30,7 +30,7 @@ ACCEPTED = {"model": CommandAccepted, "description": "Accepted: the command is d
             "headers": IDEMPOTENCY_HEADERS}
 
 
-def service(request: Request) -> ChatsService:
+async def service(request: Request) -> ChatsService:
     chats: ChatsService = request.app.state.services.chats
     return chats
 

@@ -18,7 +18,7 @@ operator_scheme = APIKeyHeader(name="X-Operator-Token", auto_error=False, scheme
 Operator = Annotated[str | None, Depends(operator_scheme)]
 
 
-def service(request: Request) -> DeadLettersService:
+async def service(request: Request) -> DeadLettersService:
     dead: DeadLettersService = request.app.state.services.dead_letters
     return dead
 

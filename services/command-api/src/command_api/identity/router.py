@@ -31,7 +31,7 @@ refresh_cookie = APIKeyCookie(name="refresh_token", auto_error=False, scheme_nam
                               description="The HttpOnly refresh-token cookie set by POST /auth/login.")
 
 
-def service(request: Request) -> IdentityService:
+async def service(request: Request) -> IdentityService:
     identity: IdentityService = request.app.state.services.identity
     return identity
 

@@ -16,7 +16,7 @@ from command_api.shared.security import Admin
 router = APIRouter(tags=["api keys"], responses=responses(*AUTHED, 403))
 
 
-def service(request: Request) -> KeysService:
+async def service(request: Request) -> KeysService:
     keys: KeysService = request.app.state.services.keys
     return keys
 

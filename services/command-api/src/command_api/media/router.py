@@ -96,12 +96,12 @@ class _Parts:
 router = APIRouter(tags=["media"], responses=responses(*AUTHED))
 
 
-def library_of(request: Request) -> MediaLibrary:
+async def library_of(request: Request) -> MediaLibrary:
     library: MediaLibrary = request.app.state.services.media
     return library
 
 
-def access_of(request: Request) -> Access:
+async def access_of(request: Request) -> Access:
     access: Access = request.app.state.services.access
     return access
 

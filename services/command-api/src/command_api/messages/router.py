@@ -42,7 +42,7 @@ SENT = {"model": MessageAccepted, "description": "Accepted: the message is durab
 MEDIA_ERRORS = (403, 404, 409, 413, 415)
 
 
-def service(request: Request) -> MessagesService:
+async def service(request: Request) -> MessagesService:
     messages: MessagesService = request.app.state.services.messages
     return messages
 

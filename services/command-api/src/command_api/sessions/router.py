@@ -29,7 +29,7 @@ ACCEPTED = {"model": CommandAccepted, "description": "Accepted: the command is d
             "headers": IDEMPOTENCY_HEADERS}
 
 
-def service(request: Request) -> SessionsService:
+async def service(request: Request) -> SessionsService:
     sessions: SessionsService = request.app.state.services.sessions
     return sessions
 
