@@ -7,7 +7,7 @@ composition root (:mod:`command_api.bootstrap`) when the app starts, or by tests
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -36,9 +36,9 @@ from command_api.settings import Settings
 from command_api.shared import problems
 from command_api.shared.access import Access
 from command_api.shared.limits import BodyLimit
-from command_api.shared.problems import PROBLEM_JSON
+from command_api.shared.problems import PROBLEM_JSON, routes_of
 from command_api.shared.responses import ApiJson
-from command_api.shared.security import Authenticator
+from command_api.shared.security import SECURITY, SECURITY_SCHEMES, Authenticator, current_principal
 from command_api.shared.wsproxy import router as ws_router
 
 VERSION = "0.2.0"
@@ -117,15 +117,36 @@ def build_app(settings: Settings,
     return app
 
 
+def _calls(dependant: Any) -> Iterator[Any]:
+    for sub in dependant.dependencies:
+        yield sub.call
+        yield from _calls(sub)
+
+
+def authenticated_operations(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of every route that depends on the caller's principal."""
+    out = set()
+    for route in routes_of(app.router.routes):
+        dependant = getattr(route, "dependant", None)
+        if dependant is not None and current_principal in set(_calls(dependant)):
+            out |= {(method.lower(), route.path) for method in route.methods}
+    return out
+
+
 def install_openapi(app: FastAPI) -> None:
-    """Error answers are documented as ``application/problem+json`` only (FastAPI would add ``application/json``)."""
+    """Security requirements on every route that authenticates the caller; error answers documented as
+    ``application/problem+json`` only (FastAPI would add ``application/json``)."""
     plain = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             doc = plain()
-            for item in doc.get("paths", {}).values():
-                for operation in item.values():
+            doc.setdefault("components", {}).setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+            protected = authenticated_operations(app)
+            for path, item in doc.get("paths", {}).items():
+                for method, operation in item.items():
+                    if (method, path) in protected:
+                        operation["security"] = SECURITY
                     for answer in operation.get("responses", {}).values():
                         content = answer.get("content", {})
                         if PROBLEM_JSON in content and "application/json" in content:

@@ -55,9 +55,9 @@ class Access:
     def __init__(self, sessions: SessionDirectory, grants: ChatGrants, cache_size: int = 100_000) -> None:
         self.sessions = sessions
         self.grants = grants
-        # session id → owning tenant. A session never changes tenant, so a confirmed owner can be
-        # remembered; misses and deleted sessions are never cached.
-        self._owners: OrderedDict[uuid.UUID, str] = OrderedDict()
+        # session id as the client wrote it → (canonical id, owning tenant). A session never changes tenant,
+        # so a confirmed owner can be remembered; misses and deleted sessions are never cached.
+        self._owners: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._cache_size = cache_size
 
     # -- sessions --
@@ -74,28 +74,27 @@ class Access:
         return who.session_ids is None or session_id in who.session_ids
 
     def forget(self, session_id: str) -> None:
-        """A session was deleted: stop trusting the cached owner."""
-        sid = parse_uuid(session_id)
-        if sid is not None:
-            self._owners.pop(sid, None)
+        """A session was deleted: stop trusting the cached owner (under any spelling of its id)."""
+        for raw in [raw for raw, (sid, _) in self._owners.items() if sid == session_id]:
+            del self._owners[raw]
 
     async def owned(self, who: Principal, session_id: str) -> str:
         """The session id if ``who`` may use it; 404 otherwise (foreign, deleted and missing look the same)."""
-        sid = parse_uuid(session_id)
-        if sid is None:
-            raise Problem(404, "session not found")
-        owner = self._owners.get(sid)
-        if owner is None:
-            found = await self.sessions.owner_of(sid)
+        cached = self._owners.get(session_id)
+        if cached is None:
+            parsed = parse_uuid(session_id)
+            if parsed is None:
+                raise Problem(404, "session not found")
+            found = await self.sessions.owner_of(parsed)
             if found is None or found[1]:
                 raise Problem(404, "session not found")
-            owner = found[0]
-            self._owners[sid] = owner
+            cached = self._owners[session_id] = (str(parsed), found[0])
             if len(self._owners) > self._cache_size:
                 self._owners.popitem(last=False)
-        if owner != who.tenant_id or not self.in_scope(who, str(sid)):
+        sid, owner = cached
+        if owner != who.tenant_id or not self.in_scope(who, sid):
             raise Problem(404, "session not found")
-        return str(sid)
+        return sid
 
     async def session_for(self, who: Principal, session_id: str | None) -> str | None:
         """The named session (404 if not ``who``'s), else the tenant's latest in scope; None: no session."""

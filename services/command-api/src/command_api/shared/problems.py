@@ -117,10 +117,10 @@ async def _invalid(request: Request, exc: Exception) -> JsonResponse:
     return problem_response(422, "request failed validation", request.url.path, errors=clean_errors(list(exc.errors())))
 
 
-def _routes(routes: list[Any]) -> Iterator[Any]:
+def routes_of(routes: list[Any]) -> Iterator[Any]:
     for route in routes:
         if hasattr(route, "original_router"):  # FastAPI keeps included routers as nodes
-            yield from _routes(route.original_router.routes)
+            yield from routes_of(route.original_router.routes)
         elif hasattr(route, "path_regex"):
             yield route
 
@@ -128,7 +128,7 @@ def _routes(routes: list[Any]) -> Iterator[Any]:
 def allowed_methods(request: Request) -> str:
     """Every method some route serves at this path (Starlette names only the first matching route's)."""
     methods: set[str] = set()
-    for route in _routes(request.app.router.routes):
+    for route in routes_of(request.app.router.routes):
         if route.path_regex.match(request.url.path):
             methods |= set(getattr(route, "methods", None) or ())
     return ", ".join(sorted(methods))
