@@ -148,3 +148,9 @@ async def test_oversized_and_nul_bodies_are_refused_before_the_routes(client: ht
     r = await client.post("/auth/login", content=b'{"email": "a\\u0000@x.com", "password": "x"}',
                     headers={"content-type": "application/json"})
     assert r.status_code == 422
+
+
+def test_every_route_with_a_body_documents_413() -> None:
+    for method, path, op in operations():
+        if "requestBody" in op:
+            assert "413" in op["responses"], (method, path)

@@ -36,7 +36,7 @@ from command_api.settings import Settings
 from command_api.shared import problems
 from command_api.shared.access import Access
 from command_api.shared.limits import BodyLimit
-from command_api.shared.problems import PROBLEM_JSON, routes_of
+from command_api.shared.problems import MEANINGS, PROBLEM_JSON, routes_of
 from command_api.shared.responses import ApiJson
 from command_api.shared.security import SECURITY, SECURITY_SCHEMES, Authenticator, current_principal
 from command_api.shared.wsproxy import router as ws_router
@@ -147,6 +147,10 @@ def install_openapi(app: FastAPI) -> None:
                 for method, operation in item.items():
                     if (method, path) in protected:
                         operation["security"] = SECURITY
+                    answers = operation.get("responses", {})
+                    if "requestBody" in operation and "413" not in answers and "422" in answers:
+                        # Every body passes the size guard (shared/limits.py) before its route.
+                        answers["413"] = {"description": MEANINGS[413], "content": answers["422"]["content"]}
                     for answer in operation.get("responses", {}).values():
                         content = answer.get("content", {})
                         if PROBLEM_JSON in content and "application/json" in content:
