@@ -43,6 +43,7 @@ dev: bootstrap dev-down  ## start everything: infra, the four services and the W
 	@# The venv's python itself, not `uv run` (a wrapper whose pid is not the service's):
 	@# the pid files must name the processes that dev-down and the fault tests signal.
 	@for svc in $(SERVICES); do \
+	  COMMAND_API_DEV_MODE=true WS_GATEWAY_DEV_MODE=true \
 	  nohup .venv/bin/python -m $$svc >$(RUNDIR)/$$svc.log 2>&1 & echo $$! >$(RUNDIR)/$$svc.pid; \
 	done
 	@for url in http://127.0.0.1:8090/control/stats http://127.0.0.1:8080/healthz http://127.0.0.1:8081/healthz; do \
@@ -52,7 +53,7 @@ dev: bootstrap dev-down  ## start everything: infra, the four services and the W
 	@echo ""
 	@echo "zapstream is up"
 	@echo "  command API   http://127.0.0.1:8080   (OpenAPI: http://127.0.0.1:8080/docs)"
-	@echo "  WebSocket     ws://127.0.0.1:8081/ws/sessions?accessToken=$(DEMO_KEY)"
+	@echo "  WebSocket     ws://127.0.0.1:8080/ws/sessions?accessToken=$(DEMO_KEY)   (also the gateway itself on :8081)"
 	@echo "  simulator     http://127.0.0.1:8090   (POST /control/scan to link a session)"
 	@echo "  Kafka         127.0.0.1:19092   PostgreSQL  postgresql://zapstream:zapstream@127.0.0.1:55432/zapstream"
 	@echo "  S3 (S3Proxy)  http://127.0.0.1:19000  (key zapstream / zapstream-secret)"
@@ -84,9 +85,10 @@ replay:  ## rebuild a projection from offset 0 and swap it in with no downtime (
 replay-check:  ## compare two read-model versions: make replay-check A=rm_v1 B=rm_v2
 	$(RUN) python -m projector check $(A) $(B)
 
-lint:  ## ruff everywhere, mypy strict on the domain
+lint:  ## ruff everywhere, mypy strict on the domain and the command API
 	$(RUN) ruff check .
 	$(RUN) mypy libs/domain/src
+	$(RUN) mypy services/command-api/src
 
 schemas:  ## regenerate schemas/ from the code
 	$(RUN) python -m zapstream_platform.schemagen

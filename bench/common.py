@@ -131,6 +131,7 @@ class BenchEnv:
             f"{prefix}KAFKA__TOPIC_PREFIX": self.kafka.topic_prefix,
             f"{prefix}KAFKA__PARTITIONS": str(self.kafka.partitions),
             f"{prefix}LOG_LEVEL": "WARNING",
+            f"{prefix}DEV_MODE": "true",  # the built-in JWT key is refused outside development mode
         }
         if pg:
             env[f"{prefix}POSTGRES__DSN"] = self.dsn

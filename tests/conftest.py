@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -99,6 +100,8 @@ def service_env(prefix: str, kafka: KafkaSettings, dsn: str | None) -> dict[str,
         f"{prefix}KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
         f"{prefix}KAFKA__PARTITIONS": str(kafka.partitions),
         f"{prefix}LOG_LEVEL": "INFO",
+        # Tests set their own JWT keys; dev mode only matters where a service would fall back to the built-in one.
+        f"{prefix}DEV_MODE": "true",
     }
     if dsn:
         env[f"{prefix}POSTGRES__DSN"] = dsn
@@ -117,6 +120,8 @@ def runner_proc(name: str, kafka: KafkaSettings, sim_url: str, run_id: str) -> P
 @pytest.fixture(scope="session")
 def stack(infra: str, kafka: KafkaSettings, simulator_url: str, run_id: str) -> Iterator[Stack]:
     api_port, ws_port = free_port(), free_port()
+    plans = orjson.dumps({"default": {"per_key": "1000/1", "per_tenant": "2000/1"},
+                          "tiny": {"per_key": "5/60", "per_tenant": "8/60"}}).decode()
     procs = {
         "projector": Proc("projector", "projector", service_env("PROJECTOR_", kafka, infra)
                           | {"PROJECTOR_GROUP_ID": f"zt-{run_id}-projector"}),
@@ -130,7 +135,9 @@ def stack(infra: str, kafka: KafkaSettings, simulator_url: str, run_id: str) -> 
                                "COMMAND_API_AUTH__TRUST_FORWARDED_FOR": "true",
                                "COMMAND_API_JWT__KEYS": f'{{"zt-{run_id}": "zt-test-signing-key-{run_id}-{run_id}-{run_id}"}}',
                                "COMMAND_API_JWT__ACTIVE_KID": f"zt-{run_id}",
-                               "COMMAND_API_OPERATOR_TOKEN": OPERATOR_TOKEN},
+                               "COMMAND_API_OPERATOR_TOKEN": OPERATOR_TOKEN,
+                               "COMMAND_API_WS_GATEWAY_URL": f"ws://127.0.0.1:{ws_port}",
+                               "COMMAND_API_RATE_LIMITS__PLANS": plans},
                             health=f"http://127.0.0.1:{api_port}/healthz"),
         "ws-gateway": Proc("ws-gateway", "ws_gateway", service_env("WS_GATEWAY_", kafka, infra)
                            | {"WS_GATEWAY_PORT": str(ws_port),

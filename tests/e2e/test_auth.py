@@ -72,6 +72,13 @@ def code_in(msg: Message) -> str:
     return match.group(1)
 
 
+def user_id_in(msg: Message) -> str:
+    """POST /users answers the same for new and existing addresses; the user id comes in the mail's link."""
+    match = re.search(r"userId=([0-9a-f-]{36})", body(msg))
+    assert match, "no user id in the mail"
+    return match.group(1)
+
+
 def token_in(msg: Message) -> str:
     match = re.search(r"token=([A-Za-z0-9_\-]+)", body(msg))
     assert match, "no token in the mail"
@@ -125,10 +132,11 @@ async def owner(stack: Stack, inbox: Inbox, clients: list[httpx.AsyncClient]) ->
     clients.append(http)
     address = new_email("owner")
     r = await http.post("/users", json={"name": "Ada", "email": address, "password": PASSWORD})
-    assert r.status_code == 201, r.text
-    user = r.json()
-    r = await http.post(f"/users/{user['id']}/verify", json={"code": code_in(await inbox.wait(address))})
+    assert r.status_code == 202, r.text
+    mail = await inbox.wait(address)
+    r = await http.post(f"/users/{user_id_in(mail)}/verify", json={"code": code_in(mail)})
     assert r.status_code == 200, r.text
+    user = r.json()
     r = await login(http, address)
     assert r.status_code == 200, r.text
     access = r.json()["accessToken"]
@@ -139,12 +147,12 @@ async def owner(stack: Stack, inbox: Inbox, clients: list[httpx.AsyncClient]) ->
 async def agent_of(stack: Stack, admin: User, clients: list[httpx.AsyncClient]) -> User:
     address = new_email("agent")
     r = await admin.http.post("/agents", json={"name": "Station 1", "email": address, "password": PASSWORD})
-    assert r.status_code == 201, r.text
-    assert r.json()["role"] == "agent" and r.json()["tenantId"] == admin.tenant_id
+    assert r.status_code == 202, r.text
     http = anon(stack)
     clients.append(http)
     r = await login(http, address)
     assert r.status_code == 200, r.text
+    assert r.json()["user"]["role"] == "agent" and r.json()["user"]["tenantId"] == admin.tenant_id
     access = r.json()["accessToken"]
     http.headers["Authorization"] = f"Bearer {access}"
     return User(r.json()["user"]["id"], admin.tenant_id, address, access, http)
@@ -171,24 +179,30 @@ async def test_register_verify_login_refresh_rotation_and_reuse(stack: Stack, in
     clients.append(http)
     address = new_email()
     r = await http.post("/users", json={"name": "Ada", "email": address, "password": PASSWORD})
-    assert r.status_code == 201, r.text
-    user = r.json()
-    assert user["role"] == "owner" and user["emailVerified"] is False and "password" not in r.text
-    problem(await http.post("/users", json={"name": "Ada", "email": address.upper(), "password": PASSWORD}), 409)
+    assert r.status_code == 202, r.text
+    assert "password" not in r.text and address not in r.text
+    first_mail = await inbox.wait(address)
+    user = {"id": user_id_in(first_mail)}
+    # The same answer for an address that has an account: its owner gets a notice, not a verification.
+    again = await http.post("/users", json={"name": "Ada", "email": address.upper(), "password": PASSWORD})
+    assert again.status_code == 202 and again.json() == r.json()
+    notice = await inbox.wait(address, 2)
+    assert "already has one" in body(notice) and not re.search(r"code is: \d{6}", body(notice))
 
     # Not verified yet: the right password is not enough.
     problem(await login(http, address), 403)
-    # Resend: a second mail with a new code; the first code is dead.
-    first = code_in(await inbox.wait(address))
+    # Resend: a third mail with a new code; the first code is dead.
+    first = code_in(first_mail)
     r = await http.post("/auth/resend-verification", json={"email": address})
     assert r.status_code == 202
-    second = code_in(await inbox.wait(address, 2))
+    second = code_in(await inbox.wait(address, 3))
     if first != second:
         problem(await http.post(f"/users/{user['id']}/verify", json={"code": first}), 422)
     problem(await http.post(f"/users/{user['id']}/verify", json={}), 422)
     problem(await http.post(f"/users/{uuid.uuid4()}/verify", json={"code": second}), 422)
     r = await http.post(f"/users/{user['id']}/verify", json={"code": second})
     assert r.status_code == 200 and r.json()["emailVerified"] is True, r.text
+    assert r.json()["role"] == "owner"
 
     problem(await login(http, address, "wrong password!"), 401)
     problem(await login(http, "nobody-" + address), 401)
@@ -240,8 +254,9 @@ async def test_verify_by_link_token_logout_all_and_password_reset(stack: Stack, 
     http = anon(stack)
     clients.append(http)
     address = new_email()
-    user = (await http.post("/users", json={"name": "Bo", "email": address, "password": PASSWORD})).json()
+    assert (await http.post("/users", json={"name": "Bo", "email": address, "password": PASSWORD})).status_code == 202
     mail = await inbox.wait(address)
+    user = {"id": user_id_in(mail)}
     problem(await http.post(f"/users/{user['id']}/verify", json={"token": "x" * 43}), 422)
     assert (await http.post(f"/users/{user['id']}/verify", json={"token": token_in(mail)})).status_code == 200
 
@@ -311,7 +326,8 @@ async def test_rate_limits_answer_429_with_retry_after(stack: Stack, inbox: Inbo
     # Verification codes: per account.
     async with anon(stack) as http:
         address = new_email()
-        user = (await http.post("/users", json={"name": "C", "email": address, "password": PASSWORD})).json()
+        assert (await http.post("/users", json={"name": "C", "email": address, "password": PASSWORD})).status_code == 202
+    user = {"id": user_id_in(await inbox.wait(address))}
     statuses = []
     for _ in range(11):
         async with anon(stack) as http:

@@ -25,7 +25,7 @@ def keys(event: Event) -> set[str]:
 
 async def test_qr_and_connection_status(linked: Linked) -> None:
     qr = linked.ws.of_type("session.qr.updated")[0]
-    assert keys(qr) == {"tenantId", "qr", "expiresAt"}
+    assert keys(qr) == {"tenantId", "qr", "expiresAt", "qrImage"}  # qrImage: a PNG data URL (seed 003)
     r = await linked.sim.post(f"/control/devices/{linked.sid}/drop", json={})
     assert r.status_code == 200, r.text
     down = await linked.ws.wait_for(lambda e: e["type"] == "session.status.disconnected" and e["sessionId"] == linked.sid)
@@ -118,7 +118,9 @@ async def test_reply_and_forward(linked: Linked) -> None:
     async def both() -> bool:
         r = await linked.message(f"{contact}@s.whatsapp.net", reply["messageId"])
         f = await linked.message(f"{other}@s.whatsapp.net", fwd["messageId"])
-        return r.get("replyToMessageId") == first["messageId"] and f.get("forwarded") is True
+        # Seed 001's names, and the earlier ones for one more minor version.
+        return (r.get("replyTo") == r.get("replyToMessageId") == first["messageId"]
+                and f.get("forward") is f.get("forwarded") is True and r.get("forward") is False)
 
     await eventually(both)
     r = await linked.tenant.http.post(f"/chats/{other}/messages",

@@ -17,7 +17,9 @@ async def test_session_send_receive_stop_delete(stack: Stack, tenant: Tenant, ws
         sid, phone = await link_session(stack, tenant, ws)
         qr = ws.of_type("session.qr.updated")[0]
         assert set(qr) == {"type", "sessionId", "eventId", "occurredOn", "payload"}
-        assert set(qr["payload"]) == {"tenantId", "qr", "expiresAt"}
+        # qrImage (seed 003) is added by the gateway on the way out; the stored event keeps the raw QR only.
+        assert set(qr["payload"]) == {"tenantId", "qr", "expiresAt", "qrImage"}
+        assert qr["payload"]["qrImage"].startswith("data:image/png;base64,")
         connected = ws.of_type("session.status.connected")[0]
         assert connected["payload"]["phone"] == phone
         assert set(connected["payload"]) == {"tenantId", "phone", "connectedAt"}

@@ -10,7 +10,7 @@ import asyncpg
 import orjson
 import pytest
 
-from command_api.identity_sessions import declare_sessions
+from command_api.sessions.declared import declare_sessions
 from zapstream_domain import commands as c
 
 

@@ -36,7 +36,7 @@ class StopSession(Command):
 
     TYPE: ClassVar[str] = "session.stop"
     type: Literal["session.stop"] = "session.stop"
-    reason: str | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, max_length=200)  # as the client gave it, e.g. "logout"
 
 
 class DeleteSession(Command):

@@ -1,4 +1,5 @@
-"""Generate ``schemas/`` from the domain: JSON Schema per command and event, and an AsyncAPI 3 document.
+"""Generate ``schemas/`` from the code: JSON Schema per command and event, an AsyncAPI 3 document for the
+topics, and the command API's OpenAPI 3.1 document (``openapi.json``).
 
 ``python -m zapstream_platform.schemagen`` rewrites the files; the test suite
 fails when the checked-in files differ from what the code generates.
@@ -61,8 +62,19 @@ def generate() -> dict[str, bytes]:
         files[f"commands/{cmd.TYPE}.json"] = schema
     files["asyncapi.json"] = _asyncapi(sorted(k for k in files if k.startswith("events/")),
                                        sorted(k for k in files if k.startswith("commands/")))
+    files["openapi.json"] = openapi()
     return {path: orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
             for path, doc in files.items()}
+
+
+def openapi() -> dict[str, Any]:
+    """The command API's OpenAPI document, as ``GET /openapi.json`` serves it (built without any server)."""
+    # Imported here: the platform library does not depend on the service, only this generator does.
+    from command_api.app import build_app
+    from command_api.settings import Settings
+
+    doc: dict[str, Any] = build_app(Settings(dev_mode=True)).openapi()
+    return doc
 
 
 def _asyncapi(events: list[str], commands: list[str]) -> dict[str, Any]:

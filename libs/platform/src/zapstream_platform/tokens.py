@@ -198,3 +198,19 @@ async def resolve(pool: Any, signer: TokenSigner, token: str, check_expiry: bool
 async def assigned_chats(pool: Any, user_id: str) -> frozenset[str]:
     rows = await pool.fetch("SELECT chat_jid FROM chat_assignments WHERE user_id = $1", uuid.UUID(user_id))
     return frozenset(r["chat_jid"] for r in rows)
+
+
+MIN_KEY_BYTES = 32  # 256 bits, the size of HS256's output
+
+
+def require_strong_keys(settings: JwtSettings, dev_mode: bool, env_prefix: str) -> None:
+    """Outside development mode, refuse the built-in (public) key and any key shorter than 256 bits."""
+    if dev_mode:
+        return
+    for kid, secret in settings.keys.items():
+        key = secret.get_secret_value().encode()
+        if key == DEV_SECRET.encode():
+            raise ValueError(f"jwt key {kid!r} is the built-in development key: set {env_prefix}JWT__KEYS "
+                             f"(or {env_prefix}DEV_MODE=true for local development only)")
+        if len(key) < MIN_KEY_BYTES:
+            raise ValueError(f"jwt key {kid!r} is shorter than {MIN_KEY_BYTES} bytes (256 bits)")

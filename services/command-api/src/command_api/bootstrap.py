@@ -1,4 +1,4 @@
-"""Composition root of the command API: settings → pool + producer → app, relay and mail sender."""
+"""Composition root of the command API: settings → pool + producer → services → app, relay and mail sender."""
 
 from __future__ import annotations
 
@@ -8,82 +8,133 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import orjson
 import uvicorn
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
-from command_api import dead_letters, mailer, media, outbox, problems
-from command_api.application import CommandBus, Idempotency, Queries
-from command_api.auth import (
-    AuthService,
-    RateLimited,
-    build_auth_router,
-    principal_dependency,
-    rate_limited_response,
-)
-from command_api.identity import build_identity_router
-from command_api.identity_sessions import declare_sessions
-from command_api.media_library import MediaLibrary
-from command_api.permissions import Permissions
-from command_api.routes import build_router
+from command_api.agents.repository import AgentsRepository
+from command_api.agents.service import AgentsService
+from command_api.app import Services, build_app
+from command_api.chats.repository import ChatsRepository
+from command_api.chats.service import ChatsService
+from command_api.dead_letters.repository import DeadLettersRepository
+from command_api.dead_letters.service import DeadLettersService
+from command_api.identity.repository import IdentityRepository
+from command_api.identity.service import IdentityService
+from command_api.keys.repository import KeysRepository
+from command_api.keys.service import KeysService
+from command_api.media.repository import MediaRepository
+from command_api.media.service import MediaLibrary
+from command_api.messages.repository import MessagesRepository
+from command_api.messages.service import MessagesService
+from command_api.sessions.declared import declare_sessions
+from command_api.sessions.repository import SessionsRepository
+from command_api.sessions.service import SessionsService
 from command_api.settings import Settings
+from command_api.shared import mailer, outbox
+from command_api.shared.access import Access
+from command_api.shared.bus import KafkaCommandBus
+from command_api.shared.commands import Commands
+from command_api.shared.idempotency import PgIdempotencyStore
+from command_api.shared.ratelimit import RateLimiter
+from command_api.shared.security import Authenticator
 from zapstream_platform import logs
 from zapstream_platform.db import create_pool
 from zapstream_platform.storage import MediaStore
 from zapstream_platform.tokens import TokenSigner
-from zapstream_platform.topics import Topics
+from zapstream_platform.topics import Topics, partitions_of
 
 log = logging.getLogger(__name__)
 
 
+async def listen_identity(auth: Authenticator, bootstrap: str, topic: str, stopping: asyncio.Event) -> None:
+    """Evict a tenant's cached principals on each of its identity events (revoked keys, disabled users, …).
+
+    Reads from the live end, with no consumer group: every API process hears every event.
+    """
+    while not stopping.is_set():
+        try:
+            partitions = await partitions_of(bootstrap, topic)
+            if not partitions:
+                await outbox._sleep(stopping, 1)
+                continue
+            consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                        isolation_level="read_committed")
+            await consumer.start()
+            try:
+                tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+                consumer.assign(tps)
+                await consumer.seek_to_end(*tps)
+                # Anything cached before we were positioned may be stale: start clean.
+                auth.evict_all()
+                auth.listening = True
+                while not stopping.is_set():
+                    batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                    for records in batches.values():
+                        for record in records:
+                            tenant = dict(record.headers).get("ce_tenantid", b"").decode()
+                            if not tenant and record.value:
+                                tenant = str(orjson.loads(record.value).get("tenantId", ""))
+                            if tenant:
+                                auth.evict_tenant(tenant)
+            finally:
+                auth.listening = False
+                auth.evict_all()
+                await consumer.stop()
+        except Exception:
+            log.exception("identity listener failed; principals are not cached meanwhile")
+            auth.evict_all()
+            await outbox._sleep(stopping, 1)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the app; connections open in the lifespan, never at import."""
-    app = FastAPI(title="zapstream command API", version="0.1.0")
-    problems.install(app)
-    app.add_exception_handler(RateLimited, rate_limited_response)  # type: ignore[arg-type]
-    app.add_middleware(
-        CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
-        allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Api-Key", "traceparent"],
-        expose_headers=["Retry-After", "Idempotent-Replayed"],
-    )
     signer = TokenSigner(settings.jwt)  # fails fast on a bad key configuration
+    limiter = RateLimiter(settings.rate_limits)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if signer.uses_dev_key:
-            log.warning("JWT signing uses the built-in development key; set COMMAND_API_JWT__KEYS in production")
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings.postgres)
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka.bootstrap_servers, enable_idempotence=True, acks="all", linger_ms=1
-        )
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_idempotence=True,
+                                    acks="all", linger_ms=settings.producer_linger_ms)
         await producer.start()
         stopping = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         store = MediaStore(settings.s3)
         try:
             await store.ensure_bucket()
-            topic = Topics.from_settings(settings.kafka).session_commands
-            bus = CommandBus(producer, topic, pool)
-            principal = principal_dependency(pool, signer)
-            service = AuthService(pool, settings, signer)
-            app.include_router(build_auth_router(service, principal))
-            app.include_router(build_identity_router(pool, service, principal))
-            library = MediaLibrary(pool, store, settings.media)
-            app.include_router(build_router(principal, Permissions(pool), bus, Queries(pool, store.url),
-                                            Idempotency(pool), library))
-            app.include_router(media.build_router(principal, Permissions(pool), bus, library))
-            app.include_router(
-                dead_letters.build_router(
-                    settings.operator_token, pool, producer, Topics.from_settings(settings.kafka),
-                    settings.kafka.bootstrap_servers,
-                )
+            topics = Topics.from_settings(settings.kafka)
+            bus = KafkaCommandBus(producer, topics.session_commands)
+            sessions_repo = SessionsRepository(pool)
+            agents_repo = AgentsRepository(pool)
+            identity_repo = IdentityRepository(pool)
+            access = Access(sessions_repo, agents_repo)
+            commands = Commands(bus, PgIdempotencyStore(pool), access)
+            auth = Authenticator(identity_repo, signer, limiter, settings.principal_cache_ttl_s)
+            identity = IdentityService(identity_repo, settings.auth, signer, settings.app_base_url,
+                                       evict=auth.evict_tenant)
+            library = MediaLibrary(MediaRepository(pool), store, settings.media)
+            app.state.services = Services(
+                auth=auth,
+                access=access,
+                sessions=SessionsService(sessions_repo, access, commands),
+                messages=MessagesService(MessagesRepository(pool), access, commands, library),
+                chats=ChatsService(ChatsRepository(pool), access, commands, store.url),
+                media=library,
+                identity=identity,
+                keys=KeysService(KeysRepository(pool), identity_repo, evict=auth.evict_tenant),
+                agents=AgentsService(agents_repo, identity_repo, identity),
+                dead_letters=DeadLettersService(
+                    DeadLettersRepository(pool, producer, topics, settings.kafka.bootstrap_servers),
+                    settings.operator_token),
             )
             tasks = [
                 asyncio.create_task(outbox.run_relay(pool, producer, settings.kafka, stopping,
                                                      settings.outbox_poll_interval_s)),
                 asyncio.create_task(mailer.run_sender(pool, settings.mail, stopping)),
+                asyncio.create_task(listen_identity(auth, settings.kafka.bootstrap_servers,
+                                                    outbox.identity_topic(settings.kafka), stopping)),
             ]
             if settings.sessions_file is not None:
                 await declare_sessions(pool, bus, settings.sessions_file)
@@ -98,11 +149,22 @@ def create_app(settings: Settings) -> FastAPI:
             await producer.stop()
             await pool.close()
 
-    app.router.lifespan_context = lifespan
-    return app
+    return build_app(settings, lifespan)
+
+
+def app_factory() -> FastAPI:
+    """For uvicorn's worker processes (``factory=True``): each builds its own app from the environment."""
+    settings = Settings()
+    logs.configure("command-api", settings.log_level)
+    return create_app(settings)
 
 
 def main() -> None:
     settings = Settings()
     logs.configure("command-api", settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    if settings.workers > 1:
+        uvicorn.run("command_api.bootstrap:app_factory", factory=True, workers=settings.workers,
+                    host=settings.host, port=settings.port, log_config=None, access_log=False)
+    else:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+                    access_log=False)

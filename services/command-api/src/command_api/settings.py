@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import AfterValidator, BaseModel, SecretStr
+from pydantic import AfterValidator, BaseModel, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
 from zapstream_platform.settings import KafkaSettings, PostgresSettings, S3Settings, service_config
-from zapstream_platform.tokens import JwtSettings
+from zapstream_platform.tokens import JwtSettings, require_strong_keys
 
 
 class Limit(NamedTuple):
@@ -48,6 +48,27 @@ class RateLimits(BaseModel):
     code_account: LimitSpec = "10/900"  # verify, password-reset/confirm
     code_ip: LimitSpec = "100/900"
     register_ip: LimitSpec = "20/3600"
+
+
+class PlanLimits(BaseModel):
+    """Token buckets of one plan: ``"<hits>/<seconds>"`` per API key (or user) and per tenant."""
+
+    per_key: LimitSpec = "5000/1"
+    per_tenant: LimitSpec = "10000/1"
+
+
+class ApiRateLimits(BaseModel):
+    """``COMMAND_API_RATE_LIMITS__PLANS='{"default": {...}, "pro": {"per_key": "5000/1", ...}}'``;
+    a tenant's plan is ``tenants.plan`` (unknown plans get ``default``)."""
+
+    enabled: bool = True
+    plans: dict[str, PlanLimits] = {"default": PlanLimits()}
+
+    @model_validator(mode="after")
+    def _has_default(self) -> ApiRateLimits:
+        if "default" not in self.plans:
+            raise ValueError("rate_limits.plans needs a 'default' plan")
+        return self
 
 
 class AuthSettings(BaseModel):
@@ -120,3 +141,20 @@ class Settings(BaseSettings):
     sessions_file: Path | None = None
     # Enables the operator routes under /dead-letters (header X-Operator-Token); unset: they 404.
     operator_token: SecretStr | None = None
+    # Development mode (``make dev``): allows the built-in JWT key. Off, a weak or public key refuses to start.
+    dev_mode: bool = False
+    rate_limits: ApiRateLimits = ApiRateLimits()
+    # The WebSocket gateway that ``/ws/sessions`` on this API's port forwards to.
+    ws_gateway_url: str = "ws://127.0.0.1:8081"
+    # Uvicorn worker processes (each with its own pool, producer and caches).
+    workers: int = 1
+    # How long a resolved principal (API key, user) is trusted without a database read. Identity events
+    # (revoked key, disabled user, logout-all) evict it at once; this is only the backstop.
+    principal_cache_ttl_s: float = 60.0
+    # Producer batching: a 202 still waits for acks=all; this only lets concurrent requests share a batch.
+    producer_linger_ms: int = 2
+
+    @model_validator(mode="after")
+    def _strong_keys(self) -> Settings:
+        require_strong_keys(self.jwt, self.dev_mode, "COMMAND_API_")
+        return self

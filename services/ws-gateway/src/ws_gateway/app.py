@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,12 +20,12 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from ws_gateway.hub import Client, Hub, pump
+from ws_gateway.hub import Client, Hub, pump, qr_data_url
 from ws_gateway.settings import Settings
 from zapstream_platform.db import create_pool
 from zapstream_platform.envelope import snapshot
 from zapstream_platform.http import JsonResponse
-from zapstream_platform.readmodels import latest_session, session_view
+from zapstream_platform.readmodels import latest_session
 from zapstream_platform.tokens import Principal, TokenSigner, assigned_chats, resolve
 from zapstream_platform.topics import Topics
 
@@ -34,17 +33,13 @@ log = logging.getLogger(__name__)
 
 
 async def _snapshot_session(pool: asyncpg.Pool, who: Principal) -> dict[str, Any] | None:
-    if who.session_ids is None:
-        session = await latest_session(pool, who.tenant_id)
-    else:
-        row = await pool.fetchrow(
-            """SELECT * FROM rm_sessions WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND status <> 'deleted'
-               ORDER BY created_at DESC LIMIT 1""",
-            who.tenant_id, [uuid.UUID(s) for s in who.session_ids])
-        session = None if row is None else session_view(row)
-    if session is not None and who.is_agent:
-        session = session | {"qr": None, "qrExpiresAt": None}
-    return session
+    found = await latest_session(pool, who.tenant_id, who.session_ids)
+    session = None if found is None else found[1]
+    if session is None:
+        return None
+    if who.is_agent:
+        return session | {"qr": None, "qrExpiresAt": None}
+    return session | {"qrImage": qr_data_url(session["qr"]) if session.get("qr") else None}
 
 
 def create_app(settings: Settings) -> FastAPI:

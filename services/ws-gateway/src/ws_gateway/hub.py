@@ -19,6 +19,7 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
+import segno
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from zapstream_platform.topics import partitions_of
@@ -80,6 +81,28 @@ def for_agent(event: dict[str, Any], chats: frozenset[str]) -> dict[str, Any] | 
     if kept is None:
         return None
     return event if kept is payload else event | {"payload": kept}
+
+
+QR_TYPE = b"session.qr.updated"
+
+
+def qr_data_url(qr: str) -> str:
+    """The QR as a PNG data URL (seed 003's clients put it straight into ``<img src>``)."""
+    return str(segno.make(qr, error="m", micro=False).png_data_uri(scale=4, border=4))
+
+
+def with_qr_image(frame: bytes) -> bytes:
+    """Adds ``qrImage`` to a ``session.qr.updated`` frame on its way out. Made here, never stored:
+    the QR is a secret that must not outlive its minute in the event log's copies."""
+    try:
+        event = orjson.loads(frame)
+        qr = event["payload"]["qr"]
+        if not isinstance(qr, str) or not qr:
+            return frame
+        event["payload"]["qrImage"] = qr_data_url(qr)
+        return orjson.dumps(event)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return frame
 
 
 class Client:
@@ -169,11 +192,12 @@ async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event) ->
             for records in batches.values():
                 for record in records:
                     headers = dict(record.headers)
-                    if headers.get("ce_type", b"") in INTERNAL_TYPES:
+                    type_ = headers.get("ce_type", b"")
+                    if type_ in INTERNAL_TYPES:
                         continue
                     tenant = headers.get("ce_tenantid", b"").decode()
                     if tenant and tenant in hub.clients:
-                        hub.publish(tenant, record.value)
+                        hub.publish(tenant, with_qr_image(record.value) if type_ == QR_TYPE else record.value)
     finally:
         await consumer.stop()
 

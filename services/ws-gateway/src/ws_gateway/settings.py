@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 from pydantic_settings import BaseSettings
 
 from zapstream_platform.settings import KafkaSettings, PostgresSettings, service_config
-from zapstream_platform.tokens import JwtSettings
+from zapstream_platform.tokens import JwtSettings, require_strong_keys
 
 
 class WsAuth(BaseModel):
@@ -26,3 +26,10 @@ class Settings(BaseSettings):
     port: int = 8081
     client_queue: int = 1000
     log_level: str = "INFO"
+    # Development mode (``make dev``): allows the built-in JWT key. Off, a weak or public key refuses to start.
+    dev_mode: bool = False
+
+    @model_validator(mode="after")
+    def _strong_keys(self) -> Settings:
+        require_strong_keys(self.jwt, self.dev_mode, "WS_GATEWAY_")
+        return self

@@ -16,13 +16,11 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-import asyncpg
-
-from command_api.problems import Problem
 from command_api.settings import MediaSettings
+from command_api.shared.problems import Problem
 from zapstream_domain import payloads as p
 from zapstream_platform import mediaproc
 from zapstream_platform.storage import (
@@ -84,17 +82,20 @@ class Upload:
                           duration=self.duration, media_id=self.id)
 
 
-def _row(r: asyncpg.Record) -> Upload:
-    return Upload(id=str(r["id"]), tenant_id=r["tenant_id"], session_id=str(r["session_id"]) if r["session_id"]
-                  else None, kind=r["kind"], mime=r["mime"], size=r["size"], file_name=r["file_name"], key=r["key"],
-                  width=r["width"], height=r["height"], duration=r["duration"])
+class UploadsStore(Protocol):
+    """The ``media_uploads`` rows (media/repository.py)."""
+
+    async def insert(self, upload: Upload) -> None: ...
+    async def delete(self, tenant_id: str, media_id: uuid.UUID) -> str | None: ...
+    async def by_id(self, tenant_id: str, media_id: uuid.UUID) -> Upload | None: ...
+    async def by_key(self, tenant_id: str, key: str) -> Upload | None: ...
 
 
 class MediaLibrary:
     """Checks, stores, describes and finds a tenant's uploads."""
 
-    def __init__(self, pool: asyncpg.Pool, store: MediaStore, settings: MediaSettings) -> None:
-        self.pool = pool
+    def __init__(self, uploads: UploadsStore, store: MediaStore, settings: MediaSettings) -> None:
+        self.uploads = uploads
         self.store = store
         self.settings = settings
         self.limits = {k: getattr(settings, f"{k}_max_bytes") for k in KINDS}
@@ -167,19 +168,14 @@ class MediaLibrary:
                     log.info("probe failed", extra={"fields": {"kind": kind, "error": str(exc)[:200]}})
             if kind == "image":
                 duration = None
-            await self.pool.execute(
-                """INSERT INTO media_uploads (id, tenant_id, session_id, kind, mime, size, file_name, key,
-                                              width, height, duration)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
-                uuid.UUID(media_id), tenant_id, uuid.UUID(session_id) if session_id else None, kind,
-                stored.content_type, stored.size, file_name, stored.key, width, height, duration,
-            )
+            upload = Upload(id=media_id, tenant_id=tenant_id, session_id=session_id, kind=kind,
+                            mime=stored.content_type, size=stored.size, file_name=file_name, key=stored.key,
+                            width=width, height=height, duration=duration)
+            await self.uploads.insert(upload)
         except BaseException:
             await self.store.delete(stored.key)
             raise
-        return Upload(id=media_id, tenant_id=tenant_id, session_id=session_id, kind=kind, mime=stored.content_type,
-                      size=stored.size, file_name=file_name, key=stored.key, width=width, height=height,
-                      duration=duration)
+        return upload
 
     async def store_base64(self, tenant_id: str, data: str, *, kind: str, declared: str | None,
                            file_name: str | None, session_id: str | None) -> Upload:
@@ -208,8 +204,7 @@ class MediaLibrary:
 
     async def discard(self, tenant_id: str, media_id: str) -> None:
         """Forget an upload made for a request that was then refused (object and row)."""
-        key = await self.pool.fetchval("DELETE FROM media_uploads WHERE id = $1 AND tenant_id = $2 RETURNING key",
-                                       uuid.UUID(media_id), tenant_id)
+        key = await self.uploads.delete(tenant_id, uuid.UUID(media_id))
         if key is not None:
             await self.store.delete(key)
 
@@ -220,19 +215,18 @@ class MediaLibrary:
             uid = uuid.UUID(media_id)
         except ValueError as exc:
             raise Problem(404, "media not found") from exc
-        r = await self.pool.fetchrow("SELECT * FROM media_uploads WHERE id = $1 AND tenant_id = $2", uid, tenant_id)
-        if r is None:
+        upload = await self.uploads.by_id(tenant_id, uid)
+        if upload is None:
             raise Problem(404, "media not found")
-        return _row(r)
+        return upload
 
     async def by_url(self, tenant_id: str, url: str) -> Upload:
         """An upload named by a URL this API handed out (presigned or public); other URLs are refused."""
         key = self._key_of(url)
-        r = await self.pool.fetchrow("SELECT * FROM media_uploads WHERE key = $1 AND tenant_id = $2",
-                                     key, tenant_id) if key else None
-        if r is None:
+        upload = await self.uploads.by_key(tenant_id, key) if key else None
+        if upload is None:
             raise Problem(422, "url must be one returned by POST /media; upload other files first or send base64")
-        return _row(r)
+        return upload
 
     def _key_of(self, url: str) -> str | None:
         base = self.store.settings.public_base_url

@@ -14,8 +14,8 @@ from email.message import EmailMessage
 
 import asyncpg
 
-from command_api.outbox import _sleep
 from command_api.settings import MailSettings
+from command_api.shared.outbox import _sleep
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,13 @@ def reset_mail(name: str, code: str, link: str) -> tuple[str, str]:
     return ("Reset your zapstream password",
             f"Hello {name},\n\nYour password reset code is: {code}\n\nOr open this link: {link}\n\n"
             "If you did not ask for this, ignore this message; your password is unchanged.\n")
+
+
+def existing_account_mail(name: str, login_link: str, reset_link: str) -> tuple[str, str]:
+    return ("Someone tried to sign up with your e-mail address",
+            f"Hello {name},\n\nSomeone (maybe you) tried to create a zapstream account with this address, which "
+            f"already has one. Nothing was changed.\n\nSign in: {login_link}\nForgot your password? {reset_link}\n\n"
+            "If it was not you, ignore this message.\n")
 
 
 def _smtp_send(settings: MailSettings, messages: list[EmailMessage]) -> None:

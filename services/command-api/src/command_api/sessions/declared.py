@@ -9,7 +9,6 @@ boots send ``session.start``. Entries are never deleted by leaving the file.
 from __future__ import annotations
 
 import logging
-import uuid
 from pathlib import Path
 
 import asyncpg
@@ -17,7 +16,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
-from command_api.application import CommandBus
+from command_api.sessions.repository import SessionsRepository
+from command_api.shared.bus import CommandBus
 from zapstream_domain import commands as c
 
 log = logging.getLogger(__name__)
@@ -44,19 +44,9 @@ def load(path: Path) -> list[DeclaredSession]:
 async def declare_sessions(pool: asyncpg.Pool, bus: CommandBus, path: Path) -> list[tuple[str, str, str]]:
     """Ensure every declared session exists and is started; return (tenant, name, session id) triples."""
     out = []
+    repo = SessionsRepository(pool)
     for entry in load(path):
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT DO NOTHING", entry.tenant_id)
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", entry.tenant_id, entry.name)
-            sid = await conn.fetchval("SELECT session_id FROM declared_sessions WHERE tenant_id = $1 AND name = $2",
-                                      entry.tenant_id, entry.name)
-            created = sid is None
-            if created:
-                sid = uuid.uuid4()
-                await conn.execute("INSERT INTO session_registry (id, tenant_id) VALUES ($1, $2)", sid, entry.tenant_id)
-                await conn.execute("INSERT INTO declared_sessions (tenant_id, name, session_id) VALUES ($1, $2, $3)",
-                                   entry.tenant_id, entry.name, sid)
-            status = await conn.fetchval("SELECT status FROM rm_sessions WHERE id = $1", sid)
+        sid, created, status = await repo.declare(entry.tenant_id, entry.name)
         if status == "deleted":
             log.warning("declared session %s/%s was deleted; not restarting it", entry.tenant_id, entry.name)
             continue

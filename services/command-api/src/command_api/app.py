@@ -1,0 +1,163 @@
+"""The FastAPI app: every slice's router, included when the app is built.
+
+Built without touching Kafka or PostgreSQL, so ``/openapi.json`` (and ``make schemas``) work
+with nothing running. The services the handlers use are put on ``app.state.services`` by the
+composition root (:mod:`command_api.bootstrap`) when the app starts, or by tests with fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
+
+from command_api.agents.router import router as agents_router
+from command_api.agents.service import AgentsService
+from command_api.chats.router import router as chats_router
+from command_api.chats.service import ChatsService
+from command_api.dead_letters.router import router as dead_letters_router
+from command_api.dead_letters.service import DeadLettersService
+from command_api.identity.router import router as identity_router
+from command_api.identity.service import IdentityService
+from command_api.keys.router import router as keys_router
+from command_api.keys.service import KeysService
+from command_api.media.router import router as media_router
+from command_api.media.service import MediaLibrary
+from command_api.messages.router import router as messages_router
+from command_api.messages.service import MessagesService
+from command_api.sessions.router import router as sessions_router
+from command_api.sessions.service import SessionsService
+from command_api.settings import Settings
+from command_api.shared import problems
+from command_api.shared.access import Access
+from command_api.shared.limits import BodyLimit
+from command_api.shared.problems import MEANINGS, PROBLEM_JSON, routes_of
+from command_api.shared.responses import ApiJson
+from command_api.shared.security import SECURITY, SECURITY_SCHEMES, Authenticator, current_principal
+from command_api.shared.wsproxy import router as ws_router
+
+VERSION = "0.2.0"
+DESCRIPTION = """\
+Multi-tenant WhatsApp sessions over HTTP. Commands answer `202` once they are durably on Kafka;
+follow them with `GET /commands/{commandId}` or on the WebSocket `/ws/sessions?accessToken=…`
+(also served on this address: `session.snapshot`, then the tenant's events).
+
+Authenticate with `Authorization: Bearer <access token or API key>` or `X-Api-Key`. Errors are
+`application/problem+json` (RFC 9457). Command routes accept `Idempotency-Key`.
+"""
+
+
+@dataclass
+class Services:
+    """What the handlers use, built by the composition root (or fakes in tests)."""
+
+    auth: Authenticator
+    access: Access
+    sessions: SessionsService
+    messages: MessagesService
+    chats: ChatsService
+    media: MediaLibrary
+    identity: IdentityService
+    keys: KeysService
+    agents: AgentsService
+    dead_letters: DeadLettersService
+
+
+health = APIRouter()
+
+
+@health.get("/healthz", include_in_schema=False)
+async def healthz() -> ApiJson:
+    return ApiJson({"status": "ok"})
+
+
+def body_limits(settings: Settings) -> Callable[[str], int | None]:
+    media_body = settings.media.base64_body_max_bytes
+
+    def limit_for(path: str) -> int | None:
+        if path == "/media":
+            return None  # streamed to storage with the kind's own limits
+        if path.endswith("/messages") or path == "/api/send-pdf":
+            return media_body  # may carry base64 media
+        return settings.max_body_bytes
+
+    return limit_for
+
+
+def build_app(settings: Settings,
+              lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:
+    app = FastAPIOffline(title="zapstream command API", version=VERSION, description=DESCRIPTION,
+                         default_response_class=ApiJson, lifespan=lifespan)
+    problems.install(app)
+    app.add_middleware(BodyLimit, limit_for=body_limits(settings))
+    app.add_middleware(
+        CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+        allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Api-Key", "traceparent"],
+        expose_headers=["Retry-After", "Idempotent-Replayed", "Location", "RateLimit", "RateLimit-Policy"],
+    )
+    app.state.ws_gateway_url = settings.ws_gateway_url
+    # One line per slice; slices added later (campaigns, address book, webhooks) add theirs here.
+    app.include_router(health)
+    app.include_router(sessions_router)
+    app.include_router(messages_router)
+    app.include_router(chats_router)
+    app.include_router(media_router)
+    app.include_router(identity_router)
+    app.include_router(keys_router)
+    app.include_router(agents_router)
+    app.include_router(dead_letters_router)
+    app.include_router(ws_router)
+    install_openapi(app)
+    return app
+
+
+def _calls(dependant: Any) -> Iterator[Any]:
+    for sub in dependant.dependencies:
+        yield sub.call
+        yield from _calls(sub)
+
+
+def authenticated_operations(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of every route that depends on the caller's principal."""
+    out = set()
+    for route in routes_of(app.router.routes):
+        dependant = getattr(route, "dependant", None)
+        if dependant is not None and current_principal in set(_calls(dependant)):
+            out |= {(method.lower(), route.path) for method in route.methods}
+    return out
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Security requirements on every route that authenticates the caller; error answers documented as
+    ``application/problem+json`` only (FastAPI would add ``application/json``)."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = plain()
+            doc.setdefault("components", {}).setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+            protected = authenticated_operations(app)
+            for path, item in doc.get("paths", {}).items():
+                for method, operation in item.items():
+                    if (method, path) in protected:
+                        operation["security"] = SECURITY
+                    answers = operation.get("responses", {})
+                    if "requestBody" in operation and "413" not in answers and "422" in answers:
+                        # Every body passes the size guard (shared/limits.py) before its route.
+                        answers["413"] = {"description": MEANINGS[413], "content": answers["422"]["content"]}
+                    for answer in operation.get("responses", {}).values():
+                        content = answer.get("content", {})
+                        if PROBLEM_JSON in content and "application/json" in content:
+                            content[PROBLEM_JSON] = content.pop("application/json")
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+

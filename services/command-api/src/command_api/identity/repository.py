@@ -1,0 +1,155 @@
+"""Identity's SQL: tenants, users, refresh tokens, one-time codes, rate-limit counters.
+
+Flows that must be atomic take a connection inside :meth:`IdentityRepository.transaction`;
+each function is one statement.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from command_api.shared.security import KeyAuth, UserAuth
+
+Conn: TypeAlias = asyncpg.Connection
+
+
+class IdentityRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    # -- principals (the authenticator's source) --
+
+    async def user_auth(self, user_id: uuid.UUID) -> UserAuth | None:
+        row = await self.pool.fetchrow(
+            """SELECT u.tenant_id, u.role, u.token_version, u.disabled_at IS NOT NULL AS disabled, t.plan
+               FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1""", user_id)
+        if row is None:
+            return None
+        return UserAuth(row["tenant_id"], row["role"], row["token_version"], row["disabled"], row["plan"])
+
+    async def key_auth(self, digest: bytes) -> KeyAuth | None:
+        row = await self.pool.fetchrow(
+            """SELECT k.id, k.tenant_id, k.session_ids, t.plan FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+               WHERE k.key_hash = $1 AND k.revoked_at IS NULL""", digest)
+        if row is None:
+            return None
+        scope = None if row["session_ids"] is None else frozenset(str(s) for s in row["session_ids"])
+        return KeyAuth(str(row["id"]), str(row["tenant_id"]), scope, row["plan"])
+
+    # -- rate-limit counters (fixed windows in PostgreSQL, for the unauthenticated routes) --
+
+    async def hit(self, bucket: str, window_s: float) -> tuple[int, float]:
+        """Count one hit in ``bucket``; (hits in the current window, seconds left in it)."""
+        row = await self.pool.fetchrow(
+            """INSERT INTO rate_limits AS r (bucket, window_start, hits) VALUES ($1, now(), 1)
+               ON CONFLICT (bucket) DO UPDATE SET
+                 window_start = CASE WHEN r.window_start <= now() - make_interval(secs => $2)
+                                     THEN now() ELSE r.window_start END,
+                 hits = CASE WHEN r.window_start <= now() - make_interval(secs => $2) THEN 1 ELSE r.hits + 1 END
+               RETURNING hits, extract(epoch FROM (window_start + make_interval(secs => $2) - now()))::float8 AS left""",
+            bucket, window_s,
+        )
+        assert row is not None
+        return int(row["hits"]), float(row["left"])
+
+    # -- users --
+
+    async def insert_tenant(self, conn: Conn, tenant_id: str, name: str) -> None:
+        await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant_id, name)
+
+    async def insert_user(self, conn: Conn, user_id: uuid.UUID, tenant_id: str, email: str, name: str,
+                          password_hash: str, role: str, verified: bool = False,
+                          created_by: uuid.UUID | None = None) -> asyncpg.Record:
+        row = await conn.fetchrow(
+            f"""INSERT INTO users (id, tenant_id, email, name, password_hash, role, email_verified_at, created_by)
+                VALUES ($1, $2, $3, $4, $5, $6, {'now()' if verified else 'NULL'}, $7) RETURNING *""",
+            user_id, tenant_id, email, name, password_hash, role, created_by)
+        assert row is not None
+        return row
+
+    async def user_by_email(self, conn: Conn | asyncpg.Pool | None, email: str,
+                            lock: bool = False) -> asyncpg.Record | None:
+        return await (conn or self.pool).fetchrow(
+            f"SELECT * FROM users WHERE lower(email) = lower($1) {'FOR UPDATE' if lock else ''}", email)
+
+    async def user_by_id(self, conn: Conn | asyncpg.Pool | None, user_id: uuid.UUID,
+                         lock: bool = False) -> asyncpg.Record | None:
+        return await (conn or self.pool).fetchrow(
+            f"SELECT * FROM users WHERE id = $1 {'FOR UPDATE' if lock else ''}", user_id)
+
+    async def mark_verified(self, conn: Conn, user_id: uuid.UUID) -> asyncpg.Record:
+        row = await conn.fetchrow(
+            "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now() "
+            "WHERE id = $1 RETURNING *", user_id)
+        assert row is not None
+        return row
+
+    async def set_password(self, conn: Conn | None, user_id: uuid.UUID, password_hash: str,
+                           verify: bool = False) -> None:
+        await (conn or self.pool).execute(
+            f"UPDATE users SET password_hash = $2{', email_verified_at = coalesce(email_verified_at, now())' if verify else ''}"
+            " WHERE id = $1", user_id, password_hash)
+
+    async def bump_token_version(self, conn: Conn, user_id: uuid.UUID) -> None:
+        await conn.execute("UPDATE users SET token_version = token_version + 1, updated_at = now() WHERE id = $1",
+                           user_id)
+
+    # -- refresh tokens --
+
+    async def insert_refresh(self, conn: Conn, family: uuid.UUID, user_id: uuid.UUID, token_hash: bytes,
+                             ttl_s: float) -> None:
+        await conn.execute(
+            """INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at)
+               VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))""",
+            uuid.uuid4(), family, user_id, token_hash, ttl_s)
+
+    async def refresh_for_update(self, conn: Conn, token_hash: bytes) -> asyncpg.Record | None:
+        return await conn.fetchrow("SELECT * FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE", token_hash)
+
+    async def mark_rotated(self, conn: Conn, token_id: Any) -> None:
+        await conn.execute("UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1", token_id)
+
+    async def revoke_family(self, conn: Conn | None, family: Any) -> None:
+        await (conn or self.pool).execute(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", family)
+
+    async def revoke_family_of(self, token_hash: bytes) -> None:
+        await self.pool.execute(
+            """UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL
+               AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)""", token_hash)
+
+    async def revoke_user_tokens(self, conn: Conn, user_id: uuid.UUID) -> None:
+        await conn.execute("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+                           user_id)
+
+    # -- one-time codes --
+
+    async def put_code(self, conn: Conn, user_id: uuid.UUID, purpose: str, code_hash: bytes, token_hash: bytes,
+                       ttl_s: float) -> None:
+        await conn.execute(
+            """INSERT INTO one_time_codes (user_id, purpose, code_hash, token_hash, expires_at)
+               VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+               ON CONFLICT (user_id, purpose) DO UPDATE SET code_hash = EXCLUDED.code_hash,
+                 token_hash = EXCLUDED.token_hash, attempts = 0, expires_at = EXCLUDED.expires_at, created_at = now()""",
+            user_id, purpose, code_hash, token_hash, ttl_s)
+
+    async def code_for_update(self, conn: Conn, user_id: uuid.UUID, purpose: str) -> asyncpg.Record | None:
+        return await conn.fetchrow(
+            "SELECT * FROM one_time_codes WHERE user_id = $1 AND purpose = $2 FOR UPDATE", user_id, purpose)
+
+    async def delete_code(self, conn: Conn, user_id: uuid.UUID, purpose: str) -> None:
+        await conn.execute("DELETE FROM one_time_codes WHERE user_id = $1 AND purpose = $2", user_id, purpose)
+
+    async def count_code_attempt(self, conn: Conn, user_id: uuid.UUID, purpose: str) -> None:
+        await conn.execute("UPDATE one_time_codes SET attempts = attempts + 1 WHERE user_id = $1 AND purpose = $2",
+                           user_id, purpose)

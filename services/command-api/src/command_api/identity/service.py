@@ -1,0 +1,311 @@
+"""Users and their credentials: registration, e-mail verification, login, refresh rotation, logout, resets.
+
+Hardening: argon2id password hashes (verified in a worker thread, and against a
+dummy hash when the account does not exist, so timing does not tell);
+refresh tokens are random, stored as SHA-256 digests, rotated on every use, and
+a rotated token presented again revokes its whole family; verification and
+reset codes are stored hashed, expire, and die after a few wrong attempts;
+login, verification and reset are rate-limited per account and per IP;
+registration, reset and resend answers are the same whether or not the account exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import asyncpg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from command_api.identity.repository import Conn, IdentityRepository
+from command_api.identity.schemas import EmailBody, LoginBody, RegisterBody, ResetConfirmBody, VerifyBody
+from command_api.settings import AuthSettings, Limit
+from command_api.shared import mailer, outbox
+from command_api.shared.problems import Problem
+from zapstream_platform.tokens import Principal, TokenSigner
+
+log = logging.getLogger(__name__)
+
+_hasher = PasswordHasher()  # argon2id, the library's (RFC 9106 low-memory) defaults
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+CHECK_YOUR_EMAIL = {"status": "accepted",
+                    "detail": "check your e-mail: if the address can be used, a message is on its way"}
+
+
+def sha256(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+def account_key(email: str) -> str:
+    """Rate-limit buckets name accounts by a digest of the e-mail, never the address itself."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password(stored: str | None, password: str) -> bool:
+    def check() -> bool:
+        try:
+            return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
+
+
+def user_view(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(r["id"]), "tenantId": r["tenant_id"], "email": r["email"], "name": r["name"], "role": r["role"],
+        "emailVerified": r["email_verified_at"] is not None, "disabled": r["disabled_at"] is not None,
+        "createdAt": r["created_at"].isoformat(),
+    }
+
+
+def user_event(r: asyncpg.Record) -> dict[str, Any]:
+    return {"userId": str(r["id"]), "email": r["email"], "name": r["name"], "role": r["role"]}
+
+
+@dataclass(frozen=True, slots=True)
+class Codes:
+    code: str
+    token: str
+
+
+class IdentityService:
+    def __init__(self, repo: IdentityRepository, auth: AuthSettings, signer: TokenSigner, app_base_url: str,
+                 evict: Callable[[str], None] = lambda tenant_id: None) -> None:
+        self.repo = repo
+        self.auth = auth
+        self.signer = signer
+        self.app_base_url = app_base_url
+        # Drops a tenant's cached principals in this process (other processes hear the identity event).
+        self.evict = evict
+
+    # -- rate limits --
+
+    async def limit(self, bucket: str, spec: str) -> None:
+        limit = Limit.parse(spec)
+        hits, left = await self.repo.hit(bucket, float(limit.window_s))
+        if hits > limit.hits:
+            retry = max(1, math.ceil(left))
+            raise Problem(429, "too many attempts; retry later", headers={"Retry-After": str(retry)})
+
+    async def limit_both(self, action: str, email: str | None, ip: str, account: str, per_ip: str) -> None:
+        # Count both before refusing, so a flood from one IP also spends that IP's budget.
+        errors: list[Problem] = []
+        buckets = [(f"{action}:ip:{ip}", per_ip)]
+        if email:
+            buckets.append((f"{action}:acct:{account_key(email)}", account))
+        for bucket, lim in buckets:
+            try:
+                await self.limit(bucket, lim)
+            except Problem as exc:
+                errors.append(exc)
+        if errors:
+            retry = max(int((e.headers or {}).get("Retry-After", "1")) for e in errors)
+            raise Problem(429, "too many attempts; retry later", headers={"Retry-After": str(retry)})
+
+    # -- codes --
+
+    async def new_codes(self, conn: Conn, user_id: uuid.UUID, purpose: str, ttl_s: int) -> Codes:
+        codes = Codes(f"{secrets.randbelow(10**6):06d}", secrets.token_urlsafe(32))
+        await self.repo.put_code(conn, user_id, purpose, sha256(f"{user_id}:{purpose}:{codes.code}"),
+                                 sha256(codes.token), float(ttl_s))
+        return codes
+
+    async def consume_code(self, conn: Conn, user_id: uuid.UUID, purpose: str,
+                           code: str | None, token: str | None) -> bool:
+        """Inside a transaction: True (and the code is gone) when ``code`` or ``token`` matches a live code."""
+        row = await self.repo.code_for_update(conn, user_id, purpose)
+        if row is None or row["expires_at"] <= datetime.now(UTC) or row["attempts"] >= self.auth.code_max_attempts:
+            return False
+        ok = False
+        if token is not None:
+            ok = hmac.compare_digest(bytes(row["token_hash"]), sha256(token))
+        elif code is not None:
+            ok = hmac.compare_digest(bytes(row["code_hash"]), sha256(f"{user_id}:{purpose}:{code.strip()}"))
+        if ok:
+            await self.repo.delete_code(conn, user_id, purpose)
+        else:
+            await self.repo.count_code_attempt(conn, user_id, purpose)
+        return ok
+
+    def link(self, path: str, **params: str) -> str:
+        return f"{self.app_base_url.rstrip('/')}{path}?{urlencode(params)}"
+
+    async def send_verification(self, conn: Conn, user: asyncpg.Record) -> None:
+        codes = await self.new_codes(conn, user["id"], "verify", self.auth.verification_ttl_s)
+        subject, body = mailer.verification_mail(
+            user["name"], codes.code, self.link("/verify", userId=str(user["id"]), token=codes.token))
+        await mailer.enqueue(conn, user["email"], subject, body)
+        await outbox.record(conn, "user.verification_requested", user["tenant_id"], {"userId": str(user["id"])})
+
+    # -- flows --
+
+    async def register(self, body: RegisterBody, ip: str) -> dict[str, Any]:
+        """Always the same answer; an address that has an account gets a notice instead of a verification."""
+        await self.limit(f"register:ip:{ip}", self.auth.rate_limits.register_ip)
+        password_hash = await hash_password(body.password)
+        tenant_id, user_id = str(uuid.uuid4()), uuid.uuid4()
+        try:
+            async with self.repo.transaction() as conn:
+                await self.repo.insert_tenant(conn, tenant_id, body.tenant_name or body.name)
+                user = await self.repo.insert_user(conn, user_id, tenant_id, str(body.email), body.name,
+                                                   password_hash, "owner")
+                await outbox.record(conn, "tenant.created", tenant_id,
+                                    {"tenantId": tenant_id, "name": body.tenant_name or body.name})
+                await outbox.record(conn, "user.registered", tenant_id, user_event(user))
+                await self.send_verification(conn, user)
+        except asyncpg.UniqueViolationError:
+            await self.notify_existing(str(body.email))
+        return CHECK_YOUR_EMAIL
+
+    async def notify_existing(self, email: str) -> None:
+        """Someone tried to register an address that has an account: tell its owner, nobody else."""
+        async with self.repo.transaction() as conn:
+            user = await self.repo.user_by_email(conn, email)
+            if user is not None:
+                subject, text = mailer.existing_account_mail(user["name"], self.link("/login"),
+                                                             self.link("/reset-password", email=user["email"]))
+                await mailer.enqueue(conn, user["email"], subject, text)
+
+    async def verify(self, user_id: str, body: VerifyBody, ip: str) -> dict[str, Any]:
+        if (body.code is None) == (body.token is None):
+            raise Problem(422, "send exactly one of code or token")
+        try:
+            uid = uuid.UUID(user_id)
+        except ValueError as exc:
+            raise Problem(422, "invalid or expired code") from exc
+        await self.limit_both("verify", str(uid), ip, self.auth.rate_limits.code_account,
+                              self.auth.rate_limits.code_ip)
+        async with self.repo.transaction() as conn:
+            user = await self.repo.user_by_id(conn, uid, lock=True)
+            if user is None or not await self.consume_code(conn, uid, "verify", body.code, body.token):
+                raise Problem(422, "invalid or expired code")
+            user = await self.repo.mark_verified(conn, uid)
+            await outbox.record(conn, "user.email_verified", user["tenant_id"], {"userId": str(uid)})
+        return user_view(user)
+
+    async def _issue(self, conn: Conn, user: asyncpg.Record, family: uuid.UUID) -> tuple[str, str, int]:
+        """(access token, refresh token, access expiry) for ``user``, the refresh token in ``family``."""
+        refresh = secrets.token_urlsafe(32)
+        await self.repo.insert_refresh(conn, family, user["id"], sha256(refresh), float(self.auth.refresh_token_ttl_s))
+        access, exp = self.signer.issue(str(user["id"]), user["tenant_id"], user["role"], user["token_version"],
+                                        self.auth.access_token_ttl_s)
+        return access, refresh, exp
+
+    async def login(self, body: LoginBody, ip: str) -> tuple[dict[str, Any], str]:
+        await self.limit_both("login", str(body.email), ip, self.auth.rate_limits.login_account,
+                              self.auth.rate_limits.login_ip)
+        user = await self.repo.user_by_email(None, str(body.email))
+        ok = await verify_password(user["password_hash"] if user else None, body.password)
+        if user is None or not ok or user["disabled_at"] is not None:
+            raise Problem(401, "invalid e-mail or password")
+        if self.auth.require_verified_email and user["email_verified_at"] is None:
+            raise Problem(403, "e-mail address not verified")
+        if _hasher.check_needs_rehash(user["password_hash"]):
+            await self.repo.set_password(None, user["id"], await hash_password(body.password))
+        async with self.repo.transaction() as conn:
+            access, refresh, exp = await self._issue(conn, user, uuid.uuid4())
+            await outbox.record(conn, "user.logged_in", user["tenant_id"], {"userId": str(user["id"])})
+        return self.token_body(access, exp, user), refresh
+
+    def token_body(self, access: str, exp: int, user: asyncpg.Record) -> dict[str, Any]:
+        return {"accessToken": access, "tokenType": "Bearer", "expiresIn": self.auth.access_token_ttl_s,
+                "expiresAt": exp, "user": user_view(user)}
+
+    async def refresh(self, token: str) -> tuple[dict[str, Any], str]:
+        """Rotate ``token``. A token already rotated or revoked revokes its whole family (reuse detection)."""
+        reused = False
+        async with self.repo.transaction() as conn:
+            row = await self.repo.refresh_for_update(conn, sha256(token))
+            if row is None:
+                raise Problem(401, "invalid refresh token")
+            user = await self.repo.user_by_id(conn, row["user_id"])
+            assert user is not None
+            if row["rotated_at"] is not None or row["revoked_at"] is not None:
+                if row["rotated_at"] is not None:  # a stolen copy, or the thief's: nobody keeps this family
+                    reused = True
+                    await self.repo.revoke_family(conn, row["family_id"])
+                    await outbox.record(conn, "user.refresh_token_reused", user["tenant_id"],
+                                        {"userId": str(user["id"]), "familyId": str(row["family_id"])})
+            elif row["expires_at"] > datetime.now(UTC) and user["disabled_at"] is None:
+                await self.repo.mark_rotated(conn, row["id"])
+                access, refresh, exp = await self._issue(conn, user, row["family_id"])
+                return self.token_body(access, exp, user), refresh
+        if reused:
+            log.warning("refresh token reuse detected; family revoked", extra={"fields": {"userId": str(user["id"])}})
+        raise Problem(401, "invalid refresh token")
+
+    async def logout(self, token: str) -> None:
+        await self.repo.revoke_family_of(sha256(token))
+
+    async def revoke_everything(self, conn: Conn, user_id: uuid.UUID, tenant_id: str) -> None:
+        """End every login of the user: refresh families revoked, access tokens outdated."""
+        await self.repo.revoke_user_tokens(conn, user_id)
+        await self.repo.bump_token_version(conn, user_id)
+        self.evict(tenant_id)
+
+    async def logout_all(self, who: Principal) -> None:
+        assert who.user_id is not None
+        async with self.repo.transaction() as conn:
+            await self.revoke_everything(conn, uuid.UUID(who.user_id), who.tenant_id)
+            await outbox.record(conn, "user.logged_out_everywhere", who.tenant_id, {"userId": who.user_id})
+        self.evict(who.tenant_id)
+
+    async def resend_verification(self, body: EmailBody, ip: str) -> None:
+        await self.limit_both("mail", str(body.email), ip, self.auth.rate_limits.mail_account,
+                              self.auth.rate_limits.mail_ip)
+        async with self.repo.transaction() as conn:
+            user = await self.repo.user_by_email(conn, str(body.email), lock=True)
+            if user is not None and user["email_verified_at"] is None and user["disabled_at"] is None:
+                await self.send_verification(conn, user)
+
+    async def password_reset(self, body: EmailBody, ip: str) -> None:
+        await self.limit_both("mail", str(body.email), ip, self.auth.rate_limits.mail_account,
+                              self.auth.rate_limits.mail_ip)
+        async with self.repo.transaction() as conn:
+            user = await self.repo.user_by_email(conn, str(body.email), lock=True)
+            if user is not None and user["disabled_at"] is None:
+                codes = await self.new_codes(conn, user["id"], "reset", self.auth.password_reset_ttl_s)
+                subject, text = mailer.reset_mail(
+                    user["name"], codes.code, self.link("/reset-password", email=user["email"], token=codes.token))
+                await mailer.enqueue(conn, user["email"], subject, text)
+                await outbox.record(conn, "user.password_reset_requested", user["tenant_id"],
+                                    {"userId": str(user["id"])})
+
+    async def password_reset_confirm(self, body: ResetConfirmBody, ip: str) -> None:
+        if (body.code is None) == (body.token is None):
+            raise Problem(422, "send exactly one of code or token")
+        await self.limit_both("reset", str(body.email), ip, self.auth.rate_limits.code_account,
+                              self.auth.rate_limits.code_ip)
+        password_hash = await hash_password(body.new_password)
+        async with self.repo.transaction() as conn:
+            user = await self.repo.user_by_email(conn, str(body.email), lock=True)
+            if user is None or user["disabled_at"] is not None or not await self.consume_code(
+                    conn, user["id"], "reset", body.code, body.token):
+                raise Problem(422, "invalid or expired code")
+            await self.repo.set_password(conn, user["id"], password_hash, verify=True)
+            await self.revoke_everything(conn, user["id"], user["tenant_id"])
+            await outbox.record(conn, "user.password_reset", user["tenant_id"], {"userId": str(user["id"])})
+        self.evict(user["tenant_id"])
+
+    async def me(self, who: Principal) -> dict[str, Any]:
+        assert who.user_id is not None
+        row = await self.repo.user_by_id(None, uuid.UUID(who.user_id))
+        if row is None:
+            raise Problem(401, "missing or invalid credentials")
+        return user_view(row)
