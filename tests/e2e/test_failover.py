@@ -80,7 +80,10 @@ async def test_rebalances_move_only_the_sessions_that_change_owner(
     Moved sessions say so: ``disconnected`` with reason ``owner_lost``, then ``connected``.
     """
     async with WsCollector(ws_url(tenant)) as ws, httpx.AsyncClient(base_url=stack.sim_url, timeout=10) as sim:
-        sids = [(await link_session(stack, tenant, ws))[0] for _ in range(SESSIONS)]
+        sids: list[str] = []
+        # At least one session in every partition, whichever one the joiner gets.
+        while len(sids) < SESSIONS or len({partition_for(s, kafka.partitions) for s in sids}) < kafka.partitions:
+            sids.append((await link_session(stack, tenant, ws))[0])
         before = await _connections(sim, sids)
         mark = len(ws.events)
         second = runner_proc("runner-joins", kafka, stack.sim_url, run_id)
