@@ -22,6 +22,11 @@ class KafkaSettings(BaseModel):
     # -1: event topics are the source of truth and keep everything.
     event_retention_ms: int = -1
     dlq_retention_ms: int = 30 * DAY_MS
+    # Copies of each partition, and how many must have a write before it is acknowledged (acks=all).
+    # 1/1 for the single dev node; 3/2 on a 3-broker cluster (infra/bin/kafka-cluster.sh), so one
+    # broker can die without losing an acknowledged record or refusing writes.
+    replication_factor: int = Field(default=1, ge=1)
+    min_insync_replicas: int = Field(default=1, ge=1)
 
 
 class PostgresSettings(BaseModel):

@@ -33,28 +33,33 @@ class Topics:
         )
 
 
-async def ensure_topics(kafka: KafkaSettings) -> list[str]:
-    """Create the topics that are missing; return the names created."""
+def new_topic(kafka: KafkaSettings, name: str, retention_ms: int) -> NewTopic:
+    """A topic with the configured partitions, replication factor and ``min.insync.replicas``."""
+    return NewTopic(
+        name=name,
+        num_partitions=kafka.partitions,
+        replication_factor=kafka.replication_factor,
+        topic_configs={"retention.ms": str(retention_ms), "min.insync.replicas": str(kafka.min_insync_replicas)},
+    )
+
+
+async def ensure_topics(kafka: KafkaSettings, extra: dict[str, int] | None = None) -> list[str]:
+    """Create the topics that are missing; return the names created.
+
+    ``extra`` maps further topic names to their retention (e.g. the identity topic), created the same way.
+    """
     topics = Topics.from_settings(kafka)
     wanted = {
         topics.session_commands: kafka.command_retention_ms,
         topics.session_events: kafka.event_retention_ms,
         topics.session_commands_dlq: kafka.dlq_retention_ms,
+        **(extra or {}),
     }
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(
-                name=name,
-                num_partitions=kafka.partitions,
-                replication_factor=1,
-                topic_configs={"retention.ms": str(retention), "min.insync.replicas": "1"},
-            )
-            for name, retention in wanted.items()
-            if name not in existing
-        ]
+        missing = [new_topic(kafka, name, retention) for name, retention in wanted.items() if name not in existing]
         if missing:
             try:
                 await admin.create_topics(missing)
