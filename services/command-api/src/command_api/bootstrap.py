@@ -28,6 +28,7 @@ from command_api.media_library import MediaLibrary
 from command_api.permissions import Permissions
 from command_api.routes import build_router
 from command_api.settings import Settings
+from command_api.webhooks.router import router as webhooks_router
 from zapstream_platform import logs
 from zapstream_platform.db import create_pool
 from zapstream_platform.storage import MediaStore
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
         expose_headers=["Retry-After", "Idempotent-Replayed"],
     )
     signer = TokenSigner(settings.jwt)  # fails fast on a bad key configuration
+    app.include_router(webhooks_router)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

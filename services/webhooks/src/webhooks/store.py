@@ -1,0 +1,213 @@
+"""Every SQL statement of the webhooks service (tables from db/migrations/0013_webhooks.sql)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: uuid.UUID
+    tenant_id: str
+    event_types: list[str]
+    session_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    endpoint_id: uuid.UUID
+    tenant_id: str
+    event_id: str
+    event_type: str
+    session_id: str
+    body: bytes
+    traceparent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery claimed for one attempt, with what is needed to send it."""
+
+    id: int
+    endpoint_id: uuid.UUID
+    tenant_id: str
+    event_id: str
+    event_type: str
+    session_id: str
+    body: bytes
+    attempts: int
+    traceparent: str | None
+    url: str
+    secrets: list[str]
+
+
+async def stored_offsets(pool: asyncpg.Pool, topic: str) -> dict[int, int]:
+    rows = await pool.fetch("SELECT partition, next_offset FROM webhook_offsets WHERE topic = $1", topic)
+    return {r["partition"]: r["next_offset"] for r in rows}
+
+
+async def endpoints_of(conn: asyncpg.Connection, tenants: list[str]) -> list[Endpoint]:
+    """Endpoints that receive new events: active ones, and paused ones (which keep them until resumed)."""
+    rows = await conn.fetch(
+        """SELECT id, tenant_id, event_types, session_ids FROM webhook_endpoints
+           WHERE tenant_id = ANY($1::text[]) AND status IN ('active', 'paused')""", tenants)
+    return [Endpoint(r["id"], r["tenant_id"], list(r["event_types"]), list(r["session_ids"])) for r in rows]
+
+
+async def enqueue(conn: asyncpg.Connection, deliveries: list[NewDelivery]) -> int:
+    """Insert deliveries once per (endpoint, event); a re-read batch after a crash adds nothing."""
+    if not deliveries:
+        return 0
+    rows = await conn.fetch(
+        """INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_id, event_type, session_id, body, traceparent)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[])
+           ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id""",
+        [d.endpoint_id for d in deliveries], [d.tenant_id for d in deliveries], [d.event_id for d in deliveries],
+        [d.event_type for d in deliveries], [d.session_id for d in deliveries], [d.body for d in deliveries],
+        [d.traceparent for d in deliveries],
+    )
+    return len(rows)
+
+
+async def replay_enqueue(conn: asyncpg.Connection, deliveries: list[NewDelivery]) -> int:
+    """Enqueue again: an already delivered or dead delivery of the same event becomes pending anew."""
+    if not deliveries:
+        return 0
+    rows = await conn.fetch(
+        """INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_id, event_type, session_id, body, traceparent)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[])
+           ON CONFLICT (endpoint_id, event_id) DO UPDATE
+             SET status = 'pending', attempts = 0, next_attempt_at = now(), dead_at = NULL
+             WHERE webhook_deliveries.status <> 'pending'
+           RETURNING id""",
+        [d.endpoint_id for d in deliveries], [d.tenant_id for d in deliveries], [d.event_id for d in deliveries],
+        [d.event_type for d in deliveries], [d.session_id for d in deliveries], [d.body for d in deliveries],
+        [d.traceparent for d in deliveries],
+    )
+    return len(rows)
+
+
+async def save_offset(conn: asyncpg.Connection, topic: str, partition: int, next_offset: int) -> None:
+    await conn.execute(
+        """INSERT INTO webhook_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)
+           ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
+        topic, partition, next_offset)
+
+
+async def claim_due(pool: asyncpg.Pool, *, limit: int, per_endpoint: int, busy: list[uuid.UUID],
+                    lease_s: float) -> list[Claimed]:
+    """Claim the due head of each (endpoint, session) queue: its oldest pending delivery.
+
+    Only heads are sent, so a session's events reach an endpoint in order and one failing delivery
+    holds back only that session at that endpoint. The claim moves ``next_attempt_at`` a lease ahead:
+    a crashed sender's delivery is retried when the lease ends, and the re-checked ``<= now()`` keeps
+    two instances from claiming the same row.
+    """
+    rows = await pool.fetch(
+        """WITH heads AS (
+               SELECT DISTINCT ON (endpoint_id, session_id) id, endpoint_id, next_attempt_at
+               FROM webhook_deliveries WHERE status = 'pending'
+               ORDER BY endpoint_id, session_id, id
+           ), due AS (
+               SELECT h.id, row_number() OVER (PARTITION BY h.endpoint_id ORDER BY h.next_attempt_at, h.id) AS rn
+               FROM heads h JOIN webhook_endpoints e ON e.id = h.endpoint_id
+               WHERE h.next_attempt_at <= now() AND e.status = 'active' AND NOT (h.endpoint_id = ANY($1::uuid[]))
+           ), picked AS (
+               SELECT id FROM due WHERE rn <= $2 ORDER BY rn, id LIMIT $3
+           )
+           UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $4)
+           FROM picked, webhook_endpoints e
+           WHERE d.id = picked.id AND e.id = d.endpoint_id AND d.status = 'pending' AND d.next_attempt_at <= now()
+           RETURNING d.id, d.endpoint_id, d.tenant_id, d.event_id, d.event_type, d.session_id, d.body, d.attempts,
+                     d.traceparent, e.url, e.secret, e.previous_secret, e.previous_expires_at""",
+        busy, per_endpoint, limit, lease_s,
+    )
+    now = datetime.now(UTC)
+    out = []
+    for r in rows:
+        secrets = [r["secret"]]
+        if r["previous_secret"] and r["previous_expires_at"] and r["previous_expires_at"] > now:
+            secrets.append(r["previous_secret"])
+        out.append(Claimed(r["id"], r["endpoint_id"], r["tenant_id"], r["event_id"], r["event_type"],
+                           r["session_id"], bytes(r["body"]), r["attempts"], r["traceparent"], r["url"], secrets))
+    return out
+
+
+async def record_attempt(conn: asyncpg.Connection, d: Claimed, status_code: int | None, error: str | None,
+                         latency_ms: int) -> None:
+    await conn.execute(
+        """INSERT INTO webhook_attempts (delivery_id, endpoint_id, attempt, status_code, error, latency_ms)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        d.id, d.endpoint_id, d.attempts + 1, status_code, error, latency_ms)
+
+
+async def mark_delivered(conn: asyncpg.Connection, d: Claimed, status_code: int) -> bool:
+    done = await conn.fetchval(
+        """UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = now(),
+                  last_status_code = $2, last_error = NULL, last_attempt_at = now()
+           WHERE id = $1 AND status = 'pending' RETURNING true""", d.id, status_code)
+    if done:
+        await conn.execute("UPDATE webhook_endpoints SET consecutive_dead = 0 WHERE id = $1 AND consecutive_dead <> 0",
+                           d.endpoint_id)
+    return bool(done)
+
+
+async def mark_retry(conn: asyncpg.Connection, d: Claimed, status_code: int | None, error: str | None,
+                     delay_s: float) -> None:
+    await conn.execute(
+        """UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $4),
+                  last_status_code = $2, last_error = $3, last_attempt_at = now()
+           WHERE id = $1 AND status = 'pending'""", d.id, status_code, error, delay_s)
+
+
+async def mark_dead(conn: asyncpg.Connection, d: Claimed, status_code: int | None, error: str | None,
+                    disable_after: int) -> bool:
+    """Dead-letter the delivery; disable the endpoint after ``disable_after`` dead letters in a row.
+
+    Returns True if this disabled the endpoint (a ``webhook.endpoint.disabled`` event is written to the
+    outbox in the same transaction; the command API's relay publishes it).
+    """
+    dead = await conn.fetchval(
+        """UPDATE webhook_deliveries SET status = 'dead', attempts = attempts + 1, dead_at = now(),
+                  last_status_code = $2, last_error = $3, last_attempt_at = now()
+           WHERE id = $1 AND status = 'pending' RETURNING true""", d.id, status_code, error)
+    if not dead:
+        return False
+    row = await conn.fetchrow(
+        """UPDATE webhook_endpoints SET consecutive_dead = consecutive_dead + 1,
+                  status = CASE WHEN consecutive_dead + 1 >= $2 AND status = 'active' THEN 'disabled' ELSE status END,
+                  disabled_reason = CASE WHEN consecutive_dead + 1 >= $2 AND status = 'active'
+                                         THEN $3 ELSE disabled_reason END,
+                  updated_at = now()
+           WHERE id = $1 RETURNING status, consecutive_dead""",
+        d.endpoint_id, disable_after, f"{disable_after} deliveries in a row failed every attempt")
+    disabled = row is not None and row["status"] == "disabled" and row["consecutive_dead"] == disable_after
+    if disabled:
+        payload = {"endpointId": str(d.endpoint_id), "reason": "consecutive_failures",
+                   "consecutiveDeadLetters": disable_after}
+        await conn.execute(
+            "INSERT INTO outbox (event_id, event_type, tenant_id, payload) VALUES ($1, $2, $3, $4)",
+            uuid.uuid4(), "webhook.endpoint.disabled", d.tenant_id, orjson.dumps(payload).decode())
+    return disabled
+
+
+async def pending_count(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"))
+
+
+async def replays_todo(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        """SELECT r.id, r.endpoint_id, r.from_time, e.tenant_id, e.event_types, e.session_ids
+           FROM webhook_replays r JOIN webhook_endpoints e ON e.id = r.endpoint_id
+           WHERE r.done_at IS NULL ORDER BY r.id LIMIT 10""")
+    return [dict(r) for r in rows]
+
+
+async def replay_done(conn: asyncpg.Connection, replay_id: int, enqueued: int) -> None:
+    await conn.execute("UPDATE webhook_replays SET done_at = now(), enqueued = $2 WHERE id = $1", replay_id, enqueued)
