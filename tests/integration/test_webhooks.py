@@ -234,6 +234,14 @@ async def test_flaky_receiver_gets_every_event_once_in_order_signed_and_only_its
     assert [w["id"] for w in listed] == [b["id"]]
     assert "secret" not in listed[0]
 
+    # The service's metrics port counts deliveries by outcome (no tenant or endpoint labels).
+    port = webhooks_proc.env["WEBHOOKS_METRICS_PORT"]
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert 'zapstream_webhook_deliveries_total{outcome="delivered"}' in text
+    assert 'zapstream_webhook_deliveries_total{outcome="failed"}' in text
+    assert ta not in text and tb not in text
+
 
 async def test_dead_letters_disable_then_redrive_and_rotation(
     api: httpx.AsyncClient, receiver: Receiver, webhooks_proc: Proc, kafka: KafkaSettings, pg: asyncpg.Pool,

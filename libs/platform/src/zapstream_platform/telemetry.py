@@ -45,9 +45,10 @@ class TelemetrySettings(BaseModel):
 
 
 def setup_tracing(service: str, settings: TelemetrySettings, exporter: SpanExporter | None = None,
-                  ) -> TracerProvider | None:
-    """Install a tracer provider if an OTLP endpoint is configured or an ``exporter`` is given (tests pass
-    an ``InMemorySpanExporter``). Returns it (call ``shutdown()`` on exit to flush), or None when off.
+                  install_global: bool = True) -> TracerProvider | None:
+    """Build a tracer provider if an OTLP endpoint is configured or an ``exporter`` is given (tests pass
+    an ``InMemorySpanExporter``) and, unless ``install_global`` is False, make it the process's provider.
+    Returns it (call ``shutdown()`` on exit to flush), or None when tracing is off.
     """
     if exporter is None and not settings.otlp_endpoint:
         return None
@@ -63,7 +64,8 @@ def setup_tracing(service: str, settings: TelemetrySettings, exporter: SpanExpor
 
         endpoint = str(settings.otlp_endpoint).rstrip("/") + "/v1/traces"
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-    trace.set_tracer_provider(provider)
+    if install_global:
+        trace.set_tracer_provider(provider)
     return provider
 
 

@@ -37,5 +37,5 @@ class Settings(TelemetrySettings, BaseSettings):
     allow_private_networks: bool = False
     allow_http: bool = False
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(default=9105, ge=0, le=65535)  # 0: no metrics port
+    metrics_port: int = Field(default=9103, ge=0, le=65535)  # 0: no metrics port (ports: docs/operations.md)
     log_level: str = "INFO"
