@@ -5,6 +5,9 @@ against its own cluster on its own ports (19192-19194), never the shared single 
 with replication factor 3 and ``min.insync.replicas=2``, so with one broker gone every write still has two
 in-sync copies and nothing acknowledged can be lost.
 
+Nothing configures replication: ``ensure_topics`` sees three brokers and creates every topic with
+three replicas and ``min.insync.replicas=2`` (``zapstream_platform.topics.replication_for``).
+
 Two scenarios, each a 2,000-message load: SIGKILL the broker that leads most partitions of the event topic,
 and SIGKILL the active KRaft controller. Afterwards: every accepted message reached WhatsApp once, the
 topic holds every event once, the read model equals a replay, every service survived without a restart, no
@@ -26,6 +29,7 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests.conftest import ADMIN_DSN, OPERATOR_TOKEN, PG_BASE, Stack, runner_proc, service_env
 from tests.faults.support import Load, verify_everything, wait_until
@@ -62,8 +66,8 @@ def kafka_cluster() -> Iterator[str]:
 # make_load / tenant / revive_services fixtures run against this module's cluster stack.
 @pytest.fixture(scope="module")
 def kafka(kafka_cluster: str, run_id: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=kafka_cluster, topic_prefix=f"zc-{run_id}", partitions=3,
-                         replication_factor=3, min_insync_replicas=2)
+    # No replication settings: ensure_topics sees three brokers and chooses 3 copies, 2 in sync.
+    return KafkaSettings(bootstrap_servers=kafka_cluster, topic_prefix=f"zc-{run_id}", partitions=3)
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +97,7 @@ async def pg(infra: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def _env(prefix: str, kafka: KafkaSettings, dsn: str | None) -> dict[str, str]:
-    return service_env(prefix, kafka, dsn) | {
-        f"{prefix}KAFKA__REPLICATION_FACTOR": str(kafka.replication_factor),
-        f"{prefix}KAFKA__MIN_INSYNC_REPLICAS": str(kafka.min_insync_replicas),
-    }
+    return service_env(prefix, kafka, dsn)
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +161,17 @@ async def describe(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     return [p for entry in described if entry.get("topic") == topic for p in entry.get("partitions", [])]
 
 
+async def min_insync(bootstrap: str, topic: str) -> str:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        response = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    entries = response[0].resources[0][4]
+    return str(next(e[1] for e in entries if e[0] == "min.insync.replicas"))
+
+
 async def pick_victim(how: str, bootstrap: str, topic: str) -> int:
     if how == "controller":
         return int(await asyncio.to_thread(cluster, "controller"))
@@ -175,6 +187,7 @@ async def test_broker_sigkilled_during_load(
     bootstrap, topic = kafka.bootstrap_servers, topics.session_events
     before = await describe(bootstrap, topic)
     assert before and all(len(p["replicas"]) == 3 for p in before), f"not replicated 3 times: {before}"
+    assert await min_insync(bootstrap, topic) == "2"
 
     base: Load = await make_load(4)
     load = CountingLoad(base.http, base.sessions, base.contact)

@@ -7,6 +7,7 @@ with the independent ``standardwebhooks`` library, and can fail on purpose.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -153,15 +154,19 @@ async def api(pg: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def msg_event(tenant: str, session: str, version: int, text: str) -> Envelope:
     payload = {"tenantId": tenant, "messages": [{"id": f"m-{uuid.uuid4().hex[:8]}", "fromMe": False,
                                                  "text": text}]}
-    return Envelope("session.messages.upsert", session, str(uuid.uuid4()), "2026-12-07T10:00:00.000Z",
+    return Envelope("session.messages.upsert", session, str(uuid.uuid4()), now_iso(),
                     payload, version=version)
 
 
 def status_event(tenant: str, session: str, version: int) -> Envelope:
-    return Envelope("session.status.connected", session, str(uuid.uuid4()), "2026-12-07T10:00:00.000Z",
+    return Envelope("session.status.connected", session, str(uuid.uuid4()), now_iso(),
                     {"tenantId": tenant, "phone": "51999999999"}, version=version)
 
 
@@ -189,7 +194,10 @@ async def test_flaky_receiver_gets_every_event_once_in_order_signed_and_only_its
     events_a = [e for s in sessions_a for v in range(1, 9)
                 for e in ([msg_event(ta, s, v, f"a{v}")] if v % 4 else [status_event(ta, s, v)])]
     events_b = [msg_event(tb, sb, v, f"b{v}") for sb in [str(uuid.uuid4())] for v in range(1, 6)]
-    await produce_envelopes(kafka.bootstrap_servers, Topics.from_settings(kafka).session_events, events_a + events_b)
+    # An event from before the endpoint existed (a lagging consumer, a first deploy): not sent (replay is).
+    old = dataclasses.replace(msg_event(ta, str(uuid.uuid4()), 1, "old"), occurred_on="2020-01-01T00:00:00.000Z")
+    await produce_envelopes(kafka.bootstrap_servers, Topics.from_settings(kafka).session_events,
+                            [old, *events_a, *events_b])
 
     want_a = {e.event_id for e in events_a if e.type.startswith("session.messages.")}
     want_b = {e.event_id for e in events_b}
@@ -238,6 +246,10 @@ async def test_flaky_receiver_gets_every_event_once_in_order_signed_and_only_its
     port = webhooks_proc.env["WEBHOOKS_METRICS_PORT"]
     async with httpx.AsyncClient() as client:
         text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        assert (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+        ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"postgres": True, "kafka": True, "assigned": True}
     assert 'zapstream_webhook_deliveries_total{outcome="delivered"}' in text
     assert 'zapstream_webhook_deliveries_total{outcome="failed"}' in text
     assert ta not in text and tb not in text

@@ -11,7 +11,7 @@ from prometheus_client import generate_latest
 from pydantic_settings import BaseSettings
 
 from zapstream_platform import telemetry
-from zapstream_platform.metrics import HttpMetricsMiddleware, Metrics
+from zapstream_platform.metrics import Health, HttpMetricsMiddleware, Metrics, serve
 from zapstream_platform.settings import service_config
 
 FORBIDDEN_LABELS = {"tenant", "tenant_id", "session", "session_id", "message_id", "url", "user", "user_id"}
@@ -92,3 +92,20 @@ def test_settings_read_the_standard_otel_variables(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("OTEL_SERVICE_NAME", "svc")
     s = Settings()
     assert s.otlp_endpoint == "http://collector:4318" and s.otel_service_name == "svc"
+
+
+def test_ops_port_serves_metrics_health_and_readiness() -> None:
+    metrics, health = Metrics("svc"), Health(("kafka", "postgres"))
+    server, _ = serve(metrics, 0, "127.0.0.1", health)
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        not_yet = httpx.get(f"{base}/readyz")
+        assert not_yet.status_code == 503 and not_yet.json()["checks"] == {"kafka": False, "postgres": False}
+        health.report("kafka", True)
+        health.report("postgres", True)
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        assert "zapstream_webhook_deliveries_total" in httpx.get(f"{base}/metrics").text
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -118,3 +118,4 @@ async def test_bad_shapes_are_refused(url: str) -> None:
 async def test_public_literal_address_is_accepted() -> None:
     await wh.check_url("https://8.8.8.8/hook", allow_private=False, allow_http=False)
     await wh.check_url("http://8.8.8.8/hook", allow_private=False, allow_http=True)
+

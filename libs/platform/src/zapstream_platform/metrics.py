@@ -8,7 +8,7 @@ Label cardinality is bounded on purpose: labels are routes (templates, never raw
 status codes, command/event types, topics, consumer groups, partitions, states and outcomes, never
 tenant ids, session ids, message ids or URLs. A tenant-level view belongs in logs and traces.
 
-Serving: the command API mounts :func:`asgi_app` at ``/metrics``; the other services call
+Serving: the command API answers ``GET /metrics`` with :func:`exposition`; the other services call
 :func:`serve` for a metrics port of their own (documented in docs/operations.md and
 infra/observability/prometheus.yml).
 """
@@ -18,11 +18,22 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from threading import Thread
+from socketserver import ThreadingMixIn
+from threading import Lock, Thread
 from typing import Any
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app, start_http_server
+import orjson
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    make_asgi_app,
+    make_wsgi_app,
+)
 
 # Seconds; from a fast in-memory answer to a slow WhatsApp round trip or webhook receiver.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -85,13 +96,72 @@ class Metrics:
 
 
 def asgi_app(metrics: Metrics) -> Any:
-    """An ASGI app answering the exposition format; mount it at ``/metrics``."""
+    """An ASGI app answering the exposition format (``app.mount("/metrics", ...)`` answers ``/metrics/``)."""
     return make_asgi_app(registry=metrics.registry)
 
 
-def serve(metrics: Metrics, port: int, host: str = "127.0.0.1") -> tuple[WSGIServer, Thread]:
-    """Serve ``/metrics`` on ``host:port`` from a daemon thread; ``server.shutdown()`` stops it."""
-    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+def exposition(metrics: Metrics) -> tuple[bytes, str]:
+    """(body, content type) of a scrape, for a plain ``GET /metrics`` route (no redirect to ``/metrics/``)."""
+    return generate_latest(metrics.registry), CONTENT_TYPE_LATEST
+
+
+class Health:
+    """Liveness and readiness for a service's ops port, set from its event loop, read by the server thread.
+
+    ``/healthz`` answers 200 while the process serves at all. ``/readyz`` answers 200 once every check
+    named in ``required`` has been reported ok (e.g. ``kafka``, ``postgres``, ``assigned``), else 503
+    with the failing checks.
+    """
+
+    def __init__(self, required: Iterable[str]) -> None:
+        self._checks = dict.fromkeys(required, False)
+        self._lock = Lock()
+
+    def report(self, check: str, ok: bool) -> None:
+        with self._lock:
+            self._checks[check] = ok
+
+    def ready(self) -> tuple[bool, dict[str, bool]]:
+        with self._lock:
+            checks = dict(self._checks)
+        return bool(checks) and all(checks.values()), checks
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return None  # scrapes every few seconds would flood the log
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def ops_app(metrics: Metrics, health: Health | None = None) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app: ``/healthz``, ``/readyz`` (when ``health`` is given), and the metrics on any other path."""
+    metrics_app = make_wsgi_app(metrics.registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if health is not None and path == "/healthz":
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b'{"status":"ok"}']
+        if health is not None and path == "/readyz":
+            ok, checks = health.ready()
+            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
+            return [orjson.dumps({"status": "ready" if ok else "not ready", "checks": checks})]
+        result: Iterable[bytes] = metrics_app(environ, start_response)
+        return result
+
+    return app
+
+
+def serve(metrics: Metrics, port: int, host: str = "127.0.0.1", health: Health | None = None,
+          ) -> tuple[WSGIServer, Thread]:
+    """Serve ``/metrics`` (and ``/healthz`` + ``/readyz`` with ``health``) on ``host:port`` from a daemon
+    thread; ``server.shutdown()`` stops it."""
+    server = make_server(host, port, ops_app(metrics, health), _ThreadingServer, handler_class=_QuietHandler)
+    thread = Thread(target=server.serve_forever, name="ops-http", daemon=True)
+    thread.start()
     return server, thread
 
 

@@ -33,13 +33,25 @@ class Topics:
         )
 
 
-def new_topic(kafka: KafkaSettings, name: str, retention_ms: int) -> NewTopic:
+def replication_for(kafka: KafkaSettings, brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas): the configured ones, else from the broker count.
+
+    Three copies with two in sync when the cluster has three brokers or more (one broker can be lost
+    with nothing acknowledged lost and writes going on); on fewer, every broker holds a copy.
+    """
+    rf = kafka.replication_factor or max(1, min(3, brokers))
+    isr = kafka.min_insync_replicas or (2 if rf >= 3 else 1)
+    return rf, min(isr, rf)
+
+
+def new_topic(kafka: KafkaSettings, name: str, retention_ms: int, brokers: int = 1) -> NewTopic:
     """A topic with the configured partitions, replication factor and ``min.insync.replicas``."""
+    rf, isr = replication_for(kafka, brokers)
     return NewTopic(
         name=name,
         num_partitions=kafka.partitions,
-        replication_factor=kafka.replication_factor,
-        topic_configs={"retention.ms": str(retention_ms), "min.insync.replicas": str(kafka.min_insync_replicas)},
+        replication_factor=rf,
+        topic_configs={"retention.ms": str(retention_ms), "min.insync.replicas": str(isr)},
     )
 
 
@@ -55,11 +67,13 @@ async def ensure_topics(kafka: KafkaSettings, extra: dict[str, int] | None = Non
         topics.session_commands_dlq: kafka.dlq_retention_ms,
         **(extra or {}),
     }
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [new_topic(kafka, name, retention) for name, retention in wanted.items() if name not in existing]
+        brokers = len((await admin.describe_cluster()).get("brokers", [])) if wanted.keys() - existing else 1
+        missing = [new_topic(kafka, name, retention, brokers)
+                   for name, retention in wanted.items() if name not in existing]
         if missing:
             try:
                 await admin.create_topics(missing)
@@ -70,9 +84,10 @@ async def ensure_topics(kafka: KafkaSettings, extra: dict[str, int] | None = Non
         await admin.close()
 
 
-async def partitions_of(bootstrap_servers: str, topic: str) -> list[int]:
-    """The partition numbers of ``topic`` (empty if it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+async def partitions_of(kafka: KafkaSettings | str, topic: str) -> list[int]:
+    """The partition numbers of ``topic`` (empty if it does not exist); ``kafka``: settings or bootstrap servers."""
+    options = kafka.client_options() if isinstance(kafka, KafkaSettings) else {"bootstrap_servers": kafka}
+    admin = AIOKafkaAdminClient(**options)
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

@@ -15,20 +15,20 @@ from webhooks.replay import replay_loop
 from webhooks.settings import Settings
 from zapstream_platform import logs, telemetry
 from zapstream_platform.db import create_pool
-from zapstream_platform.metrics import Metrics, serve
+from zapstream_platform.metrics import Health, Metrics, serve
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
 
 
-async def run(settings: Settings, metrics: Metrics) -> None:
+async def run(settings: Settings, metrics: Metrics, health: Health) -> None:
     pool = await create_pool(settings.postgres)
     limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
     client = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_s), follow_redirects=False, limits=limits,
                                trust_env=False)
     topic = Topics.from_settings(settings.kafka).session_events
-    dispatcher = Dispatcher(settings, pool, client, metrics)
-    enqueuer = Enqueuer(settings, pool, topic, metrics, dispatcher.wake)
+    dispatcher = Dispatcher(settings, pool, client, metrics, health=health)
+    enqueuer = Enqueuer(settings, pool, topic, metrics, dispatcher.wake, health=health)
     stopping = asyncio.Event()
 
     def stop() -> None:
@@ -62,10 +62,13 @@ def main() -> None:
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel("WARNING")
     metrics = Metrics("webhooks")
-    server = serve(metrics, settings.metrics_port, settings.metrics_host)[0] if settings.metrics_port else None
+    # /readyz: PostgreSQL answered the last dispatch round, Kafka the last poll, and partitions are assigned.
+    health = Health(("postgres", "kafka", "assigned"))
+    server = (serve(metrics, settings.metrics_port, settings.metrics_host, health)[0]
+              if settings.metrics_port else None)
     provider = telemetry.setup_tracing("webhooks", settings)
     try:
-        asyncio.run(run(settings, metrics))
+        asyncio.run(run(settings, metrics, health))
     finally:
         if provider is not None:
             provider.shutdown()

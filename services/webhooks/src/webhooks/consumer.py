@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
 from webhooks import store
 from webhooks.settings import Settings
 from zapstream_platform.envelope import Envelope
 from zapstream_platform.errors import is_infrastructure
-from zapstream_platform.metrics import Metrics, record_consumer_lag
+from zapstream_platform.metrics import Health, Metrics, record_consumer_lag
 from zapstream_platform.webhooks import wants
 
 log = logging.getLogger(__name__)
@@ -33,10 +35,19 @@ def deliveries_for(envs: list[Envelope], endpoints: list[store.Endpoint]) -> lis
     out: list[store.NewDelivery] = []
     for env in envs:
         for e in by_tenant.get(env.tenant_id, ()):
+            if e.since is not None and occurred(env) < e.since:
+                continue
             if wants(e.event_types, e.session_ids, env.type, env.session_id):
                 out.append(store.NewDelivery(e.id, env.tenant_id, env.event_id, env.type, env.session_id,
                                              env.value(), env.traceparent))
     return out
+
+
+def occurred(env: Envelope) -> datetime:
+    try:
+        return env.occurred_at()
+    except ValueError:  # an unexpected timestamp format: treat the event as new rather than drop it
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def decode(record: Any) -> Envelope | None:
@@ -50,8 +61,9 @@ def decode(record: Any) -> Envelope | None:
 
 class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, settings: Settings, pool: asyncpg.Pool, topic: str, metrics: Metrics,
-                 wake: Callable[[], None]) -> None:
+                 wake: Callable[[], None], health: Health | None = None) -> None:
         self.settings = settings
+        self.health = health or Health(())
         self.pool = pool
         self.topic = topic
         self.metrics = metrics
@@ -62,6 +74,7 @@ class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self.assigned.clear()
+        self.health.report("assigned", False)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         assert self.consumer is not None
@@ -72,13 +85,14 @@ class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
             else:
                 await self.consumer.seek_to_beginning(tp)
         self.assigned.set()
+        self.health.report("assigned", bool(assigned))
 
     def request_stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka.bootstrap_servers,
+            **self.settings.kafka.client_options(),
             group_id=self.settings.group_id,
             enable_auto_commit=False,
             isolation_level="read_committed",
@@ -91,7 +105,12 @@ class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
         rounds = 0
         try:
             while not self._stopping.is_set():
-                batches = await consumer.getmany(timeout_ms=200, max_records=self.settings.batch_max)
+                try:
+                    batches = await consumer.getmany(timeout_ms=200, max_records=self.settings.batch_max)
+                except KafkaError:
+                    self.health.report("kafka", False)
+                    raise
+                self.health.report("kafka", True)
                 for tp, records in batches.items():
                     if records:
                         await self._apply(consumer, tp, records)

@@ -23,7 +23,7 @@ from webhooks import store
 from webhooks.backoff import delay
 from webhooks.settings import Settings
 from zapstream_platform import telemetry
-from zapstream_platform.metrics import Metrics
+from zapstream_platform.metrics import Health, Metrics
 from zapstream_platform.webhooks import UnsafeUrl, check_url, headers
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,9 @@ async def post(client: httpx.AsyncClient, settings: Settings, d: store.Claimed) 
 
 class Dispatcher:
     def __init__(self, settings: Settings, pool: asyncpg.Pool, client: httpx.AsyncClient, metrics: Metrics,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, health: Health | None = None) -> None:
         self.settings = settings
+        self.health = health or Health(())
         self.pool = pool
         self.client = client
         self.metrics = metrics
@@ -102,7 +103,9 @@ class Dispatcher:
                 if time.monotonic() - last_gauge > 5:
                     last_gauge = time.monotonic()
                     self.metrics.webhook_pending.set(await store.pending_count(self.pool))
+                self.health.report("postgres", True)
             except Exception as exc:  # PostgreSQL away: keep trying, never end the loop
+                self.health.report("postgres", False)
                 log.warning("dispatch round failed", extra={"fields": {"error": repr(exc)[:300]}})
                 await asyncio.sleep(1.0)
             self._wake.clear()

@@ -26,8 +26,8 @@ CHUNK = 500
 async def run_replay(settings: Settings, pool: asyncpg.Pool, topic: str, request: dict[str, Any]) -> int:
     endpoint = store.Endpoint(request["endpoint_id"], request["tenant_id"], list(request["event_types"]),
                               list(request["session_ids"]))
-    tps = [TopicPartition(topic, p) for p in await partitions_of(settings.kafka.bootstrap_servers, topic)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, isolation_level="read_committed",
+    tps = [TopicPartition(topic, p) for p in await partitions_of(settings.kafka, topic)]
+    consumer = AIOKafkaConsumer(**settings.kafka.client_options(), isolation_level="read_committed",
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     enqueued = 0

@@ -37,5 +37,6 @@ class Settings(TelemetrySettings, BaseSettings):
     allow_private_networks: bool = False
     allow_http: bool = False
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(default=9103, ge=0, le=65535)  # 0: no metrics port (ports: docs/operations.md)
+    # /metrics, /healthz and /readyz; 0: none (ports of every service: docs/operations.md).
+    metrics_port: int = Field(default=9103, ge=0, le=65535)
     log_level: str = "INFO"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import orjson
+
+REGISTRATION_SKEW = timedelta(seconds=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +19,8 @@ class Endpoint:
     tenant_id: str
     event_types: list[str]
     session_ids: list[str]
+    # Events that occurred before this are not sent (None: no limit, as in a replay).
+    since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +59,13 @@ async def stored_offsets(pool: asyncpg.Pool, topic: str) -> dict[int, int]:
 async def endpoints_of(conn: asyncpg.Connection, tenants: list[str]) -> list[Endpoint]:
     """Endpoints that receive new events: active ones, and paused ones (which keep them until resumed)."""
     rows = await conn.fetch(
-        """SELECT id, tenant_id, event_types, session_ids FROM webhook_endpoints
+        """SELECT id, tenant_id, event_types, session_ids, created_at FROM webhook_endpoints
            WHERE tenant_id = ANY($1::text[]) AND status IN ('active', 'paused')""", tenants)
-    return [Endpoint(r["id"], r["tenant_id"], list(r["event_types"]), list(r["session_ids"])) for r in rows]
+    # From registration on: a consumer starting from offset 0 (a first deploy, a new group) must not send
+    # an endpoint the tenant's whole history; that is what replay is for. The margin absorbs clock skew
+    # between the runner that stamped occurredOn and PostgreSQL.
+    return [Endpoint(r["id"], r["tenant_id"], list(r["event_types"]), list(r["session_ids"]),
+                     r["created_at"] - REGISTRATION_SKEW) for r in rows]
 
 
 async def enqueue(conn: asyncpg.Connection, deliveries: list[NewDelivery]) -> int:
