@@ -69,6 +69,7 @@ status:  ## show what is running
 	@for svc in $(SERVICES); do \
 	  if [ -f $(RUNDIR)/$$svc.pid ] && kill -0 $$(cat $(RUNDIR)/$$svc.pid) 2>/dev/null; then echo "$$svc: running"; else echo "$$svc: stopped"; fi; \
 	done
+	@curl -s -o /dev/null -w 'webhooks /readyz: %{http_code}\n' http://127.0.0.1:9103/readyz || true
 
 PROJECTION ?= main
 replay:  ## rebuild a projection from offset 0 and swap it in with no downtime (PROJECTION=main)

@@ -26,7 +26,7 @@ from fastapi import FastAPI, Header
 from standardwebhooks.webhooks import Webhook
 
 from command_api.webhooks.repository import WebhooksRepository
-from command_api.webhooks.router import current_tenant
+from command_api.webhooks.router import bind
 from command_api.webhooks.router import router as webhooks_router
 from command_api.webhooks.service import WebhooksConfig, WebhooksService
 from tests.conftest import service_env
@@ -56,6 +56,7 @@ class Receiver:
     hits: list[Hit] = field(default_factory=list)
     fail_first: dict[str, int] = field(default_factory=dict)
     slow: set[str] = field(default_factory=set)
+    hang: set[str] = field(default_factory=set)
     down: set[str] = field(default_factory=set)
     seen: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -100,6 +101,8 @@ def receiver() -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             if self.path in rec.slow:
                 time.sleep(0.1)  # keeps deliveries in flight when the sender is killed
+            while self.path in rec.hang:
+                time.sleep(0.05)  # longer than the sender's timeout: every attempt times out
             status = rec.answer(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             self.send_response(status)
             self.send_header("content-length", "2")
@@ -143,13 +146,12 @@ async def api(pg: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
     """The slice's router on its own app, the tenant taken from a test header instead of real auth."""
     app = FastAPI()
     app.include_router(webhooks_router)
-    app.state.webhooks = WebhooksService(WebhooksRepository(pg),
-                                         WebhooksConfig(allow_private_networks=True, allow_http=True))
 
     async def tenant_header(x_test_tenant: str = Header()) -> str:
         return x_test_tenant
 
-    app.dependency_overrides[current_tenant] = tenant_header
+    bind(app, WebhooksService(WebhooksRepository(pg), WebhooksConfig(allow_private_networks=True, allow_http=True)),
+         tenant_header)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
         yield client
 
@@ -255,6 +257,35 @@ async def test_flaky_receiver_gets_every_event_once_in_order_signed_and_only_its
     assert ta not in text and tb not in text
 
 
+async def test_a_hanging_endpoint_holds_up_no_other_tenant(
+    api: httpx.AsyncClient, receiver: Receiver, webhooks_proc: Proc, kafka: KafkaSettings,
+) -> None:
+    th, tf = f"t-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
+    receiver.hang.add("/hang")
+    await register(api, th, receiver.url("/hang"))
+    await register(api, tf, receiver.url("/fast"))
+    hanging = [msg_event(th, s, v, "h") for s in [str(uuid.uuid4()) for _ in range(6)] for v in range(1, 4)]
+    fast = [msg_event(tf, s, v, "f") for s in [str(uuid.uuid4()) for _ in range(3)] for v in range(1, 6)]
+    # The hanging tenant's events come first in the topic, so they are claimed first.
+    await produce_envelopes(kafka.bootstrap_servers, Topics.from_settings(kafka).session_events, hanging + fast)
+
+    async def fast_done() -> bool:
+        return {h.headers["webhook-id"] for h in receiver.accepted("/fast")} == {e.event_id for e in fast}
+
+    try:
+        await eventually(fast_done, timeout=60, interval=0.2)
+        # Every event of the other tenant arrived while this endpoint has accepted nothing at all.
+        assert receiver.accepted("/hang") == []
+        assert receiver.all_hits("/hang") == []  # still hanging: no answer was ever given
+    finally:
+        receiver.hang.discard("/hang")
+
+    async def hang_done() -> bool:
+        return {h.headers["webhook-id"] for h in receiver.accepted("/hang")} == {e.event_id for e in hanging}
+
+    await eventually(hang_done, timeout=60, interval=0.2)  # and it recovers by itself
+
+
 async def test_dead_letters_disable_then_redrive_and_rotation(
     api: httpx.AsyncClient, receiver: Receiver, webhooks_proc: Proc, kafka: KafkaSettings, pg: asyncpg.Pool,
 ) -> None:
@@ -341,12 +372,11 @@ async def test_api_refuses_bad_input_and_other_tenants(api: httpx.AsyncClient, r
 async def test_private_receivers_are_refused_unless_allowed(pg: asyncpg.Pool) -> None:
     app = FastAPI()
     app.include_router(webhooks_router)
-    app.state.webhooks = WebhooksService(WebhooksRepository(pg), WebhooksConfig())
 
     async def tenant() -> str:
         return "t-ssrf"
 
-    app.dependency_overrides[current_tenant] = tenant
+    bind(app, WebhooksService(WebhooksRepository(pg), WebhooksConfig()), tenant)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
         for url in ["https://127.0.0.1/x", "https://169.254.169.254/latest", "http://8.8.8.8/x"]:
             assert (await client.post("/webhooks", json={"url": url})).status_code == 422, url

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -11,6 +14,7 @@ from prometheus_client import generate_latest
 from pydantic_settings import BaseSettings
 
 from zapstream_platform import telemetry
+from zapstream_platform.logs import JsonFormatter
 from zapstream_platform.metrics import Health, HttpMetricsMiddleware, Metrics, serve
 from zapstream_platform.settings import service_config
 
@@ -109,3 +113,15 @@ def test_ops_port_serves_metrics_health_and_readiness() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_logs_carry_the_current_trace_id() -> None:
+    provider = telemetry.setup_tracing("test", telemetry.TelemetrySettings(), exporter=InMemorySpanExporter(),
+                                       install_global=False)
+    assert provider is not None
+    formatter = JsonFormatter("svc")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
+    assert "trace_id" not in orjson.loads(formatter.format(record))
+    with provider.get_tracer("t").start_as_current_span("op") as span:
+        entry = orjson.loads(formatter.format(record))
+    assert entry["trace_id"] == format(span.get_span_context().trace_id, "032x")

@@ -1,17 +1,17 @@
 """``/webhooks``: a tenant's webhook endpoints, their delivery log, dead letters, re-drive and replay.
 
-Wiring (composition root): ``app.state.webhooks`` holds a :class:`WebhooksService`, and
-``current_tenant`` is bound to the app's authentication with
-``app.dependency_overrides[current_tenant] = <async (principal) -> tenant id, admins only>``.
-Unwired, every route answers 401 / 503, never someone else's data.
+Wiring (composition root): ``bind(app, WebhooksService(WebhooksRepository(pool), settings.webhooks),
+tenant)`` where ``tenant`` is a dependency resolving the caller's tenant through the app's authentication
+(owners and admins only). Unwired, every route answers 401 / 503, never someone else's data.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 
 from command_api.webhooks.schemas import (
     AttemptList,
@@ -44,6 +44,12 @@ def service(request: Request) -> WebhooksService:
     if svc is None:
         raise HTTPException(503, "webhooks are not configured on this server")
     return svc
+
+
+def bind(app: FastAPI, service_: WebhooksService, tenant: Callable[..., Any]) -> None:
+    """Give the routes their service and the app's authentication (``tenant`` replaces ``current_tenant``)."""
+    app.state.webhooks = service_
+    app.dependency_overrides[current_tenant] = tenant
 
 
 Tenant = Annotated[str, Depends(current_tenant)]
