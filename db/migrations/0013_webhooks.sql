@@ -46,8 +46,20 @@ CREATE TABLE webhook_deliveries (
     created_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (endpoint_id, event_id)
 );
--- The dispatcher's scan: the oldest pending delivery of each (endpoint, session) is its head.
+-- The head of a queue (its oldest pending delivery) is found through this index.
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (endpoint_id, session_id, id) WHERE status = 'pending';
+
+-- One queue per (endpoint, session): deliveries of a queue go out one at a time, in order. next_attempt_at
+-- is when its head may be tried ('infinity' when empty), so a dispatch round reads only due queues and
+-- never scans a failing endpoint's backlog. Rows are locked before they change, and the head is read
+-- after the lock, so an enqueue and an outcome can never leave pending deliveries behind an empty queue.
+CREATE TABLE webhook_queues (
+    endpoint_id      uuid NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+    session_id       text NOT NULL,
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (endpoint_id, session_id)
+);
+CREATE INDEX webhook_queues_due ON webhook_queues (next_attempt_at);
 CREATE INDEX webhook_deliveries_dead ON webhook_deliveries (endpoint_id, id) WHERE status = 'dead';
 
 -- The dead-letter list: deliveries that exhausted their attempts (re-driven by setting them pending again).

@@ -154,6 +154,7 @@ class Dispatcher:
         fields = {"delivery": d.id, "endpoint": str(d.endpoint_id), "attempt": d.attempts + 1,
                   "status": outcome.status_code, "latency_ms": outcome.latency_ms}
         async with self.pool.acquire() as conn, conn.transaction():
+            await store.lock_queue(conn, d)
             await store.record_attempt(conn, d, outcome.status_code, outcome.error, outcome.latency_ms)
             if outcome.ok:
                 await store.mark_delivered(conn, d, outcome.status_code or 0)
@@ -166,5 +167,6 @@ class Dispatcher:
                 wait = delay(d.attempts + 1, s.backoff_base_s, s.backoff_cap_s, s.jitter, self.rng)
                 await store.mark_retry(conn, d, outcome.status_code, outcome.error, wait)
                 result = "failed"
+            await store.resync_queue(conn, d)  # the queue's next time: its (next) head's
         self.metrics.webhook_deliveries.labels(result).inc()
         log.info("webhook attempt", extra={"fields": fields | {"outcome": result, "error": outcome.error}})

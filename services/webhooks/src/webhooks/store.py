@@ -68,18 +68,40 @@ async def endpoints_of(conn: asyncpg.Connection, tenants: list[str]) -> list[End
                      r["created_at"] - REGISTRATION_SKEW) for r in rows]
 
 
+_INSERT = """INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_id, event_type, session_id, body, traceparent)
+              SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[])"""
+
+
+def _columns(deliveries: list[NewDelivery]) -> list[list[Any]]:
+    return [[d.endpoint_id for d in deliveries], [d.tenant_id for d in deliveries], [d.event_id for d in deliveries],
+            [d.event_type for d in deliveries], [d.session_id for d in deliveries], [d.body for d in deliveries],
+            [d.traceparent for d in deliveries]]
+
+
+async def wake_queues(conn: asyncpg.Connection, keys: set[tuple[uuid.UUID, str]]) -> None:
+    """Make these (endpoint, session) queues due now (creating them if new).
+
+    Always safe: a dispatch round claims a queue's head only if the head itself is due, and then sets
+    the queue's time from its head again. Keys are locked in sorted order (no deadlocks between writers).
+    """
+    if not keys:
+        return
+    ordered = sorted(keys, key=lambda k: (str(k[0]), k[1]))
+    await conn.execute(
+        """INSERT INTO webhook_queues (endpoint_id, session_id)
+           SELECT * FROM unnest($1::uuid[], $2::text[])
+           ON CONFLICT (endpoint_id, session_id) DO UPDATE
+             SET next_attempt_at = LEAST(webhook_queues.next_attempt_at, now())""",
+        [k[0] for k in ordered], [k[1] for k in ordered])
+
+
 async def enqueue(conn: asyncpg.Connection, deliveries: list[NewDelivery]) -> int:
     """Insert deliveries once per (endpoint, event); a re-read batch after a crash adds nothing."""
     if not deliveries:
         return 0
-    rows = await conn.fetch(
-        """INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_id, event_type, session_id, body, traceparent)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[])
-           ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id""",
-        [d.endpoint_id for d in deliveries], [d.tenant_id for d in deliveries], [d.event_id for d in deliveries],
-        [d.event_type for d in deliveries], [d.session_id for d in deliveries], [d.body for d in deliveries],
-        [d.traceparent for d in deliveries],
-    )
+    rows = await conn.fetch(_INSERT + " ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING endpoint_id, session_id",
+                            *_columns(deliveries))
+    await wake_queues(conn, {(r["endpoint_id"], r["session_id"]) for r in rows})
     return len(rows)
 
 
@@ -88,16 +110,12 @@ async def replay_enqueue(conn: asyncpg.Connection, deliveries: list[NewDelivery]
     if not deliveries:
         return 0
     rows = await conn.fetch(
-        """INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_id, event_type, session_id, body, traceparent)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[])
-           ON CONFLICT (endpoint_id, event_id) DO UPDATE
-             SET status = 'pending', attempts = 0, next_attempt_at = now(), dead_at = NULL
-             WHERE webhook_deliveries.status <> 'pending'
-           RETURNING id""",
-        [d.endpoint_id for d in deliveries], [d.tenant_id for d in deliveries], [d.event_id for d in deliveries],
-        [d.event_type for d in deliveries], [d.session_id for d in deliveries], [d.body for d in deliveries],
-        [d.traceparent for d in deliveries],
-    )
+        _INSERT + """ ON CONFLICT (endpoint_id, event_id) DO UPDATE
+                        SET status = 'pending', attempts = 0, next_attempt_at = now(), dead_at = NULL
+                        WHERE webhook_deliveries.status <> 'pending'
+                      RETURNING endpoint_id, session_id""",
+        *_columns(deliveries))
+    await wake_queues(conn, {(r["endpoint_id"], r["session_id"]) for r in rows})
     return len(rows)
 
 
@@ -108,34 +126,66 @@ async def save_offset(conn: asyncpg.Connection, topic: str, partition: int, next
         topic, partition, next_offset)
 
 
+async def _resync(conn: asyncpg.Connection, keys: list[tuple[uuid.UUID, str]]) -> None:
+    """Set each (locked) queue's time from its head: the head's next_attempt_at, or 'infinity' if empty.
+
+    Runs as its own statement after the queue rows were locked, so it sees every delivery committed by
+    an enqueue that touched these queues before; one still in progress waits for the lock and then makes
+    the queue due itself (wake_queues).
+    """
+    await conn.execute(
+        """UPDATE webhook_queues q SET next_attempt_at = coalesce(
+               (SELECT d.next_attempt_at FROM webhook_deliveries d
+                WHERE d.endpoint_id = q.endpoint_id AND d.session_id = q.session_id AND d.status = 'pending'
+                ORDER BY d.id LIMIT 1), 'infinity')
+           WHERE (q.endpoint_id, q.session_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))""",
+        [k[0] for k in keys], [k[1] for k in keys])
+
+
 async def claim_due(pool: asyncpg.Pool, *, limit: int, per_endpoint: int, busy: list[uuid.UUID],
                     lease_s: float) -> list[Claimed]:
-    """Claim the due head of each (endpoint, session) queue: its oldest pending delivery.
+    """Claim the head (oldest pending delivery) of due queues, at most ``per_endpoint`` per endpoint.
 
-    Only heads are sent, so a session's events reach an endpoint in order and one failing delivery
-    holds back only that session at that endpoint. The claim moves ``next_attempt_at`` a lease ahead:
-    a crashed sender's delivery is retried when the lease ends, and the re-checked ``<= now()`` keeps
-    two instances from claiming the same row.
+    Only heads are sent, so a session's events reach an endpoint in order and a failing delivery holds
+    back only its own queue. Claiming moves the head's ``next_attempt_at`` a lease ahead: a sender that
+    dies mid-request leaves it to be retried when the lease ends; the re-checked ``<= now()`` and the
+    queue locks (SKIP LOCKED) keep two dispatchers from claiming the same delivery.
     """
-    rows = await pool.fetch(
-        """WITH heads AS (
-               SELECT DISTINCT ON (endpoint_id, session_id) id, endpoint_id, next_attempt_at
-               FROM webhook_deliveries WHERE status = 'pending'
-               ORDER BY endpoint_id, session_id, id
-           ), due AS (
-               SELECT h.id, row_number() OVER (PARTITION BY h.endpoint_id ORDER BY h.next_attempt_at, h.id) AS rn
-               FROM heads h JOIN webhook_endpoints e ON e.id = h.endpoint_id
-               WHERE h.next_attempt_at <= now() AND e.status = 'active' AND NOT (h.endpoint_id = ANY($1::uuid[]))
-           ), picked AS (
-               SELECT id FROM due WHERE rn <= $2 ORDER BY rn, id LIMIT $3
-           )
-           UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $4)
-           FROM picked, webhook_endpoints e
-           WHERE d.id = picked.id AND e.id = d.endpoint_id AND d.status = 'pending' AND d.next_attempt_at <= now()
-           RETURNING d.id, d.endpoint_id, d.tenant_id, d.event_id, d.event_type, d.session_id, d.body, d.attempts,
-                     d.traceparent, e.url, e.secret, e.previous_secret, e.previous_expires_at""",
-        busy, per_endpoint, limit, lease_s,
-    )
+    async with pool.acquire() as conn, conn.transaction():
+        due = await conn.fetch(
+            """SELECT endpoint_id, session_id FROM (
+                   SELECT q.endpoint_id, q.session_id, q.next_attempt_at,
+                          row_number() OVER (PARTITION BY q.endpoint_id ORDER BY q.next_attempt_at) AS rn
+                   FROM webhook_queues q JOIN webhook_endpoints e ON e.id = q.endpoint_id
+                   WHERE q.next_attempt_at <= now() AND e.status = 'active' AND NOT (q.endpoint_id = ANY($1::uuid[]))
+               ) c WHERE rn <= $2 ORDER BY next_attempt_at LIMIT $3""",
+            busy, per_endpoint, limit)
+        if not due:
+            return []
+        locked = await conn.fetch(
+            """SELECT endpoint_id, session_id FROM webhook_queues
+               WHERE (endpoint_id, session_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+                 AND next_attempt_at <= now()
+               ORDER BY endpoint_id, session_id FOR UPDATE SKIP LOCKED""",
+            [r["endpoint_id"] for r in due], [r["session_id"] for r in due])
+        keys = [(r["endpoint_id"], r["session_id"]) for r in locked]
+        if not keys:
+            return []
+        rows = await conn.fetch(
+            """WITH k AS (SELECT * FROM unnest($1::uuid[], $2::text[]) AS k(endpoint_id, session_id)),
+               heads AS (
+                   SELECT h.id FROM k CROSS JOIN LATERAL (
+                       SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+                       WHERE d.endpoint_id = k.endpoint_id AND d.session_id = k.session_id AND d.status = 'pending'
+                       ORDER BY d.id LIMIT 1) h
+                   WHERE h.next_attempt_at <= now())
+               UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $3)
+               FROM heads, webhook_endpoints e
+               WHERE d.id = heads.id AND e.id = d.endpoint_id AND d.status = 'pending' AND d.next_attempt_at <= now()
+               RETURNING d.id, d.endpoint_id, d.tenant_id, d.event_id, d.event_type, d.session_id, d.body,
+                         d.attempts, d.traceparent, e.url, e.secret, e.previous_secret, e.previous_expires_at""",
+            [k[0] for k in keys], [k[1] for k in keys], lease_s)
+        await _resync(conn, keys)
     now = datetime.now(UTC)
     out = []
     for r in rows:
@@ -145,6 +195,16 @@ async def claim_due(pool: asyncpg.Pool, *, limit: int, per_endpoint: int, busy: 
         out.append(Claimed(r["id"], r["endpoint_id"], r["tenant_id"], r["event_id"], r["event_type"],
                            r["session_id"], bytes(r["body"]), r["attempts"], r["traceparent"], r["url"], secrets))
     return out
+
+
+async def lock_queue(conn: asyncpg.Connection, d: Claimed) -> None:
+    """First statement of an outcome's transaction: the queue's row, so its time can be reset after."""
+    await conn.execute("SELECT 1 FROM webhook_queues WHERE endpoint_id = $1 AND session_id = $2 FOR UPDATE",
+                       d.endpoint_id, d.session_id)
+
+
+async def resync_queue(conn: asyncpg.Connection, d: Claimed) -> None:
+    await _resync(conn, [(d.endpoint_id, d.session_id)])
 
 
 async def record_attempt(conn: asyncpg.Connection, d: Claimed, status_code: int | None, error: str | None,

@@ -89,11 +89,22 @@ class WebhooksRepository:
             tenant_id, endpoint_id, limit))
 
     async def redrive(self, tenant_id: str, endpoint_id: uuid.UUID, ids: list[int] | None) -> int:
-        rows = await self.pool.fetch(
-            """UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), dead_at = NULL
-               WHERE tenant_id = $1 AND endpoint_id = $2 AND status = 'dead' AND ($3::bigint[] IS NULL OR id = ANY($3))
-               RETURNING id""",
-            tenant_id, endpoint_id, ids)
+        """Dead letters become pending again, and their (endpoint, session) queues due now (the webhooks
+        service's dispatcher reads only due queues; see db/migrations/0013_webhooks.sql)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(),
+                          dead_at = NULL
+                   WHERE tenant_id = $1 AND endpoint_id = $2 AND status = 'dead'
+                     AND ($3::bigint[] IS NULL OR id = ANY($3))
+                   RETURNING session_id""",
+                tenant_id, endpoint_id, ids)
+            sessions = sorted({r["session_id"] for r in rows})
+            await conn.execute(
+                """INSERT INTO webhook_queues (endpoint_id, session_id) SELECT $1, s FROM unnest($2::text[]) AS s
+                   ON CONFLICT (endpoint_id, session_id) DO UPDATE
+                     SET next_attempt_at = LEAST(webhook_queues.next_attempt_at, now())""",
+                endpoint_id, sessions)
         return len(rows)
 
     async def request_replay(self, tenant_id: str, endpoint_id: uuid.UUID, since: datetime) -> int | None:
