@@ -79,13 +79,35 @@ class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         assert self.consumer is not None
         stored = await store.stored_offsets(self.pool, self.topic)
+        fresh = [tp for tp in assigned if tp.partition not in stored]
         for tp in assigned:
             if tp.partition in stored:
                 self.consumer.seek(tp, stored[tp.partition])
-            else:
-                await self.consumer.seek_to_beginning(tp)
+        if fresh:
+            await self._seek_fresh(fresh)
         self.assigned.set()
         self.health.report("assigned", bool(assigned))
+
+    async def _seek_fresh(self, fresh: list[TopicPartition]) -> None:
+        """Partitions this service never read: start at the first event any endpoint can want.
+
+        Events older than every endpoint's registration are never sent (replay is for that), so there is
+        no point reading years of history on a first deploy; with no endpoint yet, start at the end (a
+        restart before anything was stored looks again, from the endpoints registered meanwhile).
+        """
+        assert self.consumer is not None
+        # The ends first: an endpoint registered after the query below only wants events produced after
+        # it, and those are past these offsets.
+        ends = await self.consumer.end_offsets(fresh)
+        since = await store.earliest_registration(self.pool)
+        if since is None:
+            for tp in fresh:
+                self.consumer.seek(tp, ends[tp])
+            return
+        found = await self.consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in fresh})
+        for tp in fresh:
+            hit = found.get(tp)
+            self.consumer.seek(tp, hit.offset if hit is not None else ends[tp])
 
     def request_stop(self) -> None:
         self._stopping.set()

@@ -56,6 +56,12 @@ async def stored_offsets(pool: asyncpg.Pool, topic: str) -> dict[int, int]:
     return {r["partition"]: r["next_offset"] for r in rows}
 
 
+async def earliest_registration(pool: asyncpg.Pool) -> datetime | None:
+    """When the oldest endpoint was registered (less the clock-skew margin), or None without endpoints."""
+    first: datetime | None = await pool.fetchval("SELECT min(created_at) FROM webhook_endpoints")
+    return None if first is None else first - REGISTRATION_SKEW
+
+
 async def endpoints_of(conn: asyncpg.Connection, tenants: list[str]) -> list[Endpoint]:
     """Endpoints that receive new events: active ones, and paused ones (which keep them until resumed)."""
     rows = await conn.fetch(
