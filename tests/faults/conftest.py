@@ -92,7 +92,7 @@ def _render(title: str, target: str, reports: dict[str, tuple[str, float]], leve
     lines = [
         f"{level} {title}",
         "",
-        f"Written by `{target}` at the end of every run; commit it.",
+        f"Written by {target} at the end of every run; commit it.",
         "",
         f"- run at: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
@@ -123,11 +123,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     clustered = {k: v for k, v in _reports.items() if CLUSTER_TEST in k}
     old = RESULTS.read_text() if RESULTS.exists() else ""
     old_main, _, old_cluster = old.partition(CLUSTER_MARK)
-    text = ("\n".join(_render("Fault suite: latest results", "make test-faults (`pytest tests/faults`)", main, "#"))
+    text = ("\n".join(_render("Fault suite: latest results", "`make test-faults` (`pytest tests/faults`)", main, "#"))
             if main else old_main.rstrip()) + "\n"
     if clustered:
         text += "\n" + CLUSTER_MARK + "\n\n" + "\n".join(_render(
-            "3-broker cluster: broker loss under load", "make test-faults-cluster", clustered, "##")) + "\n"
+            "3-broker cluster: broker loss under load", "`make test-faults-cluster`", clustered, "##")) + "\n"
     elif old_cluster:
         text += "\n" + CLUSTER_MARK + old_cluster
     RESULTS.write_text(text)
