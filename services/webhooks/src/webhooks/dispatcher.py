@@ -59,14 +59,16 @@ async def post(client: httpx.AsyncClient, settings: Settings, d: store.Claimed) 
     if carrier:
         hdrs["traceparent"] = carrier
     try:
-        async with client.stream("POST", d.url, content=d.body, headers=hdrs) as response:
+        # httpx's timeout bounds each read; this bounds the whole exchange (a receiver dripping bytes).
+        async with asyncio.timeout(settings.timeout_s), \
+                client.stream("POST", d.url, content=d.body, headers=hdrs) as response:
             read = 0
             async for chunk in response.aiter_raw():
                 read += len(chunk)
                 if read >= settings.max_response_bytes:
                     break
             return done(response.status_code, None if response.is_success else f"HTTP {response.status_code}")
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         return done(None, "timeout")
     except httpx.HTTPError as exc:
         return done(None, f"{type(exc).__name__}: {str(exc)[:200]}")
@@ -140,6 +142,8 @@ class Dispatcher:
                     span.set_attribute("http.response.status_code", outcome.status_code or 0)
                 self.metrics.webhook_latency.observe(outcome.latency_ms / 1000)
                 await self.record(d, outcome)
+        except asyncpg.ForeignKeyViolationError:
+            log.info("endpoint deleted during a delivery", extra={"fields": {"delivery": d.id}})
         except Exception:
             # The lease ends and the delivery is tried again: at-least-once holds.
             log.exception("recording a webhook attempt failed", extra={"fields": {"delivery": d.id}})
