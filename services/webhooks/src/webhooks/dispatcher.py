@@ -122,9 +122,9 @@ class Dispatcher:
         free = self.settings.concurrency - len(self.tasks)
         if free <= 0:
             return 0
-        busy = [e for e, n in self.inflight.items() if n >= self.settings.per_endpoint_concurrency]
         claimed = await store.claim_due(self.pool, limit=free, per_endpoint=self.settings.per_endpoint_concurrency,
-                                        busy=busy, lease_s=self.settings.timeout_s + self.settings.claim_lease_margin_s)
+                                        inflight=dict(self.inflight),
+                                        lease_s=self.settings.timeout_s + self.settings.claim_lease_margin_s)
         for d in claimed:
             self.inflight[d.endpoint_id] += 1
             task = asyncio.create_task(self.attempt(d))

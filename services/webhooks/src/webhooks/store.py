@@ -148,9 +148,10 @@ async def _resync(conn: asyncpg.Connection, keys: list[tuple[uuid.UUID, str]]) -
         [k[0] for k in keys], [k[1] for k in keys])
 
 
-async def claim_due(pool: asyncpg.Pool, *, limit: int, per_endpoint: int, busy: list[uuid.UUID],
+async def claim_due(pool: asyncpg.Pool, *, limit: int, per_endpoint: int, inflight: dict[uuid.UUID, int],
                     lease_s: float) -> list[Claimed]:
-    """Claim the head (oldest pending delivery) of due queues, at most ``per_endpoint`` per endpoint.
+    """Claim the head (oldest pending delivery) of due queues: at most ``per_endpoint`` in flight per
+    endpoint, counting the ``inflight`` ones this process is already sending.
 
     Only heads are sent, so a session's events reach an endpoint in order and a failing delivery holds
     back only its own queue. Claiming moves the head's ``next_attempt_at`` a lease ahead: a sender that
@@ -159,13 +160,15 @@ async def claim_due(pool: asyncpg.Pool, *, limit: int, per_endpoint: int, busy: 
     """
     async with pool.acquire() as conn, conn.transaction():
         due = await conn.fetch(
-            """SELECT endpoint_id, session_id FROM (
-                   SELECT q.endpoint_id, q.session_id, q.next_attempt_at,
+            """WITH used AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS u(endpoint_id, n))
+               SELECT endpoint_id, session_id FROM (
+                   SELECT q.endpoint_id, q.session_id, q.next_attempt_at, coalesce(u.n, 0) AS used,
                           row_number() OVER (PARTITION BY q.endpoint_id ORDER BY q.next_attempt_at) AS rn
                    FROM webhook_queues q JOIN webhook_endpoints e ON e.id = q.endpoint_id
-                   WHERE q.next_attempt_at <= now() AND e.status = 'active' AND NOT (q.endpoint_id = ANY($1::uuid[]))
-               ) c WHERE rn <= $2 ORDER BY next_attempt_at LIMIT $3""",
-            busy, per_endpoint, limit)
+                        LEFT JOIN used u ON u.endpoint_id = q.endpoint_id
+                   WHERE q.next_attempt_at <= now() AND e.status = 'active'
+               ) c WHERE rn + used <= $3 ORDER BY next_attempt_at LIMIT $4""",
+            list(inflight), list(inflight.values()), per_endpoint, limit)
         if not due:
             return []
         locked = await conn.fetch(
