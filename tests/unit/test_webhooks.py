@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from webhooks.backoff import delay, total_span
+from webhooks.consumer import deliveries_for
 from webhooks.settings import Settings
+from webhooks.store import Endpoint
 from zapstream_domain.session import EVENTS_BY_TYPE
 from zapstream_platform import webhooks as wh
+from zapstream_platform.envelope import Envelope
 
 BODY = b'{"type":"session.messages.upsert","eventId":"e-1"}'
 
@@ -119,3 +124,27 @@ async def test_public_literal_address_is_accepted() -> None:
     await wh.check_url("https://8.8.8.8/hook", allow_private=False, allow_http=False)
     await wh.check_url("http://8.8.8.8/hook", allow_private=False, allow_http=True)
 
+
+
+def _env(tenant: str, type_: str, session: str, occurred: str = "2026-12-07T12:00:00.000Z") -> Envelope:
+    return Envelope(type_, session, str(uuid.uuid4()), occurred, {"tenantId": tenant})
+
+
+def test_deliveries_go_to_the_tenants_own_endpoints_that_want_them() -> None:
+    since = datetime(2026, 12, 7, 11, tzinfo=UTC)
+    a_all = Endpoint(uuid.uuid4(), "ta", [], [], since)
+    a_msgs = Endpoint(uuid.uuid4(), "ta", ["session.messages.*"], [], since)
+    b_one_session = Endpoint(uuid.uuid4(), "tb", [], ["s-b1"], since)
+    envs = [
+        _env("ta", "session.messages.upsert", "s-a"),
+        _env("ta", "session.status.connected", "s-a"),
+        _env("tb", "session.messages.upsert", "s-b1"),
+        _env("tb", "session.messages.upsert", "s-b2"),
+        _env("ta", "session.messages.upsert", "s-a", occurred="2026-12-07T10:00:00.000Z"),  # before registration
+        _env("tc", "session.messages.upsert", "s-c"),  # a tenant without endpoints
+    ]
+    got = {(d.endpoint_id, d.event_id) for d in deliveries_for(envs, [a_all, a_msgs, b_one_session])}
+    assert got == {(a_all.id, envs[0].event_id), (a_msgs.id, envs[0].event_id), (a_all.id, envs[1].event_id),
+                   (b_one_session.id, envs[2].event_id)}
+    body = next(d.body for d in deliveries_for(envs[:1], [a_all]))
+    assert body == envs[0].value()  # the client envelope, byte for byte
