@@ -10,9 +10,9 @@ RUNDIR  := $(DATA)/run
 DEMO_KEY ?= zs_live_demo_key_change_me
 DEMO_TENANT ?= demo
 
-SERVICES := wa_simulator projector session_runner command_api ws_gateway
+SERVICES := wa_simulator projector session_runner command_api ws_gateway webhooks
 
-.PHONY: help install infra-up infra-down bootstrap dev dev-down status test test-unit lint schemas schemas-check replay replay-check bench test-faults clean
+.PHONY: help install infra-up infra-down bootstrap dev dev-down status test test-unit lint schemas schemas-check replay replay-check bench test-faults test-faults-cluster clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -77,6 +77,7 @@ status:  ## show what is running
 	@for svc in $(SERVICES); do \
 	  if [ -f $(RUNDIR)/$$svc.pid ] && kill -0 $$(cat $(RUNDIR)/$$svc.pid) 2>/dev/null; then echo "$$svc: running"; else echo "$$svc: stopped"; fi; \
 	done
+	@curl -s -o /dev/null -w 'webhooks /readyz: %{http_code}\n' http://127.0.0.1:9103/readyz || true
 
 PROJECTION ?= main
 replay:  ## rebuild a projection from offset 0 and swap it in with no downtime (PROJECTION=main)
@@ -101,6 +102,9 @@ test: infra-up lint schemas-check  ## the whole suite against real Kafka and Pos
 
 test-faults: infra-up  ## fault tests: SIGKILLs, broker and database restarts (~3-5 min; restarts the SHARED infra)
 	$(RUN) pytest tests/faults
+
+test-faults-cluster: infra-up  ## a broker SIGKILLed under load on its own 3-broker cluster (ports 19192-19194; ~5 min)
+	$(RUN) pytest tests/faults/test_5_broker_loss.py
 
 bench: infra-up  ## benchmarks (~7 min) -> bench/results/*.json and bench/README.md
 	$(RUN) python -m bench

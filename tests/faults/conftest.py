@@ -82,13 +82,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _reports[report.nodeid] = (outcome, duration)
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not _reports:
-        return
+# The 3-broker cluster test (make test-faults-cluster) runs on its own; its results are a section of
+# RESULTS.md after this marker, and each kind of run rewrites only its own part of the file.
+CLUSTER_TEST = "test_5_broker_loss.py"
+CLUSTER_MARK = "<!-- 3-broker cluster section: written by make test-faults-cluster -->"
+
+
+def _render(title: str, target: str, reports: dict[str, tuple[str, float]], level: str) -> list[str]:
     lines = [
-        "# Fault suite: latest results",
+        f"{level} {title}",
         "",
-        "Written by `make test-faults` (`pytest tests/faults`) at the end of every run; commit it.",
+        f"Written by {target} at the end of every run; commit it.",
         "",
         f"- run at: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
@@ -98,16 +102,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "| test | outcome | duration (s) |",
         "| --- | --- | ---: |",
     ]
-    for nodeid, (outcome, duration) in _reports.items():
+    for nodeid, (outcome, duration) in reports.items():
         lines.append(f"| `{nodeid.split('tests/faults/')[-1]}` | {outcome} | {duration:.1f} |")
-    lines += ["", "## Figures recorded by each test", ""]
+    lines += ["", f"{level}# Figures recorded by each test", ""]
     for nodeid, figures in _figures.items():
-        lines.append(f"### `{nodeid.split('tests/faults/')[-1]}`")
+        if nodeid not in reports:
+            continue
+        lines.append(f"{level}## `{nodeid.split('tests/faults/')[-1]}`")
         lines.append("")
         for key, value in figures.items():
             lines.append(f"- **{key}**: {value}")
         lines.append("")
-    RESULTS.write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _reports:
+        return
+    main = {k: v for k, v in _reports.items() if CLUSTER_TEST not in k}
+    clustered = {k: v for k, v in _reports.items() if CLUSTER_TEST in k}
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    old_main, _, old_cluster = old.partition(CLUSTER_MARK)
+    text = ("\n".join(_render("Fault suite: latest results", "`make test-faults` (`pytest tests/faults`)", main, "#"))
+            if main else old_main.rstrip()) + "\n"
+    if clustered:
+        text += "\n" + CLUSTER_MARK + "\n\n" + "\n".join(_render(
+            "3-broker cluster: broker loss under load", "`make test-faults-cluster`", clustered, "##")) + "\n"
+    elif old_cluster:
+        text += "\n" + CLUSTER_MARK + old_cluster
+    RESULTS.write_text(text)
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,8 @@ BODYLESS = {("POST", "/sessions/{session_id}/start"), ("DELETE", "/sessions/{ses
             ("POST", "/auth/refresh"), ("POST", "/auth/logout"), ("POST", "/auth/logout-all"),
             ("POST", "/agents/{user_id}/disable"), ("POST", "/agents/{user_id}/enable"),
             ("POST", "/dead-letters/commands/{partition}/{offset}/redrive"),
-            ("POST", "/dead-letters/events/{dead_letter_id}/redrive")}
+            ("POST", "/dead-letters/events/{dead_letter_id}/redrive"),
+            ("POST", "/webhooks/{endpoint_id}/pause"), ("POST", "/webhooks/{endpoint_id}/resume")}
 
 
 def operations() -> list[tuple[str, str, dict[str, Any]]]:

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import orjson
+from opentelemetry import trace
 
 _SECRET_KEYS = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authorization|dsn|cookie)", re.I)
 _INLINE = re.compile(r"(?i)(accessToken=|Bearer\s+|zs_(?:live|test)_)[A-Za-z0-9._\-]+|(://[^:/\s]+:)[^@\s]+@")
@@ -31,6 +32,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": redact(record.getMessage()),
         }
+        # The current trace, when tracing is on: logs and traces of one request join on trace_id.
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
+            entry["span_id"] = format(span.span_id, "016x")
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             for key, value in extra.items():

@@ -6,8 +6,9 @@ blocks (``<PREFIX>KAFKA__BOOTSTRAP_SERVERS=...``). Nothing else reads the enviro
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+from aiokafka.helpers import create_ssl_context
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -24,6 +25,30 @@ class KafkaSettings(BaseModel):
     dlq_retention_ms: int = 30 * DAY_MS
     # Snapshot topic segments roll this often so the log cleaner can compact them.
     snapshot_segment_ms: int = 10 * 60 * 1000
+    # Copies of each partition, and how many must have a write before it is acknowledged (acks=all).
+    # None: chosen from the cluster when topics are created (topics.replication_for): 1/1 on the single
+    # dev node, 3/2 on three brokers or more (infra/bin/kafka-cluster.sh), so one broker can die without
+    # losing an acknowledged record or refusing writes.
+    replication_factor: int | None = Field(default=None, ge=1)
+    min_insync_replicas: int | None = Field(default=None, ge=1)
+    # Managed Kafka (MSK, Confluent Cloud, Redpanda Cloud): TLS and SASL. ssl_cafile None = system CAs.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments every aiokafka client (producer, consumer, admin) is built with."""
+        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers,
+                                   "security_protocol": self.security_protocol}
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
+        if self.security_protocol.startswith("SASL_"):
+            options["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        return options
 
 
 class PostgresSettings(BaseModel):

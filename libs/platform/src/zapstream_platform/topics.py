@@ -42,38 +42,57 @@ def partition_for(key: str, partitions: int) -> int:
     return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-async def ensure_topics(kafka: KafkaSettings) -> list[str]:
-    """Create the topics that are missing; return the names created."""
+def replication_for(kafka: KafkaSettings, brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas): the configured ones, else from the broker count.
+
+    Three copies with two in sync when the cluster has three brokers or more (one broker can be lost
+    with nothing acknowledged lost and writes going on); on fewer, every broker holds a copy.
+    """
+    rf = kafka.replication_factor or max(1, min(3, brokers))
+    isr = kafka.min_insync_replicas or (2 if rf >= 3 else 1)
+    return rf, min(isr, rf)
+
+
+def new_topic(kafka: KafkaSettings, name: str, retention_ms: int, brokers: int = 1,
+              configs: dict[str, str] | None = None) -> NewTopic:
+    """A topic with the configured partitions, replication factor and ``min.insync.replicas``."""
+    rf, isr = replication_for(kafka, brokers)
+    return NewTopic(
+        name=name,
+        num_partitions=kafka.partitions,
+        replication_factor=rf,
+        topic_configs={"retention.ms": str(retention_ms), "min.insync.replicas": str(isr), **(configs or {})},
+    )
+
+
+def _snapshot_configs(kafka: KafkaSettings) -> dict[str, str]:
+    # Compacted: one snapshot per session survives (plus the latest checkpoint). Short segments
+    # and a low dirty ratio let the cleaner keep a new owner's read small.
+    return {"cleanup.policy": "compact", "segment.ms": str(kafka.snapshot_segment_ms),
+            "min.cleanable.dirty.ratio": "0.1", "delete.retention.ms": "3600000"}
+
+
+async def ensure_topics(kafka: KafkaSettings, extra: dict[str, int] | None = None) -> list[str]:
+    """Create the topics that are missing; return the names created.
+
+    ``extra`` maps further topic names to their retention (e.g. the identity topic), created the same way.
+    """
     topics = Topics.from_settings(kafka)
-    retention = {"min.insync.replicas": "1"}
-    wanted: dict[str, dict[str, str]] = {
-        topics.session_commands: {**retention, "retention.ms": str(kafka.command_retention_ms)},
-        topics.session_events: {**retention, "retention.ms": str(kafka.event_retention_ms)},
-        topics.session_commands_dlq: {**retention, "retention.ms": str(kafka.dlq_retention_ms)},
-        # Compacted: one snapshot per session survives (plus the latest checkpoint). Short
-        # segments and a low dirty ratio let the cleaner keep a new owner's read small.
-        topics.session_snapshots: {
-            **retention,
-            "cleanup.policy": "compact",
-            "segment.ms": str(kafka.snapshot_segment_ms),
-            "min.cleanable.dirty.ratio": "0.1",
-            "delete.retention.ms": "3600000",
-        },
+    wanted = {
+        topics.session_commands: kafka.command_retention_ms,
+        topics.session_events: kafka.event_retention_ms,
+        topics.session_commands_dlq: kafka.dlq_retention_ms,
+        topics.session_snapshots: -1,
+        **(extra or {}),
     }
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    configs = {topics.session_snapshots: _snapshot_configs(kafka)}
+    admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(
-                name=name,
-                num_partitions=kafka.partitions,
-                replication_factor=1,
-                topic_configs=configs,
-            )
-            for name, configs in wanted.items()
-            if name not in existing
-        ]
+        brokers = len((await admin.describe_cluster()).get("brokers", [])) if wanted.keys() - existing else 1
+        missing = [new_topic(kafka, name, retention, brokers, configs.get(name))
+                   for name, retention in wanted.items() if name not in existing]
         if missing:
             try:
                 await admin.create_topics(missing)
@@ -84,9 +103,10 @@ async def ensure_topics(kafka: KafkaSettings) -> list[str]:
         await admin.close()
 
 
-async def partitions_of(bootstrap_servers: str, topic: str) -> list[int]:
-    """The partition numbers of ``topic`` (empty if it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+async def partitions_of(kafka: KafkaSettings | str, topic: str) -> list[int]:
+    """The partition numbers of ``topic`` (empty if it does not exist); ``kafka``: settings or bootstrap servers."""
+    options = kafka.client_options() if isinstance(kafka, KafkaSettings) else {"bootstrap_servers": kafka}
+    admin = AIOKafkaAdminClient(**options)
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

@@ -40,6 +40,7 @@ from command_api.shared.problems import MEANINGS, PROBLEM_JSON, routes_of
 from command_api.shared.responses import ApiJson
 from command_api.shared.security import SECURITY, SECURITY_SCHEMES, Authenticator, current_principal
 from command_api.shared.wsproxy import router as ws_router
+from command_api.webhooks.router import router as webhooks_router
 
 VERSION = "0.2.0"
 DESCRIPTION = """\
@@ -112,6 +113,7 @@ def build_app(settings: Settings,
     app.include_router(keys_router)
     app.include_router(agents_router)
     app.include_router(dead_letters_router)
+    app.include_router(webhooks_router)
     app.include_router(ws_router)
     install_openapi(app)
     return app

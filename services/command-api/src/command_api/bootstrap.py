@@ -39,6 +39,8 @@ from command_api.shared.commands import Commands
 from command_api.shared.idempotency import PgIdempotencyStore
 from command_api.shared.ratelimit import RateLimiter
 from command_api.shared.security import Authenticator
+from command_api.webhooks.repository import WebhooksRepository
+from command_api.webhooks.service import WebhooksService
 from zapstream_platform import logs
 from zapstream_platform.db import create_pool
 from zapstream_platform.storage import MediaStore
@@ -129,6 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
                     DeadLettersRepository(pool, producer, topics, settings.kafka.bootstrap_servers),
                     settings.operator_token),
             )
+            app.state.webhooks = WebhooksService(WebhooksRepository(pool), settings.webhooks)
             tasks = [
                 asyncio.create_task(outbox.run_relay(pool, producer, settings.kafka, stopping,
                                                      settings.outbox_poll_interval_s)),

@@ -8,6 +8,7 @@ from typing import Annotated, Literal, NamedTuple
 from pydantic import AfterValidator, BaseModel, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
+from command_api.webhooks.service import WebhooksConfig
 from zapstream_platform.settings import KafkaSettings, PostgresSettings, S3Settings, service_config
 from zapstream_platform.tokens import JwtSettings, require_strong_keys
 
@@ -126,6 +127,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     postgres: PostgresSettings = PostgresSettings()
     s3: S3Settings = S3Settings()
+    webhooks: WebhooksConfig = WebhooksConfig()
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"

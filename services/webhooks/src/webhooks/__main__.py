@@ -1,0 +1,5 @@
+"""``python -m webhooks`` runs the service."""
+
+from webhooks.bootstrap import main
+
+main()
