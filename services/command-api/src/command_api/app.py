@@ -92,7 +92,8 @@ def body_limits(settings: Settings) -> Callable[[str], int | None]:
 def build_app(settings: Settings,
               lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:
     app = FastAPIOffline(title="zapstream command API", version=VERSION, description=DESCRIPTION,
-                         default_response_class=ApiJson, lifespan=lifespan)
+                         default_response_class=ApiJson, lifespan=lifespan,
+                         telemetry={"tracing": settings.otel, "metrics": settings.otel, "logs": settings.otel})
     problems.install(app)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     app.add_middleware(
