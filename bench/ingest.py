@@ -82,7 +82,15 @@ async def run() -> dict[str, Any]:
         "notes": "command-api: API key and session owner from in-process caches (evicted by identity events), "
                  "typed body validation, idempotent acks=all Kafka produce (linger 2 ms) before the 202, orjson "
                  "answer; no PostgreSQL on this path. Baseline: same uvicorn.run settings, parses JSON and answers "
-                 "202. The machine is shared (see loadavg_1m): figures vary between runs, the ratio less so.",
+                 "202. Goal (issue 19): >= 0.6x throughput and p99 <= 3x: NOT reached. py-spy of the API process "
+                 "at 32 connections: ~28% uvicorn + the middleware chain + routing + sending, ~23% event loop, "
+                 "~13% FastAPI's dependency machinery, ~14% aiokafka (produce + its pure-Python sender/protocol), "
+                 "~8% HTTP parsing, only ~5% zapstream's own code (principal, rate limit, scope, command). What "
+                 "would get there: the send route as a plain ASGI endpoint in front of FastAPI (no dependency "
+                 "injection, one compiled TypeAdapter), a C Kafka client (confluent-kafka) instead of aiokafka's "
+                 "Python protocol, and worker processes on cores not shared with the load generator, Kafka and "
+                 "PostgreSQL (zapstream_2_workers: here the two cores are already saturated). The machine is "
+                 "shared (loadavg_1m): figures vary between runs, the ratio less.",
     }
     write_result("1_ingest", result)
     return result
