@@ -35,6 +35,7 @@ from command_api.sessions.service import SessionsService
 from command_api.settings import Settings
 from command_api.shared import problems
 from command_api.shared.access import Access
+from command_api.shared.commands import Commands
 from command_api.shared.limits import BodyLimit
 from command_api.shared.problems import MEANINGS, PROBLEM_JSON, routes_of
 from command_api.shared.responses import ApiJson
@@ -58,6 +59,7 @@ class Services:
 
     auth: Authenticator
     access: Access
+    commands: Commands  # for slices that publish commands (campaigns, …)
     sessions: SessionsService
     messages: MessagesService
     chats: ChatsService
