@@ -358,3 +358,99 @@ def test_services_refuse_the_built_in_or_a_short_jwt_key_outside_development_mod
             cls(dev_mode=False, jwt=JwtSettings(keys={"k": SecretStr("x" * 31)}, active_kid="k"))
         assert cls(dev_mode=True).dev_mode
         cls(dev_mode=False, jwt=JwtSettings(keys={"k": SecretStr("y" * 32)}, active_kid="k"))
+
+
+async def test_edit_delete_react_presence_and_subscribe_publish_their_commands() -> None:
+    w = world()
+    messages = MessagesService(None, w.access, w.commands, library=None)  # type: ignore[arg-type]
+    chats = ChatsService(None, w.access, w.commands)  # type: ignore[arg-type]
+    sid = w.sessions.add("a")
+    who, chat = machine("a"), "51911111111@s.whatsapp.net"
+    await messages.edit(who, NO_KEY, None, chat, "M1", "new text", None)
+    await messages.delete(who, NO_KEY, None, chat, "M1", sid)
+    await messages.react(who, NO_KEY, None, chat, "M1", None, None)
+    await chats.presence(who, NO_KEY, None, chat, "composing", None)
+    await chats.subscribe(who, NO_KEY, None, chat, None)
+    await chats.read(who, NO_KEY, None, chat, ["M1", "M2"], None)
+    sent = w.bus.sent
+    assert [type(x) for x in sent] == [c.EditMessage, c.DeleteMessage, c.ReactToMessage, c.SendPresence,
+                                       c.SubscribePresence, c.ReadMessages]
+    assert all(x.session_id == sid and x.tenant_id == "a" for x in sent)
+    edit, react, read = sent[0], sent[2], sent[5]
+    assert isinstance(edit, c.EditMessage) and edit.content == "new text" and edit.chat_jid == chat
+    assert isinstance(react, c.ReactToMessage) and react.emoji is None
+    assert isinstance(read, c.ReadMessages) and read.message_ids == ["M1", "M2"]
+    # Without a session there is nothing to act on.
+    assert await status_of(messages.edit(machine("b"), NO_KEY, None, chat, "M1", "x", None)) == 404
+
+
+async def test_pair_code_answers_the_code_a_failure_or_a_pending_command() -> None:
+    w = world()
+    svc = SessionsService(w.sessions, w.access, w.commands, pair_code_polls=2, poll_interval_s=0)
+    sid = w.sessions.add("a")
+    answer, _, done = await svc.pair_code(user("a"), NO_KEY, None, sid, "51999999999")
+    assert not done and answer["status"] == "accepted"  # the runner has not answered yet: poll
+    request = w.bus.sent[-1]
+    assert isinstance(request, c.RequestPairCode) and request.phone == "51999999999"
+
+    class Answering:
+        def __init__(self, outcome: dict[str, Any]) -> None:
+            self.outcome = outcome
+
+        async def command(self, tenant_id: str, command_id: str) -> dict[str, Any]:
+            return self.outcome | {"commandId": command_id}
+
+    svc.store = Answering({"status": "succeeded", "result": {"code": "ABCD-1234"}})  # type: ignore[assignment]
+    answer, _, done = await svc.pair_code(user("a"), NO_KEY, None, sid, "51999999999")
+    assert done and answer["code"] == "ABCD-1234"
+    svc.store = Answering({"status": "failed", "reason": "already linked", "code": "conflict"})  # type: ignore[assignment]
+    assert await status_of(svc.pair_code(user("a"), NO_KEY, None, sid, "51999999999")) == 409
+
+
+def test_media_kind_rules_refuse_what_whatsapp_would() -> None:
+    from command_api.messages.service import check_kinds
+
+    check_kinds(["image", "image"], "album", False)
+    check_kinds([None], "caption", False)  # undeclared kinds pass; the uploads' real kinds are checked again
+    for kinds, caption, ptt in ((["image", "video"], None, False), (["image"], None, True),
+                                (["audio"], "no captions on audio", False), (["sticker"], "nor stickers", False)):
+        with pytest.raises(Problem) as caught:
+            check_kinds(kinds, caption, ptt)  # type: ignore[arg-type]
+        assert caught.value.status == 422
+
+
+async def test_api_keys_are_admins_business_scoped_to_own_sessions_and_revocation_evicts() -> None:
+    from command_api.keys.service import KeysService
+
+    class Keys:
+        def __init__(self) -> None:
+            self.sessions = {"a": {uuid.UUID(int=1)}}
+            self.keys: dict[str, str] = {}
+
+        async def owned_sessions(self, tenant_id: str, ids: list[uuid.UUID]) -> int:
+            return len(set(ids) & self.sessions.get(tenant_id, set()))
+
+        async def create(self, conn: Any, tenant_id: str, name: str, key: str, scope: list[str] | None,
+                         created_by: str | None) -> dict[str, Any]:
+            kid = str(uuid.uuid4())
+            self.keys[kid] = tenant_id
+            return {"id": kid, "name": name, "sessionIds": scope}
+
+        async def revoke(self, conn: Any, tenant_id: str, key_id: str) -> bool:
+            if self.keys.get(key_id) != tenant_id:
+                return False
+            del self.keys[key_id]
+            return True
+
+    evicted: list[str] = []
+    svc = KeysService(Keys(), FakeIdentity(), evict=evicted.append)  # type: ignore[arg-type]
+    owner = user("a")
+    made = await svc.create(owner, "crm", [str(uuid.UUID(int=1))])
+    assert made["key"].startswith("zs_live_") and made["sessionIds"] == [str(uuid.UUID(int=1))]
+    assert await status_of(svc.create(owner, "x", [str(uuid.UUID(int=2))])) == 404  # not A's session
+    assert await status_of(svc.create(owner, "x", ["nope"])) == 422
+    for who in (user("a", "agent"), machine("a")):
+        assert await status_of(svc.create(who, "x", None)) == 403
+    assert await status_of(svc.revoke(user("b"), made["id"])) == 404  # another tenant's key looks missing
+    await svc.revoke(owner, made["id"])
+    assert evicted == ["a"]

@@ -35,6 +35,7 @@ from command_api.sessions.service import SessionsService
 from command_api.settings import Settings
 from command_api.shared import problems
 from command_api.shared.access import Access
+from command_api.shared.commands import Commands
 from command_api.shared.limits import BodyLimit
 from command_api.shared.problems import MEANINGS, PROBLEM_JSON, routes_of
 from command_api.shared.responses import ApiJson
@@ -59,6 +60,7 @@ class Services:
 
     auth: Authenticator
     access: Access
+    commands: Commands  # for slices that publish commands (campaigns, …)
     sessions: SessionsService
     messages: MessagesService
     chats: ChatsService
@@ -93,7 +95,8 @@ def body_limits(settings: Settings) -> Callable[[str], int | None]:
 def build_app(settings: Settings,
               lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:
     app = FastAPIOffline(title="zapstream command API", version=VERSION, description=DESCRIPTION,
-                         default_response_class=ApiJson, lifespan=lifespan)
+                         default_response_class=ApiJson, lifespan=lifespan,
+                         telemetry={"tracing": settings.otel, "metrics": settings.otel, "logs": settings.otel})
     problems.install(app)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     app.add_middleware(

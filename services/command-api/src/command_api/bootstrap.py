@@ -120,6 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.services = Services(
                 auth=auth,
                 access=access,
+                commands=commands,
                 sessions=SessionsService(sessions_repo, access, commands),
                 messages=MessagesService(MessagesRepository(pool), access, commands, library),
                 chats=ChatsService(ChatsRepository(pool), access, commands, store.url),

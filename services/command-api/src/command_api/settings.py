@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     # How long a resolved principal (API key, user) is trusted without a database read. Identity events
     # (revoked key, disabled user, logout-all) evict it at once; this is only the backstop.
     principal_cache_ttl_s: float = 60.0
+    # FastAPI's built-in OpenTelemetry instrumentation; off unless a provider is configured for it (checking
+    # for one on every request costs a few percent of the ingest path).
+    otel: bool = False
     # Producer batching: a 202 still waits for acks=all; this only lets concurrent requests share a batch.
     producer_linger_ms: int = 2
 
