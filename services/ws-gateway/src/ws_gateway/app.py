@@ -21,6 +21,7 @@ import asyncpg
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from ws_gateway.hub import Client, Hub, pump, qr_data_url
+from ws_gateway.seed002 import Linker
 from ws_gateway.settings import Settings
 from zapstream_platform.db import create_pool
 from zapstream_platform.envelope import snapshot
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     hub = Hub()
     state: dict[str, asyncpg.Pool] = {}
     watched: dict[Client, tuple[str, Principal]] = {}
+    linker = Linker(settings, hub, signer)  # seed 002's /ws/session/{sessionId}
 
     async def recheck() -> None:
         """Re-read agents' assignments; end sockets whose credentials were revoked."""
@@ -72,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state["pool"] = await create_pool(settings.postgres)
+        await linker.start(state["pool"])
         stopping = asyncio.Event()
         tasks = [
             asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,
@@ -86,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await linker.stop()
             await state["pool"].close()
 
     app = FastAPI(title="zapstream ws-gateway", version="0.1.0", lifespan=lifespan)
@@ -95,6 +99,8 @@ def create_app(settings: Settings) -> FastAPI:
         ready = hub.ready.is_set()
         return JsonResponse({"status": "ok" if ready else "starting", "clients": sum(map(len, hub.clients.values()))},
                               status_code=200 if ready else 503)
+
+    app.add_api_websocket_route("/ws/session/{session_id}", linker.endpoint)
 
     @app.websocket("/ws/sessions")
     async def sessions(websocket: WebSocket) -> None:

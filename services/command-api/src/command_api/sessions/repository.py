@@ -24,19 +24,7 @@ class SessionsRepository:
 
     async def declare(self, tenant_id: str, name: str) -> tuple[str, bool, str | None]:
         """The declared session ``name`` of the tenant, registered on first sight: (id, created now, status)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT DO NOTHING", tenant_id)
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", tenant_id, name)
-            sid = await conn.fetchval("SELECT session_id FROM declared_sessions WHERE tenant_id = $1 AND name = $2",
-                                      tenant_id, name)
-            created = sid is None
-            if created:
-                sid = uuid.uuid4()
-                await conn.execute("INSERT INTO session_registry (id, tenant_id) VALUES ($1, $2)", sid, tenant_id)
-                await conn.execute("INSERT INTO declared_sessions (tenant_id, name, session_id) VALUES ($1, $2, $3)",
-                                   tenant_id, name, sid)
-            status = await conn.fetchval("SELECT status FROM rm_sessions WHERE id = $1", sid)
-        return str(sid), created, None if status is None else str(status)
+        return await readmodels.declare_session(self.pool, tenant_id, name)
 
     async def mark_deleted(self, tenant_id: str, session_id: str) -> None:
         await self.pool.execute(

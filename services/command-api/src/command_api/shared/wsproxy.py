@@ -1,4 +1,4 @@
-"""``/ws/sessions`` on the API's own address and port (seed 000's clients open it there).
+"""``/ws/sessions`` (seed 000) and ``/ws/session/{sessionId}`` (seed 002) on the API's own address and port.
 
 The WebSocket gateway serves the stream; this forwards the socket to it frame by frame, so
 authentication, snapshots, filtering and close codes (4401 revoked, 1013 too slow) are the
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from urllib.parse import quote
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
@@ -21,12 +22,24 @@ router = APIRouter()
 
 @router.websocket("/ws/sessions")
 async def sessions_socket(websocket: WebSocket) -> None:
+    await forward(websocket, "/ws/sessions")
+
+
+@router.websocket("/ws/session/{session_id}")
+async def session_socket(websocket: WebSocket, session_id: str) -> None:
+    """Seed 002's linking socket; its clients send their static token as ``Authorization: Bearer``."""
+    await forward(websocket, f"/ws/session/{quote(session_id, safe='')}")
+
+
+async def forward(websocket: WebSocket, path: str) -> None:
     gateway: str = websocket.app.state.ws_gateway_url
-    url = f"{gateway.rstrip('/')}/ws/sessions"
+    url = f"{gateway.rstrip('/')}{path}"
     if websocket.url.query:
         url += f"?{websocket.url.query}"
+    headers = {"Authorization": websocket.headers["authorization"]} if "authorization" in websocket.headers else None
     try:
-        upstream = await connect(url, open_timeout=10, max_size=None, ping_interval=None)
+        upstream = await connect(url, open_timeout=10, max_size=None, ping_interval=None,
+                                 additional_headers=headers)
     except (InvalidHandshake, OSError, TimeoutError):
         await websocket.close(code=4401, reason="invalid access token")  # before accept: the client sees 403
         return
