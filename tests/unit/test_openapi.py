@@ -18,14 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC: dict[str, Any] = orjson.loads((ROOT / "schemas" / "openapi.json").read_bytes())
 PUBLIC = {("POST", "/users"), ("POST", "/users/{user_id}/verify"), ("POST", "/auth/login"),
           ("POST", "/auth/refresh"), ("POST", "/auth/logout"), ("POST", "/auth/resend-verification"),
-          ("POST", "/auth/password-reset"), ("POST", "/auth/password-reset/confirm")}
+          ("POST", "/auth/password-reset"), ("POST", "/auth/password-reset/confirm"),
+          ("POST", "/api/auth/register"), ("POST", "/api/auth/login")}
 # Routes that take no body at all (everything is in the path).
 BODYLESS = {("POST", "/sessions/{session_id}/start"), ("DELETE", "/sessions/{session_id}"),
             ("POST", "/auth/refresh"), ("POST", "/auth/logout"), ("POST", "/auth/logout-all"),
             ("POST", "/agents/{user_id}/disable"), ("POST", "/agents/{user_id}/enable"),
             ("POST", "/dead-letters/commands/{partition}/{offset}/redrive"),
             ("POST", "/dead-letters/events/{dead_letter_id}/redrive"),
-            ("POST", "/webhooks/{endpoint_id}/pause"), ("POST", "/webhooks/{endpoint_id}/resume")}
+            ("POST", "/webhooks/{endpoint_id}/pause"), ("POST", "/webhooks/{endpoint_id}/resume"),
+            ("POST", "/api/whatsapp/init"), ("POST", "/api/whatsapp/logout")}
 
 
 def operations() -> list[tuple[str, str, dict[str, Any]]]:

@@ -30,6 +30,10 @@ from command_api.media.router import router as media_router
 from command_api.media.service import MediaLibrary
 from command_api.messages.router import router as messages_router
 from command_api.messages.service import MessagesService
+from command_api.seed003.realtime import Realtime
+from command_api.seed003.router import public as seed003_public
+from command_api.seed003.router import router as seed003_router
+from command_api.seed003.service import Seed003Service
 from command_api.sessions.router import router as sessions_router
 from command_api.sessions.service import SessionsService
 from command_api.settings import Settings
@@ -69,6 +73,7 @@ class Services:
     keys: KeysService
     agents: AgentsService
     dead_letters: DeadLettersService
+    seed003: Seed003Service
 
 
 health = APIRouter()
@@ -118,6 +123,10 @@ def build_app(settings: Settings,
     app.include_router(dead_letters_router)
     app.include_router(webhooks_router)
     app.include_router(ws_router)
+    app.include_router(seed003_public)
+    app.include_router(seed003_router)
+    # Seed 003's Socket.IO (qr, session_status) at the API origin's /socket.io/.
+    app.mount("/socket.io", Realtime(settings.ws_gateway_url, settings.cors_origins).asgi())
     install_openapi(app)
     return app
 

@@ -28,6 +28,8 @@ from command_api.media.repository import MediaRepository
 from command_api.media.service import MediaLibrary
 from command_api.messages.repository import MessagesRepository
 from command_api.messages.service import MessagesService
+from command_api.seed003.repository import Seed003Repository
+from command_api.seed003.service import Seed003Service
 from command_api.sessions.declared import declare_sessions
 from command_api.sessions.repository import SessionsRepository
 from command_api.sessions.service import SessionsService
@@ -117,20 +119,26 @@ def create_app(settings: Settings) -> FastAPI:
             identity = IdentityService(identity_repo, settings.auth, signer, settings.app_base_url,
                                        evict=auth.evict_tenant)
             library = MediaLibrary(MediaRepository(pool), store, settings.media)
+            sessions = SessionsService(sessions_repo, access, commands)
+            messages = MessagesService(MessagesRepository(pool), access, commands, library)
+            chats = ChatsService(ChatsRepository(pool), access, commands, store.url)
+            agents = AgentsService(agents_repo, identity_repo, identity)
             app.state.services = Services(
                 auth=auth,
                 access=access,
                 commands=commands,
-                sessions=SessionsService(sessions_repo, access, commands),
-                messages=MessagesService(MessagesRepository(pool), access, commands, library),
-                chats=ChatsService(ChatsRepository(pool), access, commands, store.url),
+                sessions=sessions,
+                messages=messages,
+                chats=chats,
                 media=library,
                 identity=identity,
                 keys=KeysService(KeysRepository(pool), identity_repo, evict=auth.evict_tenant),
-                agents=AgentsService(agents_repo, identity_repo, identity),
+                agents=agents,
                 dead_letters=DeadLettersService(
                     DeadLettersRepository(pool, producer, topics, settings.kafka.bootstrap_servers),
                     settings.operator_token),
+                seed003=Seed003Service(Seed003Repository(pool), access, sessions, chats, messages, agents, identity,
+                                       store.url),
             )
             app.state.webhooks = WebhooksService(WebhooksRepository(pool), settings.webhooks)
             tasks = [
