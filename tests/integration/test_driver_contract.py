@@ -1146,3 +1146,20 @@ async def test_sim_driver_survives_a_simulator_restart(tmp_path: Path) -> None:
     finally:
         await driver.aclose()
         await asyncio.to_thread(stop_simulator, proc)
+
+
+async def test_location_contact_card_and_poll_between_accounts(driver_factory: Adapter) -> None:
+    from zapstream_domain.payloads import ContactCard, Location, Poll
+
+    a, b = await link(driver_factory), await link(driver_factory)
+    vcard = "BEGIN:VCARD\nVERSION:3.0\nFN:Soporte\nTEL;type=CELL;waid=51988887777:+51 988 887 777\nEND:VCARD"
+    for rich in (Location(latitude=-12.04, longitude=-77.04, name="Tienda", address="Av. Larco 123"),
+                 ContactCard(display_name="Soporte", vcard=vcard),
+                 Poll(name="¿Horario?", options=["Mañana", "Tarde"])):
+        msg_id = new_message_id()
+        sent = await a.driver.send_rich(a.sid, jid(b.phone), rich, message_id=msg_id)
+        incoming = await b.rec.wait_for(IncomingMessage, with_id(sent.message_id))
+        assert incoming.rich == rich and incoming.text is None and incoming.media is None
+        if a.driver.supports_client_message_ids:
+            again = await a.driver.send_rich(a.sid, jid(b.phone), rich, message_id=msg_id)
+            assert again.duplicate

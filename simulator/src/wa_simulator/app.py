@@ -129,6 +129,7 @@ class InjectBody(_Body):
     reply_to: str | None = Field(default=None, alias="replyTo")
     forwarded: bool = False
     media: InjectMediaBody | None = None
+    rich: dict[str, Any] | None = None  # a location, contact card or poll (the runner's wire shape)
 
 
 class ContactBody(_Body):
@@ -230,6 +231,7 @@ def _process(sim: Simulator, session_id: str, link: Link, frame: dict[str, Any])
                 reply_to=frame.get("replyTo"),
                 forwarded=frame.get("forwarded", False),
                 media=frame.get("media"),
+                rich=frame.get("rich"),
             )
             result = {"id": msg.id, "timestamp": msg.timestamp, "duplicate": duplicate}
         elif op == "edit":
@@ -440,6 +442,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 reply_to=body.reply_to,
                 forwarded=body.forwarded,
                 media=media,
+                rich=body.rich,
             )
         except SimError:
             await _discard(media_id)  # refused: nothing will ever name the upload made for it

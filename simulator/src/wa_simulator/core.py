@@ -210,6 +210,7 @@ class Message:
         "read",
         "reply_to",
         "revoked_at",
+        "rich",
         "sender",
         "status",
         "text",
@@ -228,8 +229,10 @@ class Message:
         timestamp: int,
         forwarded: bool = False,
         media: MessageMedia | None = None,
+        rich: dict[str, Any] | None = None,
     ) -> None:
         self.ordinal = ordinal
+        self.rich = rich  # a location, contact card or poll, in the runner's wire shape
         self.id = msg_id
         self.sender = sender
         self.to = to
@@ -267,6 +270,7 @@ class Message:
             "revokedAt": self.revoked_at,
             "reactions": {phone: emoji for phone, (emoji, _ts) in self.reactions.items()},
             "media": self.media.as_dict() if self.media is not None else None,
+            "rich": self.rich,
         }
 
 
@@ -510,6 +514,7 @@ class Simulator:
             "forwarded": msg.forwarded,
             "pushName": self.push_name(msg.sender),
             "media": msg.media.as_dict() if msg.media is not None else None,
+            "rich": msg.rich,
         }
 
     def _emit_both(self, actor: str, other: str, body: dict[str, Any], origin: str | None) -> None:
@@ -870,10 +875,25 @@ class Simulator:
         timestamp: int | None = None,
         forwarded: bool = False,
         media: MessageMedia | None = None,
+        rich: dict[str, Any] | None = None,
     ) -> Message:
         self._ordinal += 1
         ts = self._now_s() if timestamp is None else timestamp
-        return Message(self._ordinal, msg_id, sender, to, text, reply_to, ts, forwarded, media)
+        return Message(self._ordinal, msg_id, sender, to, text, reply_to, ts, forwarded, media, rich)
+
+    @staticmethod
+    def _check_rich(rich: object) -> dict[str, Any]:
+        """A location, contact card or poll: checked for its kind and required keys only."""
+        required = {"location": ("latitude", "longitude"), "contact": ("displayName", "vcard"),
+                    "poll": ("name", "options")}
+        if not isinstance(rich, dict) or rich.get("kind") not in required:
+            raise SimError("rich must be an object with kind location, contact or poll")
+        missing = [k for k in required[rich["kind"]] if rich.get(k) is None]
+        if missing:
+            raise SimError(f"rich {rich['kind']} needs {', '.join(missing)}")
+        if rich["kind"] == "poll" and (not isinstance(rich["options"], list) or len(rich["options"]) < 2):
+            raise SimError("a poll needs at least two options")
+        return dict(rich)
 
     def _accept(self, msg: Message) -> None:
         self._mailbox(msg.sender).sent[msg.id] = msg
@@ -895,8 +915,9 @@ class Simulator:
         reply_to: object = None,
         forwarded: object = False,
         media: object = None,
+        rich: object = None,
     ) -> tuple[Message, bool]:
-        """A device sends a text or, with ``media``, an upload captioned by ``text``.
+        """A device sends a text or, with ``media``, an upload captioned by ``text``, or ``rich`` content.
 
         Idempotent on (sender account, ``msg_id``). Returns (message, duplicate).
         """
@@ -904,7 +925,8 @@ class Simulator:
         msg_id = _check_id(msg_id)
         to = jid_to_phone(to_jid)
         checked = self._check_media(media) if media is not None else None
-        body = self._check_text(text, checked)
+        extra = self._check_rich(rich) if rich is not None else None
+        body = None if extra is not None else self._check_text(text, checked)
         if reply_to is not None and not isinstance(reply_to, str):
             raise SimError("replyTo must be a string")
         if not isinstance(forwarded, bool):
@@ -917,7 +939,7 @@ class Simulator:
             existing.attempts += 1
             self.stats.duplicates += 1
             return existing, True
-        msg = self._new_message(msg_id, sender, to, body, reply_to, forwarded=forwarded, media=checked)
+        msg = self._new_message(msg_id, sender, to, body, reply_to, forwarded=forwarded, media=checked, rich=extra)
         self._deliver(msg, origin=session_id)
         return msg, False
 
@@ -931,6 +953,7 @@ class Simulator:
         reply_to: str | None = None,
         forwarded: bool = False,
         media: object = None,
+        rich: object = None,
     ) -> tuple[Message, bool]:
         """A message sent from ``sender``'s phone (a contact, or an account outside its devices).
 
@@ -939,14 +962,15 @@ class Simulator:
         sender = normalize_phone(sender)
         to = normalize_phone(to)
         checked = self._check_media(media) if media is not None else None
-        text = self._check_text(text, checked)
+        extra = self._check_rich(rich) if rich is not None else None
+        text = None if extra is not None else self._check_text(text, checked)
         msg_id = _check_id(msg_id) if msg_id is not None else self._new_message_id()
         existing = self._mailbox(sender).sent.get(msg_id)
         if existing is not None:
             existing.attempts += 1
             self.stats.duplicates += 1
             return existing, True
-        msg = self._new_message(msg_id, sender, to, text, reply_to, forwarded=forwarded, media=checked)
+        msg = self._new_message(msg_id, sender, to, text, reply_to, forwarded=forwarded, media=checked, rich=extra)
         self._deliver(msg, origin=None)
         return msg, False
 

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, TypeAdapter, model_validator
 
-from .payloads import MediaRef, Wire
+from .payloads import MediaRef, RichContent, Wire
 
 
 class Command(Wire):
@@ -45,7 +45,8 @@ class DeleteSession(Command):
 
 
 class SendMessage(Command):
-    """Text, or one media file with an optional caption (``content``)."""
+    """Text, one media file with an optional caption (``content``), or a location, contact card or poll
+    (``rich``)."""
 
     TYPE: ClassVar[str] = "session.send_message"
     type: Literal["session.send_message"] = "session.send_message"
@@ -54,11 +55,16 @@ class SendMessage(Command):
     reply_to_message_id: str | None = None
     forwarded: bool = False
     media: MediaRef | None = None
+    rich: RichContent | None = None
     # Set by the campaign runner: such a send waits for a reconnecting number with no deadline.
     campaign_id: str | None = None
 
     @model_validator(mode="after")
     def _text_or_media(self) -> SendMessage:
+        if self.rich is not None:
+            if self.media is not None or self.content:
+                raise ValueError("a location, contact card or poll goes alone (no content or media)")
+            return self
         if self.media is None and not self.content:
             raise ValueError("a message needs content or media")
         return self

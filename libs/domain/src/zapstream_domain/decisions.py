@@ -41,6 +41,7 @@ def _send(session: Session, command: c.SendMessage, now: datetime) -> None:
         reply_to=command.reply_to_message_id,
         forwarded=command.forwarded,
         media=command.media,
+        rich=command.rich,
         campaign_id=command.campaign_id,
     )
 

@@ -6,9 +6,16 @@ WebSocket; ``schemas/`` is generated from them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 MediaKind = Literal["image", "video", "audio", "document", "sticker"]
@@ -100,6 +107,60 @@ class SessionDeleted(EventPayload):
     deleted_at: str
 
 
+class Location(Wire):
+    """A pin, optionally named (a shop) with its address."""
+
+    kind: Literal["location"] = "location"
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    name: str | None = Field(default=None, max_length=1000)
+    address: str | None = Field(default=None, max_length=1000)
+    url: str | None = Field(default=None, max_length=2000)
+
+
+class ContactCard(Wire):
+    """A contact card: its display name and the vCard text (``BEGIN:VCARD`` … ``END:VCARD``)."""
+
+    kind: Literal["contact"] = "contact"
+    display_name: str = Field(min_length=1, max_length=1000)
+    vcard: str = Field(min_length=1, max_length=65536)
+
+    @model_validator(mode="after")
+    def _is_vcard(self) -> ContactCard:
+        text = self.vcard.strip().upper()
+        if not (text.startswith("BEGIN:VCARD") and text.endswith("END:VCARD")):
+            raise ValueError("vcard must be a vCard (BEGIN:VCARD ... END:VCARD)")
+        return self
+
+
+class Poll(Wire):
+    """A poll: its question, 2 to 12 distinct options, and how many a voter may pick."""
+
+    kind: Literal["poll"] = "poll"
+    name: str = Field(min_length=1, max_length=255)
+    options: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=2, max_length=12)
+    selectable_count: int = Field(default=1, ge=0, le=12)  # 0: any number
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Poll:
+        if len(set(self.options)) != len(self.options):
+            raise ValueError("poll options must be distinct")
+        if self.selectable_count > len(self.options):
+            raise ValueError("selectableCount cannot exceed the number of options")
+        return self
+
+
+RichContent = Annotated[Location | ContactCard | Poll, Field(discriminator="kind")]
+"""A message that is neither text nor media; ``kind`` says which."""
+
+RICH_MESSAGE_TYPES: dict[str, str] = {
+    "location": "locationMessage",
+    "contact": "contactMessage",
+    "poll": "pollCreationMessage",
+}
+"""WhatsApp's message type for each rich kind (the ``type`` of a message summary)."""
+
+
 class MessageSummary(Wire):
     id: str
     remote_jid: str
@@ -112,6 +173,16 @@ class MessageSummary(Wire):
     forwarded: bool | None = None
     push_name: str | None = None
     status: MessageStatus | None = None
+    # A location, contact card or poll (``type`` names it); absent for text and media.
+    rich: RichContent | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_rich(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Text and media items keep exactly seed 001's keys.
+        data: dict[str, Any] = handler(self)
+        if data.get("rich") is None:
+            data.pop("rich", None)
+        return data
 
 
 class MessagesUpsert(EventPayload):
@@ -156,6 +227,7 @@ class SendRequested(EventPayload):
     reply_to_message_id: str | None = None
     forwarded: bool = False
     media: MediaRef | None = None  # ``text`` is then the caption ("" for none)
+    rich: RichContent | None = None  # a location, contact card or poll (``text`` is "")
     # Sends of a campaign wait for a reconnecting number with no deadline (others give up after one).
     campaign_id: str | None = None
 

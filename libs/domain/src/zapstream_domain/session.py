@@ -399,6 +399,7 @@ class Session(Aggregate):
         forwarded: bool = False,
         media: p.MediaRef | None = None,
         campaign_id: str | None = None,
+        rich: p.Location | p.ContactCard | p.Poll | None = None,
     ) -> None:
         """Record the intent to send; WhatsApp is called only after this is durable.
 
@@ -426,6 +427,7 @@ class Session(Aggregate):
             forwarded=forwarded,
             media=media,
             campaign_id=campaign_id,
+            rich=rich,
         )
 
     def _check_media(self, media: p.MediaRef, caption: str) -> None:
@@ -489,6 +491,8 @@ class Session(Aggregate):
         """WhatsApp accepted the send; ``wa_message_id`` is the id it kept (drivers that cannot choose ids)."""
         if intent.media is not None:
             kind = p.MEDIA_MESSAGE_TYPES[intent.media.kind]
+        elif intent.rich is not None:
+            kind = p.RICH_MESSAGE_TYPES[intent.rich.kind]
         else:
             kind = "extendedTextMessage" if intent.reply_to_message_id else "conversation"
         msg = p.MessageSummary(
@@ -501,6 +505,7 @@ class Session(Aggregate):
             reply_to_message_id=intent.reply_to_message_id,
             forwarded=intent.forwarded or None,
             status="server_ack",
+            rich=intent.rich,
         )
         self._emit(
             Session.MessagesUpserted,

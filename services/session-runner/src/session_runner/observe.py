@@ -70,10 +70,12 @@ def summary(m: d.IncomingMessage) -> p.MessageSummary:
         from_me=m.from_me,
         timestamp=m.timestamp,
         type=p.MEDIA_MESSAGE_TYPES[m.media.kind] if m.media is not None
+        else p.RICH_MESSAGE_TYPES[m.rich.kind] if m.rich is not None
         else "extendedTextMessage" if m.reply_to_id else "conversation",
         text=m.text or None if m.media is not None else m.text,
         participant=None if m.sender_jid == m.chat_jid else m.sender_jid,
         reply_to_message_id=m.reply_to_id,
         forwarded=m.forwarded or None,
         push_name=m.push_name,
+        rich=m.rich,
     )

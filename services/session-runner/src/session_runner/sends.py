@@ -187,6 +187,10 @@ class SendPipeline:
         raise AssertionError("unreachable")
 
     async def _send_one(self, sid: str, intent: p.SendRequested) -> Sent:
+        if intent.rich is not None:
+            rich = intent.rich
+            return Sent(await self._with_retries(lambda: self.driver.send_rich(
+                sid, intent.to, rich, message_id=intent.message_id, reply_to_id=intent.reply_to_message_id)))
         if intent.media is None:
             return Sent(await self._with_retries(lambda: self.driver.send_text(
                 sid, intent.to, intent.text, message_id=intent.message_id,

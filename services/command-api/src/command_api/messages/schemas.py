@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from command_api.shared.bodies import Body, CommandAccepted, Jid, MessageId, SessionRef
+from zapstream_domain.payloads import ContactCard, Location, Poll
 
 Kind = Literal["image", "video", "audio", "document", "sticker"]
 
@@ -34,7 +35,8 @@ class ChatSendBody(Body):
     """Text, a reply (``replyToMessageId``), a forward (``forwardMessageId``) or media (``media``).
 
     ``media`` is one file or a list of images (an album); ``caption`` (or ``content``) goes
-    with the first; ``ptt: true`` sends an audio as a voice note.
+    with the first; ``ptt: true`` sends an audio as a voice note. ``location``, ``contact`` (a vCard)
+    and ``poll`` each send one message of that kind, alone.
     """
 
     model_config = ConfigDict(json_schema_extra={"examples": [
@@ -42,6 +44,11 @@ class ChatSendBody(Body):
         {"content": "Respuesta", "replyToMessageId": "3EB0C0FFEE"},
         {"forwardMessageId": "3EB0C0FFEE"},
         {"media": {"kind": "audio", "mediaId": "0b6f7f2e-2a55-4d43-8f0e-3c3d2b1a0f99"}, "ptt": True},
+        {"location": {"latitude": -12.0464, "longitude": -77.0428, "name": "Tienda Lima",
+                      "address": "Av. Larco 123, Miraflores"}},
+        {"contact": {"displayName": "Soporte", "vcard": "BEGIN:VCARD\nVERSION:3.0\nFN:Soporte\n"
+                     "TEL;type=CELL;waid=51988887777:+51 988 887 777\nEND:VCARD"}},
+        {"poll": {"name": "¿Qué horario prefieres?", "options": ["Mañana", "Tarde"], "selectableCount": 1}},
     ]})
 
     content: str | None = Field(default=None, min_length=1, max_length=65536)
@@ -51,11 +58,24 @@ class ChatSendBody(Body):
     media: MediaSpec | list[MediaSpec] | None = None
     caption: str | None = Field(default=None, max_length=4096)
     ptt: bool = False
+    location: Location | None = None
+    contact: ContactCard | None = None
+    poll: Poll | None = None
+
+    @property
+    def rich(self) -> Location | ContactCard | Poll | None:
+        return self.location or self.contact or self.poll
 
     @model_validator(mode="after")
     def _content_or_forward(self) -> ChatSendBody:
+        rich = [x for x in (self.location, self.contact, self.poll) if x is not None]
+        if rich:
+            if len(rich) > 1 or self.content is not None or self.media is not None \
+                    or self.forward_message_id is not None or self.caption is not None:
+                raise ValueError("location, contact and poll go alone (one of them, no content, media or forward)")
+            return self
         if self.content is None and self.forward_message_id is None and self.media is None:
-            raise ValueError("one of content, media or forwardMessageId is required")
+            raise ValueError("one of content, media, forwardMessageId, location, contact or poll is required")
         if self.media is not None and self.forward_message_id is not None:
             raise ValueError("media cannot be combined with forwardMessageId")
         if self.media is None and (self.caption is not None or self.ptt):

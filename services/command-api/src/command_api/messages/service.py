@@ -57,6 +57,9 @@ class MessagesService:
     async def send(self, who: Principal, idem: Idem, traceparent: str | None, sid: str, to: str,
                    body: ChatSendBody) -> Answer:
         await self.access.chat(who, to)
+        if body.rich is not None:
+            return await self.commands.accept(who, idem, traceparent, c.SendMessage, sid, to=to, rich=body.rich,
+                                              reply_to_message_id=body.reply_to_message_id)
         if body.media is not None:
             return await self._send_media(who, idem, traceparent, sid, to, body)
         content, forwarded = body.content, False

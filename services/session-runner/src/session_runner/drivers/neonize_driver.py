@@ -59,13 +59,14 @@ from session_runner.drivers.port import (
     OutcomeUnknown,
     OutgoingMedia,
     Presence,
+    Rich,
     SendResult,
 )
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
-_MUTATING = frozenset({"send_text", "send_media", "edit_message", "revoke_message", "react"})
+_MUTATING = frozenset({"send_text", "send_rich", "send_media", "edit_message", "revoke_message", "react"})
 _SAFE_SESSION_ID = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -437,6 +438,20 @@ class NeonizeDriver:
         result: SendResult = await self._call(
             session_id, "send_text", to_jid=to_jid, text=text, reply_to_id=reply_to_id, forwarded=forwarded
         )
+        return result
+
+    async def send_rich(
+        self,
+        session_id: str,
+        to_jid: str,
+        content: Rich,
+        *,
+        message_id: str,
+        reply_to_id: str | None = None,
+    ) -> SendResult:
+        """A location, contact card or poll; ``message_id`` is not honoured, as for :meth:`send_text`."""
+        result: SendResult = await self._call(session_id, "send_rich", to_jid=to_jid, content=content,
+                                              reply_to_id=reply_to_id)
         return result
 
     async def send_media(

@@ -46,7 +46,9 @@ from session_runner.drivers.port import (
     Reaction,
     Receipt,
     ReceiptStatus,
+    Rich,
 )
+from zapstream_domain.payloads import ContactCard, Location, Poll
 
 # whatsmeow's QR channel: the first code is valid 60 s, every following one 20 s.
 FIRST_QR_TTL_MS = 60_000
@@ -327,6 +329,55 @@ def message_media(message: Any) -> IncomingMedia | None:
     )
 
 
+_POLLS = ("pollCreationMessage", "pollCreationMessageV2", "pollCreationMessageV3")
+
+
+def message_rich(message: Any) -> Rich | None:
+    """A location, contact card or poll creation carried by ``message``; None for anything else.
+
+    Content WhatsApp would send but our types refuse (a poll with one option, a card without
+    vCard text) is read as a plain message rather than dropped.
+    """
+    message = unwrap(message)
+    try:
+        for name in ("locationMessage", "liveLocationMessage"):
+            if message.HasField(name):
+                loc = getattr(message, name)
+                return Location(latitude=loc.degreesLatitude, longitude=loc.degreesLongitude,
+                                name=getattr(loc, "name", "") or None, address=getattr(loc, "address", "") or None,
+                                url=getattr(loc, "URL", "") or None)
+        if message.HasField("contactMessage"):
+            card = message.contactMessage
+            return ContactCard(display_name=card.displayName or "contact", vcard=card.vcard)
+        for name in _POLLS:
+            if message.HasField(name):
+                poll = getattr(message, name)
+                return Poll(name=poll.name, options=[o.optionName for o in poll.options],
+                            selectable_count=poll.selectableOptionsCount)
+    except ValueError:  # pydantic's ValidationError is a ValueError
+        return None
+    return None
+
+
+def rich_message(content: Location | ContactCard, context: Any | None = None) -> Any:
+    """The ``waE2E.Message`` for a location or contact card (polls are built by neonize's client, which
+    adds the poll's encryption secret)."""
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContactMessage, LocationMessage, Message
+
+    if isinstance(content, Location):
+        loc = LocationMessage(degreesLatitude=content.latitude, degreesLongitude=content.longitude)
+        for field, value in (("name", content.name), ("address", content.address), ("URL", content.url)):
+            if value:
+                setattr(loc, field, value)
+        if context is not None:
+            loc.contextInfo.CopyFrom(context)
+        return Message(locationMessage=loc)
+    card = ContactMessage(displayName=content.display_name, vcard=content.vcard)
+    if context is not None:
+        card.contextInfo.CopyFrom(context)
+    return Message(contactMessage=card)
+
+
 def has_content(message: Any) -> bool:
     """False for messages that only carry protocol plumbing (key distribution, app-state keys...)."""
     message = unwrap(message)
@@ -390,6 +441,7 @@ def map_message(ev: Any, seq: int) -> DriverEvent | None:
         forwarded=bool(ctx.isForwarded) if ctx is not None else False,
         push_name=info.Pushname or None,
         media=message_media(body),
+        rich=message_rich(body),
     )
 
 
@@ -463,6 +515,7 @@ def _web_message(wmi: Any, seq: int, own_jid: str | None) -> IncomingMessage | N
         forwarded=bool(ctx.isForwarded) if ctx is not None else False,
         push_name=wmi.pushName or None,
         media=message_media(body),
+        rich=message_rich(body),
     )
 
 

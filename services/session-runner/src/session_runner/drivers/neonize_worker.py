@@ -66,8 +66,10 @@ from session_runner.drivers.port import (
     OutcomeUnknown,
     OutgoingMedia,
     Presence,
+    Rich,
     SendResult,
 )
+from zapstream_domain.payloads import Poll
 
 log = logging.getLogger(__name__)
 
@@ -490,6 +492,26 @@ class SessionHost:
             message = Message(extendedTextMessage=ExtendedTextMessage(text=text, contextInfo=ctx))
         return await self._send(session, to, message)
 
+    async def send_rich(self, session_id: str, to_jid: str, content: Rich, reply_to_id: str | None) -> SendResult:
+        """A location or contact card from :func:`neonize_mapping.rich_message`; a poll from neonize's own
+        builder (whatsmeow adds the secret voters encrypt their votes with)."""
+        from neonize.proto.Neonize_pb2 import JID
+        from neonize.utils.enum import VoteType
+
+        session = self._online(session_id)
+        to = JID(**nm.parse_jid(to_jid))
+        ctx = self._context(session, to, reply_to_id, False)
+        if isinstance(content, Poll):
+            vote = VoteType.SINGLE if content.selectable_count == 1 else VoteType.MULTIPLE
+            message = await self._guarded(
+                session, session.client.build_poll_vote_creation(content.name, list(content.options), vote),
+                "build_poll")
+            if ctx is not None:
+                message.pollCreationMessage.contextInfo.CopyFrom(ctx)
+        else:
+            message = nm.rich_message(content, ctx)
+        return await self._send(session, to, message)
+
     async def send_media(
         self,
         session_id: str,
@@ -861,6 +883,7 @@ _CALLS = frozenset(
         "logout",
         "pair_code",
         "send_text",
+        "send_rich",
         "send_media",
         "edit_message",
         "revoke_message",

@@ -20,6 +20,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from zapstream_domain.payloads import ContactCard, Location, Poll
+
+Rich = Location | ContactCard | Poll
+"""A location, contact card or poll: the domain's own value types (pure data, no I/O)."""
+
 ReceiptStatus = Literal["delivered", "read", "played"]
 Presence = Literal["available", "unavailable", "composing", "paused", "recording"]
 MediaKind = Literal["image", "video", "audio", "document", "sticker"]
@@ -120,6 +125,7 @@ class IncomingMessage:
     forwarded: bool = False
     push_name: str | None = None
     media: IncomingMedia | None = None
+    rich: Rich | None = None  # a location, contact card or poll (``text`` is then None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +300,17 @@ class WhatsAppDriver(Protocol):
         Raises :class:`DriverError` when the file cannot be read or the upload is
         refused (nothing was sent), :class:`OutcomeUnknown` when the send's answer is lost.
         """
+
+    async def send_rich(
+        self,
+        session_id: str,
+        to_jid: str,
+        content: Rich,
+        *,
+        message_id: str,
+        reply_to_id: str | None = None,
+    ) -> SendResult:
+        """Send a location, a contact card (vCard) or a poll; idempotent on ``message_id`` like ``send_text``."""
 
     async def download_media(self, session_id: str, media: IncomingMedia, dest_path: str) -> int:
         """Write the bytes of ``media`` to ``dest_path``; returns their size.

@@ -57,6 +57,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 import orjson
+from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -82,8 +83,10 @@ from session_runner.drivers.port import (
     QrCode,
     Reaction,
     Receipt,
+    Rich,
     SendResult,
 )
+from zapstream_domain.payloads import RichContent
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +130,21 @@ def _message(frame: dict[str, Any], seq: int) -> IncomingMessage:
         forwarded=bool(frame.get("forwarded")),
         push_name=frame.get("pushName"),
         media=_media(frame.get("media")),
+        rich=_rich(frame.get("rich")),
     )
+
+
+_RICH: TypeAdapter[Rich] = TypeAdapter(RichContent)
+
+
+def _rich(raw: dict[str, Any] | None) -> Rich | None:
+    """The simulator carries rich content in the domain's own wire shape (camelCase, ``kind``)."""
+    if raw is None:
+        return None
+    try:
+        return _RICH.validate_python(raw)
+    except ValidationError:
+        return None  # a shape we cannot read: kept as a plain message rather than failing the batch
 
 
 def _history(frame: dict[str, Any], seq: int) -> HistorySync:
@@ -358,6 +375,29 @@ class SimDriver:
             "text": text,
             "replyTo": reply_to_id,
             "forwarded": forwarded,
+        }
+        frame = await self._request(self._live(session_id), payload)
+        return SendResult(
+            message_id=frame["id"], timestamp=int(frame["timestamp"]), duplicate=bool(frame.get("duplicate"))
+        )
+
+    async def send_rich(
+        self,
+        session_id: str,
+        to_jid: str,
+        content: Rich,
+        *,
+        message_id: str,
+        reply_to_id: str | None = None,
+    ) -> SendResult:
+        """A location, contact card or poll; idempotent on ``message_id`` like :meth:`send_text`."""
+        payload = {
+            "op": "send",
+            "id": message_id,
+            "to": to_jid,
+            "text": None,
+            "replyTo": reply_to_id,
+            "rich": content.model_dump(mode="json", by_alias=True),
         }
         frame = await self._request(self._live(session_id), payload)
         return SendResult(
