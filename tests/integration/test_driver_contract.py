@@ -1163,3 +1163,23 @@ async def test_location_contact_card_and_poll_between_accounts(driver_factory: A
         if a.driver.supports_client_message_ids:
             again = await a.driver.send_rich(a.sid, jid(b.phone), rich, message_id=msg_id)
             assert again.duplicate
+
+
+async def test_groups_create_participants_link_list_and_leave(driver_factory: Adapter) -> None:
+    a, b = await link(driver_factory), await link(driver_factory)
+    other = driver_factory.new_phone()
+    info = await a.driver.create_group(a.sid, "Ventas", [jid(b.phone)])
+    assert info.id.endswith("@g.us") and info.subject == "Ventas"
+    assert {p.id: p.admin for p in info.participants} == {jid(a.phone): "superadmin", jid(b.phone): None}
+    assert await a.driver.update_group_participants(a.sid, info.id, "promote", [jid(b.phone)]) == [jid(b.phone)]
+    assert await a.driver.update_group_participants(a.sid, info.id, "add", [jid(other)]) == [jid(other)]
+    assert await a.driver.update_group_participants(a.sid, info.id, "remove", [jid(other)]) == [jid(other)]
+    link_a = await a.driver.group_invite_link(a.sid, info.id)
+    assert link_a.startswith("https://chat.whatsapp.com/")
+    assert await a.driver.group_invite_link(a.sid, info.id, reset=True) != link_a
+    listed = {g.id: g for g in await b.driver.joined_groups(b.sid)}
+    assert {p.id: p.admin for p in listed[info.id].participants}[jid(b.phone)] == "admin"
+    await b.driver.leave_group(b.sid, info.id)
+    assert info.id not in {g.id for g in await b.driver.joined_groups(b.sid)}
+    with pytest.raises(DriverError):
+        await b.driver.group_invite_link(b.sid, info.id)

@@ -252,6 +252,8 @@ def _process(sim: Simulator, session_id: str, link: Link, frame: dict[str, Any])
             result = {"ids": sim.mark_read(session_id, frame.get("chat"), frame.get("ids"))}
         elif op == "pair_code":
             result = {"code": sim.request_pair_code(session_id, frame.get("phone"))}
+        elif isinstance(op, str) and op.startswith("group"):
+            result = _group_op(sim, session_id, op, frame)
         elif op == "disconnect":
             after = lambda: sim.drop(session_id, "disconnected by device", CLOSE_NORMAL)  # noqa: E731
         elif op == "logout":
@@ -270,6 +272,23 @@ def _process(sim: Simulator, session_id: str, link: Link, frame: dict[str, Any])
     link.push(orjson.dumps(reply))
     if after is not None:
         after()
+
+
+def _group_op(sim: Simulator, session_id: str, op: str, frame: dict[str, Any]) -> dict[str, Any]:
+    me = sim.phone_of(session_id)
+    groups = sim.groups
+    if op == "group_create":
+        return {"group": groups.create(me, frame.get("subject"), frame.get("participants"), sim.now_s())}
+    if op == "group_participants":
+        return {"changed": groups.participants(me, frame.get("group"), frame.get("action"), frame.get("participants"))}
+    if op == "group_leave":
+        groups.leave(me, frame.get("group"))
+        return {}
+    if op == "group_invite":
+        return {"link": groups.invite_link(me, frame.get("group"), frame.get("reset"))}
+    if op == "groups":
+        return {"groups": groups.of(me)}
+    raise SimError(f"unknown op {op!r}")
 
 
 # Ops that the injected latency slows down (all of them, so a send and its later edit stay in order).

@@ -407,6 +407,9 @@ class Simulator:
         self.media: dict[str, StoredMedia] = {}  # upload id -> upload
         self.latency_ms = self.settings.send_latency_ms
         self.stats = Stats()
+        from wa_simulator.groups import Groups  # local: that module builds on this one
+
+        self.groups = Groups()
         self._ordinal = 0
         # Bumped by reset() so callbacks scheduled before it become no-ops.
         self._generation = getattr(self, "_generation", 0) + 1
@@ -415,6 +418,15 @@ class Simulator:
 
     def _now_s(self) -> int:
         return int(self.scheduler.now())
+
+    def now_s(self) -> int:
+        return self._now_s()
+
+    def phone_of(self, session_id: str) -> str:
+        """The phone of a linked device (SimError when it is not linked)."""
+        phone = self._linked_device(session_id).phone
+        assert phone is not None
+        return phone
 
     def _now_ms(self) -> int:
         return int(self.scheduler.now() * 1000)

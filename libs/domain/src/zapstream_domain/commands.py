@@ -121,6 +121,49 @@ class RequestPairCode(Command):
     phone: str
 
 
+Participants = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]],
+                        Field(min_length=1, max_length=1024)]
+
+
+class CreateGroup(Command):
+    """Create a group with us as its owner and ``participants`` (phones or JIDs) in it."""
+
+    TYPE: ClassVar[str] = "session.group.create"
+    type: Literal["session.group.create"] = "session.group.create"
+    subject: str = Field(min_length=1, max_length=100)
+    participants: Participants
+
+
+class UpdateGroupParticipants(Command):
+    TYPE: ClassVar[str] = "session.group.participants"
+    type: Literal["session.group.participants"] = "session.group.participants"
+    group_jid: str = Field(min_length=1, max_length=200)
+    action: Literal["add", "remove", "promote", "demote"]
+    participants: Participants
+
+
+class LeaveGroup(Command):
+    TYPE: ClassVar[str] = "session.group.leave"
+    type: Literal["session.group.leave"] = "session.group.leave"
+    group_jid: str = Field(min_length=1, max_length=200)
+
+
+class GetGroupInviteLink(Command):
+    """The group's invite link (``reset`` revokes the old one first); it comes back as the command's result."""
+
+    TYPE: ClassVar[str] = "session.group.invite_link"
+    type: Literal["session.group.invite_link"] = "session.group.invite_link"
+    group_jid: str = Field(min_length=1, max_length=200)
+    reset: bool = False
+
+
+class SyncGroups(Command):
+    """Fetch every group we are in, with metadata: recorded as ``session.groups.upsert``."""
+
+    TYPE: ClassVar[str] = "session.group.sync"
+    type: Literal["session.group.sync"] = "session.group.sync"
+
+
 AnyCommand = Annotated[
     CreateSession
     | StartSession
@@ -133,7 +176,12 @@ AnyCommand = Annotated[
     | ReactToMessage
     | SubscribePresence
     | SendPresence
-    | RequestPairCode,
+    | RequestPairCode
+    | CreateGroup
+    | UpdateGroupParticipants
+    | LeaveGroup
+    | GetGroupInviteLink
+    | SyncGroups,
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
@@ -150,6 +198,11 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     SubscribePresence,
     SendPresence,
     RequestPairCode,
+    CreateGroup,
+    UpdateGroupParticipants,
+    LeaveGroup,
+    GetGroupInviteLink,
+    SyncGroups,
 )
 
 

@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from . import commands as c
-from .errors import CommandRejected
+from .errors import CommandRejected, InvalidJid
 from .jids import normalize_jid
 from .session import EVENTS_BY_TYPE, Session
 
@@ -46,6 +46,17 @@ def _send(session: Session, command: c.SendMessage, now: datetime) -> None:
     )
 
 
+def _group_check(session: Session, group_jid: str) -> None:
+    """Group commands need a live link and a group's JID (``…@g.us``), not a person's."""
+    session.require_connected()
+    try:
+        jid = normalize_jid(group_jid)
+    except InvalidJid as exc:
+        raise CommandRejected(str(exc), code="invalid_jid") from exc
+    if not jid.endswith("@g.us"):
+        raise CommandRejected("not a group JID (…@g.us)", code="not_a_group")
+
+
 # One entry per command type: the pure decision on an existing session. Commands with
 # idempotent WhatsApp effects (read, edit, delete, react, presence) only check here; the
 # runner records their outcome once WhatsApp has answered.
@@ -61,6 +72,11 @@ DECIDERS: dict[type[c.Command], Decider] = {
     c.ReactToMessage: lambda s, cmd, now: s.require_connected(),
     c.SubscribePresence: lambda s, cmd, now: s.require_connected(),
     c.SendPresence: lambda s, cmd, now: s.require_connected(),
+    c.CreateGroup: lambda s, cmd, now: s.require_connected(),
+    c.UpdateGroupParticipants: lambda s, cmd, now: _group_check(s, cmd.group_jid),
+    c.LeaveGroup: lambda s, cmd, now: _group_check(s, cmd.group_jid),
+    c.GetGroupInviteLink: lambda s, cmd, now: _group_check(s, cmd.group_jid),
+    c.SyncGroups: lambda s, cmd, now: s.require_connected(),
 }
 
 

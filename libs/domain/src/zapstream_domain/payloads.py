@@ -315,6 +315,44 @@ class ContactsUpsert(EventPayload):
     source: str = "event"
 
 
+GroupAction = Literal["add", "remove", "promote", "demote"]
+
+
+class GroupParticipant(Wire):
+    id: str
+    admin: Literal["admin", "superadmin"] | None = None
+
+
+class GroupInfo(Wire):
+    """A group as WhatsApp describes it (Baileys' ``GroupMetadata`` keys)."""
+
+    id: str
+    subject: str
+    owner: str | None = None
+    creation: int | None = None  # epoch seconds
+    desc: str | None = None
+    announce: bool = False  # only admins send
+    restrict: bool = False  # only admins edit the group's info
+    size: int
+    participants: list[GroupParticipant]
+
+
+class GroupsUpsert(EventPayload):
+    """Groups learned or changed: created by us, listed, or changed by someone."""
+
+    groups_count: int
+    groups: list[GroupInfo]
+
+
+class GroupParticipants(EventPayload):
+    """Participants added, removed, promoted or demoted in a group (by us or by an admin elsewhere)."""
+
+    id: str  # the group's JID
+    action: GroupAction | Literal["leave"]
+    participants: list[str]
+    author: str | None = None
+
+
 class PresenceEntry(Wire):
     jid: str
     presence: Literal["available", "unavailable", "composing", "paused", "recording"]

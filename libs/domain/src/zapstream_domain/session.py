@@ -223,6 +223,16 @@ class Session(Aggregate):
             for c in self.payload.contacts:
                 _remember(s.contact_names, c.id, f"{c.name}|{c.notify}")
 
+    class GroupsUpserted(Event):
+        TYPE = "session.groups.upsert"
+        PAYLOAD = p.GroupsUpsert
+        payload: p.GroupsUpsert
+
+    class GroupParticipantsUpdated(Event):
+        TYPE = "session.groups.participants"
+        PAYLOAD = p.GroupParticipants
+        payload: p.GroupParticipants
+
     class PresenceUpdated(Event):
         TYPE = "session.presence.update"
         PAYLOAD = p.PresenceUpdate
@@ -559,6 +569,16 @@ class Session(Aggregate):
     def record_history(self, at: datetime, batch: p.HistorySync) -> None:
         self.trigger_event(Session.HistorySynced, timestamp=at, payload=batch)
 
+    def record_groups(self, at: datetime, groups: list[p.GroupInfo]) -> None:
+        if groups:
+            self._emit(Session.GroupsUpserted, at, groups_count=len(groups), groups=groups)
+
+    def record_group_participants(self, at: datetime, group_jid: str, action: str, participants: list[str],
+                                  author: str | None = None) -> None:
+        if participants:
+            self._emit(Session.GroupParticipantsUpdated, at, id=group_jid, action=action,
+                       participants=participants, author=author)
+
     def record_contacts(self, at: datetime, contacts: list[p.Contact]) -> None:
         if contacts:
             self._emit(Session.ContactsUpserted, at, contacts_count=len(contacts), contacts=contacts)
@@ -653,6 +673,8 @@ EVENT_CLASSES: tuple[type[Session.Event], ...] = (
     Session.HistorySynced,
     Session.ContactsUpserted,
     Session.PresenceUpdated,
+    Session.GroupsUpserted,
+    Session.GroupParticipantsUpdated,
     Session.MessagesEdited,
     Session.MessagesDeleted,
     Session.ReactionsRecorded,

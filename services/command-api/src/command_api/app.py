@@ -22,6 +22,8 @@ from command_api.chats.router import router as chats_router
 from command_api.chats.service import ChatsService
 from command_api.dead_letters.router import router as dead_letters_router
 from command_api.dead_letters.service import DeadLettersService
+from command_api.groups.router import router as groups_router
+from command_api.groups.service import GroupsService
 from command_api.identity.router import router as identity_router
 from command_api.identity.service import IdentityService
 from command_api.keys.router import router as keys_router
@@ -74,6 +76,7 @@ class Services:
     agents: AgentsService
     dead_letters: DeadLettersService
     seed003: Seed003Service
+    groups: GroupsService
 
 
 health = APIRouter()
@@ -123,6 +126,7 @@ def build_app(settings: Settings,
     app.include_router(dead_letters_router)
     app.include_router(webhooks_router)
     app.include_router(ws_router)
+    app.include_router(groups_router)
     app.include_router(seed003_public)
     app.include_router(seed003_router)
     # Seed 003's Socket.IO (qr, session_status) at the API origin's /socket.io/.

@@ -20,6 +20,7 @@ from command_api.chats.repository import ChatsRepository
 from command_api.chats.service import ChatsService
 from command_api.dead_letters.repository import DeadLettersRepository
 from command_api.dead_letters.service import DeadLettersService
+from command_api.groups.service import GroupsService
 from command_api.identity.repository import IdentityRepository
 from command_api.identity.service import IdentityService
 from command_api.keys.repository import KeysRepository
@@ -139,6 +140,7 @@ def create_app(settings: Settings) -> FastAPI:
                     settings.operator_token),
                 seed003=Seed003Service(Seed003Repository(pool), access, sessions, chats, messages, agents, identity,
                                        store.url),
+                groups=GroupsService(sessions_repo, access, commands),
             )
             app.state.webhooks = WebhooksService(WebhooksRepository(pool), settings.webhooks)
             tasks = [

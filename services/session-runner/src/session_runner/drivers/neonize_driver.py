@@ -53,6 +53,7 @@ from session_runner.drivers.port import (
     DriverError,
     DriverEvent,
     EventHandler,
+    GroupAction,
     HistorySync,
     IncomingMedia,
     LoggedOut,
@@ -62,11 +63,13 @@ from session_runner.drivers.port import (
     Rich,
     SendResult,
 )
+from zapstream_domain.payloads import GroupInfo
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
-_MUTATING = frozenset({"send_text", "send_rich", "send_media", "edit_message", "revoke_message", "react"})
+_MUTATING = frozenset({"send_text", "send_rich", "send_media", "create_group", "update_group_participants",
+                       "leave_group", "edit_message", "revoke_message", "react"})
 _SAFE_SESSION_ID = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -453,6 +456,26 @@ class NeonizeDriver:
         result: SendResult = await self._call(session_id, "send_rich", to_jid=to_jid, content=content,
                                               reply_to_id=reply_to_id)
         return result
+
+    async def create_group(self, session_id: str, subject: str, participants: list[str]) -> GroupInfo:
+        info: GroupInfo = await self._call(session_id, "create_group", subject=subject, participants=participants)
+        return info
+
+    async def update_group_participants(self, session_id: str, group_jid: str, action: GroupAction,
+                                        participants: list[str]) -> list[str]:
+        changed: list[str] = await self._call(session_id, "update_group_participants", group_jid=group_jid,
+                                              action=action, participants=participants)
+        return changed
+
+    async def leave_group(self, session_id: str, group_jid: str) -> None:
+        await self._call(session_id, "leave_group", group_jid=group_jid)
+
+    async def group_invite_link(self, session_id: str, group_jid: str, reset: bool = False) -> str:
+        return str(await self._call(session_id, "group_invite_link", group_jid=group_jid, reset=reset))
+
+    async def joined_groups(self, session_id: str) -> list[GroupInfo]:
+        groups: list[GroupInfo] = await self._call(session_id, "joined_groups")
+        return groups
 
     async def send_media(
         self,

@@ -48,7 +48,7 @@ from session_runner.drivers.port import (
     ReceiptStatus,
     Rich,
 )
-from zapstream_domain.payloads import ContactCard, Location, Poll
+from zapstream_domain.payloads import ContactCard, GroupInfo, GroupParticipant, Location, Poll
 
 # whatsmeow's QR channel: the first code is valid 60 s, every following one 20 s.
 FIRST_QR_TTL_MS = 60_000
@@ -376,6 +376,32 @@ def rich_message(content: Location | ContactCard, context: Any | None = None) ->
     if context is not None:
         card.contextInfo.CopyFrom(context)
     return Message(contactMessage=card)
+
+
+def map_group_info(info: Any) -> GroupInfo:
+    """A neonize ``GroupInfo`` → our group metadata (Baileys' keys); participants that failed to be added
+    (``Error`` set, e.g. 403 privacy) are not members and are left out."""
+    participants = [
+        GroupParticipant(id=jid_str(p.JID),
+                         admin="superadmin" if p.IsSuperAdmin else "admin" if p.IsAdmin else None)
+        for p in info.Participants if not p.Error
+    ]
+    return GroupInfo(
+        id=jid_str(info.JID),
+        subject=info.GroupName.Name,
+        owner=jid_str(info.OwnerJID) or None,
+        creation=to_seconds(info.GroupCreated) or None,
+        desc=info.GroupTopic.Topic or None,
+        announce=bool(info.GroupAnnounce.IsAnnounce),
+        restrict=bool(info.GroupLocked.isLocked),
+        size=len(participants),
+        participants=participants,
+    )
+
+
+def changed_participants(results: Iterable[Any]) -> list[str]:
+    """The JIDs a participant change applied to (entries with an ``Error`` code did not change)."""
+    return [jid_str(p.JID) for p in results if not p.Error]
 
 
 def has_content(message: Any) -> bool:

@@ -69,7 +69,7 @@ from session_runner.drivers.port import (
     Rich,
     SendResult,
 )
-from zapstream_domain.payloads import Poll
+from zapstream_domain.payloads import GroupInfo, Poll
 
 log = logging.getLogger(__name__)
 
@@ -512,6 +512,48 @@ class SessionHost:
             message = nm.rich_message(content, ctx)
         return await self._send(session, to, message)
 
+    async def create_group(self, session_id: str, subject: str, participants: list[str]) -> GroupInfo:
+        from neonize.proto.Neonize_pb2 import JID
+
+        session = self._online(session_id)
+        members = [JID(**nm.parse_jid(x)) for x in participants]
+        info = await self._guarded(session, session.client.create_group(subject, members), "create_group",
+                                   unknown=True)
+        return nm.map_group_info(info)
+
+    async def update_group_participants(self, session_id: str, group_jid: str, action: str,
+                                        participants: list[str]) -> list[str]:
+        from neonize.proto.Neonize_pb2 import JID
+        from neonize.utils.enum import ParticipantChange
+
+        session = self._online(session_id)
+        change = {"add": ParticipantChange.ADD, "remove": ParticipantChange.REMOVE,
+                  "promote": ParticipantChange.PROMOTE, "demote": ParticipantChange.DEMOTE}[action]
+        results = await self._guarded(session, session.client.update_group_participants(
+            JID(**nm.parse_jid(group_jid)), [JID(**nm.parse_jid(x)) for x in participants], change),
+            "update_group_participants", unknown=True)
+        return nm.changed_participants(results)
+
+    async def leave_group(self, session_id: str, group_jid: str) -> None:
+        from neonize.proto.Neonize_pb2 import JID
+
+        session = self._online(session_id)
+        await self._guarded(session, session.client.leave_group(JID(**nm.parse_jid(group_jid))), "leave_group",
+                            unknown=True)
+
+    async def group_invite_link(self, session_id: str, group_jid: str, reset: bool) -> str:
+        from neonize.proto.Neonize_pb2 import JID
+
+        session = self._online(session_id)
+        link = await self._guarded(session, session.client.get_group_invite_link(
+            JID(**nm.parse_jid(group_jid)), reset), "group_invite_link", unknown=reset)
+        return str(link)
+
+    async def joined_groups(self, session_id: str) -> list[GroupInfo]:
+        session = self._online(session_id)
+        groups = await self._guarded(session, session.client.get_joined_groups(), "joined_groups")
+        return [nm.map_group_info(g) for g in groups]
+
     async def send_media(
         self,
         session_id: str,
@@ -885,6 +927,11 @@ _CALLS = frozenset(
         "send_text",
         "send_rich",
         "send_media",
+        "create_group",
+        "update_group_participants",
+        "leave_group",
+        "group_invite_link",
+        "joined_groups",
         "edit_message",
         "revoke_message",
         "react",

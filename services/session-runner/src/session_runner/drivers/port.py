@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from zapstream_domain.payloads import ContactCard, Location, Poll
+from zapstream_domain.payloads import ContactCard, GroupInfo, Location, Poll
 
 Rich = Location | ContactCard | Poll
 """A location, contact card or poll: the domain's own value types (pure data, no I/O)."""
@@ -28,6 +28,7 @@ Rich = Location | ContactCard | Poll
 ReceiptStatus = Literal["delivered", "read", "played"]
 Presence = Literal["available", "unavailable", "composing", "paused", "recording"]
 MediaKind = Literal["image", "video", "audio", "document", "sticker"]
+GroupAction = Literal["add", "remove", "promote", "demote"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +312,23 @@ class WhatsAppDriver(Protocol):
         reply_to_id: str | None = None,
     ) -> SendResult:
         """Send a location, a contact card (vCard) or a poll; idempotent on ``message_id`` like ``send_text``."""
+
+    async def create_group(self, session_id: str, subject: str, participants: list[str]) -> GroupInfo:
+        """Create a group with us as owner; returns its metadata (participants that could not be added are
+        absent from it)."""
+
+    async def update_group_participants(self, session_id: str, group_jid: str, action: GroupAction,
+                                        participants: list[str]) -> list[str]:
+        """Add, remove, promote or demote; returns the participants the change applied to."""
+
+    async def leave_group(self, session_id: str, group_jid: str) -> None:
+        """Leave the group (it stays in WhatsApp for the others)."""
+
+    async def group_invite_link(self, session_id: str, group_jid: str, reset: bool = False) -> str:
+        """The ``https://chat.whatsapp.com/…`` link; ``reset`` revokes the previous one first."""
+
+    async def joined_groups(self, session_id: str) -> list[GroupInfo]:
+        """Every group the account is in, with metadata."""
 
     async def download_media(self, session_id: str, media: IncomingMedia, dest_path: str) -> int:
         """Write the bytes of ``media`` to ``dest_path``; returns their size.

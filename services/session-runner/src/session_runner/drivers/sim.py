@@ -70,6 +70,7 @@ from session_runner.drivers.port import (
     DriverError,
     DriverEvent,
     EventHandler,
+    GroupAction,
     HistorySync,
     IncomingMedia,
     IncomingMessage,
@@ -86,7 +87,7 @@ from session_runner.drivers.port import (
     Rich,
     SendResult,
 )
-from zapstream_domain.payloads import RichContent
+from zapstream_domain.payloads import GroupInfo, RichContent
 
 log = logging.getLogger(__name__)
 
@@ -403,6 +404,29 @@ class SimDriver:
         return SendResult(
             message_id=frame["id"], timestamp=int(frame["timestamp"]), duplicate=bool(frame.get("duplicate"))
         )
+
+    async def create_group(self, session_id: str, subject: str, participants: list[str]) -> GroupInfo:
+        frame = await self._request(self._live(session_id), {"op": "group_create", "subject": subject,
+                                                             "participants": participants})
+        return GroupInfo.model_validate(frame["group"])
+
+    async def update_group_participants(self, session_id: str, group_jid: str, action: GroupAction,
+                                        participants: list[str]) -> list[str]:
+        frame = await self._request(self._live(session_id), {"op": "group_participants", "group": group_jid,
+                                                             "action": action, "participants": participants})
+        return [str(x) for x in frame["changed"]]
+
+    async def leave_group(self, session_id: str, group_jid: str) -> None:
+        await self._request(self._live(session_id), {"op": "group_leave", "group": group_jid})
+
+    async def group_invite_link(self, session_id: str, group_jid: str, reset: bool = False) -> str:
+        frame = await self._request(self._live(session_id), {"op": "group_invite", "group": group_jid,
+                                                             "reset": reset})
+        return str(frame["link"])
+
+    async def joined_groups(self, session_id: str) -> list[GroupInfo]:
+        frame = await self._request(self._live(session_id), {"op": "groups"})
+        return [GroupInfo.model_validate(g) for g in frame["groups"]]
 
     async def send_media(
         self,

@@ -9,9 +9,10 @@ module and :data:`HANDLERS`.
 
 from __future__ import annotations
 
-from session_runner.handlers import lifecycle, messages, presence
+from session_runner.handlers import groups, lifecycle, messages, presence
 from session_runner.handlers.base import Context, Effects, Handler
 
-HANDLERS: dict[type, Handler] = {**lifecycle.HANDLERS, **messages.HANDLERS, **presence.HANDLERS}
+HANDLERS: dict[type, Handler] = {**lifecycle.HANDLERS, **messages.HANDLERS, **presence.HANDLERS,
+                                 **groups.HANDLERS}
 
 __all__ = ["HANDLERS", "Context", "Effects", "Handler"]

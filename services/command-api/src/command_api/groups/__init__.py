@@ -1,0 +1,1 @@
+"""Groups: create, participants, leave, invite links, sync (list with metadata)."""

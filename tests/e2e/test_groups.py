@@ -1,0 +1,69 @@
+"""Groups through the simulator: create, sync with metadata, add/promote/demote/remove, invite link, leave.
+
+Every outcome is an event on the tenant's WebSocket (``session.groups.upsert``,
+``session.groups.participants``) and a command outcome at ``GET /commands/{id}``.
+"""
+
+from __future__ import annotations
+
+from tests.e2e.conftest import Linked, new_phone
+
+
+async def test_group_lifecycle(linked: Linked) -> None:
+    http, ws = linked.tenant.http, linked.ws
+    me = f"{linked.phone}@s.whatsapp.net"
+    alice, bob = new_phone(), new_phone()
+
+    r = await http.post("/groups", json={"subject": "Ventas Lima", "participants": [alice]})
+    assert r.status_code == 202, r.text
+    created = await linked.outcome(r.json()["commandId"])
+    assert created["status"] == "succeeded", created
+    group = created["result"]["groupJid"]
+    assert group.endswith("@g.us")
+    upsert = await ws.wait_for(lambda e: e["type"] == "session.groups.upsert"
+                               and any(g["id"] == group for g in e["payload"]["groups"]))
+    info = next(g for g in upsert["payload"]["groups"] if g["id"] == group)
+    assert info["subject"] == "Ventas Lima" and info["owner"] == me and info["size"] == 2
+    assert {p["id"]: p["admin"] for p in info["participants"]} == {me: "superadmin", f"{alice}@s.whatsapp.net": None}
+
+    for action, who in (("add", bob), ("promote", bob), ("demote", bob), ("remove", bob)):
+        r = await http.post(f"/groups/{group}/participants", json={"action": action, "participants": [who]})
+        assert r.status_code == 202, r.text
+        done = await linked.outcome(r.json()["commandId"])
+        assert done["status"] == "succeeded" and done["result"]["changed"] == "1", (action, done)
+        event = await ws.wait_for(lambda e, a=action: e["type"] == "session.groups.participants"
+                                  and e["payload"]["id"] == group and e["payload"]["action"] == a)
+        assert event["payload"]["participants"] == [f"{who}@s.whatsapp.net"] and event["payload"]["author"] == me
+
+    r = await http.post(f"/groups/{group}/invite-link")
+    assert r.status_code in (200, 202), r.text
+    if r.status_code == 202:
+        link = (await linked.outcome(r.json()["commandId"]))["result"]["inviteLink"]
+    else:
+        link = r.json()["inviteLink"]
+    assert link.startswith("https://chat.whatsapp.com/")
+
+    r = await http.post("/groups/sync")
+    assert r.status_code == 202
+    await linked.outcome(r.json()["commandId"])
+
+    r = await http.post(f"/groups/{group}/leave")
+    assert r.status_code == 202
+    assert (await linked.outcome(r.json()["commandId"]))["status"] == "succeeded"
+    left = await ws.wait_for(lambda e: e["type"] == "session.groups.participants" and e["payload"]["action"] == "leave")
+    assert left["payload"]["participants"] == [me]
+    # Out of the group: the runner reports WhatsApp's refusal as the command's failure.
+    r = await http.post(f"/groups/{group}/participants", json={"action": "add", "participants": [alice]})
+    failed = await linked.outcome(r.json()["commandId"])
+    assert failed["status"] == "failed" and failed["code"] == "whatsapp_error"
+
+
+async def test_group_routes_refuse_bad_input(linked: Linked) -> None:
+    http = linked.tenant.http
+    assert (await http.post("/groups", json={"subject": "", "participants": ["1"]})).status_code == 422
+    assert (await http.post("/groups", json={"subject": "x", "participants": []})).status_code == 422
+    r = await http.post("/groups/51988887777@s.whatsapp.net/participants",
+                        json={"action": "add", "participants": ["51988887777"]})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+    r = await http.post("/groups/120363000000000001@g.us/participants", json={"action": "kick", "participants": ["1"]})
+    assert r.status_code == 422
