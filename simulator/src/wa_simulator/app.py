@@ -68,7 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import ClientDisconnect
 
 from wa_simulator.config import Settings
-from wa_simulator.core import CLOSE_NORMAL, Link, SimError, Simulator, TooLarge
+from wa_simulator.core import CLOSE_NORMAL, Link, NotFound, SimError, Simulator, TooLarge
 from wa_simulator.media import MediaStore
 from wa_simulator.scheduling import AsyncioScheduler
 
@@ -130,6 +130,11 @@ class InjectBody(_Body):
     forwarded: bool = False
     media: InjectMediaBody | None = None
     rich: dict[str, Any] | None = None  # a location, contact card or poll (the runner's wire shape)
+
+
+class CallBody(_Body):
+    to: str
+    video: bool = False
 
 
 class ContactBody(_Body):
@@ -252,6 +257,8 @@ def _process(sim: Simulator, session_id: str, link: Link, frame: dict[str, Any])
             result = {"ids": sim.mark_read(session_id, frame.get("chat"), frame.get("ids"))}
         elif op == "pair_code":
             result = {"code": sim.request_pair_code(session_id, frame.get("phone"))}
+        elif op == "reject_call":
+            sim.reject_call(session_id, frame.get("from"), frame.get("id"))
         elif isinstance(op, str) and op.startswith("group"):
             result = _group_op(sim, session_id, op, frame)
         elif op == "disconnect":
@@ -486,6 +493,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/control/contacts/{phone}")
     async def contact_view(phone: str) -> OrjsonResponse:
         return OrjsonResponse(sim.contact_view(phone))
+
+    @app.post("/control/contacts/{phone}/call")
+    async def call(phone: str, request: Request) -> OrjsonResponse:
+        body = await _body(request, CallBody)
+        return OrjsonResponse(sim.call(phone, body.to, body.video))
+
+    @app.get("/control/calls/{call_id}")
+    async def call_status(call_id: str) -> OrjsonResponse:
+        found = sim.calls.get(call_id)
+        if found is None:
+            raise NotFound(f"unknown call {call_id!r}")
+        return OrjsonResponse(found)
 
     @app.post("/control/contacts/{phone}/react")
     async def contact_react(phone: str, request: Request) -> OrjsonResponse:

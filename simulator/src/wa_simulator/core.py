@@ -410,6 +410,7 @@ class Simulator:
         from wa_simulator.groups import Groups  # local: that module builds on this one
 
         self.groups = Groups()
+        self.calls: dict[str, dict[str, Any]] = {}  # call id -> {from, to, status, isVideo, timestamp}
         self._ordinal = 0
         # Bumped by reset() so callbacks scheduled before it become no-ops.
         self._generation = getattr(self, "_generation", 0) + 1
@@ -421,6 +422,27 @@ class Simulator:
 
     def now_s(self) -> int:
         return self._now_s()
+
+    def call(self, caller: str, to: str, video: bool = False) -> dict[str, Any]:
+        """``caller``'s phone calls account ``to``: every device of ``to`` gets the offer."""
+        caller, to = normalize_phone(caller), normalize_phone(to)
+        if self._linked_account(to) is None:
+            raise NotFound(f"{to} has no linked device")
+        call_id = secrets.token_hex(8).upper()
+        call: dict[str, Any] = {"id": call_id, "from": caller, "to": to, "status": "ringing",
+                                "isVideo": bool(video), "timestamp": self._now_s()}
+        self.calls[call_id] = call
+        self._emit_to_account(to, {"type": "call", "id": call["id"], "from": phone_to_jid(caller),
+                                   "timestamp": call["timestamp"], "isVideo": call["isVideo"]})
+        return call
+
+    def reject_call(self, session_id: str, caller_jid: object, call_id: object) -> None:
+        me = self.phone_of(session_id)
+        call = self.calls.get(call_id) if isinstance(call_id, str) else None
+        if call is None or call["to"] != me or phone_to_jid(call["from"]) != caller_jid:
+            raise NotFound(f"no call {call_id!r} from {caller_jid!r}")
+        if call["status"] == "ringing":
+            call["status"] = "rejected"
 
     def phone_of(self, session_id: str) -> str:
         """The phone of a linked device (SimError when it is not linked)."""

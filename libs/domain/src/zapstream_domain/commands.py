@@ -164,6 +164,15 @@ class SyncGroups(Command):
     type: Literal["session.group.sync"] = "session.group.sync"
 
 
+class ConfigureCalls(Command):
+    """Reject incoming calls automatically (``rejectCalls``), answering each with ``replyText`` when given."""
+
+    TYPE: ClassVar[str] = "session.configure_calls"
+    type: Literal["session.configure_calls"] = "session.configure_calls"
+    reject_calls: bool
+    reply_text: str | None = Field(default=None, min_length=1, max_length=4096)
+
+
 AnyCommand = Annotated[
     CreateSession
     | StartSession
@@ -181,7 +190,8 @@ AnyCommand = Annotated[
     | UpdateGroupParticipants
     | LeaveGroup
     | GetGroupInviteLink
-    | SyncGroups,
+    | SyncGroups
+    | ConfigureCalls,
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
@@ -203,6 +213,7 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     LeaveGroup,
     GetGroupInviteLink,
     SyncGroups,
+    ConfigureCalls,
 )
 
 

@@ -77,6 +77,7 @@ DECIDERS: dict[type[c.Command], Decider] = {
     c.LeaveGroup: lambda s, cmd, now: _group_check(s, cmd.group_jid),
     c.GetGroupInviteLink: lambda s, cmd, now: _group_check(s, cmd.group_jid),
     c.SyncGroups: lambda s, cmd, now: s.require_connected(),
+    c.ConfigureCalls: lambda s, cmd, now: s.configure_calls(now, cmd.reject_calls, cmd.reply_text),
 }
 
 

@@ -353,6 +353,25 @@ class GroupParticipants(EventPayload):
     author: str | None = None
 
 
+class CallReceived(EventPayload):
+    """Someone called the account: ``status`` is ``offer`` (left ringing on the phone) or ``rejected``
+    (the session's setting rejected it)."""
+
+    id: str
+    from_: str = Field(alias="from")
+    timestamp: int
+    is_video: bool = False
+    is_group: bool = False
+    status: Literal["offer", "rejected"]
+
+
+class SettingsUpdated(EventPayload):
+    """The session's call handling: reject calls automatically, optionally answering with a text."""
+
+    reject_calls: bool
+    call_reply_text: str | None = None
+
+
 class PresenceEntry(Wire):
     jid: str
     presence: Literal["available", "unavailable", "composing", "paused", "recording"]

@@ -40,6 +40,11 @@ def _remember(store: dict[str, Any], key: str, value: Any) -> None:
 class Session(Aggregate):
     """A tenant's WhatsApp session, rebuilt by the runner from the session event topic."""
 
+    # Call handling (``session.settings.updated``). Class-level defaults, so aggregates restored
+    # from snapshots taken before the setting existed read them as "off".
+    reject_calls: bool = False
+    call_reply_text: str | None = None
+
     class Event(Aggregate.Event):
         TYPE: ClassVar[str] = ""
         PAYLOAD: ClassVar[type[p.EventPayload]] = p.EventPayload
@@ -232,6 +237,25 @@ class Session(Aggregate):
         TYPE = "session.groups.participants"
         PAYLOAD = p.GroupParticipants
         payload: p.GroupParticipants
+
+    class CallReceived(Event):
+        TYPE = "session.call.received"
+        PAYLOAD = p.CallReceived
+        payload: p.CallReceived
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            _remember(s.seen_facts, f"call:{self.payload.id}", True)
+
+    class SettingsUpdated(Event):
+        TYPE = "session.settings.updated"
+        PAYLOAD = p.SettingsUpdated
+        payload: p.SettingsUpdated
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            s.reject_calls = self.payload.reject_calls
+            s.call_reply_text = self.payload.call_reply_text
 
     class PresenceUpdated(Event):
         TYPE = "session.presence.update"
@@ -569,6 +593,21 @@ class Session(Aggregate):
     def record_history(self, at: datetime, batch: p.HistorySync) -> None:
         self.trigger_event(Session.HistorySynced, timestamp=at, payload=batch)
 
+    def configure_calls(self, at: datetime, reject: bool, reply_text: str | None) -> None:
+        self._require_not_deleted()
+        self._emit(Session.SettingsUpdated, at, reject_calls=reject, call_reply_text=reply_text if reject else None)
+
+    def record_call(self, at: datetime, call_id: str, caller: str, timestamp: int, *, video: bool = False,
+                    group: bool = False) -> bool:
+        """Record an incoming call; True when the session's setting says to reject it (a re-delivered
+        call is recorded once, and not rejected twice)."""
+        if f"call:{call_id}" in self.seen_facts or not self.is_live:
+            return False
+        reject = self.reject_calls
+        self._emit(Session.CallReceived, at, id=call_id, from_=caller, timestamp=timestamp, is_video=video,
+                   is_group=group, status="rejected" if reject else "offer")
+        return reject
+
     def record_groups(self, at: datetime, groups: list[p.GroupInfo]) -> None:
         if groups:
             self._emit(Session.GroupsUpserted, at, groups_count=len(groups), groups=groups)
@@ -675,6 +714,8 @@ EVENT_CLASSES: tuple[type[Session.Event], ...] = (
     Session.PresenceUpdated,
     Session.GroupsUpserted,
     Session.GroupParticipantsUpdated,
+    Session.CallReceived,
+    Session.SettingsUpdated,
     Session.MessagesEdited,
     Session.MessagesDeleted,
     Session.ReactionsRecorded,

@@ -18,6 +18,8 @@ from fastapi_offline import FastAPIOffline
 
 from command_api.agents.router import router as agents_router
 from command_api.agents.service import AgentsService
+from command_api.calls.router import router as calls_router
+from command_api.calls.service import CallsService
 from command_api.chats.router import router as chats_router
 from command_api.chats.service import ChatsService
 from command_api.dead_letters.router import router as dead_letters_router
@@ -77,6 +79,7 @@ class Services:
     dead_letters: DeadLettersService
     seed003: Seed003Service
     groups: GroupsService
+    calls: CallsService
 
 
 health = APIRouter()
@@ -127,6 +130,7 @@ def build_app(settings: Settings,
     app.include_router(webhooks_router)
     app.include_router(ws_router)
     app.include_router(groups_router)
+    app.include_router(calls_router)
     app.include_router(seed003_public)
     app.include_router(seed003_router)
     # Seed 003's Socket.IO (qr, session_status) at the API origin's /socket.io/.

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from command_api.agents.repository import AgentsRepository
 from command_api.agents.service import AgentsService
 from command_api.app import Services, build_app
+from command_api.calls.service import CallsService
 from command_api.chats.repository import ChatsRepository
 from command_api.chats.service import ChatsService
 from command_api.dead_letters.repository import DeadLettersRepository
@@ -141,6 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
                 seed003=Seed003Service(Seed003Repository(pool), access, sessions, chats, messages, agents, identity,
                                        store.url),
                 groups=GroupsService(sessions_repo, access, commands),
+                calls=CallsService(access, commands),
             )
             app.state.webhooks = WebhooksService(WebhooksRepository(pool), settings.webhooks)
             tasks = [

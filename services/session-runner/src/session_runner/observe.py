@@ -1,15 +1,53 @@
-"""Driver events → facts recorded on the ``Session`` aggregate."""
+"""Driver events → facts recorded on the ``Session`` aggregate.
+
+:func:`observe` returns what the runtime must do after the commit, for the few facts that call for
+an answer (a call to reject, with its auto-reply recorded as a send intent); None otherwise.
+"""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from session_runner.drivers import port as d
 from zapstream_domain import payloads as p
+from zapstream_domain.decisions import message_id_for
+from zapstream_domain.errors import CommandRejected
 from zapstream_domain.session import Session, iso
 
+# Auto-replies to rejected calls get command ids derived from the call, so a re-delivered call
+# (before its acknowledgement) never makes a second intent.
+_CALL_REPLIES = uuid.UUID("5b0f3c1e-8a7d-4f2b-9c61-0d3e2a1b4c5d")
 
-def observe(s: Session, ev: d.DriverEvent, at: datetime) -> None:
+
+@dataclass(frozen=True, slots=True)
+class RejectCall:
+    session_id: str
+    caller_jid: str
+    call_id: str
+    reply: p.SendRequested | None
+
+
+def on_call(s: Session, ev: d.IncomingCall, at: datetime) -> RejectCall | None:
+    if not s.record_call(at, ev.call_id, ev.caller_jid, ev.timestamp, video=ev.video, group=ev.group):
+        return None
+    reply = None
+    if s.call_reply_text and not ev.group and s.can_hold_sends:
+        command_id = str(uuid.uuid5(_CALL_REPLIES, f"{s.session_id}/{ev.call_id}"))
+        message_id = message_id_for(command_id)
+        try:
+            s.request_send(at, command_id=command_id, message_id=message_id, to=ev.caller_jid,
+                           text=s.call_reply_text, reply_to=None)
+            reply = s.pending_sends.get(message_id)
+        except CommandRejected:
+            reply = None
+    return RejectCall(s.session_id, ev.caller_jid, ev.call_id, reply)
+
+
+def observe(s: Session, ev: d.DriverEvent, at: datetime) -> RejectCall | None:
+    if isinstance(ev, d.IncomingCall):
+        return on_call(s, ev, at)
     if isinstance(ev, d.QrCode):
         s.record_qr(at, ev.code, iso(datetime.fromtimestamp(ev.expires_at_ms / 1000, UTC)))
     elif isinstance(ev, d.Connected):
@@ -61,6 +99,7 @@ def observe(s: Session, ev: d.DriverEvent, at: datetime) -> None:
             messages=messages,
         ))
         s.record_contacts(at, [p.Contact(id=jid, notify=name) for jid, name in ev.contacts])
+    return None
 
 
 def summary(m: d.IncomingMessage) -> p.MessageSummary:

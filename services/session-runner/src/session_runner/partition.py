@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from session_runner.drivers import port as d
 from session_runner.handlers import HANDLERS, Context, Effects
 from session_runner.media import MediaFailed, MediaPipeline, failed_entry
-from session_runner.observe import observe
+from session_runner.observe import RejectCall, observe
 from session_runner.sends import Links, SendOutcome, SendPipeline, Sent, Standing, Unavailable
 from session_runner.snapshots import SnapshotLog
 from zapstream_domain import commands as c
@@ -269,11 +269,12 @@ class PartitionOwner:
             if self._closing or self._suspended or not records:
                 return
             inbound = self.inbox.take(self.flush_max)
+            calls: list[RejectCall] = []
             try:
                 async with self._transaction() as producer:
                     for record in records:
                         await self._handle_one(producer, record, effects)
-                    acks = await self._apply_inbound(producer, inbound)
+                    acks = await self._apply_inbound(producer, inbound, calls)
                     await producer.send_offsets_to_transaction(
                         {self.command_tp: records[-1].offset + 1}, self.group_id
                     )
@@ -283,6 +284,7 @@ class PartitionOwner:
             self.next_offset = records[-1].offset + 1
         self._ack_all(acks)
         self._run_effects(effects)
+        self._reject_calls(calls)
 
     def _run_effects(self, effects: Effects) -> None:
         for sid, intent, trace in effects.sends:
@@ -480,9 +482,10 @@ class PartitionOwner:
                 batch = self.inbox.take(self.flush_max)
                 if not batch:
                     continue
+                calls: list[RejectCall] = []
                 try:
                     async with self._transaction() as producer:
-                        acks = await self._apply_inbound(producer, batch)
+                        acks = await self._apply_inbound(producer, batch, calls)
                 except asyncio.CancelledError:
                     self.inbox.put_back(batch)
                     raise
@@ -494,9 +497,21 @@ class PartitionOwner:
             if acks is None:
                 await asyncio.sleep(0.5)
                 continue
+            self._reject_calls(calls)
             self._ack_all(acks)
 
-    async def _apply_inbound(self, producer: AIOKafkaProducer, batch: list[Inbound]) -> dict[str, int]:
+    def _reject_calls(self, calls: list[RejectCall]) -> None:
+        """After the commit: reject the calls the sessions' setting refused, then send their auto-replies."""
+        for call in calls:
+            self._spawn(self._quiet(self.driver.reject_call(call.session_id, call.caller_jid, call.call_id)))
+            if call.reply is not None:
+                self.pipeline.submit(call.session_id, call.reply, None)
+
+    async def _apply_inbound(self, producer: AIOKafkaProducer, batch: list[Inbound],
+                             calls: list[RejectCall] | None = None) -> dict[str, int]:
+        """``calls`` collects the calls to reject once the transaction has committed (a hand-over leaves
+        them to the caller's phone: the session is moving)."""
+        calls = [] if calls is None else calls
         acks: dict[str, int] = {}
         reconnected: set[str] = set()
         fetch: list[tuple[str, d.IncomingMessage]] = []
@@ -514,8 +529,8 @@ class PartitionOwner:
             if isinstance(ev, _MediaReady):
                 session.record_media(now(), [ev.entry])
                 stored.append((sid, ev.message_id))
-            else:
-                observe(session, ev, now())
+            elif (call := observe(session, ev, now())) is not None:
+                calls.append(call)
             if isinstance(ev, d.IncomingMessage) and ev.media is not None:
                 fetch.append((sid, ev))
             if isinstance(ev, d.Connected) and session.presence_subscriptions:

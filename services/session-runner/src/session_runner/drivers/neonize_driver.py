@@ -467,6 +467,9 @@ class NeonizeDriver:
                                               action=action, participants=participants)
         return changed
 
+    async def reject_call(self, session_id: str, caller_jid: str, call_id: str) -> None:
+        await self._call(session_id, "reject_call", caller_jid=caller_jid, call_id=call_id)
+
     async def leave_group(self, session_id: str, group_jid: str) -> None:
         await self._call(session_id, "leave_group", group_jid=group_jid)
 

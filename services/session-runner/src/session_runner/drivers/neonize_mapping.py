@@ -34,6 +34,7 @@ from session_runner.drivers.port import (
     Disconnected,
     DriverEvent,
     HistorySync,
+    IncomingCall,
     IncomingMedia,
     IncomingMessage,
     LoggedOut,
@@ -402,6 +403,14 @@ def map_group_info(info: Any) -> GroupInfo:
 def changed_participants(results: Iterable[Any]) -> list[str]:
     """The JIDs a participant change applied to (entries with an ``Error`` code did not change)."""
     return [jid_str(p.JID) for p in results if not p.Error]
+
+
+def map_call_offer(ev: Any, seq: int) -> IncomingCall:
+    """A ``CallOffer`` event → IncomingCall (the caller without its device suffix)."""
+    meta = ev.basicCallMeta
+    caller = jid_str(meta.callCreator) or jid_str(getattr(meta, "from"))
+    return IncomingCall(seq=seq, call_id=meta.callID, caller_jid=caller, timestamp=to_seconds(meta.timestamp),
+                        group=jid_str(getattr(meta, "from")).endswith("@g.us"))
 
 
 def has_content(message: Any) -> bool:

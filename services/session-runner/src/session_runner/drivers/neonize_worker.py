@@ -61,6 +61,7 @@ from session_runner.drivers.port import (
     Disconnected,
     DriverError,
     DriverEvent,
+    IncomingCall,
     LoggedOut,
     MediaKind,
     OutcomeUnknown,
@@ -326,6 +327,8 @@ class _Session:
     messages: collections.OrderedDict[str, Any] = field(default_factory=collections.OrderedDict)
     push_names: nm.PushNameTracker = field(default_factory=nm.PushNameTracker)
     contacts_sent: bool = False
+    # call id → the caller's JID exactly as the offer named it (whatsmeow rejects with that one)
+    calls: collections.OrderedDict[str, Any] = field(default_factory=collections.OrderedDict)
 
     def remember(self, message_id: str, sender: Any, chat: Any, message: Any) -> None:
         self.messages[message_id] = (sender, chat, message)
@@ -401,6 +404,7 @@ class SessionHost:
         on(nev.ReceiptEv, lambda s, ev: nm.map_receipt(ev, 0))
         on(nev.ChatPresenceEv, lambda s, ev: nm.map_chat_presence(ev, 0))
         on(nev.PresenceEv, lambda s, ev: nm.map_presence(ev, 0))
+        on(nev.CallOfferEv, self._on_call)
         on(nev.HistorySyncEv, self._on_history)
         on(nev.LoggedOutEv, self._on_logged_out)
         on(nev.StreamReplacedEv, self._on_replaced)
@@ -619,6 +623,19 @@ class SessionHost:
             session, session.client.revoke_message(chat, sender, message_id), "revoke", unknown=True
         )
         return nm.to_seconds(resp.Timestamp) or int(time.time())
+
+    def _on_call(self, session: _Session, ev: Any) -> IncomingCall:
+        session.calls[ev.basicCallMeta.callID] = getattr(ev.basicCallMeta, "from")
+        while len(session.calls) > _QUOTE_CACHE:
+            session.calls.popitem(last=False)
+        return nm.map_call_offer(ev, 0)
+
+    async def reject_call(self, session_id: str, caller_jid: str, call_id: str) -> None:
+        from neonize.proto.Neonize_pb2 import JID
+
+        session = self._online(session_id)
+        caller = session.calls.get(call_id) or JID(**nm.parse_jid(caller_jid))
+        await self._guarded(session, session.client.reject_call(caller, call_id), "reject_call")
 
     async def react(self, session_id: str, chat_jid: str, message_id: str, emoji: str) -> int:
         from neonize.proto.Neonize_pb2 import JID
@@ -932,6 +949,7 @@ _CALLS = frozenset(
         "leave_group",
         "group_invite_link",
         "joined_groups",
+        "reject_call",
         "edit_message",
         "revoke_message",
         "react",

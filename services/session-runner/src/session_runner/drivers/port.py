@@ -203,6 +203,18 @@ class PresenceUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class IncomingCall:
+    """Someone is calling the account (a call offer); reject it with :meth:`WhatsAppDriver.reject_call`."""
+
+    seq: int
+    call_id: str
+    caller_jid: str
+    timestamp: int
+    video: bool = False
+    group: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class HistorySync:
     """One batch of history sent after first pairing."""
 
@@ -228,6 +240,7 @@ DriverEvent = (
     | ChatCleared
     | Reaction
     | ContactsUpdate
+    | IncomingCall
 )
 
 EventHandler = Callable[[str, DriverEvent], Awaitable[None]]
@@ -329,6 +342,9 @@ class WhatsAppDriver(Protocol):
 
     async def joined_groups(self, session_id: str) -> list[GroupInfo]:
         """Every group the account is in, with metadata."""
+
+    async def reject_call(self, session_id: str, caller_jid: str, call_id: str) -> None:
+        """Reject a ringing call (harmless when it already ended)."""
 
     async def download_media(self, session_id: str, media: IncomingMedia, dest_path: str) -> int:
         """Write the bytes of ``media`` to ``dest_path``; returns their size.

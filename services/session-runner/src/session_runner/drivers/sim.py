@@ -72,6 +72,7 @@ from session_runner.drivers.port import (
     EventHandler,
     GroupAction,
     HistorySync,
+    IncomingCall,
     IncomingMedia,
     IncomingMessage,
     LoggedOut,
@@ -161,6 +162,8 @@ def _history(frame: dict[str, Any], seq: int) -> HistorySync:
 
 _DECODERS: dict[str, Callable[[dict[str, Any], int], DriverEvent]] = {
     "message": _message,
+    "call": lambda f, seq: IncomingCall(seq=seq, call_id=f["id"], caller_jid=f["from"],
+                                        timestamp=int(f["timestamp"]), video=bool(f.get("isVideo"))),
     "receipt": lambda f, seq: Receipt(
         seq=seq,
         chat_jid=f["chat"],
@@ -415,6 +418,9 @@ class SimDriver:
         frame = await self._request(self._live(session_id), {"op": "group_participants", "group": group_jid,
                                                              "action": action, "participants": participants})
         return [str(x) for x in frame["changed"]]
+
+    async def reject_call(self, session_id: str, caller_jid: str, call_id: str) -> None:
+        await self._request(self._live(session_id), {"op": "reject_call", "from": caller_jid, "id": call_id})
 
     async def leave_group(self, session_id: str, group_jid: str) -> None:
         await self._request(self._live(session_id), {"op": "group_leave", "group": group_jid})

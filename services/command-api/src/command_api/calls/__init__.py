@@ -1,0 +1,1 @@
+"""Calls: the session setting that rejects incoming calls, with an optional auto-reply."""
