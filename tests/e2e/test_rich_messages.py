@@ -67,3 +67,26 @@ async def test_rich_message_validation(linked: Linked) -> None:
         r = await linked.tenant.http.post(f"/chats/{contact}/messages", json={"sessionId": linked.sid, **body})
         assert r.status_code == 422, (body, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_poll_votes_arrive_with_a_running_tally(linked: Linked) -> None:
+    contact = new_phone()
+    await linked.quiet_contact(contact)
+    accepted, _ = await linked.send(contact, poll={"name": "¿Horario?", "options": ["Mañana", "Tarde", "Noche"]})
+    poll_id = accepted["messageId"]
+
+    async def vote(options: list[str]) -> dict[str, Any]:
+        r = await linked.sim.post(f"/control/contacts/{contact}/vote",
+                                  json={"to": linked.phone, "pollId": poll_id, "options": options})
+        assert r.status_code == 200, r.text
+        return await linked.ws.wait_for(lambda e: e["type"] == "session.polls.vote"
+                                        and e["payload"]["selectedOptions"] == options)
+
+    first = await vote(["Tarde"])
+    assert first["payload"]["pollId"] == poll_id and first["payload"]["voter"] == f"{contact}@s.whatsapp.net"
+    assert first["payload"]["tally"] == [{"name": "Mañana", "votes": 0}, {"name": "Tarde", "votes": 1},
+                                         {"name": "Noche", "votes": 0}]
+    changed = await vote(["Noche"])  # a new choice replaces the old one
+    assert [o["votes"] for o in changed["payload"]["tally"]] == [0, 0, 1]
+    withdrawn = await vote([])
+    assert [o["votes"] for o in withdrawn["payload"]["tally"]] == [0, 0, 0]

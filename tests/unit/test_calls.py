@@ -84,3 +84,17 @@ def test_neonize_call_offer_maps_to_an_incoming_call() -> None:
     getattr(meta, "from").CopyFrom(jid("51988887777", 3))
     event = nm.map_call_offer(N.CallOffer(basicCallMeta=meta), 5)
     assert event == d.IncomingCall(seq=5, call_id="CALL1", caller_jid=CALLER, timestamp=1_717_000_000)
+
+
+def test_call_settings_and_polls_survive_a_snapshot() -> None:
+    import orjson
+
+    from zapstream_domain.snapshots import session_from_snapshot, snapshot_of
+
+    s = _connected()
+    _configure(s, True, "Escríbenos")
+    s.poll_state()["3EB0POLL"] = {"options": ["a", "b"], "votes": {"x@s.whatsapp.net": ["a"]}}
+    again = session_from_snapshot(orjson.loads(orjson.dumps(snapshot_of(s))))
+    assert (again.reject_calls, again.call_reply_text) == (True, "Escríbenos")
+    assert again.poll_state() == s.poll_state()
+    assert not Session.reject_calls  # the class default stays off for snapshots without the setting

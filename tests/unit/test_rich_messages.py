@@ -139,3 +139,48 @@ def test_a_poll_with_one_option_from_whatsapp_is_read_as_a_plain_message() -> No
     body = E.Message(pollCreationMessage=E.PollCreationMessage(
         name="q", options=[E.PollCreationMessage.Option(optionName="solo")]))
     assert nm.message_rich(body) is None
+
+
+def test_poll_votes_keep_a_running_tally_by_name_or_by_hash() -> None:
+    import hashlib
+
+    s = _connected()
+    poll = RICH[2]
+    assert isinstance(poll, p.Poll)
+    cmd = _cmd(c.SendMessage, str(s.id), to="51988887777", rich=poll)
+    _, events = decide(s, cmd, NOW)
+    intent = events[0].payload
+    assert isinstance(intent, p.SendRequested)
+    s.record_sent(NOW, intent, 1767220000)
+    s.collect_events()
+    pid = intent.message_id
+
+    s.record_poll_vote(NOW, pid, "51988887777@s.whatsapp.net", "a@s.whatsapp.net", 1, options=["Tarde"])
+    s.record_poll_vote(NOW, pid, "51988887777@s.whatsapp.net", "b@s.whatsapp.net", 2,
+                       option_hashes=[hashlib.sha256(b"Tarde").hexdigest()])
+    s.record_poll_vote(NOW, pid, "51988887777@s.whatsapp.net", "b@s.whatsapp.net", 2,
+                       option_hashes=[hashlib.sha256(b"Tarde").hexdigest()])  # re-delivered: no event
+    s.record_poll_vote(NOW, pid, "51988887777@s.whatsapp.net", "a@s.whatsapp.net", 3, options=[])
+    s.record_poll_vote(NOW, "UNKNOWN", "x", "a@s.whatsapp.net", 3, options=["Tarde"])  # never seen: dropped
+    votes = [e.payload for e in s.collect_events()]
+    assert [[o.votes for o in v.tally] for v in votes] == [[0, 1], [0, 2], [0, 1]]  # type: ignore[attr-defined]
+    assert votes[1].selected_options == ["Tarde"]  # type: ignore[attr-defined]
+
+
+@neonize
+def test_neonize_poll_vote_maps_hashes_and_the_poll_key() -> None:
+    import hashlib
+
+    N, E, nm = _proto()
+    from neonize.proto.waCommon.WACommon_pb2 import MessageKey
+
+    body = E.Message(pollUpdateMessage=E.PollUpdateMessage(
+        pollCreationMessageKey=MessageKey(ID="3EB0POLL", fromMe=True), senderTimestampMS=1_717_000_000_123))
+    ev = _event(N, E, body)
+    assert nm.map_message(ev, 1) is None  # the encrypted vote is not a chat message
+    assert nm.poll_update(ev) is not None
+    decrypted = E.PollVoteMessage(selectedOptions=[hashlib.sha256(b"Tarde").digest()])
+    vote = nm.map_poll_vote(ev, decrypted, 4)
+    assert (vote.poll_id, vote.voter_jid, vote.timestamp) == ("3EB0POLL", "5511988887777@s.whatsapp.net",
+                                                             1_717_000_000)
+    assert vote.option_hashes == (hashlib.sha256(b"Tarde").hexdigest(),)

@@ -132,6 +132,12 @@ class InjectBody(_Body):
     rich: dict[str, Any] | None = None  # a location, contact card or poll (the runner's wire shape)
 
 
+class VoteBody(_Body):
+    to: str
+    poll_id: str = Field(alias="pollId")
+    options: list[str]
+
+
 class CallBody(_Body):
     to: str
     video: bool = False
@@ -493,6 +499,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/control/contacts/{phone}")
     async def contact_view(phone: str) -> OrjsonResponse:
         return OrjsonResponse(sim.contact_view(phone))
+
+    @app.post("/control/contacts/{phone}/vote")
+    async def vote(phone: str, request: Request) -> OrjsonResponse:
+        body = await _body(request, VoteBody)
+        return OrjsonResponse(sim.vote(phone, body.to, body.poll_id, body.options))
 
     @app.post("/control/contacts/{phone}/call")
     async def call(phone: str, request: Request) -> OrjsonResponse:

@@ -436,6 +436,20 @@ class Simulator:
                                    "timestamp": call["timestamp"], "isVideo": call["isVideo"]})
         return call
 
+    def vote(self, voter: str, to: str, poll_id: str, options: list[str]) -> dict[str, Any]:
+        """``voter``'s phone votes on poll ``poll_id`` that account ``to`` sent it (``[]`` withdraws)."""
+        voter, to = normalize_phone(voter), normalize_phone(to)
+        poll = self._mailbox(to).sent.get(poll_id)
+        if poll is None or poll.rich is None or poll.rich.get("kind") != "poll" or poll.to != voter:
+            raise NotFound(f"no poll {poll_id!r} from {to} to {voter}")
+        unknown = [o for o in options if o not in poll.rich["options"]]
+        if unknown:
+            raise SimError(f"not options of the poll: {unknown}")
+        body = {"type": "poll_vote", "chat": phone_to_jid(voter), "pollId": poll_id, "voter": phone_to_jid(voter),
+                "options": options, "timestamp": self._now_s()}
+        self._emit_to_account(to, body)
+        return body
+
     def reject_call(self, session_id: str, caller_jid: object, call_id: object) -> None:
         me = self.phone_of(session_id)
         call = self.calls.get(call_id) if isinstance(call_id, str) else None

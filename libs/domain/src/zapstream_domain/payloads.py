@@ -353,6 +353,23 @@ class GroupParticipants(EventPayload):
     author: str | None = None
 
 
+class PollOptionCount(Wire):
+    name: str
+    votes: int
+
+
+class PollVote(EventPayload):
+    """A vote on a poll (a voter's whole current choice: re-voting replaces it, ``[]`` withdraws it),
+    with the poll's running tally."""
+
+    poll_id: str
+    chat_jid: str
+    voter: str
+    selected_options: list[str]
+    voted_at: int
+    tally: list[PollOptionCount]
+
+
 class CallReceived(EventPayload):
     """Someone called the account: ``status`` is ``offer`` (left ringing on the phone) or ``rejected``
     (the session's setting rejected it)."""

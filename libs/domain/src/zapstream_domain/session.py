@@ -10,6 +10,7 @@ events. Nothing here performs I/O.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -193,6 +194,8 @@ class Session(Aggregate):
                 _remember(s.known_messages, m.id, True)
                 if m.from_me:
                     s.advance_status(m.id, m.status or "server_ack")
+                if isinstance(m.rich, p.Poll):
+                    _remember(s.poll_state(), m.id, {"options": list(m.rich.options), "votes": {}})
 
     class MessagesUpdated(Event):
         TYPE = "session.messages.update"
@@ -237,6 +240,17 @@ class Session(Aggregate):
         TYPE = "session.groups.participants"
         PAYLOAD = p.GroupParticipants
         payload: p.GroupParticipants
+
+    class PollVoted(Event):
+        TYPE = "session.polls.vote"
+        PAYLOAD = p.PollVote
+        payload: p.PollVote
+
+        def apply(self, aggregate: Any) -> None:
+            s: Session = aggregate
+            poll = s.poll_state().get(self.payload.poll_id)
+            if poll is not None:
+                poll["votes"][self.payload.voter] = list(self.payload.selected_options)
 
     class CallReceived(Event):
         TYPE = "session.call.received"
@@ -593,6 +607,34 @@ class Session(Aggregate):
     def record_history(self, at: datetime, batch: p.HistorySync) -> None:
         self.trigger_event(Session.HistorySynced, timestamp=at, payload=batch)
 
+    def poll_state(self) -> dict[str, Any]:
+        """poll message id → {"options": [...], "votes": {voter: [options]}} of the polls this session saw
+        (bounded like the other memories). Created on first use: snapshots from before polls lack it."""
+        polls: dict[str, Any] | None = self.__dict__.get("polls")
+        if polls is None:
+            polls = self.__dict__["polls"] = {}
+        return polls
+
+    def record_poll_vote(self, at: datetime, poll_id: str, chat_jid: str, voter: str, voted_at: int, *,
+                         options: list[str] | None = None, option_hashes: list[str] | None = None) -> None:
+        """A vote, by option names or (WhatsApp's encrypted votes) by their SHA-256 hashes; a vote on a poll
+        this session never saw is dropped (its options, hence its tally, are unknown)."""
+        poll = self.poll_state().get(poll_id)
+        if poll is None:
+            return
+        names: list[str] = poll["options"]
+        if option_hashes is not None:
+            by_hash = {hashlib.sha256(n.encode()).hexdigest(): n for n in names}
+            chosen = [by_hash[h] for h in option_hashes if h in by_hash]
+        else:
+            chosen = [n for n in options or [] if n in names]
+        if poll["votes"].get(voter) == chosen:
+            return  # the same choice again (a re-delivery): nothing changed
+        votes = {**poll["votes"], voter: chosen}
+        tally = [p.PollOptionCount(name=n, votes=sum(n in v for v in votes.values())) for n in names]
+        self._emit(Session.PollVoted, at, poll_id=poll_id, chat_jid=chat_jid, voter=voter,
+                   selected_options=chosen, voted_at=voted_at, tally=tally)
+
     def configure_calls(self, at: datetime, reject: bool, reply_text: str | None) -> None:
         self._require_not_deleted()
         self._emit(Session.SettingsUpdated, at, reject_calls=reject, call_reply_text=reply_text if reject else None)
@@ -716,6 +758,7 @@ EVENT_CLASSES: tuple[type[Session.Event], ...] = (
     Session.GroupParticipantsUpdated,
     Session.CallReceived,
     Session.SettingsUpdated,
+    Session.PollVoted,
     Session.MessagesEdited,
     Session.MessagesDeleted,
     Session.ReactionsRecorded,

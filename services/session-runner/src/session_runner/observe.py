@@ -48,6 +48,11 @@ def on_call(s: Session, ev: d.IncomingCall, at: datetime) -> RejectCall | None:
 def observe(s: Session, ev: d.DriverEvent, at: datetime) -> RejectCall | None:
     if isinstance(ev, d.IncomingCall):
         return on_call(s, ev, at)
+    if isinstance(ev, d.PollVote):
+        s.record_poll_vote(at, ev.poll_id, ev.chat_jid, ev.voter_jid, ev.timestamp,
+                           options=list(ev.options) if ev.options is not None else None,
+                           option_hashes=list(ev.option_hashes) if ev.option_hashes is not None else None)
+        return None
     if isinstance(ev, d.QrCode):
         s.record_qr(at, ev.code, iso(datetime.fromtimestamp(ev.expires_at_ms / 1000, UTC)))
     elif isinstance(ev, d.Connected):

@@ -41,6 +41,7 @@ from session_runner.drivers.port import (
     MediaKind,
     MessageEdited,
     MessageRevoked,
+    PollVote,
     Presence,
     PresenceUpdate,
     QrCode,
@@ -403,6 +404,23 @@ def map_group_info(info: Any) -> GroupInfo:
 def changed_participants(results: Iterable[Any]) -> list[str]:
     """The JIDs a participant change applied to (entries with an ``Error`` code did not change)."""
     return [jid_str(p.JID) for p in results if not p.Error]
+
+
+def poll_update(ev: Any) -> Any | None:
+    """The ``pollUpdateMessage`` of a message event (an encrypted vote), or None."""
+    body = unwrap(ev.Message)
+    return body.pollUpdateMessage if body.HasField("pollUpdateMessage") else None
+
+
+def map_poll_vote(ev: Any, decrypted: Any, seq: int) -> PollVote:
+    """A vote message and its decrypted ``PollVoteMessage`` (selected options as SHA-256 of their names)."""
+    update = unwrap(ev.Message).pollUpdateMessage
+    src = ev.Info.MessageSource
+    chat = jid_str(src.Chat)
+    return PollVote(seq=seq, chat_jid=chat, poll_id=update.pollCreationMessageKey.ID,
+                    voter_jid=jid_str(src.Sender) or chat,
+                    timestamp=to_seconds(update.senderTimestampMS) or to_seconds(ev.Info.Timestamp),
+                    option_hashes=tuple(bytes(h).hex() for h in decrypted.selectedOptions))
 
 
 def map_call_offer(ev: Any, seq: int) -> IncomingCall:

@@ -881,10 +881,15 @@ class SessionHost:
             self._emit(session.session_id, ("device", nm.full_jid_str(session.me.JID)))
         return out
 
-    def _on_message(self, session: _Session, ev: Any) -> list[DriverEvent]:
+    async def _on_message(self, session: _Session, ev: Any) -> list[DriverEvent]:
         src = ev.Info.MessageSource
         session.remember(ev.Info.ID, src.Sender, src.Chat, ev.Message)
         out: list[DriverEvent] = []
+        if nm.poll_update(ev) is not None:
+            try:  # whatsmeow decrypts with the poll's secret; a vote it cannot read is skipped
+                out.append(nm.map_poll_vote(ev, await session.client.decrypt_poll_vote(ev), 0))
+            except Exception as exc:
+                log.warning("session %s: cannot decrypt a poll vote: %s", session.session_id, exc)
         mapped = nm.map_message(ev, 0)
         if mapped is not None:
             out.append(mapped)

@@ -203,6 +203,20 @@ class PresenceUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class PollVote:
+    """A voter's current choice on a poll: by option name (``options``) or, as WhatsApp encrypts votes,
+    by the SHA-256 hex of each option name (``option_hashes``); empty withdraws the vote."""
+
+    seq: int
+    chat_jid: str
+    poll_id: str
+    voter_jid: str
+    timestamp: int
+    options: tuple[str, ...] | None = None
+    option_hashes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingCall:
     """Someone is calling the account (a call offer); reject it with :meth:`WhatsAppDriver.reject_call`."""
 
@@ -241,6 +255,7 @@ DriverEvent = (
     | Reaction
     | ContactsUpdate
     | IncomingCall
+    | PollVote
 )
 
 EventHandler = Callable[[str, DriverEvent], Awaitable[None]]

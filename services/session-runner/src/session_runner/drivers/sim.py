@@ -80,6 +80,7 @@ from session_runner.drivers.port import (
     MessageRevoked,
     OutcomeUnknown,
     OutgoingMedia,
+    PollVote,
     Presence,
     PresenceUpdate,
     QrCode,
@@ -162,6 +163,8 @@ def _history(frame: dict[str, Any], seq: int) -> HistorySync:
 
 _DECODERS: dict[str, Callable[[dict[str, Any], int], DriverEvent]] = {
     "message": _message,
+    "poll_vote": lambda f, seq: PollVote(seq=seq, chat_jid=f["chat"], poll_id=f["pollId"], voter_jid=f["voter"],
+                                         timestamp=int(f["timestamp"]), options=tuple(f["options"])),
     "call": lambda f, seq: IncomingCall(seq=seq, call_id=f["id"], caller_jid=f["from"],
                                         timestamp=int(f["timestamp"]), video=bool(f.get("isVideo"))),
     "receipt": lambda f, seq: Receipt(
