@@ -67,3 +67,21 @@ async def test_group_routes_refuse_bad_input(linked: Linked) -> None:
     assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
     r = await http.post("/groups/120363000000000001@g.us/participants", json={"action": "kick", "participants": ["1"]})
     assert r.status_code == 422
+
+
+async def test_send_to_a_group_with_mentions(linked: Linked) -> None:
+    http = linked.tenant.http
+    alice, bob = new_phone(), new_phone()
+    r = await http.post("/groups", json={"subject": "Turno noche", "participants": [alice, bob]})
+    group = (await linked.outcome(r.json()["commandId"]))["result"]["groupJid"]
+
+    accepted, upsert = await linked.send(group, content=f"Hola @{alice}, ¿confirmas?", mentions=[alice])
+    item = upsert["payload"]["messages"][0]
+    assert item["remoteJid"] == group and item["mentions"] == [f"{alice}@s.whatsapp.net"]
+    for member in (alice, bob):
+        inbox = (await linked.sim.get(f"/control/accounts/{member}/inbox")).json()["messages"]
+        got = [m for m in inbox if m["id"] == accepted["messageId"]]
+        assert len(got) == 1 and got[0]["mentions"] == [f"{alice}@s.whatsapp.net"], member
+    r = await http.post(f"/chats/{group}/messages", json={"media": {"kind": "image", "base64": "aGk="},
+                                                           "mentions": [alice]})
+    assert r.status_code == 422

@@ -184,3 +184,28 @@ def test_neonize_poll_vote_maps_hashes_and_the_poll_key() -> None:
     assert (vote.poll_id, vote.voter_jid, vote.timestamp) == ("3EB0POLL", "5511988887777@s.whatsapp.net",
                                                              1_717_000_000)
     assert vote.option_hashes == (hashlib.sha256(b"Tarde").hexdigest(),)
+
+
+@neonize
+def test_neonize_mentions_map_in_and_out() -> None:
+    N, E, nm = _proto()
+    ctx = nm.with_mentions(None, ["5511988887777@s.whatsapp.net"])
+    body = E.Message(extendedTextMessage=E.ExtendedTextMessage(text="Hola @5511988887777", contextInfo=ctx))
+    event = nm.map_message(_event(N, E, body), 2)
+    assert event.mentions == ("5511988887777@s.whatsapp.net",) and event.text == "Hola @5511988887777"
+
+
+def test_mentions_are_normalised_and_only_on_items_that_have_them() -> None:
+    s = _connected()
+    cmd = _cmd(c.SendMessage, str(s.id), to=GROUP_JID, content="Hola @51988887777",
+               mentions=["51988887777", "51988887777@s.whatsapp.net"])
+    _, events = decide(s, cmd, NOW)
+    intent = events[0].payload
+    assert isinstance(intent, p.SendRequested) and intent.mentions == ["51988887777@s.whatsapp.net"]
+    s.record_sent(NOW, intent, 1)
+    (upsert,) = s.collect_events()
+    wire = upsert.payload.messages[0].model_dump(mode="json", by_alias=True)  # type: ignore[attr-defined]
+    assert wire["mentions"] == ["51988887777@s.whatsapp.net"] and wire["remoteJid"] == GROUP_JID
+
+
+GROUP_JID = "120363025246125486@g.us"

@@ -243,6 +243,7 @@ def _process(sim: Simulator, session_id: str, link: Link, frame: dict[str, Any])
                 forwarded=frame.get("forwarded", False),
                 media=frame.get("media"),
                 rich=frame.get("rich"),
+                mentions=frame.get("mentions"),
             )
             result = {"id": msg.id, "timestamp": msg.timestamp, "duplicate": duplicate}
         elif op == "edit":

@@ -204,6 +204,7 @@ class Message:
         "forwarded",
         "id",
         "media",
+        "mentions",
         "ordinal",
         "original_text",
         "reactions",
@@ -233,6 +234,7 @@ class Message:
     ) -> None:
         self.ordinal = ordinal
         self.rich = rich  # a location, contact card or poll, in the runner's wire shape
+        self.mentions: list[str] | None = None  # JIDs @-mentioned (groups)
         self.id = msg_id
         self.sender = sender
         self.to = to
@@ -271,6 +273,7 @@ class Message:
             "reactions": {phone: emoji for phone, (emoji, _ts) in self.reactions.items()},
             "media": self.media.as_dict() if self.media is not None else None,
             "rich": self.rich,
+            "mentions": self.mentions,
         }
 
 
@@ -550,10 +553,11 @@ class Simulator:
 
     def _message_body(self, msg: Message, viewer: str) -> dict[str, Any]:
         from_me = msg.sender == viewer
+        group = msg.to.endswith("@g.us")
         return {
             "type": "message",
             "id": msg.id,
-            "chat": phone_to_jid(msg.to if from_me else msg.sender),
+            "chat": msg.to if group else phone_to_jid(msg.to if from_me else msg.sender),
             "sender": phone_to_jid(msg.sender),
             "fromMe": from_me,
             "timestamp": msg.timestamp,
@@ -563,6 +567,7 @@ class Simulator:
             "pushName": self.push_name(msg.sender),
             "media": msg.media.as_dict() if msg.media is not None else None,
             "rich": msg.rich,
+            "mentions": msg.mentions,
         }
 
     def _emit_both(self, actor: str, other: str, body: dict[str, Any], origin: str | None) -> None:
@@ -964,14 +969,23 @@ class Simulator:
         forwarded: object = False,
         media: object = None,
         rich: object = None,
+        mentions: object = None,
     ) -> tuple[Message, bool]:
         """A device sends a text or, with ``media``, an upload captioned by ``text``, or ``rich`` content.
+        To a group JID (``…@g.us``) it goes to every other member; ``mentions`` lists @-mentioned JIDs.
 
         Idempotent on (sender account, ``msg_id``). Returns (message, duplicate).
         """
         device = self._linked_device(session_id)
         msg_id = _check_id(msg_id)
-        to = jid_to_phone(to_jid)
+        group = self.groups.groups.get(to_jid) if isinstance(to_jid, str) and to_jid.endswith("@g.us") else None
+        if group is not None and device.phone not in group.members:
+            raise SimError(f"not a member of group {to_jid!r}")
+        if isinstance(to_jid, str) and to_jid.endswith("@g.us") and group is None:
+            raise NotFound(f"unsupported JID {to_jid!r}: no such group")
+        to = group.jid if group is not None else jid_to_phone(to_jid)
+        if mentions is not None and (not isinstance(mentions, list) or not all(isinstance(m, str) for m in mentions)):
+            raise SimError("mentions must be a list of JIDs")
         checked = self._check_media(media) if media is not None else None
         extra = self._check_rich(rich) if rich is not None else None
         body = None if extra is not None else self._check_text(text, checked)
@@ -988,8 +1002,21 @@ class Simulator:
             self.stats.duplicates += 1
             return existing, True
         msg = self._new_message(msg_id, sender, to, body, reply_to, forwarded=forwarded, media=checked, rich=extra)
-        self._deliver(msg, origin=session_id)
+        msg.mentions = list(mentions) if isinstance(mentions, list) and mentions else None
+        if group is not None:
+            self._deliver_group(msg, sorted(group.members), origin=session_id)
+        else:
+            self._deliver(msg, origin=session_id)
         return msg, False
+
+    def _deliver_group(self, msg: Message, members: list[str], origin: str | None) -> None:
+        """A group message: the sender's other devices, and every other member's devices (chat = the group)."""
+        self._accept(msg)  # the group's own mailbox keeps it (idempotency on the sender's side)
+        self._emit_to_account(msg.sender, self._message_body(msg, msg.sender), skip=origin)
+        for member in members:
+            if member != msg.sender:
+                self._mailbox(member).inbox.setdefault((msg.sender, msg.id), msg)
+                self._emit_to_account(member, self._message_body(msg, member))
 
     def inject(
         self,

@@ -56,6 +56,8 @@ class SendMessage(Command):
     forwarded: bool = False
     media: MediaRef | None = None
     rich: RichContent | None = None
+    # JIDs (or phones) @-mentioned in the text, for group chats; normalised by the decision.
+    mentions: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(default=None, max_length=1024)
     # Set by the campaign runner: such a send waits for a reconnecting number with no deadline.
     campaign_id: str | None = None
 

@@ -26,6 +26,15 @@ def message_id_for(command_id: str) -> str:
 Decider = Callable[[Session, Any, datetime], None]
 
 
+def _mentions(raw: list[str] | None) -> list[str] | None:
+    if not raw:
+        return None
+    try:
+        return list(dict.fromkeys(normalize_jid(m) for m in raw))
+    except InvalidJid as exc:
+        raise CommandRejected(f"invalid mention: {exc}", code="invalid_jid") from exc
+
+
 def _send(session: Session, command: c.SendMessage, now: datetime) -> None:
     message_id = message_id_for(command.command_id)
     if session.is_duplicate_send(message_id):
@@ -42,6 +51,7 @@ def _send(session: Session, command: c.SendMessage, now: datetime) -> None:
         forwarded=command.forwarded,
         media=command.media,
         rich=command.rich,
+        mentions=_mentions(command.mentions),
         campaign_id=command.campaign_id,
     )
 

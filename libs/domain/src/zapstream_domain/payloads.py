@@ -175,13 +175,16 @@ class MessageSummary(Wire):
     status: MessageStatus | None = None
     # A location, contact card or poll (``type`` names it); absent for text and media.
     rich: RichContent | None = None
+    # JIDs @-mentioned in the text (groups); absent when none.
+    mentions: list[str] | None = None
 
     @model_serializer(mode="wrap")
     def _omit_unset_rich(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # Text and media items keep exactly seed 001's keys.
         data: dict[str, Any] = handler(self)
-        if data.get("rich") is None:
-            data.pop("rich", None)
+        for key in ("rich", "mentions"):
+            if not data.get(key):
+                data.pop(key, None)
         return data
 
 
@@ -228,6 +231,7 @@ class SendRequested(EventPayload):
     forwarded: bool = False
     media: MediaRef | None = None  # ``text`` is then the caption ("" for none)
     rich: RichContent | None = None  # a location, contact card or poll (``text`` is "")
+    mentions: list[str] | None = None  # JIDs @-mentioned in the text
     # Sends of a campaign wait for a reconnecting number with no deadline (others give up after one).
     campaign_id: str | None = None
 

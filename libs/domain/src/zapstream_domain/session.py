@@ -448,6 +448,7 @@ class Session(Aggregate):
         media: p.MediaRef | None = None,
         campaign_id: str | None = None,
         rich: p.Location | p.ContactCard | p.Poll | None = None,
+        mentions: list[str] | None = None,
     ) -> None:
         """Record the intent to send; WhatsApp is called only after this is durable.
 
@@ -476,6 +477,7 @@ class Session(Aggregate):
             media=media,
             campaign_id=campaign_id,
             rich=rich,
+            mentions=mentions,
         )
 
     def _check_media(self, media: p.MediaRef, caption: str) -> None:
@@ -554,6 +556,7 @@ class Session(Aggregate):
             forwarded=intent.forwarded or None,
             status="server_ack",
             rich=intent.rich,
+            mentions=intent.mentions,
         )
         self._emit(
             Session.MessagesUpserted,

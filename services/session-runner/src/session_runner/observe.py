@@ -122,4 +122,5 @@ def summary(m: d.IncomingMessage) -> p.MessageSummary:
         forwarded=m.forwarded or None,
         push_name=m.push_name,
         rich=m.rich,
+        mentions=list(m.mentions) or None,
     )

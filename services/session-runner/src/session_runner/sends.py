@@ -192,9 +192,11 @@ class SendPipeline:
             return Sent(await self._with_retries(lambda: self.driver.send_rich(
                 sid, intent.to, rich, message_id=intent.message_id, reply_to_id=intent.reply_to_message_id)))
         if intent.media is None:
+            # Only when there are some: drivers (and test doubles) written before mentions keep working.
+            extra = {"mentions": tuple(intent.mentions)} if intent.mentions else {}
             return Sent(await self._with_retries(lambda: self.driver.send_text(
                 sid, intent.to, intent.text, message_id=intent.message_id,
-                reply_to_id=intent.reply_to_message_id, forwarded=intent.forwarded)))
+                reply_to_id=intent.reply_to_message_id, forwarded=intent.forwarded, **extra)))
         if self.media is None:
             raise MediaFailed("media_unsupported", "this runner has no media storage configured")
         async with self.media.outgoing(intent.tenant_id, sid, intent) as prepared:

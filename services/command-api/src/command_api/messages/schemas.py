@@ -49,6 +49,7 @@ class ChatSendBody(Body):
         {"contact": {"displayName": "Soporte", "vcard": "BEGIN:VCARD\nVERSION:3.0\nFN:Soporte\n"
                      "TEL;type=CELL;waid=51988887777:+51 988 887 777\nEND:VCARD"}},
         {"poll": {"name": "¿Qué horario prefieres?", "options": ["Mañana", "Tarde"], "selectableCount": 1}},
+        {"content": "Hola @51988887777, ¿confirmas el pedido?", "mentions": ["51988887777"]},
     ]})
 
     content: str | None = Field(default=None, min_length=1, max_length=65536)
@@ -61,6 +62,8 @@ class ChatSendBody(Body):
     location: Location | None = None
     contact: ContactCard | None = None
     poll: Poll | None = None
+    # @-mentions in a group text: the JIDs (or phones) whose ``@<digits>`` the text contains.
+    mentions: list[Jid] | None = Field(default=None, max_length=1024)
 
     @property
     def rich(self) -> Location | ContactCard | Poll | None:
@@ -82,6 +85,8 @@ class ChatSendBody(Body):
             raise ValueError("caption and ptt need media")
         if isinstance(self.media, list) and not self.media:
             raise ValueError("media must not be an empty list")
+        if self.mentions and (self.content is None or self.media is not None):
+            raise ValueError("mentions go with a text (content)")
         return self
 
 

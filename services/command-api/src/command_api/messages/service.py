@@ -72,7 +72,8 @@ class MessagesService:
                 raise Problem(422, "only text messages can be forwarded")
             content, forwarded = original, True
         return await self.commands.accept(who, idem, traceparent, c.SendMessage, sid, to=to, content=content,
-                                          reply_to_message_id=body.reply_to_message_id, forwarded=forwarded)
+                                          reply_to_message_id=body.reply_to_message_id, forwarded=forwarded,
+                                          mentions=body.mentions or None)
 
     async def _resolve(self, who: Principal, sid: str, spec: MediaSpec, ptt: bool) -> p.MediaRef:
         if spec.base64 is not None:

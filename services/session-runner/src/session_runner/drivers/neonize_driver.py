@@ -436,10 +436,12 @@ class NeonizeDriver:
         message_id: str,
         reply_to_id: str | None = None,
         forwarded: bool = False,
+        mentions: tuple[str, ...] = (),
     ) -> SendResult:
         """Send a text; ``message_id`` is not honoured (WhatsApp assigns the id, see the module doc)."""
         result: SendResult = await self._call(
-            session_id, "send_text", to_jid=to_jid, text=text, reply_to_id=reply_to_id, forwarded=forwarded
+            session_id, "send_text", to_jid=to_jid, text=text, reply_to_id=reply_to_id, forwarded=forwarded,
+            mentions=mentions,
         )
         return result
 

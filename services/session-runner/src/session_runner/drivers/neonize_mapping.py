@@ -423,6 +423,16 @@ def map_poll_vote(ev: Any, decrypted: Any, seq: int) -> PollVote:
                     option_hashes=tuple(bytes(h).hex() for h in decrypted.selectedOptions))
 
 
+def with_mentions(ctx: Any | None, mentions: Iterable[str]) -> Any:
+    """``ctx`` (or a new ``ContextInfo``) with ``mentionedJID`` set: WhatsApp highlights ``@<digits>``
+    in the text for each of them."""
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContextInfo
+
+    ctx = ContextInfo() if ctx is None else ctx
+    ctx.mentionedJID.extend(mentions)
+    return ctx
+
+
 def map_call_offer(ev: Any, seq: int) -> IncomingCall:
     """A ``CallOffer`` event → IncomingCall (the caller without its device suffix)."""
     meta = ev.basicCallMeta
@@ -495,6 +505,7 @@ def map_message(ev: Any, seq: int) -> DriverEvent | None:
         push_name=info.Pushname or None,
         media=message_media(body),
         rich=message_rich(body),
+        mentions=tuple(ctx.mentionedJID) if ctx is not None else (),
     )
 
 

@@ -482,7 +482,8 @@ class SessionHost:
         return str(code)
 
     async def send_text(
-        self, session_id: str, to_jid: str, text: str, reply_to_id: str | None, forwarded: bool
+        self, session_id: str, to_jid: str, text: str, reply_to_id: str | None, forwarded: bool,
+        mentions: tuple[str, ...] = (),
     ) -> SendResult:
         from neonize.proto.Neonize_pb2 import JID
         from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ExtendedTextMessage, Message
@@ -490,6 +491,8 @@ class SessionHost:
         session = self._online(session_id)
         to = JID(**nm.parse_jid(to_jid))
         ctx = self._context(session, to, reply_to_id, forwarded)
+        if mentions:
+            ctx = nm.with_mentions(ctx, mentions)
         if ctx is None:
             message = Message(conversation=text)
         else:

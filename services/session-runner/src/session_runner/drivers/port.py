@@ -127,6 +127,7 @@ class IncomingMessage:
     push_name: str | None = None
     media: IncomingMedia | None = None
     rich: Rich | None = None  # a location, contact card or poll (``text`` is then None)
+    mentions: tuple[str, ...] = ()  # JIDs @-mentioned in the text
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,8 +308,10 @@ class WhatsAppDriver(Protocol):
         message_id: str,
         reply_to_id: str | None = None,
         forwarded: bool = False,
+        mentions: tuple[str, ...] = (),
     ) -> SendResult:
-        """Send a text; idempotent on ``message_id`` where supported.
+        """Send a text; idempotent on ``message_id`` where supported. ``mentions`` are the JIDs the text
+        @-mentions (``@<digits>`` in the text), for group chats.
 
         ``reply_to_id`` quotes a message of the same chat; ``forwarded`` marks the
         text as forwarded (neonize: ``contextInfo.isForwarded``).

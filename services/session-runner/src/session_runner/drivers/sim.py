@@ -134,6 +134,7 @@ def _message(frame: dict[str, Any], seq: int) -> IncomingMessage:
         push_name=frame.get("pushName"),
         media=_media(frame.get("media")),
         rich=_rich(frame.get("rich")),
+        mentions=tuple(frame.get("mentions") or ()),
     )
 
 
@@ -373,6 +374,7 @@ class SimDriver:
         message_id: str,
         reply_to_id: str | None = None,
         forwarded: bool = False,
+        mentions: tuple[str, ...] = (),
     ) -> SendResult:
         """Send a text; re-sending an accepted ``message_id`` answers ``duplicate=True`` and delivers nothing."""
         payload = {
@@ -382,6 +384,7 @@ class SimDriver:
             "text": text,
             "replyTo": reply_to_id,
             "forwarded": forwarded,
+            "mentions": list(mentions) or None,
         }
         frame = await self._request(self._live(session_id), payload)
         return SendResult(
