@@ -1,8 +1,10 @@
-"""Event → rows. Each handler runs inside the batch's transaction, next to the offset write.
+"""The projector's rules, one event and one SQL statement per row at a time: the reference.
 
-Handlers are idempotent on their own too (upserts, forward-only statuses), so
-projecting a session's events in any interleaving with other sessions gives
-the same rows.
+This was the projector before it wrote batches with set-based statements
+(``projector.handlers.project``). It stays here, unoptimised and easy to read,
+as the oracle: the determinism test and the fault suite check that the batched
+projector produces exactly the rows these handlers produce. Handlers use
+unqualified table names (``search_path`` picks the schema).
 """
 
 from __future__ import annotations

@@ -1,0 +1,533 @@
+"""Events → rows, a whole batch at a time, with set-based statements.
+
+``project(conn, schema, envelopes)`` gives exactly the rows that applying the
+events one by one, one statement per row, would give (``tests/support/
+reference_projection.py`` is that per-row version, and the determinism test
+compares the two). It works in three steps per batch:
+
+1. **Load.** Collect every key the batch touches and read the existing rows in
+   one statement per table (``JOIN unnest(...)``).
+2. **Fold.** Apply the events in order to those rows in memory, with the same
+   rules the per-row SQL had: forward-only statuses (a ``read`` is never
+   overwritten by ``delivered``), edits only move forward in time, reactions
+   keep the newest, chats keep the newest last message, contacts keep the last
+   non-null name. Several events for one row (upsert, then receipt, then edit
+   of one message) are folded into one final row.
+3. **Write.** New rows go in with ``COPY``; changed rows with one
+   ``UPDATE … FROM unnest(...)`` per table; contacts and command outcomes,
+   which need no reads, with ``INSERT … SELECT FROM unnest(...) ON CONFLICT``.
+   Unread counts are recounted from the rows once per batch, for the chats the
+   batch touched.
+
+Reading and then writing is safe because one projector owns a partition, and
+``apply_batch`` holds its offset row ``FOR UPDATE`` for the whole transaction.
+A chat-scope delete ("clear chat") touches every older message of the chat,
+rows the batch never named: it splits the batch, pending rows are written
+first, and it runs as set-based statements of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+
+from zapstream_domain.payloads import STATUS_RANK
+from zapstream_platform.envelope import Envelope
+
+SCHEMA_NAME = re.compile(r"^rm_v[0-9]{1,6}$")
+
+
+def checked_schema(name: str) -> str:
+    """Schema names end up in SQL text, so only the ``rm_vN`` shape is accepted."""
+    if not SCHEMA_NAME.match(name):
+        raise ValueError(f"not a read-model schema: {name!r}")
+    return name
+
+
+Row = dict[str, Any]
+Key = tuple[str, ...]
+
+# (column, PostgreSQL type) in table order; the first ``key`` columns are the primary key.
+MESSAGES = [("session_id", "uuid"), ("id", "text"), ("tenant_id", "text"), ("chat_jid", "text"),
+            ("from_me", "boolean"), ("ts", "bigint"), ("type", "text"), ("text", "text"), ("participant", "text"),
+            ("reply_to", "text"), ("status", "text"), ("status_rank", "smallint"), ("status_at", "bigint"),
+            ("request_id", "text"), ("forwarded", "boolean"), ("push_name", "text"), ("is_edited", "boolean"),
+            ("edited_at", "bigint"), ("is_deleted", "boolean"), ("deleted_at", "bigint"), ("unread", "boolean"),
+            ("seq", "bigint"), ("media", "jsonb")]
+MESSAGES_MUTABLE = ["text", "status", "status_rank", "status_at", "is_edited", "edited_at", "is_deleted",
+                    "deleted_at", "unread", "media"]
+CHATS = [("session_id", "uuid"), ("jid", "text"), ("tenant_id", "text"), ("last_message_id", "text"),
+         ("last_message_text", "text"), ("last_message_at", "bigint"), ("unread_count", "integer"),
+         ("cleared_at", "bigint")]
+CHATS_MUTABLE = ["last_message_id", "last_message_text", "last_message_at"]
+SESSIONS = [("id", "uuid"), ("tenant_id", "text"), ("name", "text"), ("status", "text"), ("phone", "text"),
+            ("qr", "text"), ("qr_expires_at", "text"), ("connected_at", "text"), ("disconnected_at", "text"),
+            ("disconnected_reason", "text"), ("created_at", "text"), ("updated_at", "text"), ("version", "bigint")]
+SESSIONS_MUTABLE = ["status", "phone", "qr", "qr_expires_at", "connected_at", "disconnected_at",
+                    "disconnected_reason", "updated_at", "version"]
+REACTIONS = [("session_id", "uuid"), ("message_id", "text"), ("actor_jid", "text"), ("tenant_id", "text"),
+             ("emoji", "text"), ("reacted_at", "bigint")]
+CONTACTS = [("session_id", "uuid"), ("jid", "text"), ("tenant_id", "text"), ("name", "text"), ("notify", "text"),
+            ("img_url", "text")]
+COMMANDS = [("command_id", "text"), ("tenant_id", "text"), ("session_id", "uuid"), ("command_type", "text"),
+            ("status", "text"), ("code", "text"), ("reason", "text"), ("result", "jsonb"), ("finished_at", "text")]
+
+
+class Rows:
+    """One table's rows for one batch: what was loaded, what the fold made of it."""
+
+    def __init__(self, table: str, columns: list[tuple[str, str]], key: int) -> None:
+        self.table = table
+        self.columns = columns
+        self.names = [c for c, _ in columns]
+        self.key = key
+        self.rows: dict[Key, Row | None] = {}
+        self.existing: set[Key] = set()
+        self.dirty: dict[Key, None] = {}  # insertion-ordered set: rows are written in the order first touched
+
+    def loaded(self, row: Row) -> None:
+        k = tuple(row[c] for c in self.names[:self.key])
+        self.rows[k] = row
+        self.existing.add(k)
+
+    def get(self, k: Key) -> Row | None:
+        return self.rows.get(k)
+
+    def put(self, k: Key, row: Row | None) -> None:
+        self.rows[k] = row
+        self.dirty[k] = None
+
+    def touch(self, k: Key) -> None:
+        self.dirty[k] = None
+
+    def changes(self) -> tuple[list[Row], list[Row], list[Key]]:
+        """(new rows, changed existing rows, deleted existing keys)."""
+        new: list[Row] = []
+        changed: list[Row] = []
+        gone: list[Key] = []
+        for k in self.dirty:
+            row = self.rows[k]
+            if k in self.existing:
+                if row is None:
+                    gone.append(k)
+                else:
+                    changed.append(row)
+            elif row is not None:
+                new.append(row)
+        return new, changed, gone
+
+
+def _columns(rows: Sequence[Row], names: Iterable[str]) -> list[list[Any]]:
+    return [[r[n] for r in rows] for n in names]
+
+
+def _unnest(columns: list[tuple[str, str]], first: int = 1) -> str:
+    return ", ".join(f"${first + i}::{t}[]" for i, (_, t) in enumerate(columns))
+
+
+async def _load(conn: asyncpg.Connection, schema: str, rows: Rows, keys: Iterable[Key]) -> None:
+    wanted = [k for k in dict.fromkeys(keys) if k not in rows.rows]
+    if not wanted:
+        return
+    kcols = rows.columns[:rows.key]
+    select = ", ".join(f"t.{n}::text AS {n}" if t == "uuid" else f"t.{n}" for n, t in rows.columns)
+    on = " AND ".join(f"t.{n} = k.{n}" for n, _ in kcols)
+    records = await conn.fetch(
+        f"SELECT {select} FROM {schema}.{rows.table} t "
+        f"JOIN unnest({_unnest(kcols)}) AS k({', '.join(n for n, _ in kcols)}) ON {on}",
+        *[list(col) for col in zip(*wanted, strict=True)],
+    )
+    for k in wanted:
+        rows.rows[k] = None  # known absent unless the query returned it
+    for r in records:
+        rows.loaded(dict(r))
+
+
+async def _write(conn: asyncpg.Connection, schema: str, rows: Rows, mutable: list[str]) -> None:
+    new, changed, gone = rows.changes()
+    kcols = rows.columns[:rows.key]
+    knames = [n for n, _ in kcols]
+    if gone:
+        on = " AND ".join(f"t.{n} = k.{n}" for n in knames)
+        await conn.execute(
+            f"DELETE FROM {schema}.{rows.table} t USING unnest({_unnest(kcols)}) AS k({', '.join(knames)}) "
+            f"WHERE {on}",
+            *[list(col) for col in zip(*gone, strict=True)],
+        )
+    if changed:
+        cols = kcols + [(n, t) for n, t in rows.columns if n in mutable]
+        sets = ", ".join(f"{n} = u.{n}" for n in mutable)
+        on = " AND ".join(f"t.{n} = u.{n}" for n in knames)
+        await conn.execute(
+            f"UPDATE {schema}.{rows.table} t SET {sets} "
+            f"FROM unnest({_unnest(cols)}) AS u({', '.join(n for n, _ in cols)}) WHERE {on}",
+            *_columns(changed, (n for n, _ in cols)),
+        )
+    if new:
+        await conn.copy_records_to_table(
+            rows.table, schema_name=schema, columns=rows.names,
+            records=[tuple(r[n] for n in rows.names) for r in new],
+        )
+
+
+class Batch:
+    """The fold of one run of events (up to a chat clear, or the end of the batch)."""
+
+    def __init__(self) -> None:
+        self.messages = Rows("rm_messages", MESSAGES, 2)
+        self.chats = Rows("rm_chats", CHATS, 2)
+        self.sessions = Rows("rm_sessions", SESSIONS, 1)
+        self.reactions = Rows("rm_reactions", REACTIONS, 3)
+        self.contacts: dict[Key, Row] = {}
+        self.commands: dict[str, Row] = {}
+        self.by_last_message: dict[Key, set[str]] = {}  # (session, last_message_id) -> chat jids
+        self.recount: dict[Key, None] = {}
+
+    # ----- load -----------------------------------------------------------------------------------------------
+
+    async def load(self, conn: asyncpg.Connection, schema: str, envs: Sequence[Envelope]) -> None:
+        messages: list[Key] = []
+        chats: list[Key] = []
+        last_ids: list[Key] = []
+        sessions: list[Key] = []
+        reactions: list[Key] = []
+        for env in envs:
+            sid, pl, t = env.session_id, env.payload, env.type
+            if t in ("session.messages.upsert", "session.history.sync"):
+                for m in pl["messages"]:
+                    messages.append((sid, m["id"]))
+                    chats.append((sid, m["remoteJid"]))
+            elif t == "session.messages.update":
+                messages += [(sid, u["messageId"]) for u in pl["updates"]]
+            elif t == "session.messages.edit":
+                messages += [(sid, e["messageId"]) for e in pl["edits"]]
+                last_ids += [(sid, e["messageId"]) for e in pl["edits"]]
+            elif t == "session.messages.delete":
+                messages += [(sid, d["messageId"]) for d in pl["deletes"]]
+                last_ids += [(sid, d["messageId"]) for d in pl["deletes"]]
+            elif t == "session.messages.media":
+                messages += [(sid, m["messageId"]) for m in pl["media"]]
+            elif t == "session.messages.reaction":
+                reactions += [(sid, r["messageId"], r["actorJid"]) for r in pl["reactions"]]
+            elif t in SESSION_UPDATES or t == "session.created":
+                sessions.append((sid,))
+        await _load(conn, schema, self.messages, messages)
+        await _load(conn, schema, self.chats, chats)
+        if last_ids:
+            # Chats whose last message an edit or delete names (the per-row version updated them by that id).
+            wanted = list(dict.fromkeys(last_ids))
+            select = ", ".join(f"t.{n}::text AS {n}" if t == "uuid" else f"t.{n}" for n, t in CHATS)
+            for r in await conn.fetch(
+                f"SELECT {select} FROM {schema}.rm_chats t JOIN unnest($1::uuid[], $2::text[]) AS k(s, i) "
+                "ON t.session_id = k.s AND t.last_message_id = k.i",
+                [k[0] for k in wanted], [k[1] for k in wanted],
+            ):
+                k = (r["session_id"], r["jid"])
+                if k not in self.chats.existing:
+                    self.chats.loaded(dict(r))
+        await _load(conn, schema, self.sessions, sessions)
+        await _load(conn, schema, self.reactions, reactions)
+        for (sid, jid), row in self.chats.rows.items():
+            if row is not None and row["last_message_id"] is not None:
+                self.by_last_message.setdefault((sid, row["last_message_id"]), set()).add(jid)
+
+    # ----- fold -----------------------------------------------------------------------------------------------
+
+    def apply(self, env: Envelope) -> None:
+        fold = FOLDS.get(env.type)
+        if fold is not None:
+            fold(self, env)
+
+    def _set_last_message(self, sid: str, row: Row, message_id: str | None) -> None:
+        old = row["last_message_id"]
+        if old == message_id:
+            return
+        if old is not None:
+            self.by_last_message.get((sid, old), set()).discard(row["jid"])
+        if message_id is not None:
+            self.by_last_message.setdefault((sid, message_id), set()).add(row["jid"])
+        row["last_message_id"] = message_id
+
+    def upsert_messages(self, env: Envelope, live: bool) -> None:
+        sid, pl = env.session_id, env.payload
+        tenant = pl["tenantId"]
+        for index, m in enumerate(pl["messages"]):
+            status = m.get("status")
+            rank = STATUS_RANK.get(status or "", -1)
+            k = (sid, m["id"])
+            row = self.messages.get(k)
+            if row is None:
+                self.messages.put(k, {
+                    "session_id": sid, "id": m["id"], "tenant_id": tenant, "chat_jid": m["remoteJid"],
+                    "from_me": m["fromMe"], "ts": m["timestamp"], "type": m.get("type", "conversation"),
+                    "text": m.get("text"), "participant": m.get("participant"),
+                    "reply_to": m.get("replyToMessageId"), "status": status, "status_rank": rank, "status_at": None,
+                    "request_id": pl.get("requestId"), "forwarded": bool(m.get("forwarded")),
+                    "push_name": m.get("pushName"), "is_edited": False, "edited_at": None, "is_deleted": False,
+                    "deleted_at": None, "unread": live and not m["fromMe"], "seq": env.version * 10_000 + index,
+                    "media": None,
+                })
+            elif rank > row["status_rank"]:
+                row["status"], row["status_rank"] = status, rank
+                self.messages.touch(k)
+            ck = (sid, m["remoteJid"])
+            chat = self.chats.get(ck)
+            if chat is None:
+                chat = {"session_id": sid, "jid": m["remoteJid"], "tenant_id": tenant, "last_message_id": None,
+                        "last_message_text": m.get("text"), "last_message_at": m["timestamp"], "unread_count": 0,
+                        "cleared_at": None}
+                self.chats.put(ck, chat)
+                self._set_last_message(sid, chat, m["id"])
+            else:
+                if m["timestamp"] >= chat["last_message_at"]:
+                    self._set_last_message(sid, chat, m["id"])
+                    chat["last_message_text"] = m.get("text")
+                    chat["last_message_at"] = m["timestamp"]
+                self.chats.touch(ck)
+            self.recount[ck] = None
+
+    def update_messages(self, env: Envelope) -> None:
+        sid, pl = env.session_id, env.payload
+        for u in pl["updates"]:
+            k = (sid, u["messageId"])
+            row = self.messages.get(k)
+            if pl.get("source") == "read":
+                # This account read an incoming message: it stops counting as unread.
+                if row is not None:
+                    row["unread"] = False
+                    self.messages.touch(k)
+                    if row["chat_jid"]:
+                        self.recount[(sid, row["chat_jid"])] = None
+                continue
+            rank = STATUS_RANK.get(u["status"], -1)
+            if row is not None and row["status_rank"] < rank:
+                row["status"], row["status_at"], row["status_rank"] = u["status"], u["statusAt"], rank
+                self.messages.touch(k)
+
+    def _chats_with_last(self, sid: str, message_id: str) -> list[Row]:
+        jids = self.by_last_message.get((sid, message_id), ())
+        return [row for jid in sorted(jids) if (row := self.chats.get((sid, jid))) is not None]
+
+    def edit_messages(self, env: Envelope) -> None:
+        sid = env.session_id
+        for e in env.payload["edits"]:
+            k = (sid, e["messageId"])
+            row = self.messages.get(k)
+            if row is not None and (row["edited_at"] is None or row["edited_at"] <= e["editedAt"]):
+                row["text"], row["is_edited"], row["edited_at"] = e["text"], True, e["editedAt"]
+                self.messages.touch(k)
+            for chat in self._chats_with_last(sid, e["messageId"]):
+                chat["last_message_text"] = e["text"]
+                self.chats.touch((sid, chat["jid"]))
+
+    def delete_messages(self, env: Envelope) -> None:
+        sid = env.session_id
+        for d in env.payload["deletes"]:
+            k = (sid, d["messageId"])
+            row = self.messages.get(k)
+            if row is None:
+                continue
+            row.update(is_deleted=True, deleted_at=d["deletedAt"], unread=False, text=None)
+            self.messages.touch(k)
+            if row["chat_jid"]:
+                self.recount[(sid, row["chat_jid"])] = None
+                for chat in self._chats_with_last(sid, d["messageId"]):
+                    chat["last_message_text"] = None
+                    self.chats.touch((sid, chat["jid"]))
+
+    def react(self, env: Envelope) -> None:
+        sid, pl = env.session_id, env.payload
+        for r in pl["reactions"]:
+            k = (sid, r["messageId"], r["actorJid"])
+            row = self.reactions.get(k)
+            if r["removed"] or not r.get("emoji"):
+                if row is not None and row["reacted_at"] <= r["reactedAt"]:
+                    self.reactions.put(k, None)
+            elif row is None:
+                self.reactions.put(k, {"session_id": sid, "message_id": r["messageId"], "actor_jid": r["actorJid"],
+                                       "tenant_id": pl["tenantId"], "emoji": r["emoji"],
+                                       "reacted_at": r["reactedAt"]})
+            elif row["reacted_at"] <= r["reactedAt"]:
+                row["emoji"], row["reacted_at"] = r["emoji"], r["reactedAt"]
+                self.reactions.touch(k)
+
+    def attach_media(self, env: Envelope) -> None:
+        for m in env.payload["media"]:
+            k = (env.session_id, m["messageId"])
+            row = self.messages.get(k)
+            if row is not None:
+                row["media"] = orjson.dumps(m).decode()
+                self.messages.touch(k)
+
+    def upsert_contacts(self, env: Envelope) -> None:
+        # INSERT … ON CONFLICT keeps the first tenant and, per field, the last non-null value: fold the same way.
+        for ct in env.payload["contacts"]:
+            k = (env.session_id, ct["id"])
+            row = self.contacts.get(k)
+            if row is None:
+                self.contacts[k] = {"session_id": env.session_id, "jid": ct["id"],
+                                    "tenant_id": env.payload["tenantId"], "name": ct.get("name"),
+                                    "notify": ct.get("notify"), "img_url": ct.get("imgUrl")}
+                continue
+            for col, field in (("name", "name"), ("notify", "notify"), ("img_url", "imgUrl")):
+                if ct.get(field) is not None:
+                    row[col] = ct[field]
+
+    def command_outcome(self, env: Envelope, status: str) -> None:
+        pl = env.payload
+        self.commands.setdefault(pl["commandId"], {
+            "command_id": pl["commandId"], "tenant_id": pl["tenantId"], "session_id": env.session_id,
+            "command_type": pl["commandType"], "status": status, "code": pl.get("code"), "reason": pl.get("reason"),
+            "result": orjson.dumps(pl.get("result") or {}).decode(), "finished_at": env.occurred_on,
+        })
+
+    def session_created(self, env: Envelope) -> None:
+        pl = env.payload
+        k = (env.session_id,)
+        if self.sessions.get(k) is None:
+            self.sessions.put(k, {
+                "id": env.session_id, "tenant_id": pl["tenantId"], "name": pl.get("name"), "status": pl["status"],
+                "phone": None, "qr": None, "qr_expires_at": None, "connected_at": None, "disconnected_at": None,
+                "disconnected_reason": None, "created_at": pl["createdAt"], "updated_at": pl["createdAt"],
+                "version": env.version,
+            })
+
+    def session_update(self, env: Envelope) -> None:
+        k = (env.session_id,)
+        row = self.sessions.get(k)
+        if row is None or not row["version"] < env.version:
+            return
+        row.update(SESSION_UPDATES[env.type](env.payload))
+        row["updated_at"], row["version"] = env.occurred_on, env.version
+        self.sessions.touch(k)
+
+    # ----- write ----------------------------------------------------------------------------------------------
+
+    async def write(self, conn: asyncpg.Connection, schema: str) -> None:
+        await _write(conn, schema, self.sessions, SESSIONS_MUTABLE)
+        await _write(conn, schema, self.messages, MESSAGES_MUTABLE)
+        await _write(conn, schema, self.chats, CHATS_MUTABLE)
+        await _write(conn, schema, self.reactions, ["tenant_id", "emoji", "reacted_at"])
+        if self.contacts:
+            rows = list(self.contacts.values())
+            await conn.execute(
+                f"""INSERT INTO {schema}.rm_contacts (session_id, jid, tenant_id, name, notify, img_url)
+                    SELECT * FROM unnest({_unnest(CONTACTS)})
+                    ON CONFLICT (session_id, jid) DO UPDATE SET
+                      name = COALESCE(EXCLUDED.name, rm_contacts.name),
+                      notify = COALESCE(EXCLUDED.notify, rm_contacts.notify),
+                      img_url = COALESCE(EXCLUDED.img_url, rm_contacts.img_url)""",
+                *_columns(rows, (n for n, _ in CONTACTS)),
+            )
+        if self.commands:
+            rows = list(self.commands.values())
+            await conn.execute(
+                f"""INSERT INTO {schema}.rm_commands ({', '.join(n for n, _ in COMMANDS)})
+                    SELECT * FROM unnest({_unnest(COMMANDS)}) ON CONFLICT (command_id) DO NOTHING""",
+                *_columns(rows, (n for n, _ in COMMANDS)),
+            )
+
+
+SESSION_UPDATES: dict[str, Callable[[dict[str, Any]], Row]] = {
+    "session.qr.updated": lambda pl: {"status": "qr_pending", "qr": pl["qr"], "qr_expires_at": pl["expiresAt"]},
+    "session.status.connected": lambda pl: {"status": "connected", "phone": pl["phone"],
+                                            "connected_at": pl["connectedAt"], "qr": None, "qr_expires_at": None},
+    "session.status.disconnected": lambda pl: {"status": "disconnected", "disconnected_at": pl["disconnectedAt"],
+                                               "disconnected_reason": pl["reason"], "qr": None,
+                                               "qr_expires_at": None},
+    "session.status.logged_out": lambda pl: {"status": "logged_out", "disconnected_at": pl["loggedOutAt"],
+                                             "disconnected_reason": pl["reason"], "phone": None, "qr": None,
+                                             "qr_expires_at": None},
+    "session.deleted": lambda pl: {"status": "deleted"},
+    "session.started": lambda pl: {},
+}
+
+FOLDS: dict[str, Callable[[Batch, Envelope], None]] = {
+    "session.created": Batch.session_created,
+    **{t: Batch.session_update for t in SESSION_UPDATES},
+    "session.messages.upsert": lambda b, env: b.upsert_messages(env, live=env.payload.get("upsertType") == "notify"),
+    "session.history.sync": lambda b, env: b.upsert_messages(env, live=False),
+    "session.messages.update": Batch.update_messages,
+    "session.messages.edit": Batch.edit_messages,
+    "session.messages.delete": Batch.delete_messages,
+    "session.messages.reaction": Batch.react,
+    "session.messages.media": Batch.attach_media,
+    "session.contacts.upsert": Batch.upsert_contacts,
+    "session.command.succeeded": lambda b, env: b.command_outcome(env, "succeeded"),
+    "session.command.failed": lambda b, env: b.command_outcome(env, "failed"),
+}
+PROJECTED = frozenset(FOLDS)
+
+
+def _is_chat_clear(env: Envelope) -> bool:
+    return env.type == "session.messages.delete" and bool(env.payload.get("scope") == "chat")
+
+
+async def _clear_chat(conn: asyncpg.Connection, schema: str, env: Envelope) -> None:
+    """Everything up to ``deletedAt`` in the chat is gone: a range of rows the batch never named."""
+    pl = env.payload
+    cleared_at = pl.get("deletedAt") or 0
+    await conn.execute(
+        f"""UPDATE {schema}.rm_messages SET is_deleted = true, deleted_at = $3, unread = false, text = NULL
+            WHERE session_id = $1 AND chat_jid = $2 AND ts <= $3""",
+        env.session_id, pl["chatJid"], cleared_at,
+    )
+    await conn.execute(
+        f"""UPDATE {schema}.rm_chats SET cleared_at = GREATEST(coalesce(cleared_at, 0), $3),
+              last_message_text = CASE WHEN last_message_at <= $3 THEN NULL ELSE last_message_text END
+            WHERE session_id = $1 AND jid = $2""",
+        env.session_id, pl["chatJid"], cleared_at,
+    )
+
+
+async def _recount_unread(conn: asyncpg.Connection, schema: str, chats: Iterable[Key]) -> None:
+    """Unread counts are derived from the rows, so any replay order (and any batching) gives the same number."""
+    keys = list(chats)
+    if not keys:
+        return
+    await conn.execute(
+        f"""UPDATE {schema}.rm_chats c SET unread_count = (
+                SELECT count(*) FROM {schema}.rm_messages m
+                WHERE m.session_id = c.session_id AND m.chat_jid = c.jid AND m.unread)
+            FROM unnest($1::uuid[], $2::text[]) AS k(s, j)
+            WHERE c.session_id = k.s AND c.jid = k.j""",
+        [k[0] for k in keys], [k[1] for k in keys],
+    )
+
+
+async def project(conn: asyncpg.Connection, schema: str, envelopes: Sequence[Envelope]) -> None:
+    """Apply ``envelopes`` in order to the read models in ``schema``, inside the caller's transaction."""
+    schema = checked_schema(schema)
+    recount: dict[Key, None] = {}
+    start = 0
+    envs = [e for e in envelopes if e.type in PROJECTED]
+    while start < len(envs):
+        end = start
+        while end < len(envs) and not _is_chat_clear(envs[end]):
+            end += 1
+        if end > start:
+            batch = Batch()
+            segment = envs[start:end]
+            await batch.load(conn, schema, segment)
+            for env in segment:
+                batch.apply(env)
+            await batch.write(conn, schema)
+            recount.update(batch.recount)
+        if end < len(envs):
+            # A chat clear: everything before it is written, so set-based statements see the right rows.
+            clear = envs[end]
+            await _clear_chat(conn, schema, clear)
+            recount[(clear.session_id, clear.payload["chatJid"])] = None
+            # Its message-scope deletes (if any) fold like any other, in a run of their own.
+            rest = Batch()
+            await rest.load(conn, schema, [clear])
+            rest.delete_messages(clear)
+            await rest.write(conn, schema)
+            recount.update(rest.recount)
+            end += 1
+        start = end
+    await _recount_unread(conn, schema, recount)
