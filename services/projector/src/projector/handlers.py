@@ -17,7 +17,7 @@ compares the two). It works in three steps per batch:
    ``UPDATE … FROM unnest(...)`` per table; contacts and command outcomes,
    which need no reads, with ``INSERT … SELECT FROM unnest(...) ON CONFLICT``.
    Unread counts are recounted from the rows once per batch, for the chats the
-   batch touched.
+   batch touched, in the same statement that moves their last message.
 
 Reading and then writing is safe because one projector owns a partition, and
 ``apply_batch`` holds its offset row ``FOR UPDATE`` for the whole transaction.
@@ -28,6 +28,7 @@ first, and it runs as set-based statements of its own.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -63,7 +64,6 @@ MESSAGES_MUTABLE = ["text", "status", "status_rank", "status_at", "is_edited", "
 CHATS = [("session_id", "uuid"), ("jid", "text"), ("tenant_id", "text"), ("last_message_id", "text"),
          ("last_message_text", "text"), ("last_message_at", "bigint"), ("unread_count", "integer"),
          ("cleared_at", "bigint")]
-CHATS_MUTABLE = ["last_message_id", "last_message_text", "last_message_at"]
 SESSIONS = [("id", "uuid"), ("tenant_id", "text"), ("name", "text"), ("status", "text"), ("phone", "text"),
             ("qr", "text"), ("qr_expires_at", "text"), ("connected_at", "text"), ("disconnected_at", "text"),
             ("disconnected_reason", "text"), ("created_at", "text"), ("updated_at", "text"), ("version", "bigint")]
@@ -84,6 +84,7 @@ class Rows:
         self.table = table
         self.columns = columns
         self.names = [c for c, _ in columns]
+        self.as_tuple = operator.itemgetter(*self.names)
         self.key = key
         self.rows: dict[Key, Row | None] = {}
         self.existing: set[Key] = set()
@@ -121,8 +122,16 @@ class Rows:
         return new, changed, gone
 
 
-def _columns(rows: Sequence[Row], names: Iterable[str]) -> list[list[Any]]:
-    return [[r[n] for r in rows] for n in names]
+def _recordset(columns: list[tuple[str, str]]) -> str:
+    """``json_to_recordset`` over one JSON parameter: the rows' dicts go to PostgreSQL as one orjson string,
+    which costs far less than encoding one array per column value by value. jsonb columns travel as text
+    (the row holds them as JSON text) and are cast where they are written."""
+    cols = ", ".join(f"{n} {'text' if t == 'jsonb' else t}" for n, t in columns)
+    return f"json_to_recordset($1::json) AS u({cols})"
+
+
+def _value(name: str, pgtype: str) -> str:
+    return f"u.{name}::jsonb" if pgtype == "jsonb" else f"u.{name}"
 
 
 def _unnest(columns: list[tuple[str, str]], first: int = 1) -> str:
@@ -160,18 +169,13 @@ async def _write(conn: asyncpg.Connection, schema: str, rows: Rows, mutable: lis
         )
     if changed:
         cols = kcols + [(n, t) for n, t in rows.columns if n in mutable]
-        sets = ", ".join(f"{n} = u.{n}" for n in mutable)
+        sets = ", ".join(f"{n} = {_value(n, t)}" for n, t in cols[len(kcols):])
         on = " AND ".join(f"t.{n} = u.{n}" for n in knames)
-        await conn.execute(
-            f"UPDATE {schema}.{rows.table} t SET {sets} "
-            f"FROM unnest({_unnest(cols)}) AS u({', '.join(n for n, _ in cols)}) WHERE {on}",
-            *_columns(changed, (n for n, _ in cols)),
-        )
+        await conn.execute(f"UPDATE {schema}.{rows.table} t SET {sets} FROM {_recordset(cols)} WHERE {on}",
+                           orjson.dumps(changed).decode())
     if new:
-        await conn.copy_records_to_table(
-            rows.table, schema_name=schema, columns=rows.names,
-            records=[tuple(r[n] for n in rows.names) for r in new],
-        )
+        await conn.copy_records_to_table(rows.table, schema_name=schema, columns=rows.names,
+                                         records=list(map(rows.as_tuple, new)))
 
 
 class Batch:
@@ -282,11 +286,10 @@ class Batch:
                         "cleared_at": None}
                 self.chats.put(ck, chat)
                 self._set_last_message(sid, chat, m["id"])
-            else:
-                if m["timestamp"] >= chat["last_message_at"]:
-                    self._set_last_message(sid, chat, m["id"])
-                    chat["last_message_text"] = m.get("text")
-                    chat["last_message_at"] = m["timestamp"]
+            elif m["timestamp"] >= chat["last_message_at"]:
+                self._set_last_message(sid, chat, m["id"])
+                chat["last_message_text"] = m.get("text")
+                chat["last_message_at"] = m["timestamp"]
                 self.chats.touch(ck)
             self.recount[ck] = None
 
@@ -410,26 +413,68 @@ class Batch:
     async def write(self, conn: asyncpg.Connection, schema: str) -> None:
         await _write(conn, schema, self.sessions, SESSIONS_MUTABLE)
         await _write(conn, schema, self.messages, MESSAGES_MUTABLE)
-        await _write(conn, schema, self.chats, CHATS_MUTABLE)
+        await self._write_chats(conn, schema)
         await _write(conn, schema, self.reactions, ["tenant_id", "emoji", "reacted_at"])
         if self.contacts:
             rows = list(self.contacts.values())
             await conn.execute(
                 f"""INSERT INTO {schema}.rm_contacts (session_id, jid, tenant_id, name, notify, img_url)
-                    SELECT * FROM unnest({_unnest(CONTACTS)})
+                    SELECT {', '.join(_value(n, t) for n, t in CONTACTS)} FROM {_recordset(CONTACTS)}
                     ON CONFLICT (session_id, jid) DO UPDATE SET
                       name = COALESCE(EXCLUDED.name, rm_contacts.name),
                       notify = COALESCE(EXCLUDED.notify, rm_contacts.notify),
                       img_url = COALESCE(EXCLUDED.img_url, rm_contacts.img_url)""",
-                *_columns(rows, (n for n, _ in CONTACTS)),
+                orjson.dumps(rows).decode(),
             )
         if self.commands:
             rows = list(self.commands.values())
             await conn.execute(
                 f"""INSERT INTO {schema}.rm_commands ({', '.join(n for n, _ in COMMANDS)})
-                    SELECT * FROM unnest({_unnest(COMMANDS)}) ON CONFLICT (command_id) DO NOTHING""",
-                *_columns(rows, (n for n, _ in COMMANDS)),
+                    SELECT {', '.join(_value(n, t) for n, t in COMMANDS)} FROM {_recordset(COMMANDS)}
+                    ON CONFLICT (command_id) DO NOTHING""",
+                orjson.dumps(rows).decode(),
             )
+
+
+    async def _write_chats(self, conn: asyncpg.Connection, schema: str) -> None:
+        """New chats by COPY; then one statement for changed last messages and the unread recount.
+
+        The recount runs after the messages are written, so it counts this batch's rows, and rewrites a
+        chat only when its last message or its count actually changed.
+        """
+        new, changed, _ = self.chats.changes()
+        if new:
+            await conn.copy_records_to_table(
+                "rm_chats", schema_name=schema, columns=self.chats.names,
+                records=list(map(self.chats.as_tuple, new)),
+            )
+        updates: dict[Key, Row] = {
+            (r["session_id"], r["jid"]): {"session_id": r["session_id"], "jid": r["jid"], "set_last": True,
+                                          "last_message_id": r["last_message_id"],
+                                          "last_message_text": r["last_message_text"],
+                                          "last_message_at": r["last_message_at"], "recount": False}
+            for r in changed}
+        for k in self.recount:
+            updates.setdefault(k, {"session_id": k[0], "jid": k[1], "set_last": False})["recount"] = True
+        if not updates:
+            return
+        await conn.execute(
+            f"""WITH u AS (
+                  SELECT u.*, CASE WHEN u.recount THEN (
+                           SELECT count(*) FROM {schema}.rm_messages m
+                           WHERE m.session_id = u.session_id AND m.chat_jid = u.jid AND m.unread) END AS n
+                  FROM json_to_recordset($1::json) AS u(session_id uuid, jid text, set_last boolean,
+                       last_message_id text, last_message_text text, last_message_at bigint, recount boolean))
+                UPDATE {schema}.rm_chats t SET
+                  last_message_id = CASE WHEN u.set_last THEN u.last_message_id ELSE t.last_message_id END,
+                  last_message_text = CASE WHEN u.set_last THEN u.last_message_text ELSE t.last_message_text END,
+                  last_message_at = CASE WHEN u.set_last THEN u.last_message_at ELSE t.last_message_at END,
+                  unread_count = coalesce(u.n, t.unread_count)
+                FROM u
+                WHERE t.session_id = u.session_id AND t.jid = u.jid
+                  AND (u.set_last OR (u.n IS NOT NULL AND u.n <> t.unread_count))""",
+            orjson.dumps(list(updates.values())).decode(),
+        )
 
 
 SESSION_UPDATES: dict[str, Callable[[dict[str, Any]], Row]] = {
@@ -484,25 +529,14 @@ async def _clear_chat(conn: asyncpg.Connection, schema: str, env: Envelope) -> N
     )
 
 
-async def _recount_unread(conn: asyncpg.Connection, schema: str, chats: Iterable[Key]) -> None:
-    """Unread counts are derived from the rows, so any replay order (and any batching) gives the same number."""
-    keys = list(chats)
-    if not keys:
-        return
-    await conn.execute(
-        f"""UPDATE {schema}.rm_chats c SET unread_count = (
-                SELECT count(*) FROM {schema}.rm_messages m
-                WHERE m.session_id = c.session_id AND m.chat_jid = c.jid AND m.unread)
-            FROM unnest($1::uuid[], $2::text[]) AS k(s, j)
-            WHERE c.session_id = k.s AND c.jid = k.j""",
-        [k[0] for k in keys], [k[1] for k in keys],
-    )
-
-
 async def project(conn: asyncpg.Connection, schema: str, envelopes: Sequence[Envelope]) -> None:
     """Apply ``envelopes`` in order to the read models in ``schema``, inside the caller's transaction."""
     schema = checked_schema(schema)
-    recount: dict[Key, None] = {}
+    # Every statement here joins one batch's keys (hundreds to thousands) to a table by an index. On a table
+    # that grew since its last ANALYZE (a rebuild's fresh schema always has), the planner prefers a hash join
+    # that scans the whole table, once per batch, so replay would slow down as the tables grow. Index probes
+    # cost per key, not per row in the table.
+    await conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
     start = 0
     envs = [e for e in envelopes if e.type in PROJECTED]
     while start < len(envs):
@@ -516,18 +550,15 @@ async def project(conn: asyncpg.Connection, schema: str, envelopes: Sequence[Env
             for env in segment:
                 batch.apply(env)
             await batch.write(conn, schema)
-            recount.update(batch.recount)
         if end < len(envs):
             # A chat clear: everything before it is written, so set-based statements see the right rows.
             clear = envs[end]
             await _clear_chat(conn, schema, clear)
-            recount[(clear.session_id, clear.payload["chatJid"])] = None
             # Its message-scope deletes (if any) fold like any other, in a run of their own.
             rest = Batch()
             await rest.load(conn, schema, [clear])
             rest.delete_messages(clear)
+            rest.recount[(clear.session_id, clear.payload["chatJid"])] = None
             await rest.write(conn, schema)
-            recount.update(rest.recount)
             end += 1
         start = end
-    await _recount_unread(conn, schema, recount)

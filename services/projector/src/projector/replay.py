@@ -40,6 +40,10 @@ class Progress:
     started: float = 0.0
     last: float = 0.0
 
+    def start(self) -> None:
+        """The clock starts when reading starts, so the rate shown is the replay's whole rate."""
+        self.started = time.monotonic()
+
     def advance(self, n: int, force: bool = False) -> None:
         now = time.monotonic()
         if not self.started:
@@ -85,6 +89,17 @@ async def _next_schema(pool: asyncpg.Pool) -> str:
     return f"rm_v{highest + 1}"
 
 
+def replay_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """The replay's reader (also the bench's raw-consume baseline, so both fetch alike)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+
+
 async def replay(
     settings: Settings,
     pool: asyncpg.Pool,
@@ -103,13 +118,7 @@ async def replay(
 
     topic = Topics.from_settings(settings.kafka).session_events
     tps = [TopicPartition(topic, p) for p in await partitions_of(settings.kafka.bootstrap_servers, topic)]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
+    consumer = replay_consumer(settings)
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -118,6 +127,7 @@ async def replay(
         bar = Progress(total=sum(end.values()), label=f"replay {projection} -> {new}")
         if progress_out is not None:
             bar.out = progress_out
+        bar.start()
 
         async def pump_until(targets: dict[TopicPartition, int]) -> None:
             async def behind() -> bool:
