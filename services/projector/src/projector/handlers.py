@@ -80,12 +80,14 @@ COMMANDS = [("command_id", "text"), ("tenant_id", "text"), ("session_id", "uuid"
 class Rows:
     """One table's rows for one batch: what was loaded, what the fold made of it."""
 
-    def __init__(self, table: str, columns: list[tuple[str, str]], key: int) -> None:
+    def __init__(self, table: str, columns: list[tuple[str, str]], key: int, read: list[str]) -> None:
         self.table = table
         self.columns = columns
         self.names = [c for c, _ in columns]
         self.as_tuple = operator.itemgetter(*self.names)
         self.key = key
+        # What the fold reads or may change: existing rows are only ever updated, never rewritten whole.
+        self.read = [(n, t) for n, t in columns[:key]] + [(n, t) for n, t in columns[key:] if n in read]
         self.rows: dict[Key, Row | None] = {}
         self.existing: set[Key] = set()
         self.dirty: dict[Key, None] = {}  # insertion-ordered set: rows are written in the order first touched
@@ -138,22 +140,38 @@ def _unnest(columns: list[tuple[str, str]], first: int = 1) -> str:
     return ", ".join(f"${first + i}::{t}[]" for i, (_, t) in enumerate(columns))
 
 
+def _select(columns: list[tuple[str, str]]) -> str:
+    # Read back as JSON: uuids as strings, jsonb as its text (as the fold keeps it).
+    return ", ".join(f"t.{n}::text AS {n}" if t == "jsonb" else f"t.{n}" for n, t in columns)
+
+
+def _keys(columns: list[tuple[str, str]]) -> str:
+    """The batch's keys as one JSON array of arrays (``orjson.dumps`` of the key tuples)."""
+    cols = ", ".join(f"(e->>{i})::{t} AS {n}" for i, (n, t) in enumerate(columns))
+    return f"(SELECT {cols} FROM json_array_elements($1::json) AS e)"
+
+
+async def _fetch_json(conn: asyncpg.Connection, query: str, *args: Any) -> list[Row]:
+    """Rows as dicts in one JSON document: one ``orjson.loads`` instead of a Record and a dict per row."""
+    text = await conn.fetchval(f"SELECT coalesce(json_agg(r), '[]')::text FROM ({query}) AS r", *args)
+    rows: list[Row] = orjson.loads(text)
+    return rows
+
+
 async def _load(conn: asyncpg.Connection, schema: str, rows: Rows, keys: Iterable[Key]) -> None:
     wanted = [k for k in dict.fromkeys(keys) if k not in rows.rows]
     if not wanted:
         return
     kcols = rows.columns[:rows.key]
-    select = ", ".join(f"t.{n}::text AS {n}" if t == "uuid" else f"t.{n}" for n, t in rows.columns)
     on = " AND ".join(f"t.{n} = k.{n}" for n, _ in kcols)
-    records = await conn.fetch(
-        f"SELECT {select} FROM {schema}.{rows.table} t "
-        f"JOIN unnest({_unnest(kcols)}) AS k({', '.join(n for n, _ in kcols)}) ON {on}",
-        *[list(col) for col in zip(*wanted, strict=True)],
+    found = await _fetch_json(
+        conn, f"SELECT {_select(rows.read)} FROM {_keys(kcols)} AS k JOIN {schema}.{rows.table} t ON {on}",
+        orjson.dumps(wanted).decode(),
     )
     for k in wanted:
         rows.rows[k] = None  # known absent unless the query returned it
-    for r in records:
-        rows.loaded(dict(r))
+    for r in found:
+        rows.loaded(r)
 
 
 async def _write(conn: asyncpg.Connection, schema: str, rows: Rows, mutable: list[str]) -> None:
@@ -182,13 +200,13 @@ class Batch:
     """The fold of one run of events (up to a chat clear, or the end of the batch)."""
 
     def __init__(self) -> None:
-        self.messages = Rows("rm_messages", MESSAGES, 2)
-        self.chats = Rows("rm_chats", CHATS, 2)
-        self.sessions = Rows("rm_sessions", SESSIONS, 1)
-        self.reactions = Rows("rm_reactions", REACTIONS, 3)
+        self.messages = Rows("rm_messages", MESSAGES, 2, ["chat_jid", *MESSAGES_MUTABLE])
+        self.chats = Rows("rm_chats", CHATS, 2, ["last_message_id", "last_message_text", "last_message_at"])
+        self.sessions = Rows("rm_sessions", SESSIONS, 1, SESSIONS_MUTABLE)
+        self.reactions = Rows("rm_reactions", REACTIONS, 3, ["tenant_id", "emoji", "reacted_at"])
         self.contacts: dict[Key, Row] = {}
         self.commands: dict[str, Row] = {}
-        self.by_last_message: dict[Key, set[str]] = {}  # (session, last_message_id) -> chat jids
+        self.session_chats: dict[str, list[Row]] = {}  # every chat row of the batch, per session (edits, deletes)
         self.recount: dict[Key, None] = {}
 
     # ----- load -----------------------------------------------------------------------------------------------
@@ -223,21 +241,20 @@ class Batch:
         await _load(conn, schema, self.chats, chats)
         if last_ids:
             # Chats whose last message an edit or delete names (the per-row version updated them by that id).
-            wanted = list(dict.fromkeys(last_ids))
-            select = ", ".join(f"t.{n}::text AS {n}" if t == "uuid" else f"t.{n}" for n, t in CHATS)
-            for r in await conn.fetch(
-                f"SELECT {select} FROM {schema}.rm_chats t JOIN unnest($1::uuid[], $2::text[]) AS k(s, i) "
-                "ON t.session_id = k.s AND t.last_message_id = k.i",
-                [k[0] for k in wanted], [k[1] for k in wanted],
-            ):
-                k = (r["session_id"], r["jid"])
-                if k not in self.chats.existing:
-                    self.chats.loaded(dict(r))
+            found = await _fetch_json(
+                conn,
+                f"SELECT {_select(self.chats.read)} FROM {_keys([('session_id', 'uuid'), ('message_id', 'text')])} AS k "
+                f"JOIN {schema}.rm_chats t ON t.session_id = k.session_id AND t.last_message_id = k.message_id",
+                orjson.dumps(list(dict.fromkeys(last_ids))).decode(),
+            )
+            for r in found:
+                if (r["session_id"], r["jid"]) not in self.chats.existing:
+                    self.chats.loaded(r)
         await _load(conn, schema, self.sessions, sessions)
         await _load(conn, schema, self.reactions, reactions)
-        for (sid, jid), row in self.chats.rows.items():
-            if row is not None and row["last_message_id"] is not None:
-                self.by_last_message.setdefault((sid, row["last_message_id"]), set()).add(jid)
+        for (sid, _), row in self.chats.rows.items():
+            if row is not None:
+                self.session_chats.setdefault(sid, []).append(row)
 
     # ----- fold -----------------------------------------------------------------------------------------------
 
@@ -246,52 +263,46 @@ class Batch:
         if fold is not None:
             fold(self, env)
 
-    def _set_last_message(self, sid: str, row: Row, message_id: str | None) -> None:
-        old = row["last_message_id"]
-        if old == message_id:
-            return
-        if old is not None:
-            self.by_last_message.get((sid, old), set()).discard(row["jid"])
-        if message_id is not None:
-            self.by_last_message.setdefault((sid, message_id), set()).add(row["jid"])
-        row["last_message_id"] = message_id
-
     def upsert_messages(self, env: Envelope, live: bool) -> None:
+        # The hottest loop of a replay: locals instead of attribute lookups.
         sid, pl = env.session_id, env.payload
-        tenant = pl["tenantId"]
-        for index, m in enumerate(pl["messages"]):
-            status = m.get("status")
-            rank = STATUS_RANK.get(status or "", -1)
-            k = (sid, m["id"])
-            row = self.messages.get(k)
+        tenant, request_id = pl["tenantId"], pl.get("requestId")
+        messages, touched = self.messages.rows, self.messages.dirty
+        chats, touched_chats = self.chats.rows, self.chats.dirty
+        recount, rank_of = self.recount, STATUS_RANK.get
+        seq = env.version * 10_000
+        for m in pl["messages"]:
+            status, mid, jid, ts, text = m.get("status"), m["id"], m["remoteJid"], m["timestamp"], m.get("text")
+            rank = rank_of(status or "", -1)
+            k = (sid, mid)
+            row = messages.get(k)
             if row is None:
-                self.messages.put(k, {
-                    "session_id": sid, "id": m["id"], "tenant_id": tenant, "chat_jid": m["remoteJid"],
-                    "from_me": m["fromMe"], "ts": m["timestamp"], "type": m.get("type", "conversation"),
-                    "text": m.get("text"), "participant": m.get("participant"),
+                from_me = m["fromMe"]
+                messages[k] = {
+                    "session_id": sid, "id": mid, "tenant_id": tenant, "chat_jid": jid, "from_me": from_me, "ts": ts,
+                    "type": m.get("type", "conversation"), "text": text, "participant": m.get("participant"),
                     "reply_to": m.get("replyToMessageId"), "status": status, "status_rank": rank, "status_at": None,
-                    "request_id": pl.get("requestId"), "forwarded": bool(m.get("forwarded")),
-                    "push_name": m.get("pushName"), "is_edited": False, "edited_at": None, "is_deleted": False,
-                    "deleted_at": None, "unread": live and not m["fromMe"], "seq": env.version * 10_000 + index,
-                    "media": None,
-                })
+                    "request_id": request_id, "forwarded": bool(m.get("forwarded")), "push_name": m.get("pushName"),
+                    "is_edited": False, "edited_at": None, "is_deleted": False, "deleted_at": None,
+                    "unread": live and not from_me, "seq": seq, "media": None,
+                }
+                touched[k] = None
             elif rank > row["status_rank"]:
                 row["status"], row["status_rank"] = status, rank
-                self.messages.touch(k)
-            ck = (sid, m["remoteJid"])
-            chat = self.chats.get(ck)
+                touched[k] = None
+            seq += 1
+            ck = (sid, jid)
+            chat = chats.get(ck)
             if chat is None:
-                chat = {"session_id": sid, "jid": m["remoteJid"], "tenant_id": tenant, "last_message_id": None,
-                        "last_message_text": m.get("text"), "last_message_at": m["timestamp"], "unread_count": 0,
-                        "cleared_at": None}
-                self.chats.put(ck, chat)
-                self._set_last_message(sid, chat, m["id"])
-            elif m["timestamp"] >= chat["last_message_at"]:
-                self._set_last_message(sid, chat, m["id"])
-                chat["last_message_text"] = m.get("text")
-                chat["last_message_at"] = m["timestamp"]
-                self.chats.touch(ck)
-            self.recount[ck] = None
+                chat = chats[ck] = {"session_id": sid, "jid": jid, "tenant_id": tenant, "last_message_id": mid,
+                                    "last_message_text": text, "last_message_at": ts, "unread_count": 0,
+                                    "cleared_at": None}
+                touched_chats[ck] = None
+                self.session_chats.setdefault(sid, []).append(chat)
+            elif ts >= chat["last_message_at"]:
+                chat["last_message_id"], chat["last_message_text"], chat["last_message_at"] = mid, text, ts
+                touched_chats[ck] = None
+            recount[ck] = None
 
     def update_messages(self, env: Envelope) -> None:
         sid, pl = env.session_id, env.payload
@@ -312,8 +323,8 @@ class Batch:
                 self.messages.touch(k)
 
     def _chats_with_last(self, sid: str, message_id: str) -> list[Row]:
-        jids = self.by_last_message.get((sid, message_id), ())
-        return [row for jid in sorted(jids) if (row := self.chats.get((sid, jid))) is not None]
+        """The session's chats whose last message this is (all of them are in the batch: see ``load``)."""
+        return [row for row in self.session_chats.get(sid, ()) if row["last_message_id"] == message_id]
 
     def edit_messages(self, env: Envelope) -> None:
         sid = env.session_id

@@ -14,10 +14,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -100,6 +102,63 @@ def replay_consumer(settings: Settings) -> AIOKafkaConsumer:
     )
 
 
+async def _pump(
+    consumer: AIOKafkaConsumer,
+    builder: Projector,
+    tps: list[TopicPartition],
+    targets: dict[TopicPartition, int],
+    batch: int,
+    bar: Progress,
+    stats: dict[str, int],
+) -> None:
+    """Read until every partition reaches ``targets``, applying up to ``batch`` records per transaction.
+
+    Partitions are independent (a session lives in one), so each has its own transaction in flight on its
+    own connection while the loop fetches more: while PostgreSQL writes one partition's batch, this process
+    decodes and folds another's. Within a partition, batches are applied strictly in order, one at a time.
+    """
+    pending: dict[TopicPartition, list[Any]] = {tp: [] for tp in tps}
+    inflight: dict[TopicPartition, asyncio.Task[int]] = {}
+    limit = batch * (len(tps) + 2)  # records fetched ahead of the writes, at most
+
+    async def apply(tp: TopicPartition, records: list[Any]) -> int:
+        await builder.apply_batch(tp, records)
+        return len(records)
+
+    try:
+        while True:
+            unread = {tp for tp in tps if await consumer.position(tp) < targets[tp]}
+            buffered = sum(map(len, pending.values()))
+            if unread and buffered < limit:
+                fetched = await consumer.getmany(timeout_ms=100 if inflight else 500, max_records=batch)
+                for tp, records in fetched.items():
+                    pending[tp].extend(records)
+                buffered = sum(map(len, pending.values()))
+            for tp, records in pending.items():
+                # Full batches only, unless the partition is read to its target or the buffer is full.
+                if records and tp not in inflight and (len(records) >= batch or tp not in unread
+                                                       or buffered >= limit):
+                    pending[tp] = records[batch:]
+                    inflight[tp] = asyncio.create_task(apply(tp, records[:batch]))
+                    stats["transactions"] += 1
+            if not inflight:
+                if not unread and not buffered:
+                    return
+                continue
+            if not unread or buffered >= limit:
+                await asyncio.wait(inflight.values(), return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await asyncio.sleep(0)  # let the writers run between fetches
+            for tp, task in list(inflight.items()):
+                if task.done():
+                    del inflight[tp]
+                    bar.advance(task.result())
+    finally:
+        for task in inflight.values():
+            task.cancel()
+        await asyncio.gather(*inflight.values(), return_exceptions=True)
+
+
 async def replay(
     settings: Settings,
     pool: asyncpg.Pool,
@@ -128,18 +187,10 @@ async def replay(
         if progress_out is not None:
             bar.out = progress_out
         bar.start()
+        stats = {"transactions": 0}
 
         async def pump_until(targets: dict[TopicPartition, int]) -> None:
-            async def behind() -> bool:
-                positions = [await consumer.position(tp) for tp in tps]
-                return any(pos < targets[tp] for pos, tp in zip(positions, tps, strict=True))
-
-            while await behind():
-                batches = await consumer.getmany(timeout_ms=500, max_records=settings.batch_max)
-                for tp, records in batches.items():
-                    if records:
-                        await builder.apply_batch(tp, records)
-                        bar.advance(len(records))
+            await _pump(consumer, builder, tps, targets, settings.replay_batch, bar, stats)
 
         # Catch up while everything is live; the end moves, so chase it a few rounds.
         for _ in range(5):
@@ -177,7 +228,7 @@ async def replay(
     if not keep_old:
         await pool.execute(f"DROP SCHEMA {checked_schema(old)} CASCADE")
     return {"projection": projection, "from": old, "to": new, "events": bar.done, "events_per_s": round(rate),
-            "old_dropped": not keep_old}
+            "transactions": stats["transactions"], "old_dropped": not keep_old}
 
 
 async def compare(
