@@ -86,6 +86,9 @@ class Rows:
         self.names = [c for c, _ in columns]
         self.as_tuple = operator.itemgetter(*self.names)
         self.key = key
+        key_names = self.names[:key]
+        self.key_of: Callable[[Row], Key] = (
+            operator.itemgetter(*key_names) if key > 1 else lambda row: (row[key_names[0]],))
         # What the fold reads or may change: existing rows are only ever updated, never rewritten whole.
         self.read = [(n, t) for n, t in columns[:key]] + [(n, t) for n, t in columns[key:] if n in read]
         self.rows: dict[Key, Row | None] = {}
@@ -93,7 +96,7 @@ class Rows:
         self.dirty: dict[Key, None] = {}  # insertion-ordered set: rows are written in the order first touched
 
     def loaded(self, row: Row) -> None:
-        k = tuple(row[c] for c in self.names[:self.key])
+        k = self.key_of(row)
         self.rows[k] = row
         self.existing.add(k)
 
@@ -304,6 +307,12 @@ class Batch:
                 touched_chats[ck] = None
             recount[ck] = None
 
+    def upsert_live(self, env: Envelope) -> None:
+        self.upsert_messages(env, live=env.payload.get("upsertType") == "notify")
+
+    def upsert_history(self, env: Envelope) -> None:
+        self.upsert_messages(env, live=False)
+
     def update_messages(self, env: Envelope) -> None:
         sid, pl = env.session_id, env.payload
         for u in pl["updates"]:
@@ -459,23 +468,24 @@ class Batch:
                 "rm_chats", schema_name=schema, columns=self.chats.names,
                 records=list(map(self.chats.as_tuple, new)),
             )
-        updates: dict[Key, Row] = {
-            (r["session_id"], r["jid"]): {"session_id": r["session_id"], "jid": r["jid"], "set_last": True,
-                                          "last_message_id": r["last_message_id"],
-                                          "last_message_text": r["last_message_text"],
-                                          "last_message_at": r["last_message_at"], "recount": False}
-            for r in changed}
+        # Changed chats go as they are (extra keys are ignored); recount-only ones as their key. A row
+        # without last_message_at (NOT NULL in the table) keeps its last message.
+        updates: dict[Key, Row] = {(r["session_id"], r["jid"]): r for r in changed}
         for k in self.recount:
-            updates.setdefault(k, {"session_id": k[0], "jid": k[1], "set_last": False})["recount"] = True
+            row = updates.get(k)
+            if row is None:
+                updates[k] = {"session_id": k[0], "jid": k[1], "recount": True}
+            else:
+                row["recount"] = True
         if not updates:
             return
         await conn.execute(
             f"""WITH u AS (
-                  SELECT u.*, CASE WHEN u.recount THEN (
+                  SELECT u.*, u.last_message_at IS NOT NULL AS set_last, CASE WHEN u.recount THEN (
                            SELECT count(*) FROM {schema}.rm_messages m
                            WHERE m.session_id = u.session_id AND m.chat_jid = u.jid AND m.unread) END AS n
-                  FROM json_to_recordset($1::json) AS u(session_id uuid, jid text, set_last boolean,
-                       last_message_id text, last_message_text text, last_message_at bigint, recount boolean))
+                  FROM json_to_recordset($1::json) AS u(session_id uuid, jid text, last_message_id text,
+                       last_message_text text, last_message_at bigint, recount boolean))
                 UPDATE {schema}.rm_chats t SET
                   last_message_id = CASE WHEN u.set_last THEN u.last_message_id ELSE t.last_message_id END,
                   last_message_text = CASE WHEN u.set_last THEN u.last_message_text ELSE t.last_message_text END,
@@ -505,8 +515,8 @@ SESSION_UPDATES: dict[str, Callable[[dict[str, Any]], Row]] = {
 FOLDS: dict[str, Callable[[Batch, Envelope], None]] = {
     "session.created": Batch.session_created,
     **{t: Batch.session_update for t in SESSION_UPDATES},
-    "session.messages.upsert": lambda b, env: b.upsert_messages(env, live=env.payload.get("upsertType") == "notify"),
-    "session.history.sync": lambda b, env: b.upsert_messages(env, live=False),
+    "session.messages.upsert": Batch.upsert_live,
+    "session.history.sync": Batch.upsert_history,
     "session.messages.update": Batch.update_messages,
     "session.messages.edit": Batch.edit_messages,
     "session.messages.delete": Batch.delete_messages,
@@ -548,18 +558,17 @@ async def project(conn: asyncpg.Connection, schema: str, envelopes: Sequence[Env
     # that scans the whole table, once per batch, so replay would slow down as the tables grow. Index probes
     # cost per key, not per row in the table.
     await conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-    start = 0
     envs = [e for e in envelopes if e.type in PROJECTED]
-    while start < len(envs):
-        end = start
-        while end < len(envs) and not _is_chat_clear(envs[end]):
-            end += 1
+    clears = [i for i, e in enumerate(envs) if e.type == "session.messages.delete" and _is_chat_clear(e)]
+    start = 0
+    for end in [*clears, len(envs)]:
         if end > start:
             batch = Batch()
             segment = envs[start:end]
             await batch.load(conn, schema, segment)
+            apply = batch.apply
             for env in segment:
-                batch.apply(env)
+                apply(env)
             await batch.write(conn, schema)
         if end < len(envs):
             # A chat clear: everything before it is written, so set-based statements see the right rows.
@@ -571,5 +580,4 @@ async def project(conn: asyncpg.Connection, schema: str, envelopes: Sequence[Env
             rest.delete_messages(clear)
             rest.recount[(clear.session_id, clear.payload["chatJid"])] = None
             await rest.write(conn, schema)
-            end += 1
-        start = end
+        start = end + 1

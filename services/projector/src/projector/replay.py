@@ -1,10 +1,11 @@
 """Zero-downtime projection rebuild, and a check that compares two versions.
 
-1. Clone the active schema's tables (empty) into a new ``rm_vN+1``.
+1. Clone the active schema's tables (empty) into a new ``rm_vN+1``, without the
+   indexes only readers use.
 2. Project the event topic from offset 0 into it while the live projector keeps
    writing the active schema and the API keeps reading it (through the views in
-   ``public``).
-3. Catch up to the live end. Then lock the ``projections`` row FOR UPDATE: live
+   ``public``), several partitions at once.
+3. Catch up to the live end and build the readers' indexes. Then lock the ``projections`` row FOR UPDATE: live
    batches finish and new ones wait. Project until the new version has passed
    the live projector's offsets, then, in that same transaction, hand it the
    offsets, make it active and repoint the views. The live projector resumes in
@@ -80,6 +81,25 @@ async def clone_schema(conn: asyncpg.Connection, source: str, target: str) -> No
     await conn.execute(f"CREATE SCHEMA {checked_schema(target)}")
     for table in TABLES:
         await conn.execute(f"CREATE TABLE {target}.{table} (LIKE {checked_schema(source)}.{table} INCLUDING ALL)")
+
+
+async def defer_indexes(conn: asyncpg.Connection, schema: str) -> list[str]:
+    """Drop the indexes of ``schema`` that only serve readers, and return their definitions.
+
+    Those are the plain ones (not unique, not partial): the projector's statements use the primary keys and
+    the partial unread index only. Keeping the others up to date row by row during a rebuild costs more than
+    building them once at the end (``rm_chats_recent`` alone makes every last-message update a non-HOT one).
+    """
+    rows = await conn.fetch(
+        """SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition
+           FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = $1 AND NOT i.indisunique AND NOT i.indisprimary AND i.indpred IS NULL
+           ORDER BY 1""",
+        checked_schema(schema),
+    )
+    for r in rows:
+        await conn.execute(f"DROP INDEX {r['name']}")
+    return [r["definition"] for r in rows]
 
 
 async def point_views(conn: asyncpg.Connection, schema: str) -> None:
@@ -167,7 +187,9 @@ async def _pump(
                     return
                 continue
             if not unread or buffered >= limit:
+                waited = time.monotonic()
                 await asyncio.wait(inflight.values(), return_when=asyncio.FIRST_COMPLETED)
+                stats["waiting_ms"] += round((time.monotonic() - waited) * 1000)
             else:
                 await asyncio.sleep(0)  # let the writers run between fetches
             for tp, task in list(inflight.items()):
@@ -193,6 +215,7 @@ async def replay(
     new = await _next_schema(pool)
     async with pool.acquire() as conn, conn.transaction():
         await clone_schema(conn, old, new)
+        deferred = await defer_indexes(conn, new)
     rebuild_name = f"{projection}@{new}"
     builder = Projector(settings.model_copy(update={"projection": rebuild_name}), pool, schema=new)
 
@@ -208,7 +231,7 @@ async def replay(
         if progress_out is not None:
             bar.out = progress_out
         bar.start()
-        stats = {"transactions": 0}
+        stats = {"transactions": 0, "waiting_ms": 0}
 
         async def pump_until(targets: dict[TopicPartition, int]) -> None:
             with bulk_gc():
@@ -222,6 +245,13 @@ async def replay(
                 break
             bar.total = sum(new_end.values())
             end = new_end
+
+        # The readers' indexes, built once over the rebuilt tables, before anything reads them.
+        building = time.monotonic()
+        async with pool.acquire() as conn:
+            for definition in deferred:
+                await conn.execute(definition)
+        stats["index_build_ms"] = round((time.monotonic() - building) * 1000)
 
         async with pool.acquire() as lock_conn, lock_conn.transaction():
             await lock_conn.execute("SELECT 1 FROM projections WHERE name = $1 FOR UPDATE", projection)
@@ -250,7 +280,9 @@ async def replay(
     if not keep_old:
         await pool.execute(f"DROP SCHEMA {checked_schema(old)} CASCADE")
     return {"projection": projection, "from": old, "to": new, "events": bar.done, "events_per_s": round(rate),
-            "transactions": stats["transactions"], "old_dropped": not keep_old}
+            "transactions": stats["transactions"], "waiting_for_writes_s": stats["waiting_ms"] / 1000,
+            "index_build_s": stats["index_build_ms"] / 1000,
+            "old_dropped": not keep_old}
 
 
 async def compare(
