@@ -86,6 +86,10 @@ def _session_stream(rng: random.Random) -> list[Envelope]:
         s.record_revokes(NOW, [p.MessageDelete(message_id=mid, deleted_at=4000, chat_jid=chat)])
     s.record_read_by_me(NOW, chats[0], [mid for mid, chat in ids if chat == chats[0]][:3], 5000)
     s.record_chat_cleared(NOW, chats[1], 1015)
+    cleared = [mid for mid, chat in ids if chat == chats[1]][:2]  # rows the clear changed, touched again after it
+    s.record_edits(NOW, [p.MessageEdit(message_id=cleared[0], chat_jid=chats[1], text="after the clear",
+                                       edited_at=6000)])
+    s.record_read_by_me(NOW, chats[1], cleared, 6001)
     s.record_incoming(NOW, [p.MessageSummary(id="late", remote_jid=chats[1], from_me=False, timestamp=1100,
                                              text="after the clear")])
     s.record_disconnected(NOW, "connection_lost")
