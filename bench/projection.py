@@ -13,8 +13,9 @@ wire format directly (same JSON and headers as ``Envelope``), because building a
 * Bench 4 produces 1,000,000 events (1,000 sessions, 50 tenants) to a private topic, then runs
   ``projector.replay.replay`` (what ``make replay`` runs: a new schema rebuilt from offset 0, then swapped
   in) and times it, wall clock, from the call to the swap. Nothing is extrapolated. The baseline, in the same
-  run and on the same topic: a bare read_committed consumer with the replay's fetch and garbage-collector
-  settings that decodes every record (``Envelope.from_record``) and does nothing else.
+  run and on the same topic, right before and right after the replay: a bare read_committed consumer with
+  the replay's fetch and garbage-collector settings that decodes every record (``Envelope.from_record``) and
+  does nothing else.
 """
 
 from __future__ import annotations
@@ -63,10 +64,10 @@ NOTES_REPLAY = (
     "settings). {goal} py-spy of the replay (300,000 events of the same mix): consuming and decoding, "
     "the baseline's whole job, is about a third of the samples (aiokafka's record unpacking ~18 %, "
     "Envelope.from_record ~16 %); projecting is another third (the fold ~12 %, loads ~11 %, writes ~11 %); "
-    "asyncpg and socket I/O most of the rest. Measured CPU: about 10 µs per event for the baseline, 23–26 µs "
-    "for the replay, and the replay's process is busy only 60–70 % of the wall time: the rest it waits for "
-    "PostgreSQL, which shares the 2 cores with it, Kafka and the other engineers' test runs (see the load "
-    "average). Before this work the figure was ×0.08, measured on 60,000 events and extrapolated. What would "
+    "asyncpg and socket I/O most of the rest. CPU of this process in this run: {cpu_base} µs per event for "
+    "the baseline, {cpu_replay} µs for the replay, whose process was busy {busy} % of the wall time: the rest "
+    "it waited for PostgreSQL (which shares the 2 cores with it, Kafka and the other engineers' test runs: "
+    "see the load averages) or for a core. Before this work the figure was ×0.08, measured on 60,000 events and extrapolated. What would "
     "get there: fewer Python µs per event (the fold in PostgreSQL, see note 3, takes most of the projection's "
     "Python work away) and partition workers in separate processes (partitions are independent), so decoding "
     "and folding use both cores while PostgreSQL writes; after that PostgreSQL's own CPU for the writes is the "
@@ -348,47 +349,71 @@ async def bench_projector() -> dict[str, Any]:
 
 
 async def bench_replay() -> dict[str, Any]:
+    """The baseline runs right before and right after the replay: the machine is shared and its load moves
+    on the scale of a minute, so the ratio is taken against the mean of the two."""
     gen = Generated(REPLAY_EVENTS, REPLAY_SESSIONS)
     async with bench_env(partitions=PARTITIONS) as env, LoadSampler() as load:
         topic = env.topics.session_events
         produced, produce_s = await _produce(topic, gen)
         settings = ProjectorSettings(kafka=env.kafka, postgres=PostgresSettings(dsn=env.dsn, max_pool=8),
                                      projection="main", group_id=f"bench-{env.run_id}")
-        seen, read_s = await _raw_consume(settings, topic)
+        baselines = []
+        async with LoadSampler() as load_before:
+            c0 = time.process_time()
+            seen, read_s = await _raw_consume(settings, topic)
+            baselines.append((seen, read_s, time.process_time() - c0, load_before.summary()))
 
         pool = await create_pool(settings.postgres)
         lines: list[str] = []
         try:
-            t0 = time.perf_counter()
-            summary = await replay(settings, pool, progress_out=lines.append)
-            replay_s = time.perf_counter() - t0
+            async with LoadSampler() as load_replay:
+                t0, c0 = time.perf_counter(), time.process_time()
+                summary = await replay(settings, pool, progress_out=lines.append)
+                replay_s, replay_cpu = time.perf_counter() - t0, time.process_time() - c0
             counts = {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in RM_TABLES}
         finally:
             await pool.close()
-    expected_sessions = REPLAY_SESSIONS
-    assert produced == REPLAY_EVENTS and seen == REPLAY_EVENTS, (produced, seen)
+
+        async with LoadSampler() as load_after:
+            c0 = time.process_time()
+            seen, read_s = await _raw_consume(settings, topic)
+            baselines.append((seen, read_s, time.process_time() - c0, load_after.summary()))
+    assert produced == REPLAY_EVENTS and all(b[0] == REPLAY_EVENTS for b in baselines), (produced, baselines)
     assert summary["events"] == REPLAY_EVENTS, summary
-    assert counts["rm_sessions"] == expected_sessions, counts
+    assert counts["rm_sessions"] == REPLAY_SESSIONS, counts
     zs = REPLAY_EVENTS / replay_s
-    base = seen / read_s
+    rates = [n / s for n, s, _, _ in baselines]
+    base = sum(rates) / len(rates)
     ratio = zs / base
+
+    def baseline(i: int) -> dict[str, Any]:
+        n, s, cpu, la = baselines[i]
+        return {"events": n, "seconds": round(s, 2), "events_per_s": round(n / s, 1),
+                "cpu_us_per_event": round(cpu / n * 1e6, 2), **la}
+
     result = {
         "what": "replay (make replay's code path: a fresh projection from offset 0 into a new schema, then the swap) "
-                "of 1,000,000 events, measured wall clock, vs raw read_committed consume + decode of the same topic",
+                "of 1,000,000 events, measured wall clock, vs raw read_committed consume + decode of the same topic "
+                "(run before and after the replay; the ratio is to the mean of the two)",
         "events": REPLAY_EVENTS, "sessions": REPLAY_SESSIONS, "tenants": TENANTS, "partitions": PARTITIONS,
         "event_mix": gen.counts, "rows_after_replay": counts,
         "zapstream": {"seconds": round(replay_s, 2), "events_per_s": round(zs, 1),
                       "progress_bar_events_per_s": summary["events_per_s"],
+                      "cpu_us_per_event": round(replay_cpu / REPLAY_EVENTS * 1e6, 2),
                       "transactions": summary["transactions"],
                       "waiting_for_writes_s": summary["waiting_for_writes_s"],
                       "index_build_s": summary["index_build_s"],
-                      "progress_bar_last_line": lines[-2].strip() if len(lines) > 1 else ""},
-        "baseline_raw_consume": {"events": seen, "seconds": round(read_s, 2), "events_per_s": round(base, 1)},
+                      "progress_bar_last_line": lines[-2].strip() if len(lines) > 1 else "",
+                      **load_replay.summary()},
+        "baseline_raw_consume": {"events_per_s": round(base, 1), "before": baseline(0), "after": baseline(1)},
         "ratio": round(ratio, 4), "goal": 0.5, "goal_met": ratio >= 0.5,
         "extrapolated": False,
         "produce": {"seconds": round(produce_s, 2), "events_per_s": round(produced / produce_s, 1)},
         **load.summary(),
-        "notes": NOTES_REPLAY.format(goal=f"Goal ×0.5 {'met' if ratio >= 0.5 else 'NOT met'} in this run."),
+        "notes": NOTES_REPLAY.format(
+            goal=f"Goal ×0.5 {'met' if ratio >= 0.5 else 'NOT met'} in this run.",
+            cpu_base=round(sum(b[2] for b in baselines) / sum(b[0] for b in baselines) * 1e6, 1),
+            cpu_replay=round(replay_cpu / REPLAY_EVENTS * 1e6, 1), busy=round(100 * replay_cpu / replay_s)),
     }
     write_result("4_replay", result)
     return result

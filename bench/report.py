@@ -72,7 +72,10 @@ def write_readme() -> None:
                     f"**{r['events']:,} events measured**, {r['sessions']:,} sessions, {r['tenants']} tenants | "
                     f"{z['events_per_s']:,.0f} events/s ({z['seconds']:,.0f} s; progress bar: "
                     f"{z['progress_bar_events_per_s']:,} ev/s) | raw read_committed consume + decode of the same "
-                    f"topic: {b['events_per_s']:,.0f} events/s | ×{r['ratio']:.3f} (goal ×{r['goal']}) |")
+                    f"topic: {b['events_per_s']:,.0f} events/s"
+                    + (f" (before {b['before']['events_per_s']:,.0f}, after {b['after']['events_per_s']:,.0f})"
+                       if "before" in b else "")
+                    + f" | ×{r['ratio']:.3f} (goal ×{r['goal']}) |")
         notes.append(f"4. {r['notes']}{_load_note(r)}")
     r = _load("5_ws_gateway")
     if r:

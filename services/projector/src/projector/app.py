@@ -228,6 +228,12 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
                    WHERE name IN ($1, 'main') ORDER BY name = $1 DESC LIMIT 1 FOR SHARE""",
                 self.settings.projection,
             )
+        if self.schema is not None:
+            # A rebuild's batches need not wait for their WAL flush: rows and offsets are lost together or not
+            # at all, and a rebuild cut short by a crash is started again anyway. The swap commits normally.
+            await conn.execute(f"SET LOCAL search_path TO {checked_schema(schema)}, public; "
+                               "SET LOCAL synchronous_commit = off")
+            return schema
         await conn.execute(f"SET LOCAL search_path TO {checked_schema(schema)}, public")
         return schema
 
