@@ -244,9 +244,10 @@ class Batch:
         await _load(conn, schema, self.chats, chats)
         if last_ids:
             # Chats whose last message an edit or delete names (the per-row version updated them by that id).
+            by_message = _keys([("session_id", "uuid"), ("message_id", "text")])
             found = await _fetch_json(
                 conn,
-                f"SELECT {_select(self.chats.read)} FROM {_keys([('session_id', 'uuid'), ('message_id', 'text')])} AS k "
+                f"SELECT {_select(self.chats.read)} FROM {by_message} AS k "
                 f"JOIN {schema}.rm_chats t ON t.session_id = k.session_id AND t.last_message_id = k.message_id",
                 orjson.dumps(list(dict.fromkeys(last_ids))).decode(),
             )
