@@ -160,6 +160,7 @@ async def _pump(
     """
     pending: dict[TopicPartition, list[Any]] = {tp: [] for tp in tps}
     inflight: dict[TopicPartition, asyncio.Task[int]] = {}
+    fetching: asyncio.Task[dict[TopicPartition, list[Any]]] | None = None
     limit = batch * (len(tps) + 2)  # records fetched ahead of the writes, at most
 
     async def apply(tp: TopicPartition, records: list[Any]) -> int:
@@ -170,11 +171,6 @@ async def _pump(
         while True:
             unread = {tp for tp in tps if await consumer.position(tp) < targets[tp]}
             buffered = sum(map(len, pending.values()))
-            if unread and buffered < limit:
-                fetched = await consumer.getmany(timeout_ms=100 if inflight else 500, max_records=batch)
-                for tp, records in fetched.items():
-                    pending[tp].extend(records)
-                buffered = sum(map(len, pending.values()))
             for tp, records in pending.items():
                 # Full batches only, unless the partition is read to its target or the buffer is full.
                 if records and tp not in inflight and (len(records) >= batch or tp not in unread
@@ -182,24 +178,31 @@ async def _pump(
                     pending[tp] = records[batch:]
                     inflight[tp] = asyncio.create_task(apply(tp, records[:batch]))
                     stats["transactions"] += 1
-            if not inflight:
+            if fetching is None and unread and buffered < limit:
+                fetching = asyncio.create_task(consumer.getmany(timeout_ms=500, max_records=batch))
+            if fetching is None and not inflight:
                 if not unread and not buffered:
                     return
                 continue
-            if not unread or buffered >= limit:
-                waited = time.monotonic()
-                await asyncio.wait(inflight.values(), return_when=asyncio.FIRST_COMPLETED)
+            # Whichever comes first, a fetch or a finished batch, so a partition's next batch starts at once.
+            waited = time.monotonic()
+            await asyncio.wait([*inflight.values(), *([fetching] if fetching else [])],
+                               return_when=asyncio.FIRST_COMPLETED)
+            if fetching is None:
                 stats["waiting_ms"] += round((time.monotonic() - waited) * 1000)
-            else:
-                await asyncio.sleep(0)  # let the writers run between fetches
+            elif fetching.done():
+                for tp, records in fetching.result().items():
+                    pending[tp].extend(records)
+                fetching = None
             for tp, task in list(inflight.items()):
                 if task.done():
                     del inflight[tp]
                     bar.advance(task.result())
     finally:
-        for task in inflight.values():
-            task.cancel()
-        await asyncio.gather(*inflight.values(), return_exceptions=True)
+        unfinished: list[asyncio.Task[Any]] = [*inflight.values(), *([fetching] if fetching else [])]
+        for t in unfinished:
+            t.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
 
 
 async def replay(
