@@ -52,11 +52,12 @@ NOTES_PROJECTOR = (
     "bookkeeping; writing ~4 µs: COPY encoding, JSON of changed rows, the chats statement; transactions the "
     "rest), and PostgreSQL about as much again for the reads, the COPY, the chat updates and the recount, while "
     "COPY of the final rows alone costs 2–4 µs per event. At 1,000 per transaction the per-statement overhead "
-    "adds a third. What would get there: move the fold into PostgreSQL (COPY the batch's flattened events into "
+    "adds about a quarter to the time. What would get there: move the fold into PostgreSQL (COPY the batch's flattened events into "
     "a temporary staging table, then merge with set-based statements ordered by offset: window functions for "
     "the forward-only status, the newest edit, the newest reaction and each chat's newest last message), which "
-    "leaves Python flattening and COPY encoding (a few µs per event); and a per-partition cache of recently "
-    "written rows, so that most reads disappear."
+    "leaves Python flattening and COPY encoding (a few µs per event), at the price of more work in "
+    "PostgreSQL. A per-partition cache of the rows the previous batch wrote (tried, not kept) removed most "
+    "reads (their Python cost fell from 0.9 to 0.2 µs per event) but the bookkeeping ate the gain."
 )
 NOTES_REPLAY = (
     "1,000,000 events produced and replayed in this run; nothing is extrapolated (before this work: ×0.08, "
@@ -72,10 +73,12 @@ NOTES_REPLAY = (
     "PostgreSQL's backends. The arithmetic: ×0.5 needs the whole replay, this process plus "
     "PostgreSQL's writes, within about twice the baseline's CPU per event, on 2 cores that Kafka and other "
     "engineers' test runs also use (see the load averages); the Python side alone is already "
-    "{python_share}× the baseline. What would get there: far fewer Python µs per event (the fold in "
-    "PostgreSQL, see note 3, takes most of the projection's Python work away; PostgreSQL then does "
-    "set-based merges instead of row lookups) and partition workers in separate processes (partitions are "
-    "independent), so decoding and folding can use a second core while PostgreSQL writes."
+    "{python_share}× the baseline. What would get there: the replay's total CPU per event has to come down "
+    "to about twice the baseline's. In Python, a fold that does not build a dict per row (the batch COPYed "
+    "into a staging table and merged with set-based statements, see note 3, or a compiled fold); in "
+    "PostgreSQL, fewer statements and index probes per event. Partition workers in separate processes "
+    "(partitions are independent) would let decoding and folding use the second core, but on this 2-core "
+    "machine PostgreSQL needs that core."
 )
 RM_TABLES = ["rm_sessions", "rm_chats", "rm_messages", "rm_contacts", "rm_reactions", "rm_commands"]
 PROJECT_EVENTS = 100_000
