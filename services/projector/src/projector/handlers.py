@@ -6,7 +6,7 @@ reference_projection.py`` is that per-row version, and the determinism test
 compares the two). It works in three steps per batch:
 
 1. **Load.** Collect every key the batch touches and read the existing rows in
-   one statement per table (``JOIN unnest(...)``).
+   one statement per table (keys in, rows out, each as one JSON document).
 2. **Fold.** Apply the events in order to those rows in memory, with the same
    rules the per-row SQL had: forward-only statuses (a ``read`` is never
    overwritten by ``delivered``), edits only move forward in time, reactions
@@ -14,8 +14,9 @@ compares the two). It works in three steps per batch:
    non-null name. Several events for one row (upsert, then receipt, then edit
    of one message) are folded into one final row.
 3. **Write.** New rows go in with ``COPY``; changed rows with one
-   ``UPDATE … FROM unnest(...)`` per table; contacts and command outcomes,
-   which need no reads, with ``INSERT … SELECT FROM unnest(...) ON CONFLICT``.
+   ``UPDATE … FROM json_to_recordset(...)`` per table (removed reactions with one
+   ``DELETE … USING``); contacts and command outcomes, which need no reads, with
+   ``INSERT … SELECT … FROM json_to_recordset(...) ON CONFLICT``.
    Unread counts are recounted from the rows once per batch, for the chats the
    batch touched, in the same statement that moves their last message.
 
@@ -139,10 +140,6 @@ def _value(name: str, pgtype: str) -> str:
     return f"u.{name}::jsonb" if pgtype == "jsonb" else f"u.{name}"
 
 
-def _unnest(columns: list[tuple[str, str]], first: int = 1) -> str:
-    return ", ".join(f"${first + i}::{t}[]" for i, (_, t) in enumerate(columns))
-
-
 def _select(columns: list[tuple[str, str]]) -> str:
     # Read back as JSON: uuids as strings, jsonb as its text (as the fold keeps it).
     return ", ".join(f"t.{n}::text AS {n}" if t == "jsonb" else f"t.{n}" for n, t in columns)
@@ -183,11 +180,8 @@ async def _write(conn: asyncpg.Connection, schema: str, rows: Rows, mutable: lis
     knames = [n for n, _ in kcols]
     if gone:
         on = " AND ".join(f"t.{n} = k.{n}" for n in knames)
-        await conn.execute(
-            f"DELETE FROM {schema}.{rows.table} t USING unnest({_unnest(kcols)}) AS k({', '.join(knames)}) "
-            f"WHERE {on}",
-            *[list(col) for col in zip(*gone, strict=True)],
-        )
+        await conn.execute(f"DELETE FROM {schema}.{rows.table} t USING {_keys(kcols)} AS k WHERE {on}",
+                           orjson.dumps(gone).decode())
     if changed:
         cols = kcols + [(n, t) for n, t in rows.columns if n in mutable]
         sets = ", ".join(f"{n} = {_value(n, t)}" for n, t in cols[len(kcols):])
