@@ -51,6 +51,8 @@ class SendMessage(Command):
     reply_to_message_id: str | None = None
     forwarded: bool = False
     media: MediaRef | None = None
+    # Set on a campaign's sends, so its outcome can be routed back to the campaign.
+    campaign_id: str | None = None
 
     @model_validator(mode="after")
     def _text_or_media(self) -> SendMessage:
