@@ -58,9 +58,9 @@ def test_state_machine_and_rejections() -> None:
         decide(camp, cmd(cc.PauseCampaign, camp.campaign_id), T0)
     decide(camp, cmd(cc.ScheduleCampaign, camp.campaign_id, at=iso(T0 + timedelta(minutes=5))), T0)
     assert camp.status == "scheduled"
-    events, actions = tick(camp, T0 + timedelta(minutes=1))
+    _, actions = tick(camp, T0 + timedelta(minutes=1))
     assert camp.status == "scheduled" and not actions
-    events, actions = tick(camp, T0 + timedelta(minutes=5))
+    _, actions = tick(camp, T0 + timedelta(minutes=5))
     assert camp.status == "running" and len(actions) == 4
     decide(camp, cmd(cc.PauseCampaign, camp.campaign_id), T0)
     assert camp.status == "paused" and camp.plan(T0) == []

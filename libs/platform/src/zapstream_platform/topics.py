@@ -22,6 +22,9 @@ class Topics:
     session_commands: str
     session_events: str
     session_commands_dlq: str
+    # Campaigns (keyed by campaignId; suppression facts by tenantId). Events kept forever.
+    campaign_commands: str = ""
+    campaign_events: str = ""
 
     @classmethod
     def from_settings(cls, kafka: KafkaSettings) -> Topics:
@@ -30,6 +33,8 @@ class Topics:
             session_commands=f"{prefix}.session.commands",
             session_events=f"{prefix}.session.events",
             session_commands_dlq=f"{prefix}.session.commands.dlq",
+            campaign_commands=f"{prefix}.campaign.commands",
+            campaign_events=f"{prefix}.campaign.events",
         )
 
 
@@ -40,6 +45,8 @@ async def ensure_topics(kafka: KafkaSettings) -> list[str]:
         topics.session_commands: kafka.command_retention_ms,
         topics.session_events: kafka.event_retention_ms,
         topics.session_commands_dlq: kafka.dlq_retention_ms,
+        topics.campaign_commands: kafka.command_retention_ms,
+        topics.campaign_events: kafka.event_retention_ms,
     }
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     await admin.start()
