@@ -17,6 +17,7 @@ CREATE TABLE address_book_contacts (
     nombre      text,
     sustantivo  text,
     grupo       text,
+    position    bigserial,                -- insertion order: campaigns send in the order of the file
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
     UNIQUE (tenant_id, phone)

@@ -22,6 +22,7 @@ from command_api.auth import (
     principal_dependency,
     rate_limited_response,
 )
+from command_api.campaigns import context as campaign_slices
 from command_api.identity import build_identity_router
 from command_api.identity_sessions import declare_sessions
 from command_api.media_library import MediaLibrary
@@ -80,6 +81,8 @@ def create_app(settings: Settings) -> FastAPI:
                     settings.kafka.bootstrap_servers,
                 )
             )
+            campaign_slices.mount(app, pool=pool, producer=producer, topics=Topics.from_settings(settings.kafka),
+                                  library=library, principal=principal)
             tasks = [
                 asyncio.create_task(outbox.run_relay(pool, producer, settings.kafka, stopping,
                                                      settings.outbox_poll_interval_s)),

@@ -1,0 +1,204 @@
+"""Campaigns end to end (seed 004): address book import, template + image campaign, cancel, opt-out,
+and a 1,000-recipient campaign over two numbers with the campaign runner SIGKILLed twice."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Stack, Tenant, service_env
+from tests.e2e.conftest import link_session
+from tests.support import media_samples as samples
+from tests.support.clients import WsCollector, eventually
+from tests.support.stack import Proc
+from zapstream_platform.settings import KafkaSettings
+
+
+def py_phone() -> str:
+    """A Paraguayan mobile (0981 …) in E.164 digits: valid for phonenumbers, unique per test."""
+    return "59598" + random.choice("12345678") + "".join(random.choices("0123456789", k=6))
+
+
+@pytest.fixture(scope="module")
+def campaign_runner(stack: Stack, infra: str, kafka: KafkaSettings, run_id: str) -> Iterator[Proc]:
+    proc = Proc("campaign-runner", "campaign_runner", service_env("CAMPAIGN_RUNNER_", kafka, infra) | {
+        "CAMPAIGN_RUNNER_GROUP_ID": f"zt-{run_id}-campaigns",
+        "CAMPAIGN_RUNNER_INSTANCE_ID": "campaign-runner",
+        "CAMPAIGN_RUNNER_TICK_MS": "50",
+        "CAMPAIGN_RUNNER_SESSION_TIMEOUT_MS": "6000",
+    })
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+async def campaign(tenant: Tenant, cid: str) -> dict[str, Any]:
+    r = await tenant.http.get(f"/campaigns/{cid}")
+    return r.json() if r.status_code == 200 else {}
+
+
+async def wait_status(tenant: Tenant, cid: str, status: str, timeout: float = 60) -> dict[str, Any]:
+    async def reached() -> dict[str, Any]:
+        body = await campaign(tenant, cid)
+        return body if body.get("status") == status and body["counts"]["sending"] == 0 else {}
+
+    result: dict[str, Any] = await eventually(reached, timeout=timeout, interval=0.3)
+    return result
+
+
+def done(body: dict[str, Any]) -> int:
+    n = body.get("counts", {})
+    return int(n.get("sent", 0) + n.get("delivered", 0) + n.get("read", 0))
+
+
+async def test_seed_004_workflow(stack: Stack, tenant: Tenant, ws_url, campaign_runner: Proc) -> None:  # type: ignore[no-untyped-def]
+    async with WsCollector(ws_url(tenant)) as ws:
+        sid, phone = await link_session(stack, tenant, ws)
+    people = [py_phone() for _ in range(3)]
+    csv = ("numero,sustantivo,nombre,grupo\n"
+           f"{people[0]},Sr,Carlos Gómez,Premium\n"
+           f"0{people[1][3:]},Sra,Ana Benítez,VIP\n"  # national format: normalised with the tenant's 595
+           f"+{people[2]},Dr,José Acosta,VIP\n"
+           "12ab,Sr,Nadie,VIP\n")
+    r = await tenant.http.post("/contacts/import", content=csv.encode(), headers={"content-type": "text/csv"})
+    assert r.status_code == 201, r.text
+    result = r.json()
+    assert (result["imported"], result["rejected"], result["status"]) == (3, 1, "done")
+    assert result["errors"][0]["line"] == 5
+    groups = (await tenant.http.get("/contacts/groups")).json()["groups"]
+    assert {g["grupo"]: g["contacts"] for g in groups} == {"Premium": 1, "VIP": 2}
+    listed = (await tenant.http.get("/address-book/contacts", params={"grupo": "VIP"})).json()["contacts"]
+    assert sorted(c["phone"] for c in listed) == sorted(people[1:])
+
+    up = await tenant.http.post("/media", data={"kind": "image"}, files={"file": ("promo.png", samples.png(40, 30))})
+    assert up.status_code == 201, up.text
+    body = {"name": "promo", "sessionIds": [sid],
+            "message": {"text": "Hola {sustantivo} {nombre} ({grupo})", "mediaIds": [up.json()["mediaId"]]},
+            "audience": {"groups": ["Premium", "VIP"]}, "pacing": {"enabled": False}}
+    preview = await tenant.http.post("/campaigns/preview", json=body)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["items"][0]["text"] == "Hola Sr Carlos Gómez (Premium)"
+    r = await tenant.http.post("/campaigns", json=body | {"start": True})
+    assert r.status_code == 202, r.text
+    cid = r.json()["campaignId"]
+    final = await wait_status(tenant, cid, "completed")
+    assert done(final) == 3 and final["progress"] == 1.0
+    async with httpx.AsyncClient(base_url=stack.sim_url, timeout=10) as sim:
+        inbox = (await sim.get(f"/control/accounts/{people[0]}/inbox")).json()["messages"]
+        assert [(m["text"], m["media"]["kind"]) for m in inbox if m["from"] == phone] == [
+            ("Hola Sr Carlos Gómez (Premium)", "image")]
+    recipients = (await tenant.http.get(f"/campaigns/{cid}/recipients")).json()["recipients"]
+    assert [x["phone"] for x in recipients] == people and all(x["messageId"] for x in recipients)
+    exported = await tenant.http.get(f"/campaigns/{cid}/recipients", params={"format": "csv"})
+    assert exported.headers["content-type"].startswith("text/csv") and exported.text.count("\n") == 4
+
+    # A second, slow campaign is cancelled: the recipients still waiting are not sent.
+    slow = body | {"name": "slow", "pacing": {"baseDelayS": 600, "jitterS": 0, "typing": False,
+                                               "quietHours": False, "warmup": []}}
+    r = await tenant.http.post("/send-messages", json=slow)
+    assert r.status_code == 202, r.text
+    slow_id = r.json()["campaignId"]
+    await eventually(lambda: _sent_at_least(tenant, slow_id, 1), timeout=30)
+    r = await tenant.http.post("/cancel-campaign", json={"campaignId": slow_id})
+    assert r.status_code == 202, r.text
+    cancelled = await wait_status(tenant, slow_id, "cancelled")
+    assert done(cancelled) == 1 and cancelled["counts"]["cancelled"] == 2
+    r = await tenant.http.post("/cancel-campaign", json={"campaignId": slow_id})
+    assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
+
+    # Opt-out: a reply of BAJA suppresses the number; the next campaign skips it and says why.
+    async with httpx.AsyncClient(base_url=stack.sim_url, timeout=10) as sim:
+        r = await sim.post("/control/inject", json={"from": people[1], "to": phone, "text": "Baja"})
+        assert r.status_code == 200, r.text
+
+    async def suppressed() -> bool:
+        rows = (await tenant.http.get("/suppressions")).json()["suppressions"]
+        return any(x["phone"] == people[1] and x["source"] == "reply" for x in rows)
+
+    await eventually(suppressed, timeout=30)
+    r = await tenant.http.post("/campaigns", json=body | {"start": True, "name": "again"})
+    assert r.status_code == 202 and r.json()["skipped"] == 1
+    again = await wait_status(tenant, r.json()["campaignId"], "completed")
+    assert done(again) == 2 and again["counts"]["skipped"] == 1
+    skipped = (await tenant.http.get(f"/campaigns/{r.json()['campaignId']}/recipients",
+                                     params={"status": "skipped"})).json()["recipients"]
+    assert [x["phone"] for x in skipped] == [people[1]] and skipped[0]["reason"].startswith("suppressed")
+
+
+async def _sent_at_least(tenant: Tenant, cid: str, n: int) -> bool:
+    return done(await campaign(tenant, cid)) >= n
+
+
+async def test_bad_input_is_problem_json(tenant: Tenant, campaign_runner: Proc) -> None:
+    r = await tenant.http.post("/campaigns", json={"message": {}, "audience": {}})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    r = await tenant.http.get("/campaigns/not-a-uuid")
+    assert r.status_code == 404
+    r = await tenant.http.post("/address-book/contacts", json={"numero": "12"})
+    assert r.status_code == 422
+    r = await tenant.http.get("/dashboard/timeline", params={"interval": "week"})
+    assert r.status_code == 422
+
+
+TOTAL = 1000
+OPTED_OUT = 10
+
+
+async def test_campaign_survives_two_sigkills_each_recipient_once(
+    stack: Stack, tenant: Tenant, ws_url, campaign_runner: Proc  # type: ignore[no-untyped-def]
+) -> None:
+    async with WsCollector(ws_url(tenant)) as ws:
+        sid_a, phone_a = await link_session(stack, tenant, ws)
+        sid_b, phone_b = await link_session(stack, tenant, ws)
+    people = list(dict.fromkeys(py_phone() for _ in range(TOTAL + 50)))[:TOTAL]
+    opted = people[::TOTAL // OPTED_OUT][:OPTED_OUT]
+    async with httpx.AsyncClient(base_url=stack.sim_url, timeout=10) as sim:
+        for i, who in enumerate(opted):  # half reply STOP, half are added by hand
+            if i % 2 == 0:
+                r = await sim.post("/control/inject", json={"from": who, "to": phone_a, "text": "STOP"})
+            else:
+                r = await tenant.http.post("/suppressions", json={"phone": who})
+            assert r.status_code in (200, 201), r.text
+
+        async def all_suppressed() -> bool:
+            rows = (await tenant.http.get("/suppressions", params={"limit": 1000})).json()["suppressions"]
+            return {x["phone"] for x in rows} >= set(opted)
+
+        await eventually(all_suppressed, timeout=30)
+        recipients = [{"numero": p, "nombre": f"N{i}", "grupo": f"G{i % 4}"} for i, p in enumerate(people)]
+        r = await tenant.http.post("/send-messages", json={
+            "name": "crash", "sessionIds": [sid_a, sid_b], "message": {"text": "Hola {nombre}"},
+            "audience": {"recipients": recipients}, "pacing": {"enabled": False, "maxInFlight": 20}})
+        assert r.status_code == 202, r.text
+        assert r.json()["skipped"] == OPTED_OUT
+        cid = r.json()["campaignId"]
+        for threshold in (TOTAL // 4, TOTAL * 3 // 5):
+            await eventually(lambda t=threshold: _sent_at_least(tenant, cid, t), timeout=120, interval=0.2)
+            campaign_runner.kill()  # mid-campaign: dispatches, outcomes and projections in flight
+            await asyncio.sleep(0.5)
+            campaign_runner.start()
+        final = await wait_status(tenant, cid, "completed", timeout=180)
+        assert done(final) == TOTAL - OPTED_OUT and final["counts"]["skipped"] == OPTED_OUT
+        assert final["counts"]["failed"] == 0 and final["counts"]["cancelled"] == 0
+
+        # Count on WhatsApp's side: every recipient got exactly one message, opt-outs none.
+        outbox = []
+        for phone in (phone_a, phone_b):
+            outbox += (await sim.get(f"/control/accounts/{phone}/outbox")).json()["messages"]
+    campaign_msgs = [m for m in outbox if m["text"] and m["text"].startswith("Hola N")]
+    per_recipient = Counter(m["to"] for m in campaign_msgs)
+    assert set(per_recipient) == set(people) - set(opted)
+    assert max(per_recipient.values()) == 1
+    assert all(m["count"] == 1 for m in campaign_msgs)
+    # spread over both numbers, in about equal shares
+    by_number = Counter(m["from"] for m in campaign_msgs)
+    assert set(by_number) == {phone_a, phone_b} and min(by_number.values()) >= (TOTAL - OPTED_OUT) // 2 - 10
+    # each recipient got the text rendered for them
+    names = {p: f"Hola N{i}" for i, p in enumerate(people)}
+    assert all(m["text"] == names[m["to"]] for m in campaign_msgs)
