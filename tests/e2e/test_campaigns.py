@@ -17,7 +17,7 @@ from tests.conftest import Stack, Tenant, service_env
 from tests.e2e.conftest import link_session
 from tests.support import media_samples as samples
 from tests.support.clients import WsCollector, eventually
-from tests.support.stack import Proc
+from tests.support.stack import LOG_DIR, Proc
 from zapstream_platform.settings import KafkaSettings
 
 
@@ -37,6 +37,16 @@ def campaign_runner(stack: Stack, infra: str, kafka: KafkaSettings, run_id: str)
         "CAMPAIGN_RUNNER_TICK_MS": "50",
         "CAMPAIGN_RUNNER_SESSION_TIMEOUT_MS": "6000",
     })
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def analytics(stack: Stack, infra: str, kafka: KafkaSettings, run_id: str) -> Iterator[Proc]:
+    proc = Proc("analytics", "analytics", service_env("ANALYTICS_", kafka, infra) | {
+        "ANALYTICS_APP_ID": f"zt-{run_id}-analytics", "ANALYTICS_FLUSH_INTERVAL_S": "0.3",
+        "ANALYTICS_DATA_DIR": str(LOG_DIR / f"analytics-{run_id}")})
     proc.start()
     yield proc
     proc.stop()
@@ -155,7 +165,7 @@ OPTED_OUT = 10
 
 
 async def test_campaign_survives_two_sigkills_each_recipient_once(
-    stack: Stack, tenant: Tenant, ws_url, campaign_runner: Proc  # type: ignore[no-untyped-def]
+    stack: Stack, tenant: Tenant, ws_url, campaign_runner: Proc, analytics: Proc  # type: ignore[no-untyped-def]
 ) -> None:
     async with WsCollector(ws_url(tenant)) as ws:
         sid_a, phone_a = await link_session(stack, tenant, ws)
@@ -207,3 +217,27 @@ async def test_campaign_survives_two_sigkills_each_recipient_once(
     # each recipient got the text rendered for them
     names = {p: f"Hola N{i}" for i, p in enumerate(people)}
     assert all(m["text"] == names[m["to"]] for m in campaign_msgs)
+
+    # The dashboards (faust windows → analytics_buckets) count what WhatsApp saw.
+    async def dashboard_settled() -> dict[str, Any]:
+        campaign_now = await campaign(tenant, cid)
+        summary = (await tenant.http.get("/dashboard/summary")).json()
+        t = summary["totals"]
+        return summary if t["sent"] == len(campaign_msgs) and t["read"] == campaign_now["counts"]["read"] else {}
+
+    summary = await eventually(dashboard_settled, timeout=60, interval=0.5)
+    async with httpx.AsyncClient(base_url=stack.sim_url, timeout=10) as sim:
+        read_on_whatsapp = 0
+        for phone in (phone_a, phone_b):
+            read_on_whatsapp += sum(1 for m in (await sim.get(f"/control/accounts/{phone}/outbox")).json()["messages"]
+                                    if m["text"] and m["text"].startswith("Hola N") and m["read"])
+    assert summary["totals"]["read"] == read_on_whatsapp
+    groups = (await tenant.http.get("/dashboard/by-group")).json()["items"]
+    assert sum(g["totals"]["sent"] for g in groups) == len(campaign_msgs) and len(groups) == 4
+    top = (await tenant.http.get("/dashboard/by-contact", params={"limit": 5})).json()["items"]
+    assert len(top) == 5 and all(x["totals"]["sent"] == 1 for x in top)
+    hours = (await tenant.http.get("/dashboard/timeline", params={"interval": "hour"})).json()["points"]
+    assert sum(p["totals"]["sent"] for p in hours) == len(campaign_msgs)
+    month = (await tenant.http.get("/dashboard/current-month")).json()["points"]
+    monthly = (await tenant.http.get("/dashboard/monthly")).json()["points"]
+    assert sum(p["totals"]["sent"] for p in month) == sum(p["totals"]["sent"] for p in monthly) == len(campaign_msgs)
