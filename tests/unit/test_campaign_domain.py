@@ -114,6 +114,13 @@ def test_three_retries_with_backoff_then_failed_and_retry_failed() -> None:
     tick(camp, now)
     _fail(camp, pace.send_command_id(camp.campaign_id, "r1", 1), False, now)  # permanent: no retry
     assert camp.recipients["r1"].status == "failed"
+    maybe_sent = new_campaign(n=1, sessions=1)
+    decide(maybe_sent, cmd(cc.StartCampaign, maybe_sent.campaign_id), now)
+    tick(maybe_sent, now)
+    decide(maybe_sent, cmd(cc.RecordOutcomes, maybe_sent.campaign_id, outcomes=[Outcome(
+        command_id=pace.send_command_id(maybe_sent.campaign_id, "r0", 1), kind="failed", at=iso(now),
+        code="outcome_unknown", reason="lost answer", retryable=True)]), now)
+    assert maybe_sent.recipients["r0"].status == "failed"  # may have gone out: no automatic second copy
     for attempt, delay in ((1, 10), (2, 20), (3, 40)):
         _fail(camp, pace.send_command_id(camp.campaign_id, "r0", attempt), True, now)
         assert camp.recipients["r0"].status == "retrying"

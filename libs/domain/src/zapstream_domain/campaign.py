@@ -28,6 +28,7 @@ from . import campaign_pacing as pace
 from . import commands as c
 from .campaign_payloads import (
     MAX_RETRIES,
+    NOT_AUTO_RETRIED,
     RECEIPT_RANK,
     CampaignCreated,
     CampaignStatus,
@@ -511,13 +512,14 @@ class Campaign(Aggregate):
                 else:
                     updates.append(RecipientUpdate(recipient_id=rid, status="sending", part=part, at=o.at))
             elif o.kind == "failed" and current and status == "sending":
-                if o.retryable and rs.attempt <= MAX_RETRIES and self.status not in ("cancelled",):
+                auto = o.retryable and (o.code or "") not in NOT_AUTO_RETRIED
+                if auto and rs.attempt <= MAX_RETRIES and self.status != "cancelled":
                     retry_at = parse_iso(o.at) + pace.retry_delay(self.pacing, rs.attempt)
                     new: RecipientStatus = "retrying"
                     updates.append(RecipientUpdate(recipient_id=rid, status=new, at=o.at, code=o.code,
                                                    reason=o.reason, retry_at=iso(retry_at)))
                 else:
-                    new = "cancelled" if o.retryable and self.status == "cancelled" else "failed"
+                    new = "cancelled" if auto and self.status == "cancelled" else "failed"
                     updates.append(RecipientUpdate(recipient_id=rid, status=new, at=o.at, code=o.code,
                                                    reason=o.reason))
                 seen[rid] = new

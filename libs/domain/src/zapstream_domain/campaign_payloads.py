@@ -19,6 +19,10 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({"sent", "delivered", "read", "fai
 RECEIPT_RANK: dict[str, int] = {"sent": 0, "delivered": 1, "read": 2}
 MAX_RETRIES = 3
 """Seed 004: three automatic retries (four attempts) for transient failures."""
+NOT_AUTO_RETRIED: frozenset[str] = frozenset({"outcome_unknown"})
+"""Retryable for a client that knows what it does, but the message may have gone out: a campaign retry
+(a new attempt is a new message id) could deliver it twice, so the recipient fails with this code and only
+an explicit retry-failed sends again."""
 
 
 class Pacing(Wire):
