@@ -36,14 +36,14 @@ async def run(settings: Settings) -> None:
             name="campaigns", group_id=settings.group_id, topic=topics.campaign_commands,
             factory=lambda p: CampaignOwner(partition=p, topics=topics, bootstrap_servers=bootstrap,
                                             group_id=settings.group_id, tick_s=settings.tick_ms / 1000),
-            **common))  # type: ignore[arg-type]
+            **common))
     if settings.run_router:
         router_group = f"{settings.group_id}-outcomes"
         parts.append(PartitionGroup(
             name="outcomes", group_id=router_group, topic=topics.session_events,
             factory=lambda p: OutcomeRouter(partition=p, topics=topics, bootstrap_servers=bootstrap,
                                             group_id=router_group, stop_words=words),
-            **common))  # type: ignore[arg-type]
+            **common))
     if settings.run_projection:
         parts.append(CampaignProjection(pool, bootstrap, topics.campaign_events, f"{settings.group_id}-projection"))
     loop = asyncio.get_running_loop()
