@@ -69,3 +69,6 @@ def test_analytics_facts_per_tenant_group_and_contact() -> None:
         Fact("t", "all", "", "failed"), Fact("t", "group", "", "failed"), Fact("t", "contact", "595981000002", "failed"),
     ]
     assert window_start(7300.5, 3600) == 7200
+    overtaken = {"campaignId": "c", "payload": {"tenantId": "t", "updates": [
+        {"recipientId": "r0", "status": "read", "messageId": "3EB0X"}, {"recipientId": "r0", "status": "read"}]}}
+    assert [f.metric for f in facts(overtaken, lookup) if f.dim == "all"] == ["sent", "read", "read"]

@@ -98,6 +98,15 @@ def test_fifo_spread_outcomes_and_completion() -> None:
         Outcome(command_id=sends[0].command_id, kind="delivered", at=iso(T0)),
         Outcome(command_id=sends[1].command_id, kind="succeeded", at=iso(T0))]), T0)[1]
     assert camp.progress().read == 1 and camp.progress().delivered == 0 and camp.progress().sent == 3
+    # a receipt that overtakes the send's outcome counts; the late outcome then changes nothing
+    other = new_campaign(n=1, sessions=1)
+    decide(other, cmd(cc.StartCampaign, other.campaign_id), T0)
+    tick(other, T0)
+    first = pace.send_command_id(other.campaign_id, "r0", 1)
+    decide(other, cmd(cc.RecordOutcomes, other.campaign_id, outcomes=[
+        Outcome(command_id=first, kind="read", at=iso(T0)), Outcome(command_id=first, kind="succeeded", at=iso(T0))]),
+        T0)
+    assert other.recipients["r0"].status == "read" and other.status == "completed"
     rebuilt = rebuild(camp, all_events)
     assert rebuilt.progress() == camp.progress() and rebuilt.status == "completed"
 

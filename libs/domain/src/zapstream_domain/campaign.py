@@ -500,15 +500,18 @@ class Campaign(Aggregate):
             rs = self.recipients[rid]
             status = seen.get(rid, rs.status)
             current = o.command_id in rs.commands
-            if o.kind == "succeeded" and current and status == "sending":
+            if o.kind in ("succeeded", "delivered", "read") and current and status == "sending":
+                # A receipt can overtake the send's own outcome (WhatsApp answers fast; the session runner
+                # commits the outcome after the call): it proves the part went out.
                 required = set(rs.commands.values())
                 done = done_now.setdefault(rid, set(rs.parts_done & required))
                 done.add(part)
                 if done >= required:
                     first = min(rs.commands, key=lambda cid: rs.commands[cid])
-                    updates.append(RecipientUpdate(recipient_id=rid, status="sent", at=o.at,
+                    reached: RecipientStatus = "sent" if o.kind == "succeeded" else o.kind
+                    updates.append(RecipientUpdate(recipient_id=rid, status=reached, at=o.at,
                                                    message_id=message_id_for(first)))
-                    seen[rid] = "sent"
+                    seen[rid] = reached
                 else:
                     updates.append(RecipientUpdate(recipient_id=rid, status="sending", part=part, at=o.at))
             elif o.kind == "failed" and current and status == "sending":

@@ -56,7 +56,11 @@ def facts(envelope: Mapping[str, Any], lookup: Mapping[str, str | None]) -> Iter
             continue
         info = lookup.get(recipient_key(envelope["campaignId"], u["recipientId"]))
         group, _, phone = (info or SEP).partition(SEP)
-        yield Fact(tenant, "all", "", u["status"])
-        yield Fact(tenant, "group", group, u["status"])
-        if phone:
-            yield Fact(tenant, "contact", phone, u["status"])
+        metrics = [u["status"]]
+        if u["status"] in ("delivered", "read") and u.get("messageId"):
+            metrics.insert(0, "sent")  # a receipt overtook the send's outcome: the message was sent as well
+        for metric in metrics:
+            yield Fact(tenant, "all", "", metric)
+            yield Fact(tenant, "group", group, metric)
+            if phone:
+                yield Fact(tenant, "contact", phone, metric)

@@ -90,7 +90,8 @@ async def apply(conn: asyncpg.Connection, env: CampaignEnvelope) -> None:
         await conn.executemany(
             """UPDATE campaign_recipients SET status = $3, code = $4, reason = $5,
                    message_id = coalesce($6, message_id),
-                   sent_at = CASE WHEN $3 = 'sent' THEN $7 ELSE sent_at END,
+                   sent_at = CASE WHEN $3 = 'sent' OR ($6::text IS NOT NULL AND sent_at IS NULL) THEN $7
+                                  ELSE sent_at END,
                    delivered_at = CASE WHEN $3 = 'delivered' THEN $7 ELSE delivered_at END,
                    read_at = CASE WHEN $3 = 'read' THEN $7 ELSE read_at END,
                    updated_at = $7
