@@ -61,7 +61,11 @@ async def campaign(tenant: Tenant, cid: str) -> dict[str, Any]:
 async def wait_status(tenant: Tenant, cid: str, status: str, timeout: float = 60) -> dict[str, Any]:
     async def reached() -> dict[str, Any]:
         body = await campaign(tenant, cid)
-        return body if body.get("status") == status and body["counts"]["sending"] == 0 else {}
+        if body.get("status") != status:
+            return {}
+        n = body["counts"]  # status and counts are separate events: wait until both are projected
+        ended = sum(n[k] for k in ("sent", "delivered", "read", "failed", "skipped", "cancelled"))
+        return body if ended == n["total"] else {}
 
     result: dict[str, Any] = await eventually(reached, timeout=timeout, interval=0.3)
     return result

@@ -532,8 +532,9 @@ class Campaign(Aggregate):
                     seen[rid] = o.kind
         if updates:
             self._emit(Campaign.RecipientsUpdated, at, RecipientsUpdated(tenant_id=self.tenant_id, updates=updates))
-            self.finish_if_done(at)
+            # Counts first: a reader that sees "completed" has already seen the final counts.
             self.report(at)
+            self.finish_if_done(at)
 
 
 def _take_n(queue: deque[str], n: int) -> list[str]:
