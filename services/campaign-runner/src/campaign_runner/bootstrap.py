@@ -6,9 +6,10 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 from campaign_runner.campaigns import CampaignOwner
-from campaign_runner.group import PartitionGroup
+from campaign_runner.group import PartitionGroup, Worker
 from campaign_runner.projection import CampaignProjection, replay
 from campaign_runner.router import OutcomeRouter, TenantWords
 from campaign_runner.settings import Settings
@@ -24,26 +25,27 @@ async def run(settings: Settings) -> None:
     topics = Topics.from_settings(settings.kafka)
     pool = await create_pool(settings.postgres)
     bootstrap = settings.kafka.bootstrap_servers
-    common = {
-        "bootstrap_servers": bootstrap, "instance_id": settings.instance_id, "batch_max": settings.batch_max,
-        "poll_timeout_ms": settings.poll_timeout_ms, "session_timeout_ms": settings.session_timeout_ms,
-        "heartbeat_interval_ms": settings.heartbeat_interval_ms, "retry_backoff_s": settings.retry_backoff_s,
-    }
+
+    def group(name: str, group_id: str, topic: str, factory: Callable[[int], Worker]) -> PartitionGroup:
+        return PartitionGroup(
+            name=name, bootstrap_servers=bootstrap, group_id=group_id, topic=topic,
+            instance_id=settings.instance_id, factory=factory, batch_max=settings.batch_max,
+            poll_timeout_ms=settings.poll_timeout_ms, session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms, retry_backoff_s=settings.retry_backoff_s)
+
     words = TenantWords(pool, settings.optout_words, settings.tenant_settings_ttl_s)
     parts: list[PartitionGroup | CampaignProjection] = []
     if settings.run_campaigns:
-        parts.append(PartitionGroup(
-            name="campaigns", group_id=settings.group_id, topic=topics.campaign_commands,
-            factory=lambda p: CampaignOwner(partition=p, topics=topics, bootstrap_servers=bootstrap,
-                                            group_id=settings.group_id, tick_s=settings.tick_ms / 1000),
-            **common))
+        parts.append(group(
+            "campaigns", settings.group_id, topics.campaign_commands,
+            lambda p: CampaignOwner(partition=p, topics=topics, bootstrap_servers=bootstrap,
+                                    group_id=settings.group_id, tick_s=settings.tick_ms / 1000)))
     if settings.run_router:
         router_group = f"{settings.group_id}-outcomes"
-        parts.append(PartitionGroup(
-            name="outcomes", group_id=router_group, topic=topics.session_events,
-            factory=lambda p: OutcomeRouter(partition=p, topics=topics, bootstrap_servers=bootstrap,
-                                            group_id=router_group, stop_words=words),
-            **common))
+        parts.append(group(
+            "outcomes", router_group, topics.session_events,
+            lambda p: OutcomeRouter(partition=p, topics=topics, bootstrap_servers=bootstrap,
+                                    group_id=router_group, stop_words=words)))
     if settings.run_projection:
         parts.append(CampaignProjection(pool, bootstrap, topics.campaign_events, f"{settings.group_id}-projection"))
     loop = asyncio.get_running_loop()
