@@ -27,7 +27,9 @@ BODYLESS = {("POST", "/sessions/{session_id}/start"), ("DELETE", "/sessions/{ses
             ("POST", "/dead-letters/commands/{partition}/{offset}/redrive"),
             ("POST", "/dead-letters/events/{dead_letter_id}/redrive"),
             ("POST", "/webhooks/{endpoint_id}/pause"), ("POST", "/webhooks/{endpoint_id}/resume"),
-            ("POST", "/api/whatsapp/init"), ("POST", "/api/whatsapp/logout")}
+            ("POST", "/api/whatsapp/init"), ("POST", "/api/whatsapp/logout"),
+            *{("POST", f"/campaigns/{{campaign_id}}/{action}")
+              for action in ("start", "pause", "resume", "cancel", "retry-failed")}}
 
 
 def operations() -> list[tuple[str, str, dict[str, Any]]]:

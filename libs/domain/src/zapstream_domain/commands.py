@@ -58,7 +58,8 @@ class SendMessage(Command):
     rich: RichContent | None = None
     # JIDs (or phones) @-mentioned in the text, for group chats; normalised by the decision.
     mentions: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(default=None, max_length=1024)
-    # Set by the campaign runner: such a send waits for a reconnecting number with no deadline.
+    # Set on a campaign's sends: the outcome is routed back to the campaign, and the runner holds the
+    # send for a reconnecting number with no deadline.
     campaign_id: str | None = None
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from command_api.agents.repository import AgentsRepository
 from command_api.agents.service import AgentsService
 from command_api.app import Services, build_app
 from command_api.calls.service import CallsService
+from command_api.campaigns.context import CampaignContext
 from command_api.chats.repository import ChatsRepository
 from command_api.chats.service import ChatsService
 from command_api.dead_letters.repository import DeadLettersRepository
@@ -47,6 +48,7 @@ from command_api.webhooks.repository import WebhooksRepository
 from command_api.webhooks.service import WebhooksService
 from zapstream_platform import logs
 from zapstream_platform.db import create_pool
+from zapstream_platform.ownership import PartitionOwners
 from zapstream_platform.storage import MediaStore
 from zapstream_platform.tokens import TokenSigner
 from zapstream_platform.topics import Topics, partitions_of
@@ -108,6 +110,8 @@ def create_app(settings: Settings) -> FastAPI:
         stopping = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         store = MediaStore(settings.s3)
+        liveness = PartitionOwners(settings.kafka, settings.runner_group_id,
+                                   Topics.from_settings(settings.kafka).session_commands)
         try:
             await store.ensure_bucket()
             topics = Topics.from_settings(settings.kafka)
@@ -121,7 +125,8 @@ def create_app(settings: Settings) -> FastAPI:
             identity = IdentityService(identity_repo, settings.auth, signer, settings.app_base_url,
                                        evict=auth.evict_tenant)
             library = MediaLibrary(MediaRepository(pool), store, settings.media)
-            sessions = SessionsService(sessions_repo, access, commands)
+            sessions = SessionsService(sessions_repo, access, commands, liveness=liveness,
+                                       partitions=settings.kafka.partitions)
             messages = MessagesService(MessagesRepository(pool), access, commands, library)
             chats = ChatsService(ChatsRepository(pool), access, commands, store.url)
             agents = AgentsService(agents_repo, identity_repo, identity)
@@ -145,6 +150,7 @@ def create_app(settings: Settings) -> FastAPI:
                 calls=CallsService(access, commands),
             )
             app.state.webhooks = WebhooksService(WebhooksRepository(pool), settings.webhooks)
+            app.state.campaign_context = CampaignContext(pool, producer, topics, library)
             tasks = [
                 asyncio.create_task(outbox.run_relay(pool, producer, settings.kafka, stopping,
                                                      settings.outbox_poll_interval_s)),
@@ -162,6 +168,7 @@ def create_app(settings: Settings) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             store.close()
+            await liveness.close()
             await producer.stop()
             await pool.close()
 
