@@ -6,7 +6,10 @@ Every outcome is an event on the tenant's WebSocket (``session.groups.upsert``,
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.e2e.conftest import Linked, new_phone
+from tests.support.clients import eventually
 
 
 async def test_group_lifecycle(linked: Linked) -> None:
@@ -35,6 +38,18 @@ async def test_group_lifecycle(linked: Linked) -> None:
                                   and e["payload"]["id"] == group and e["payload"]["action"] == a)
         assert event["payload"]["participants"] == [f"{who}@s.whatsapp.net"] and event["payload"]["author"] == me
 
+    # The read model: metadata from the create, participants from each change.
+    async def projected() -> dict[str, Any] | None:
+        r = await http.get(f"/groups/{group}")
+        body: dict[str, Any] = r.json()
+        assert r.status_code == 200, r.text
+        return body if body["size"] == 2 and {p["id"]: p["admin"] for p in body["participants"]}[me] else None
+
+    view = await eventually(projected)
+    assert view["subject"] == "Ventas Lima" and not view["left"]
+    listed = (await http.get("/groups")).json()
+    assert listed["sessionId"] == linked.sid and [g["id"] for g in listed["groups"]] == [group]
+
     r = await http.post(f"/groups/{group}/invite-link")
     assert r.status_code in (200, 202), r.text
     if r.status_code == 202:
@@ -52,6 +67,12 @@ async def test_group_lifecycle(linked: Linked) -> None:
     assert (await linked.outcome(r.json()["commandId"]))["status"] == "succeeded"
     left = await ws.wait_for(lambda e: e["type"] == "session.groups.participants" and e["payload"]["action"] == "leave")
     assert left["payload"]["participants"] == [me]
+
+    async def marked_left() -> bool:
+        return bool((await http.get(f"/groups/{group}")).json()["left"])
+
+    await eventually(marked_left)
+    assert (await http.get("/groups/120363000000000001@g.us")).status_code == 404
     # Out of the group: the runner reports WhatsApp's refusal as the command's failure.
     r = await http.post(f"/groups/{group}/participants", json={"action": "add", "participants": [alice]})
     failed = await linked.outcome(r.json()["commandId"])

@@ -22,6 +22,7 @@ from command_api.chats.repository import ChatsRepository
 from command_api.chats.service import ChatsService
 from command_api.dead_letters.repository import DeadLettersRepository
 from command_api.dead_letters.service import DeadLettersService
+from command_api.groups.repository import GroupsRepository
 from command_api.groups.service import GroupsService
 from command_api.identity.repository import IdentityRepository
 from command_api.identity.service import IdentityService
@@ -146,7 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
                     settings.operator_token),
                 seed003=Seed003Service(Seed003Repository(pool), access, sessions, chats, messages, agents, identity,
                                        store.url),
-                groups=GroupsService(sessions_repo, access, commands),
+                groups=GroupsService(GroupsRepository(pool), sessions_repo, access, commands),
                 calls=CallsService(access, commands),
             )
             app.state.webhooks = WebhooksService(WebhooksRepository(pool), settings.webhooks)

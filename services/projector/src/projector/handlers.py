@@ -37,6 +37,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from projector import groups
 from zapstream_domain.payloads import STATUS_RANK
 from zapstream_platform.envelope import Envelope
 
@@ -576,3 +577,6 @@ async def project(conn: asyncpg.Connection, schema: str, envelopes: Sequence[Env
             rest.recount[(clear.session_id, clear.payload["chatJid"])] = None
             await rest.write(conn, schema)
         start = end + 1
+    for env in envelopes:  # rare, and in a table of their own: one by one, in order
+        if env.type in groups.GROUP_TYPES:
+            await groups.apply(conn, schema, env)

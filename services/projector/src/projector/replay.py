@@ -31,7 +31,7 @@ from projector.app import Projector, checked_schema
 from projector.settings import Settings
 from zapstream_platform.topics import Topics, partitions_of
 
-TABLES = ("rm_sessions", "rm_chats", "rm_messages", "rm_contacts", "rm_commands", "rm_reactions")
+TABLES = ("rm_sessions", "rm_chats", "rm_messages", "rm_contacts", "rm_commands", "rm_reactions", "rm_groups")
 
 
 @dataclass

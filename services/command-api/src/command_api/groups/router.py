@@ -12,7 +12,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 
-from command_api.groups.schemas import CreateGroupBody, GroupSessionBody, InviteLink, ParticipantsBody
+from command_api.groups.schemas import (
+    CreateGroupBody,
+    GroupList,
+    GroupSessionBody,
+    GroupView,
+    InviteLink,
+    ParticipantsBody,
+)
 from command_api.groups.service import GroupsService
 from command_api.shared.bodies import IDEMPOTENCY_HEADERS, CommandAccepted, JidPath, jid_or_422
 from command_api.shared.commands import accepted
@@ -40,6 +47,21 @@ def group_or_422(raw: str) -> str:
     if not jid.endswith("@g.us"):
         raise Problem(422, "not a group JID (…@g.us)")
     return jid
+
+
+SessionQuery = Annotated[str | None, Query(alias="sessionId", max_length=64)]
+
+
+@router.get("/groups", response_model=GroupList, responses=responses(403, 404))
+async def list_groups(who: Who, svc: Service, session_id: SessionQuery = None) -> JsonResponse:
+    """The account's groups with metadata (subject, owner, participants and admins), from the read model that
+    `POST /groups` and `POST /groups/sync` fill."""
+    return JsonResponse(await svc.listing(who, session_id))
+
+
+@router.get("/groups/{jid}", response_model=GroupView, responses=responses(403, 404))
+async def get_group(jid: JidPath, who: Who, svc: Service, session_id: SessionQuery = None) -> JsonResponse:
+    return JsonResponse(await svc.get(who, group_or_422(jid), session_id))
 
 
 @router.post("/groups", status_code=202, response_model=CommandAccepted,

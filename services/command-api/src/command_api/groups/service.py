@@ -17,9 +17,15 @@ class OutcomeStore(Protocol):
     async def command(self, tenant_id: str, command_id: str) -> dict[str, Any] | None: ...
 
 
+class GroupsStore(Protocol):
+    async def groups(self, tenant_id: str, session_id: str) -> list[dict[str, Any]]: ...
+    async def group(self, tenant_id: str, session_id: str, jid: str) -> dict[str, Any] | None: ...
+
+
 class GroupsService:
-    def __init__(self, outcomes: OutcomeStore, access: Access, commands: Commands, polls: int = 50,
-                 poll_interval_s: float = 0.1) -> None:
+    def __init__(self, store: GroupsStore, outcomes: OutcomeStore, access: Access, commands: Commands,
+                 polls: int = 50, poll_interval_s: float = 0.1) -> None:
+        self.store = store
         self.outcomes = outcomes
         self.access = access
         self.commands = commands
@@ -30,6 +36,21 @@ class GroupsService:
         # Groups are the account's business, like linking it: admins and machines, not agents.
         self.access.manage_sessions(who)
         return await self.access.session_or_404(who, session_id)
+
+    async def listing(self, who: Principal, session_id: str | None) -> dict[str, Any]:
+        """The groups of the read model (after a create or a sync); an empty list without a session."""
+        self.access.manage_sessions(who)
+        sid = await self.access.session_for(who, session_id)
+        if sid is None:
+            return {"sessionId": None, "groups": []}
+        return {"sessionId": sid, "groups": await self.store.groups(who.tenant_id, sid)}
+
+    async def get(self, who: Principal, jid: str, session_id: str | None) -> dict[str, Any]:
+        sid = await self._session(who, session_id)
+        group = await self.store.group(who.tenant_id, sid, jid)
+        if group is None:
+            raise Problem(404, "group not found (POST /groups/sync lists the account's groups)")
+        return group
 
     async def create(self, who: Principal, idem: Idem, traceparent: str | None, subject: str,
                      participants: list[str], session_id: str | None) -> Answer:
