@@ -153,7 +153,7 @@ async def test_seed003_walkthrough_with_socketio(stack: Stack, pg: asyncpg.Pool)
             r = await http.get("/api/media/3EB0NOPE", headers=bearer(token_a))
             assert r.status_code == 404 and r.json()["success"] is False
             r = await http.get(f"/api/media/profile-photo/{customer}", headers=bearer(token_a))
-            assert r.status_code in (200, 404), r.text
+            assert r.status_code == 200 and r.json()["data"]["url"], r.text
             assert user_a["role"] == "owner"
             r = await http.post("/api/chats/x/messages", json={}, headers=bearer(token_a))
             assert r.status_code == 422 and r.json()["success"] is False

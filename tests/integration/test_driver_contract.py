@@ -1183,3 +1183,9 @@ async def test_groups_create_participants_link_list_and_leave(driver_factory: Ad
     assert info.id not in {g.id for g in await b.driver.joined_groups(b.sid)}
     with pytest.raises(DriverError):
         await b.driver.group_invite_link(b.sid, info.id)
+
+
+async def test_profile_photo_bytes_or_none(driver_factory: Adapter) -> None:
+    a, b = await link(driver_factory), await link(driver_factory)
+    photo = await a.driver.profile_photo(a.sid, jid(b.phone))
+    assert photo is not None and photo.startswith(b"\xff\xd8\xff")

@@ -98,3 +98,18 @@ def test_call_settings_and_polls_survive_a_snapshot() -> None:
     assert (again.reject_calls, again.call_reply_text) == (True, "Escríbenos")
     assert again.poll_state() == s.poll_state()
     assert not Session.reject_calls  # the class default stays off for snapshots without the setting
+
+
+@pytest.mark.skipif(importlib.util.find_spec("neonize") is None, reason="neonize is not installed")
+def test_neonize_profile_picture_info_gives_an_https_url_or_none() -> None:
+    from session_runner.drivers.neonize_worker import import_neonize
+
+    import_neonize()
+    from neonize.proto import Neonize_pb2 as N
+
+    from session_runner.drivers import neonize_mapping as nm
+
+    url = "https://pps.whatsapp.net/v/t61.24694-24/123_n.jpg?oh=x&oe=y"
+    assert nm.profile_photo_url(N.ProfilePictureInfo(URL=url, ID="1", Type="image")) == url
+    assert nm.profile_photo_url(N.ProfilePictureInfo()) is None
+    assert nm.profile_photo_url(N.ProfilePictureInfo(URL="http://169.254.169.254/")) is None

@@ -116,3 +116,26 @@ def test_neonize_group_info_maps_to_metadata() -> None:
     changed = nm.changed_participants([N.GroupParticipant(JID=_jid(N, "5511977776666")),
                                        N.GroupParticipant(JID=_jid(N, "5511966665555"), Error=409)])
     assert changed == ["5511977776666@s.whatsapp.net"]
+
+
+def test_the_groups_read_model_applies_participant_changes_idempotently() -> None:
+    from projector.groups import changed
+
+    start = [{"id": "me", "admin": "superadmin"}, {"id": "a", "admin": None}]
+    added = changed(start, "add", ["b", "a"])
+    assert added == [*start, {"id": "b", "admin": None}]
+    assert changed(added, "add", ["b"]) == added
+    promoted = changed(added, "promote", ["b", "ghost"])
+    assert promoted[-1] == {"id": "b", "admin": "admin"} and len(promoted) == 3
+    assert changed(changed(promoted, "demote", ["b"]), "remove", ["b"]) == start
+    assert changed(start, "leave", ["me"]) == [{"id": "a", "admin": None}]
+
+
+def test_photo_keys_stay_in_the_session_prefix() -> None:
+    s = _session()
+    ok = f"tenants/t/sessions/{s.id}/photos/x%40s.whatsapp.net/1.jpg"
+    decide(s, _cmd(c.FetchProfilePhoto, str(s.id), jid="x", key=ok), NOW)
+    for bad in ("tenants/other/sessions/x/photos/a.jpg", f"tenants/t/sessions/{s.id}/photos/../../x"):
+        with pytest.raises(CommandRejected) as refused:
+            decide(s, _cmd(c.FetchProfilePhoto, str(s.id), jid="x", key=bad), NOW)
+        assert refused.value.code == "media_forbidden"

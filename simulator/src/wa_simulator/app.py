@@ -68,7 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import ClientDisconnect
 
 from wa_simulator.config import Settings
-from wa_simulator.core import CLOSE_NORMAL, Link, NotFound, SimError, Simulator, TooLarge
+from wa_simulator.core import CLOSE_NORMAL, Link, NotFound, SimError, Simulator, TooLarge, normalize_phone
 from wa_simulator.media import MediaStore
 from wa_simulator.scheduling import AsyncioScheduler
 
@@ -130,6 +130,10 @@ class InjectBody(_Body):
     forwarded: bool = False
     media: InjectMediaBody | None = None
     rich: dict[str, Any] | None = None  # a location, contact card or poll (the runner's wire shape)
+
+
+class PhotoBody(_Body):
+    data_base64: str | None = Field(default=None, alias="dataBase64")  # null hides the photo
 
 
 class VoteBody(_Body):
@@ -264,6 +268,9 @@ def _process(sim: Simulator, session_id: str, link: Link, frame: dict[str, Any])
             result = {"ids": sim.mark_read(session_id, frame.get("chat"), frame.get("ids"))}
         elif op == "pair_code":
             result = {"code": sim.request_pair_code(session_id, frame.get("phone"))}
+        elif op == "profile_photo":
+            photo = sim.profile_photo(session_id, frame.get("jid"))
+            result = {"photo": base64.b64encode(photo).decode() if photo is not None else None}
         elif op == "reject_call":
             sim.reject_call(session_id, frame.get("from"), frame.get("id"))
         elif isinstance(op, str) and op.startswith("group"):
@@ -500,6 +507,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/control/contacts/{phone}")
     async def contact_view(phone: str) -> OrjsonResponse:
         return OrjsonResponse(sim.contact_view(phone))
+
+    @app.post("/control/contacts/{phone}/photo")
+    async def set_photo(phone: str, request: Request) -> OrjsonResponse:
+        body = await _body(request, PhotoBody)
+        data = base64.b64decode(body.data_base64) if body.data_base64 is not None else None
+        sim.photos[normalize_phone(phone)] = data
+        return OrjsonResponse({"phone": phone, "hasPhoto": data is not None})
 
     @app.post("/control/contacts/{phone}/vote")
     async def vote(phone: str, request: Request) -> OrjsonResponse:

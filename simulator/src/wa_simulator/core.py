@@ -194,6 +194,17 @@ def _optional_count(raw: dict[str, Any], key: str) -> int | None:
     return value
 
 
+# A 1x1 JPEG: the profile photo every simulated phone has unless told otherwise.
+DEFAULT_PHOTO = bytes.fromhex(
+    "ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c140d0c0b0b0c1912130f14"
+    "1d1a1f1e1d1a1c1c20242e2720222c231c1c2837292c30313434341f27393d38323c2e333432ffc0000b080001000101011100"
+    "ffc4001f0000010501010101010100000000000000000102030405060708090a0bffc400b5100002010303020403050504040000"
+    "017d01020300041105122131410613516107227114328191a1082342b1c11552d1f02433627282090a161718191a25262728292a"
+    "3435363738393a434445464748494a535455565758595a636465666768696a737475767778797a838485868788898a9293949596"
+    "9798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2"
+    "f3f4f5f6f7f8f9faffda0008010100003f00fbd3ffd9")
+
+
 class Message:
     """One accepted message; shared by the sender's outbox and the recipient's inbox."""
 
@@ -414,6 +425,7 @@ class Simulator:
 
         self.groups = Groups()
         self.calls: dict[str, dict[str, Any]] = {}  # call id -> {from, to, status, isVideo, timestamp}
+        self.photos: dict[str, bytes | None] = {}  # phone -> its profile photo (None: hidden); default below
         self._ordinal = 0
         # Bumped by reset() so callbacks scheduled before it become no-ops.
         self._generation = getattr(self, "_generation", 0) + 1
@@ -452,6 +464,14 @@ class Simulator:
                 "options": options, "timestamp": self._now_s()}
         self._emit_to_account(to, body)
         return body
+
+    def profile_photo(self, session_id: str, jid: object) -> bytes | None:
+        """Everyone has a small default photo unless the control API set another or hid it."""
+        self.phone_of(session_id)
+        if isinstance(jid, str) and jid.endswith("@g.us"):
+            return DEFAULT_PHOTO if jid in self.groups.groups else None
+        phone = jid_to_phone(jid)
+        return self.photos.get(phone, DEFAULT_PHOTO)
 
     def reject_call(self, session_id: str, caller_jid: object, call_id: object) -> None:
         me = self.phone_of(session_id)

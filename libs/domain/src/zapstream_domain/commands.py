@@ -176,6 +176,15 @@ class ConfigureCalls(Command):
     reply_text: str | None = Field(default=None, min_length=1, max_length=4096)
 
 
+class FetchProfilePhoto(Command):
+    """Fetch a contact's or group's profile photo into the tenant's storage at ``key`` (the API's cache key)."""
+
+    TYPE: ClassVar[str] = "session.profile_photo.fetch"
+    type: Literal["session.profile_photo.fetch"] = "session.profile_photo.fetch"
+    jid: str = Field(min_length=1, max_length=200)
+    key: str = Field(min_length=1, max_length=1024)
+
+
 AnyCommand = Annotated[
     CreateSession
     | StartSession
@@ -194,7 +203,8 @@ AnyCommand = Annotated[
     | LeaveGroup
     | GetGroupInviteLink
     | SyncGroups
-    | ConfigureCalls,
+    | ConfigureCalls
+    | FetchProfilePhoto,
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
@@ -217,6 +227,7 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     GetGroupInviteLink,
     SyncGroups,
     ConfigureCalls,
+    FetchProfilePhoto,
 )
 
 

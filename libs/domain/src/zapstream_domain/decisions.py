@@ -56,6 +56,14 @@ def _send(session: Session, command: c.SendMessage, now: datetime) -> None:
     )
 
 
+def _photo_check(session: Session, key: str) -> None:
+    """The photo goes to this session's own prefix: a forged command cannot write elsewhere."""
+    session.require_connected()
+    prefix = f"tenants/{session.tenant_id}/sessions/{session.session_id}/photos/"
+    if not key.startswith(prefix) or ".." in key or "//" in key:
+        raise CommandRejected("photo key outside the session's storage", code="media_forbidden")
+
+
 def _group_check(session: Session, group_jid: str) -> None:
     """Group commands need a live link and a group's JID (``…@g.us``), not a person's."""
     session.require_connected()
@@ -88,6 +96,7 @@ DECIDERS: dict[type[c.Command], Decider] = {
     c.GetGroupInviteLink: lambda s, cmd, now: _group_check(s, cmd.group_jid),
     c.SyncGroups: lambda s, cmd, now: s.require_connected(),
     c.ConfigureCalls: lambda s, cmd, now: s.configure_calls(now, cmd.reject_calls, cmd.reply_text),
+    c.FetchProfilePhoto: lambda s, cmd, now: _photo_check(s, cmd.key),
 }
 
 

@@ -37,6 +37,8 @@ from command_api.media.router import router as media_router
 from command_api.media.service import MediaLibrary
 from command_api.messages.router import router as messages_router
 from command_api.messages.service import MessagesService
+from command_api.photos.router import router as photos_router
+from command_api.photos.service import PhotosService
 from command_api.seed003.realtime import Realtime
 from command_api.seed003.router import public as seed003_public
 from command_api.seed003.router import router as seed003_router
@@ -84,6 +86,7 @@ class Services:
     seed003: Seed003Service
     groups: GroupsService
     calls: CallsService
+    photos: PhotosService
 
 
 health = APIRouter()
@@ -139,6 +142,7 @@ def build_app(settings: Settings,
     app.include_router(ws_router)
     app.include_router(groups_router)
     app.include_router(calls_router)
+    app.include_router(photos_router)
     app.include_router(seed003_public)
     app.include_router(seed003_router)
     # Seed 003's Socket.IO (qr, session_status) at the API origin's /socket.io/.

@@ -32,6 +32,7 @@ from command_api.media.repository import MediaRepository
 from command_api.media.service import MediaLibrary
 from command_api.messages.repository import MessagesRepository
 from command_api.messages.service import MessagesService
+from command_api.photos.service import PhotosService
 from command_api.seed003.repository import Seed003Repository
 from command_api.seed003.service import Seed003Service
 from command_api.sessions.declared import declare_sessions
@@ -131,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
             messages = MessagesService(MessagesRepository(pool), access, commands, library)
             chats = ChatsService(ChatsRepository(pool), access, commands, store.url)
             agents = AgentsService(agents_repo, identity_repo, identity)
+            photos = PhotosService(store, sessions_repo, access, commands)
             app.state.services = Services(
                 auth=auth,
                 access=access,
@@ -146,9 +148,10 @@ def create_app(settings: Settings) -> FastAPI:
                     DeadLettersRepository(pool, producer, topics, settings.kafka.bootstrap_servers),
                     settings.operator_token),
                 seed003=Seed003Service(Seed003Repository(pool), access, sessions, chats, messages, agents, identity,
-                                       store.url),
+                                       photos, store.url),
                 groups=GroupsService(GroupsRepository(pool), sessions_repo, access, commands),
                 calls=CallsService(access, commands),
+                photos=photos,
             )
             app.state.webhooks = WebhooksService(WebhooksRepository(pool), settings.webhooks)
             app.state.campaign_context = CampaignContext(pool, producer, topics, library)

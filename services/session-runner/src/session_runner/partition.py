@@ -311,7 +311,7 @@ class PartitionOwner:
             return
         trace = child_of(command.traceparent)
         ctx = Context(command=command, session=self.sessions.get(command.session_id), at=now(),
-                      driver=self.driver, effects=effects, trace=trace)
+                      driver=self.driver, effects=effects, trace=trace, media=self.media)
         try:
             await HANDLERS[type(command)](ctx)
         except (CommandRejected, InvalidJid) as exc:

@@ -14,6 +14,7 @@ from command_api.identity.schemas import LoginBody, RegisterBody
 from command_api.identity.service import IdentityService
 from command_api.messages.schemas import ChatSendBody
 from command_api.messages.service import MessagesService
+from command_api.photos.service import PhotosService
 from command_api.sessions.service import SessionsService
 from command_api.shared.access import Access
 from command_api.shared.commands import Answer
@@ -27,13 +28,13 @@ LINKING = frozenset({"created", "qr_pending", "connecting", "connected"})
 
 class Seed003Store(Protocol):
     async def message_media(self, tenant_id: str, session_id: str, message_id: str) -> dict[str, Any] | None: ...
-    async def contact_photo(self, tenant_id: str, session_id: str, jid: str) -> tuple[bool, str | None]: ...
 
 
 class Seed003Service:
     def __init__(self, store: Seed003Store, access: Access, sessions: SessionsService, chats: ChatsService,
                  messages: MessagesService, agents: AgentsService, identity: IdentityService,
-                 sign: Callable[[str], str] | None = None) -> None:
+                 photos: PhotosService, sign: Callable[[str], str] | None = None) -> None:
+        self.photos = photos
         self.store = store
         self.access = access
         self.sessions = sessions
@@ -107,9 +108,6 @@ class Seed003Service:
                 "fileName": view["fileName"], "size": view["size"], "url": view["url"]}
 
     async def profile_photo(self, who: Principal, chat: str) -> dict[str, Any]:
-        await self.access.chat(who, chat)
-        sid = await self.access.session_or_404(who, None)
-        known, url = await self.store.contact_photo(who.tenant_id, sid, chat)
-        if not known:
-            raise Problem(404, "chat not found")
-        return {"chatId": chat, "url": url}
+        """Through the runner, cached in storage (``GET /chats/{jid}/photo``)."""
+        found = await self.photos.photo(who, chat, None)
+        return {"chatId": chat, "url": found["url"]}

@@ -469,6 +469,10 @@ class NeonizeDriver:
                                               action=action, participants=participants)
         return changed
 
+    async def profile_photo(self, session_id: str, jid: str) -> bytes | None:
+        data: bytes | None = await self._call(session_id, "profile_photo", jid=jid)
+        return data
+
     async def reject_call(self, session_id: str, caller_jid: str, call_id: str) -> None:
         await self._call(session_id, "reject_call", caller_jid=caller_jid, call_id=call_id)
 

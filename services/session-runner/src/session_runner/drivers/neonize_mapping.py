@@ -433,6 +433,12 @@ def with_mentions(ctx: Any | None, mentions: Iterable[str]) -> Any:
     return ctx
 
 
+def profile_photo_url(info: Any) -> str | None:
+    """The download URL of a ``ProfilePictureInfo`` (https only: it is fetched by the worker), or None."""
+    url = str(getattr(info, "URL", "") or "")
+    return url if url.startswith("https://") else None
+
+
 def map_call_offer(ev: Any, seq: int) -> IncomingCall:
     """A ``CallOffer`` event → IncomingCall (the caller without its device suffix)."""
     meta = ev.basicCallMeta

@@ -633,6 +633,30 @@ class SessionHost:
             session.calls.popitem(last=False)
         return nm.map_call_offer(ev, 0)
 
+    async def profile_photo(self, session_id: str, jid: str) -> bytes | None:
+        """WhatsApp answers a CDN URL (or nothing, for no photo or a hidden one); the bytes are fetched here."""
+        import httpx
+        from neonize.proto.Neonize_pb2 import JID
+
+        session = self._online(session_id)
+        try:
+            info = await self._guarded(session, session.client.get_profile_picture(JID(**nm.parse_jid(jid))),
+                                       "profile_photo")
+        except DriverError as exc:
+            if "not-authorized" in str(exc) or "item-not-found" in str(exc):
+                return None  # hidden by the contact's privacy settings, or no photo
+            raise
+        url = nm.profile_photo_url(info)
+        if url is None:
+            return None
+        try:
+            async with httpx.AsyncClient(timeout=self._request_timeout) as http:
+                r = await http.get(url)
+                r.raise_for_status()
+                return r.content
+        except httpx.HTTPError as exc:
+            raise DriverError(f"session {session_id!r}: cannot download the profile photo: {exc}") from exc
+
     async def reject_call(self, session_id: str, caller_jid: str, call_id: str) -> None:
         from neonize.proto.Neonize_pb2 import JID
 
@@ -958,6 +982,7 @@ _CALLS = frozenset(
         "group_invite_link",
         "joined_groups",
         "reject_call",
+        "profile_photo",
         "edit_message",
         "revoke_message",
         "react",

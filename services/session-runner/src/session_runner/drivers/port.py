@@ -361,6 +361,9 @@ class WhatsAppDriver(Protocol):
     async def joined_groups(self, session_id: str) -> list[GroupInfo]:
         """Every group the account is in, with metadata."""
 
+    async def profile_photo(self, session_id: str, jid: str) -> bytes | None:
+        """The JPEG of ``jid``'s profile photo (a contact or a group); None when it has none or hides it."""
+
     async def reject_call(self, session_id: str, caller_jid: str, call_id: str) -> None:
         """Reject a ringing call (harmless when it already ended)."""
 

@@ -46,6 +46,7 @@ no live device connection. Nothing is held in memory whole: files move in 1 MiB 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import logging
 import os
@@ -424,6 +425,11 @@ class SimDriver:
         frame = await self._request(self._live(session_id), {"op": "group_participants", "group": group_jid,
                                                              "action": action, "participants": participants})
         return [str(x) for x in frame["changed"]]
+
+    async def profile_photo(self, session_id: str, jid: str) -> bytes | None:
+        frame = await self._request(self._live(session_id), {"op": "profile_photo", "jid": jid})
+        photo = frame.get("photo")
+        return base64.b64decode(photo) if isinstance(photo, str) else None
 
     async def reject_call(self, session_id: str, caller_jid: str, call_id: str) -> None:
         await self._request(self._live(session_id), {"op": "reject_call", "from": caller_jid, "id": call_id})

@@ -9,10 +9,10 @@ module and :data:`HANDLERS`.
 
 from __future__ import annotations
 
-from session_runner.handlers import calls, groups, lifecycle, messages, presence
+from session_runner.handlers import calls, groups, lifecycle, messages, photos, presence
 from session_runner.handlers.base import Context, Effects, Handler
 
 HANDLERS: dict[type, Handler] = {**lifecycle.HANDLERS, **messages.HANDLERS, **presence.HANDLERS,
-                                 **groups.HANDLERS, **calls.HANDLERS}
+                                 **groups.HANDLERS, **calls.HANDLERS, **photos.HANDLERS}
 
 __all__ = ["HANDLERS", "Context", "Effects", "Handler"]

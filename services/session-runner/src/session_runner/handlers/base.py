@@ -35,6 +35,8 @@ class Context:
     driver: d.WhatsAppDriver
     effects: Effects
     trace: str | None
+    # The runner's media pipeline (its object storage), for handlers that store files; None without storage.
+    media: Any = None
     # Events returned by decide(); the runtime publishes them with the session's later ones.
     events: list[Session.Event] = field(default_factory=list)
 

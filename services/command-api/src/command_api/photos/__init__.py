@@ -1,0 +1,1 @@
+"""Profile photos: fetched through the session runner, cached in the tenant's storage for a TTL."""
