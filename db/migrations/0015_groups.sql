@@ -25,3 +25,13 @@ BEGIN
     EXECUTE format('CREATE INDEX rm_groups_tenant ON %I.rm_groups (tenant_id, session_id)', active);
     EXECUTE format('CREATE VIEW public.rm_groups AS SELECT * FROM %I.rm_groups', active);
 END $$;
+
+-- Messages that are a location, contact card or poll keep it (``rich``), and a poll its running tally
+-- (``poll_tally``: [{name, votes}], from session.polls.vote). The view is recreated to expose them.
+DO $$
+DECLARE active text;
+BEGIN
+    SELECT active_schema INTO active FROM projections WHERE name = 'main';
+    EXECUTE format('ALTER TABLE %I.rm_messages ADD COLUMN rich jsonb, ADD COLUMN poll_tally jsonb', active);
+    EXECUTE format('CREATE OR REPLACE VIEW public.rm_messages AS SELECT * FROM %I.rm_messages', active);
+END $$;

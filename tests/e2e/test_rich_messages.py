@@ -90,3 +90,11 @@ async def test_poll_votes_arrive_with_a_running_tally(linked: Linked) -> None:
     assert [o["votes"] for o in changed["payload"]["tally"]] == [0, 0, 1]
     withdrawn = await vote([])
     assert [o["votes"] for o in withdrawn["payload"]["tally"]] == [0, 0, 0]
+    await vote(["Mañana"])
+
+    async def in_read_model() -> dict[str, Any] | None:
+        m = await linked.message(f"{contact}@s.whatsapp.net", poll_id)
+        return m if m and m.get("pollTally") and m["pollTally"][0]["votes"] == 1 else None
+
+    m = await eventually(in_read_model)
+    assert m["type"] == "pollCreationMessage" and m["rich"]["options"] == ["Mañana", "Tarde", "Noche"]

@@ -37,7 +37,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from projector import groups
+from projector import groups, rich
 from zapstream_domain.payloads import STATUS_RANK
 from zapstream_platform.envelope import Envelope
 
@@ -577,6 +577,12 @@ async def project(conn: asyncpg.Connection, schema: str, envelopes: Sequence[Env
             rest.recount[(clear.session_id, clear.payload["chatJid"])] = None
             await rest.write(conn, schema)
         start = end + 1
-    for env in envelopes:  # rare, and in a table of their own: one by one, in order
+    for env in envelopes:  # rare: one by one, in order, after the set-based writes
         if env.type in groups.GROUP_TYPES:
             await groups.apply(conn, schema, env)
+        elif env.type in rich.RICH_TYPES and (env.type == "session.polls.vote" or _has_rich(env)):
+            await rich.apply(conn, schema, env)
+
+
+def _has_rich(env: Envelope) -> bool:
+    return any(m.get("rich") for m in env.payload.get("messages", ()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 from pydantic.config import JsonDict
@@ -105,6 +105,8 @@ class MessageView(View):
     deleted_at: int | None = None
     reactions: list[ReactionView] = Field(default_factory=list)
     media: MediaView | None = None
+    rich: dict[str, Any] | None = Field(default=None, description="A location, contact card or poll (`kind`).")
+    poll_tally: list[dict[str, Any]] | None = Field(default=None, description="A poll's votes per option.")
     reply_to_message_id: str | None = Field(
         default=None, json_schema_extra=DEPRECATED,
         description="Deprecated: use `replyTo`. Kept for one minor version.")

@@ -63,6 +63,8 @@ def message_view(r: dict[str, Any], reactions: list[dict[str, Any]],
         "isDeleted": r["is_deleted"], "deletedAt": r["deleted_at"],
         "reactions": reactions,
         "media": media_view(r["media"], sign),
+        "rich": orjson.loads(r["rich"]) if r.get("rich") else None,
+        "pollTally": orjson.loads(r["poll_tally"]) if r.get("poll_tally") else None,
         # The names before seed 001's; kept for one minor version (deprecated in the OpenAPI document).
         "replyToMessageId": r["reply_to"], "forwarded": r["forwarded"],
     }

@@ -1,0 +1,29 @@
+"""Locations, contact cards and polls on ``rm_messages``: ``rich`` from upserts that carry it, ``poll_tally``
+from ``session.polls.vote``.
+
+Both are rare next to plain messages, so the batch's set-based writes stay as they are and these are
+applied afterwards, one statement each, in order (same transaction): the message row exists by then.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import orjson
+
+from zapstream_platform.envelope import Envelope
+
+RICH_TYPES = frozenset({"session.messages.upsert", "session.history.sync", "session.polls.vote"})
+
+
+async def apply(conn: asyncpg.Connection, schema: str, env: Envelope) -> None:
+    pl, sid = env.payload, env.session_id
+    if env.type == "session.polls.vote":
+        await conn.execute(
+            f"UPDATE {schema}.rm_messages SET poll_tally = $3::jsonb WHERE session_id = $1 AND id = $2",
+            sid, pl["pollId"], orjson.dumps(pl["tally"]).decode())
+        return
+    for m in pl["messages"]:
+        if m.get("rich"):
+            await conn.execute(
+                f"UPDATE {schema}.rm_messages SET rich = $3::jsonb WHERE session_id = $1 AND id = $2 AND rich IS NULL",
+                sid, m["id"], orjson.dumps(m["rich"]).decode())
