@@ -106,3 +106,22 @@ async def test_send_to_a_group_with_mentions(linked: Linked) -> None:
     r = await http.post(f"/chats/{group}/messages", json={"media": {"kind": "image", "base64": "aGk="},
                                                            "mentions": [alice]})
     assert r.status_code == 422
+
+
+async def test_changes_by_another_admin_reach_the_members_event_log(linked: Linked) -> None:
+    from tests.e2e.conftest import link_session
+
+    sid_b, phone_b = await link_session(linked.stack, linked.tenant, linked.ws)
+    me = f"{linked.phone}@s.whatsapp.net"
+    r = await linked.tenant.http.post("/groups", json={"subject": "Compras", "participants": [phone_b],
+                                                        "sessionId": linked.sid})
+    group = (await linked.outcome(r.json()["commandId"]))["result"]["groupJid"]
+    added = await linked.ws.wait_for(lambda e: e["type"] == "session.groups.participants"
+                                     and e["sessionId"] == sid_b and e["payload"]["id"] == group)
+    assert added["payload"]["action"] == "add" and added["payload"]["author"] == me
+    assert added["payload"]["participants"] == [f"{phone_b}@s.whatsapp.net"]
+    r = await linked.tenant.http.post(f"/groups/{group}/participants",
+                                      json={"action": "promote", "participants": [phone_b], "sessionId": linked.sid})
+    assert r.status_code == 202
+    await linked.ws.wait_for(lambda e: e["type"] == "session.groups.participants" and e["sessionId"] == sid_b
+                             and e["payload"]["action"] == "promote")

@@ -139,3 +139,20 @@ def test_photo_keys_stay_in_the_session_prefix() -> None:
         with pytest.raises(CommandRejected) as refused:
             decide(s, _cmd(c.FetchProfilePhoto, str(s.id), jid="x", key=bad), NOW)
         assert refused.value.code == "media_forbidden"
+
+
+@neonize
+def test_neonize_group_info_event_maps_to_participant_changes() -> None:
+    from session_runner.drivers import neonize_mapping as nm
+    from session_runner.drivers.port import GroupParticipantsChanged
+
+    N = _N()
+    ev = N.GroupInfoEvent(JID=_jid(N, "120363025246125486", "g.us"), Sender=_jid(N, "5511999990000"),
+                          Timestamp=1_717_000_000, Join=[_jid(N, "5511988887777")],
+                          Promote=[_jid(N, "5511977776666")])
+    assert nm.map_group_info_event(ev, 3) == [
+        GroupParticipantsChanged(seq=3, group_jid=GROUP, action="add", participants=("5511988887777@s.whatsapp.net",),
+                                 author="5511999990000@s.whatsapp.net"),
+        GroupParticipantsChanged(seq=3, group_jid=GROUP, action="promote",
+                                 participants=("5511977776666@s.whatsapp.net",), author="5511999990000@s.whatsapp.net"),
+    ]

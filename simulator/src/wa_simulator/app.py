@@ -299,11 +299,17 @@ def _group_op(sim: Simulator, session_id: str, op: str, frame: dict[str, Any]) -
     me = sim.phone_of(session_id)
     groups = sim.groups
     if op == "group_create":
-        return {"group": groups.create(me, frame.get("subject"), frame.get("participants"), sim.now_s())}
+        info = groups.create(me, frame.get("subject"), frame.get("participants"), sim.now_s())
+        sim.group_changed(session_id, info["id"], "add", [p["id"] for p in info["participants"]
+                                                         if p["admin"] != "superadmin"])
+        return {"group": info}
     if op == "group_participants":
-        return {"changed": groups.participants(me, frame.get("group"), frame.get("action"), frame.get("participants"))}
+        changed = groups.participants(me, frame.get("group"), frame.get("action"), frame.get("participants"))
+        sim.group_changed(session_id, str(frame.get("group")), str(frame.get("action")), changed)
+        return {"changed": changed}
     if op == "group_leave":
         groups.leave(me, frame.get("group"))
+        sim.group_changed(session_id, str(frame.get("group")), "leave", [f"{me}@s.whatsapp.net"])
         return {}
     if op == "group_invite":
         return {"link": groups.invite_link(me, frame.get("group"), frame.get("reset"))}

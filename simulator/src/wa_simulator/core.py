@@ -465,6 +465,19 @@ class Simulator:
         self._emit_to_account(to, body)
         return body
 
+    def group_changed(self, session_id: str, group_jid: str, action: str, participants: list[str]) -> None:
+        """Tell every member's devices (and those just removed) of a participant change, as WhatsApp's group
+        notifications do; the acting device already knows."""
+        group = self.groups.groups.get(group_jid)
+        if group is None or not participants:
+            return
+        actor = self.phone_of(session_id)
+        body = {"type": "group_participants", "group": group_jid, "action": action,
+                "participants": participants, "author": phone_to_jid(actor), "timestamp": self._now_s()}
+        affected = set(group.members) | {jid_to_phone(p) for p in participants}
+        for phone in sorted(affected):
+            self._emit_to_account(phone, body, skip=session_id)
+
     def profile_photo(self, session_id: str, jid: object) -> bytes | None:
         """Everyone has a small default photo unless the control API set another or hid it."""
         self.phone_of(session_id)

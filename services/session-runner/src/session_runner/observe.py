@@ -48,6 +48,9 @@ def on_call(s: Session, ev: d.IncomingCall, at: datetime) -> RejectCall | None:
 def observe(s: Session, ev: d.DriverEvent, at: datetime) -> RejectCall | None:
     if isinstance(ev, d.IncomingCall):
         return on_call(s, ev, at)
+    if isinstance(ev, d.GroupParticipantsChanged):
+        s.record_group_participants(at, ev.group_jid, ev.action, list(ev.participants), author=ev.author)
+        return None
     if isinstance(ev, d.PollVote):
         s.record_poll_vote(at, ev.poll_id, ev.chat_jid, ev.voter_jid, ev.timestamp,
                            options=list(ev.options) if ev.options is not None else None,

@@ -33,6 +33,7 @@ from session_runner.drivers.port import (
     ContactsUpdate,
     Disconnected,
     DriverEvent,
+    GroupParticipantsChanged,
     HistorySync,
     IncomingCall,
     IncomingMedia,
@@ -437,6 +438,18 @@ def profile_photo_url(info: Any) -> str | None:
     """The download URL of a ``ProfilePictureInfo`` (https only: it is fetched by the worker), or None."""
     url = str(getattr(info, "URL", "") or "")
     return url if url.startswith("https://") else None
+
+
+def map_group_info_event(ev: Any, seq: int) -> list[GroupParticipantsChanged]:
+    """A ``GroupInfoEvent`` → one change per non-empty list (Join, Leave, Promote, Demote)."""
+    group, author = jid_str(ev.JID), jid_str(ev.Sender) or None
+    out: list[GroupParticipantsChanged] = []
+    for field, action in (("Join", "add"), ("Leave", "remove"), ("Promote", "promote"), ("Demote", "demote")):
+        jids = tuple(jid_str(j) for j in getattr(ev, field))
+        if jids:
+            out.append(GroupParticipantsChanged(seq=seq, group_jid=group, action=action,  # type: ignore[arg-type]
+                                                participants=jids, author=author))
+    return out
 
 
 def map_call_offer(ev: Any, seq: int) -> IncomingCall:

@@ -405,6 +405,7 @@ class SessionHost:
         on(nev.ChatPresenceEv, lambda s, ev: nm.map_chat_presence(ev, 0))
         on(nev.PresenceEv, lambda s, ev: nm.map_presence(ev, 0))
         on(nev.CallOfferEv, self._on_call)
+        on(nev.GroupInfoEv, lambda s, ev: nm.map_group_info_event(ev, 0))
         on(nev.HistorySyncEv, self._on_history)
         on(nev.LoggedOutEv, self._on_logged_out)
         on(nev.StreamReplacedEv, self._on_replaced)

@@ -204,6 +204,18 @@ class PresenceUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupParticipantsChanged:
+    """Someone (``author``) changed a group's participants: ``add``, ``remove``, ``promote``, ``demote`` or
+    ``leave`` (participants who left on their own)."""
+
+    seq: int
+    group_jid: str
+    action: Literal["add", "remove", "promote", "demote", "leave"]
+    participants: tuple[str, ...]
+    author: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PollVote:
     """A voter's current choice on a poll: by option name (``options``) or, as WhatsApp encrypts votes,
     by the SHA-256 hex of each option name (``option_hashes``); empty withdraws the vote."""
@@ -257,6 +269,7 @@ DriverEvent = (
     | ContactsUpdate
     | IncomingCall
     | PollVote
+    | GroupParticipantsChanged
 )
 
 EventHandler = Callable[[str, DriverEvent], Awaitable[None]]

@@ -72,6 +72,7 @@ from session_runner.drivers.port import (
     DriverEvent,
     EventHandler,
     GroupAction,
+    GroupParticipantsChanged,
     HistorySync,
     IncomingCall,
     IncomingMedia,
@@ -165,6 +166,9 @@ def _history(frame: dict[str, Any], seq: int) -> HistorySync:
 
 _DECODERS: dict[str, Callable[[dict[str, Any], int], DriverEvent]] = {
     "message": _message,
+    "group_participants": lambda f, seq: GroupParticipantsChanged(
+        seq=seq, group_jid=f["group"], action=f["action"], participants=tuple(f["participants"]),
+        author=f.get("author")),
     "poll_vote": lambda f, seq: PollVote(seq=seq, chat_jid=f["chat"], poll_id=f["pollId"], voter_jid=f["voter"],
                                          timestamp=int(f["timestamp"]), options=tuple(f["options"])),
     "call": lambda f, seq: IncomingCall(seq=seq, call_id=f["id"], caller_jid=f["from"],
