@@ -10,6 +10,8 @@ from aiokafka import AIOKafkaProducer
 
 from zapstream_domain import commands as c
 from zapstream_domain.session import iso
+from zapstream_platform import telemetry
+from zapstream_platform.metrics import Metrics
 from zapstream_platform.tracing import child_of
 
 
@@ -25,7 +27,9 @@ def build_command(cls: type[c.Command], tenant_id: str, session_id: str, tracepa
         session_id=session_id,
         tenant_id=tenant_id,
         issued_at=iso(datetime.now(UTC)),
-        traceparent=child_of(traceparent),
+        # The current span (the producer span of KafkaCommandBus.send) when tracing is on, so the runner's
+        # span is its child; otherwise a made-up child of the caller's header, which still names the trace.
+        traceparent=telemetry.current_traceparent() or child_of(traceparent),
         **fields,
     )
 
@@ -33,18 +37,25 @@ def build_command(cls: type[c.Command], tenant_id: str, session_id: str, tracepa
 class KafkaCommandBus:
     """The producer is idempotent with ``acks=all``: a 202 means the command is durably in Kafka."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, producer: AIOKafkaProducer, topic: str, metrics: Metrics | None = None) -> None:
         self.producer = producer
         self.topic = topic
+        self.metrics = metrics
+        self.tracer = telemetry.tracer("command-api")
 
     async def send(self, cls: type[c.Command], tenant_id: str, session_id: str, traceparent: str | None,
                    command_id: str | None = None, **fields: Any) -> str:
         """Publish one command; ``command_id`` fixed by the caller makes a re-publish recognisable."""
-        command = build_command(cls, tenant_id, session_id, traceparent, command_id, **fields)
-        await self.producer.send_and_wait(
-            self.topic,
-            value=command.model_dump_json(by_alias=True).encode(),
-            key=session_id.encode(),
-            headers=[("ce_type", command.TYPE.encode()), ("traceparent", (command.traceparent or "").encode())],
-        )
+        with telemetry.produce_span(self.tracer, f"send {cls.TYPE}", {"messaging.system": "kafka",
+                                                                      "messaging.destination.name": self.topic}):
+            command = build_command(cls, tenant_id, session_id, traceparent, command_id, **fields)
+            await self.producer.send_and_wait(
+                self.topic,
+                value=command.model_dump_json(by_alias=True).encode(),
+                key=session_id.encode(),
+                headers=[("ce_type", command.TYPE.encode()),
+                         ("traceparent", (command.traceparent or "").encode())],
+            )
+        if self.metrics is not None:
+            self.metrics.events_produced.labels(self.topic).inc()
         return command.command_id
