@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from zapstream_domain import commands as c
 from zapstream_domain.session import iso
@@ -46,8 +48,12 @@ class KafkaCommandBus:
     async def send(self, cls: type[c.Command], tenant_id: str, session_id: str, traceparent: str | None,
                    command_id: str | None = None, **fields: Any) -> str:
         """Publish one command; ``command_id`` fixed by the caller makes a re-publish recognisable."""
-        with telemetry.produce_span(self.tracer, f"send {cls.TYPE}", {"messaging.system": "kafka",
-                                                                      "messaging.destination.name": self.topic}):
+        # Inside a request span (tracing on) the span is its child; otherwise the caller's traceparent is the parent.
+        parent = None if trace.get_current_span().get_span_context().is_valid else \
+            telemetry.context_from_traceparent(traceparent)
+        with self.tracer.start_as_current_span(f"send {cls.TYPE}", context=parent, kind=SpanKind.PRODUCER,
+                                               attributes={"messaging.system": "kafka",
+                                                           "messaging.destination.name": self.topic}):
             command = build_command(cls, tenant_id, session_id, traceparent, command_id, **fields)
             await self.producer.send_and_wait(
                 self.topic,
