@@ -60,7 +60,7 @@ def api_with_probe(metrics: Metrics, bus: KafkaCommandBus, traced: bool) -> Any:
 
     app = build_app(ApiSettings(dev_mode=True), metrics=metrics,
                     tracer_provider=tracing.provider() if traced else None)
-    commands = Commands(bus, FakeIdempotency(), Access(FakeSessions(), FakeGrants()), metrics)  # type: ignore[arg-type]
+    commands = Commands(bus, FakeIdempotency(), Access(FakeSessions(), FakeGrants()), metrics)
 
     @app.post("/probe/{session_id}/start")
     async def probe(session_id: str) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def api_with_probe(metrics: Metrics, bus: KafkaCommandBus, traced: bool) -> Any:
 
 async def test_command_api_serves_metrics_by_route_template_and_command_type() -> None:
     metrics, producer = Metrics("command-api"), FakeProducer()
-    app = api_with_probe(metrics, KafkaCommandBus(producer, "cmds", metrics), traced=False)  # type: ignore[arg-type]
+    app = api_with_probe(metrics, KafkaCommandBus(producer, "cmds", metrics), traced=False)
     sessions = [str(uuid.uuid4()) for _ in range(3)]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         for sid in sessions:
@@ -98,7 +98,7 @@ async def test_metrics_route_stays_out_of_the_openapi_document() -> None:
 async def test_a_request_span_is_the_parent_of_the_published_command() -> None:
     exporter = tracing.global_exporter()
     metrics, producer = Metrics("command-api"), FakeProducer()
-    app = api_with_probe(metrics, KafkaCommandBus(producer, "cmds", metrics), traced=True)  # type: ignore[arg-type]
+    app = api_with_probe(metrics, KafkaCommandBus(producer, "cmds", metrics), traced=True)
     caller_trace = "0af7651916cd43dd8448eb211c80319c"
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         answer = await client.post(f"/probe/{uuid.uuid4()}/start",
@@ -121,7 +121,7 @@ async def test_a_request_span_is_the_parent_of_the_published_command() -> None:
 
 async def test_without_tracing_the_command_still_carries_a_traceparent() -> None:
     metrics, producer = Metrics("command-api"), FakeProducer()
-    bus = KafkaCommandBus(producer, "cmds", metrics)  # type: ignore[arg-type]
+    bus = KafkaCommandBus(producer, "cmds", metrics)
     await bus.send(c.StartSession, "t1", str(uuid.uuid4()), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
     command = c.parse_command(producer.records[0][1])
     assert command.traceparent is not None and command.traceparent.startswith("00-0af7651916cd43dd8448eb211c80319c-")
@@ -140,7 +140,7 @@ async def test_a_send_is_a_client_span_in_the_command_trace_and_is_timed() -> No
     exporter = tracing.global_exporter()
     metrics, links = Metrics("session-runner"), Links()
     outcomes: asyncio.Queue[SendOutcome] = asyncio.Queue()
-    pipeline = SendPipeline(driver=FakeDriver(), media=None, links=links,  # type: ignore[arg-type]
+    pipeline = SendPipeline(driver=FakeDriver(), media=None, links=links,
                             standing=lambda sid, intent: "pending", report=outcomes.put_nowait, metrics=metrics)
     links.up("s1")
     handling = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -191,7 +191,8 @@ def test_a_push_continues_the_record_trace() -> None:
     with telemetry.consume_span(tracer, "push session.messages.upsert", headers=headers):
         hub.publish("t1", b"{}")
     push = exporter.get_finished_spans()[-1]
-    assert push.kind is SpanKind.CONSUMER and format(push.parent.span_id, "016x") == "00f067aa0ba902b7"
+    assert push.kind is SpanKind.CONSUMER and push.parent is not None
+    assert format(push.parent.span_id, "016x") == "00f067aa0ba902b7"
     assert client.queue.qsize() == 1
 
 
