@@ -113,6 +113,7 @@ def runner_proc(name: str, kafka: KafkaSettings, sim_url: str, run_id: str) -> P
         "RUNNER_SIM_URL": sim_url,
         "RUNNER_GROUP_ID": f"zt-{run_id}-runner",
         "RUNNER_INSTANCE_ID": name,
+        "RUNNER_METRICS_PORT": str(free_port()),  # each runner its own (the default 9101 is for one per host)
     }
     return Proc(name, "session_runner", env)
 
