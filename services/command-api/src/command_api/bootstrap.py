@@ -143,7 +143,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             app.state.webhooks = WebhooksService(WebhooksRepository(pool), settings.webhooks)
             tasks = [
                 asyncio.create_task(outbox.run_relay(pool, producer, settings.kafka, stopping,
-                                                     settings.outbox_poll_interval_s)),
+                                                     settings.outbox_poll_interval_s, metrics)),
                 asyncio.create_task(mailer.run_sender(pool, settings.mail, stopping)),
                 asyncio.create_task(listen_identity(auth, settings.kafka.bootstrap_servers,
                                                     outbox.identity_topic(settings.kafka), stopping)),
