@@ -75,10 +75,11 @@ async def services(infra: str, run_id: str, simulator_url: str, pg: asyncpg.Pool
     tenant = f"t-{uuid.uuid4().hex[:10]}"
     key = await apikeys.create_key(pg, tenant, "trace test")
 
-    api_settings = ApiSettings(kafka=kafka, postgres=postgres, dev_mode=True)
+    runner_group = f"zt-{run_id}-trace-runner"
+    api_settings = ApiSettings(kafka=kafka, postgres=postgres, dev_mode=True, runner_group_id=runner_group)
     app = create_app(api_settings, tracing.provider())
     driver = SimDriver(simulator_url)
-    runner = SessionRunner(RunnerSettings(kafka=kafka, sim_url=simulator_url, group_id=f"zt-{run_id}-trace-runner",
+    runner = SessionRunner(RunnerSettings(kafka=kafka, sim_url=simulator_url, group_id=runner_group,
                                           instance_id="trace-runner", metrics_interval_s=0.5),
                            driver, None, metrics["session-runner"])
     pool = await asyncpg.create_pool(infra, min_size=1, max_size=4)
