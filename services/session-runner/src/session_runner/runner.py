@@ -138,6 +138,9 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def _release(self, parts: list[int], *, disconnect: bool) -> None:
         owners = [self.owners.pop(p) for p in parts if p in self.owners]
+        for part in parts:  # a partition that moved away has no lag here any more
+            with contextlib.suppress(KeyError):
+                self.metrics.consumer_lag.remove(self.settings.group_id, self.topics.session_commands, str(part))
         await asyncio.gather(*(o.stop(disconnect=disconnect) for o in owners), return_exceptions=True)
         for sid in [sid for sid, o in self.session_owner.items() if o in owners]:
             del self.session_owner[sid]
