@@ -30,6 +30,7 @@ async def test_every_service_serves_its_key_series(stack: Stack, tenant: Tenant,
                           and e["payload"]["requestId"] == command_id)
         ws_port = stack.ws_url.rsplit(":", 1)[1]
         runner_port = stack.runner().env["RUNNER_METRICS_PORT"]
+        projector_port = stack.procs["projector"].env["PROJECTOR_METRICS_PORT"]
         async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
             api = (await http.get(f"{stack.api_url}/metrics")).text
             gateway = (await http.get(f"http://127.0.0.1:{ws_port}/metrics")).text
@@ -39,6 +40,12 @@ async def test_every_service_serves_its_key_series(stack: Stack, tenant: Tenant,
                 return text if 'zapstream_runner_sessions{state="connected"}' in text else ""
 
             runner = await eventually(runner_sampled, timeout=20)
+
+            async def projector_sampled() -> str:
+                text = (await http.get(f"http://127.0.0.1:{projector_port}/metrics")).text
+                return text if "zapstream_kafka_consumer_lag{" in text else ""
+
+            projector = await eventually(projector_sampled, timeout=20)
     for series in ('route="/sessions/{session_id}/messages",status="202"', "zapstream_http_request_duration_seconds",
                    'zapstream_commands_total{outcome="accepted",type="session.send_message"}',
                    "zapstream_kafka_records_produced_total{"):
@@ -50,5 +57,8 @@ async def test_every_service_serves_its_key_series(stack: Stack, tenant: Tenant,
                    "zapstream_kafka_records_produced_total{", "zapstream_kafka_records_consumed_total{",
                    "zapstream_kafka_consumer_lag{"):
         assert series in runner, series
-    for text in (api, gateway, runner):
+    for series in ("zapstream_projector_batch_size_count", "zapstream_projector_event_age_seconds_count",
+                   "zapstream_projector_commit_seconds_count", "zapstream_kafka_records_consumed_total{"):
+        assert series in projector, series
+    for text in (api, gateway, runner, projector):
         _check_bounded(text, sid, tenant.id)

@@ -41,8 +41,8 @@ from zapstream_platform.metrics import Metrics
 from zapstream_platform.settings import KafkaSettings, PostgresSettings
 from zapstream_platform.topics import Topics, ensure_topics
 
-# The projector's span per written event (empty until the projector's rewrite lands and is wired).
-PROJECTOR_HOP: tuple[str, ...] = ()
+# The projector's span per written event (in the event's trace, linked to its batch's span).
+PROJECTOR_HOP = ("project session.messages.upsert",)
 FORBIDDEN_LABELS = {"tenant", "tenant_id", "session", "session_id", "message_id", "url", "user", "user_id"}
 
 
@@ -84,8 +84,8 @@ async def services(infra: str, run_id: str, simulator_url: str, pg: asyncpg.Pool
                            driver, None, metrics["session-runner"])
     pool = await asyncpg.create_pool(infra, min_size=1, max_size=4)
     assert pool is not None
-    projector = Projector(ProjectorSettings(kafka=kafka, postgres=postgres, group_id=f"zt-{run_id}-trace-projector"),
-                          pool)
+    projector = Projector(ProjectorSettings(kafka=kafka, postgres=postgres, group_id=f"zt-{run_id}-trace-projector",
+                                            metrics_interval_s=0.5), pool, metrics=metrics["projector"])
     hub, stopping = Hub(metrics["ws-gateway"]), asyncio.Event()
     socket = Client(tenant, 10_000)
     hub.add(socket)
@@ -200,6 +200,12 @@ async def test_the_services_key_series_after_traffic_without_tenant_or_session_l
                    "zapstream_kafka_records_produced_total", "zapstream_kafka_records_consumed_total",
                    "zapstream_kafka_consumer_lag{"):
         assert series in text, series
+    projector = generate_latest(services.metrics["projector"].registry).decode()
+    for series in ('zapstream_projector_batch_size_count{projection="main"}',
+                   'zapstream_projector_event_age_seconds_count{projection="main"}',
+                   'zapstream_projector_commit_seconds_count{projection="main"}',
+                   "zapstream_kafka_records_consumed_total{", "zapstream_kafka_consumer_lag{"):
+        assert series in projector, series
     gateway = generate_latest(services.metrics["ws-gateway"].registry).decode()
     assert "zapstream_kafka_records_consumed_total{" in gateway
     for name, metrics in services.metrics.items():
@@ -207,4 +213,4 @@ async def test_the_services_key_series_after_traffic_without_tenant_or_session_l
             for sample in family.samples:
                 assert not FORBIDDEN_LABELS & set(sample.labels), (name, sample)
                 assert sid not in sample.labels.values(), (name, sample)
-    assert sid not in api and sid not in text
+    assert sid not in api and sid not in text and sid not in projector

@@ -69,6 +69,9 @@ class Metrics:
         # Projector
         self.projector_batch = Histogram("zapstream_projector_batch_size", "Events applied per PostgreSQL "
                                          "transaction", ["projection"], buckets=BATCH_BUCKETS, registry=r)
+        self.projector_commit = Histogram("zapstream_projector_commit_seconds", "PostgreSQL commit latency of "
+                                          "a projected batch (rows and offsets)", ["projection"],
+                                          buckets=LATENCY_BUCKETS, registry=r)
         self.projector_lag = Histogram("zapstream_projector_event_age_seconds", "Time from an event's "
                                        "occurrence to its projection", ["projection"], buckets=LATENCY_BUCKETS,
                                        registry=r)
