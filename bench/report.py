@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from bench import media_upload
+from bench import campaigns, media_upload
 from bench.common import REPO, RESULTS
 
 HEADER = """# Benchmarks
@@ -161,6 +161,7 @@ def write_readme() -> None:
     # Hand-written analysis lives in its own file so regenerating the figures never loses it.
     text += "\n" + (REPO / "bench" / "end_to_end_notes.md").read_text()
     text += media_upload.readme_section()
+    text += campaigns.readme_section()
     text += ("\n## Running\n\n```bash\nmake bench                       # all seven, ~8 minutes\n"
              "uv run python -m bench ingest e2e  # some of them\nuv run python -m bench.report    # README only\n```\n")
     (REPO / "bench" / "README.md").write_text(text)
