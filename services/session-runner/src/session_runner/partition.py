@@ -314,6 +314,9 @@ class PartitionOwner:
                 headers=[("zs_reason", f"unparseable command: {exc}"[:1000].encode())],
             )
             return
+        if not telemetry.enabled():
+            await self._decide(producer, command, effects, child_of(command.traceparent))
+            return
         # A CONSUMER span continuing the API's trace; the events below, and the driver call of a send
         # (sends.py), are its children through ``trace``.
         with telemetry.consume_span(self.tracer, f"handle {command.TYPE}", traceparent=command.traceparent,

@@ -203,6 +203,8 @@ class SendPipeline:
     async def _send_one(self, sid: str, intent: p.SendRequested, trace: str | None = None) -> Sent:
         """The driver call in a CLIENT span continuing the command's trace (``trace``, the runner's
         handling span), so the outcome's events are its children."""
+        if not telemetry.enabled():
+            return await self._send_traced(sid, intent)
         kind = "text" if intent.media is None else "media"
         with self.tracer.start_as_current_span(f"whatsapp send {kind}", kind=SpanKind.CLIENT,
                                                context=telemetry.context_from_traceparent(trace)):

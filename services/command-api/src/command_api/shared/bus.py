@@ -48,20 +48,26 @@ class KafkaCommandBus:
     async def send(self, cls: type[c.Command], tenant_id: str, session_id: str, traceparent: str | None,
                    command_id: str | None = None, **fields: Any) -> str:
         """Publish one command; ``command_id`` fixed by the caller makes a re-publish recognisable."""
-        # Inside a request span (tracing on) the span is its child; otherwise the caller's traceparent is the parent.
-        parent = None if trace.get_current_span().get_span_context().is_valid else \
-            telemetry.context_from_traceparent(traceparent)
-        with self.tracer.start_as_current_span(f"send {cls.TYPE}", context=parent, kind=SpanKind.PRODUCER,
-                                               attributes={"messaging.system": "kafka",
-                                                           "messaging.destination.name": self.topic}):
+        if not telemetry.enabled():
             command = build_command(cls, tenant_id, session_id, traceparent, command_id, **fields)
-            await self.producer.send_and_wait(
-                self.topic,
-                value=command.model_dump_json(by_alias=True).encode(),
-                key=session_id.encode(),
-                headers=[("ce_type", command.TYPE.encode()),
-                         ("traceparent", (command.traceparent or "").encode())],
-            )
+            await self._produce(command)
+        else:
+            # Inside a request span the span is its child; otherwise the caller's traceparent is the parent.
+            parent = None if trace.get_current_span().get_span_context().is_valid else \
+                telemetry.context_from_traceparent(traceparent)
+            with self.tracer.start_as_current_span(f"send {cls.TYPE}", context=parent, kind=SpanKind.PRODUCER,
+                                                   attributes={"messaging.system": "kafka",
+                                                               "messaging.destination.name": self.topic}):
+                command = build_command(cls, tenant_id, session_id, traceparent, command_id, **fields)
+                await self._produce(command)
         if self.metrics is not None:
             self.metrics.events_produced.labels(self.topic).inc()
         return command.command_id
+
+    async def _produce(self, command: c.Command) -> None:
+        await self.producer.send_and_wait(
+            self.topic,
+            value=command.model_dump_json(by_alias=True).encode(),
+            key=command.session_id.encode(),
+            headers=[("ce_type", command.TYPE.encode()), ("traceparent", (command.traceparent or "").encode())],
+        )

@@ -66,6 +66,8 @@ class Context:
         failure.
         """
         try:
+            if not telemetry.enabled():
+                return await call()
             # A CLIENT span, child of the command's handling span (partition.py).
             with telemetry.tracer("session-runner").start_as_current_span(
                     f"whatsapp {self.command.TYPE}", kind=SpanKind.CLIENT):
