@@ -205,3 +205,17 @@ def test_settings_take_the_standard_otel_variables(service: str, monkeypatch: py
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
     cls: Any = {"command-api": ApiSettings, "session-runner": RunnerSettings, "ws-gateway": WsSettings}[service]
     assert cls(dev_mode=True).otlp_endpoint == "http://collector:4318"
+
+
+async def test_runner_counts_a_reconnect_not_the_first_connect() -> None:
+    from session_runner.drivers import port as d
+    from session_runner.runner import SessionRunner
+    from session_runner.settings import Settings as RunnerSettings
+
+    metrics = Metrics("session-runner")
+    runner = SessionRunner(RunnerSettings(metrics_port=0), driver=None, metrics=metrics)  # type: ignore[arg-type]
+    await runner.on_driver_event("s1", d.Connected(seq=1, phone="51999999999"))
+    await runner.on_driver_event("s1", d.Disconnected(seq=2, reason="network"))
+    await runner.on_driver_event("s1", d.Connected(seq=3, phone="51999999999"))
+    await runner.on_driver_event("s2", d.Connected(seq=1, phone="51888888888"))
+    assert metrics.registry.get_sample_value("zapstream_runner_driver_reconnects_total") == 1.0
