@@ -109,11 +109,16 @@ async def test_seed_004_workflow(  # type: ignore[no-untyped-def]
     preview = await tenant.http.post("/campaigns/preview", json=body)
     assert preview.status_code == 200, preview.text
     assert preview.json()["items"][0]["text"] == "Hola Sr Carlos Gómez (Premium)"
-    r = await tenant.http.post("/campaigns", json=body | {"start": True})
-    assert r.status_code == 202, r.text
-    cid = r.json()["campaignId"]
-    final = await wait_status(tenant, cid, "completed")
-    assert done(final) == 3 and final["progress"] == 1.0
+    async with WsCollector(ws_url(tenant)) as live:
+        r = await tenant.http.post("/campaigns", json=body | {"start": True})
+        assert r.status_code == 202, r.text
+        cid = r.json()["campaignId"]
+        final = await wait_status(tenant, cid, "completed")
+        assert done(final) == 3 and final["progress"] == 1.0
+        # Live on the tenant's WebSocket: progress as recipients are sent, and the status changes.
+        await live.wait_for(lambda e: e["type"] == "campaign.progress" and e.get("campaignId") == cid)
+        await live.wait_for(lambda e: e["type"] == "campaign.status" and e.get("campaignId") == cid
+                            and e["payload"].get("status") == "completed")
     async with httpx.AsyncClient(timeout=10, trust_env=False) as http:  # campaign sends on the metrics port
         scrape = (await http.get(f"http://127.0.0.1:{campaign_runner.env['CAMPAIGN_RUNNER_METRICS_PORT']}/metrics")).text
     assert 'zapstream_campaign_sends_total{outcome="dispatched"}' in scrape

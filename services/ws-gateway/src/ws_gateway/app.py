@@ -21,7 +21,7 @@ import asyncpg
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from starlette.responses import Response
 
-from ws_gateway.hub import Client, Hub, pump, qr_data_url
+from ws_gateway.hub import CAMPAIGN_TYPES, Client, Hub, pump, qr_data_url
 from ws_gateway.settings import Settings
 from zapstream_platform.db import create_pool
 from zapstream_platform.envelope import snapshot
@@ -86,6 +86,10 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         tasks = [
             asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,
                                      Topics.from_settings(settings.kafka).session_events, stopping, metrics)),
+            # Campaign progress and status reach the same sockets (routed by ce_tenantid alike).
+            asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,
+                                     Topics.from_settings(settings.kafka).campaign_events, stopping, metrics,
+                                     only=CAMPAIGN_TYPES, signals_ready=False)),
             asyncio.create_task(rechecker(stopping)),
         ]
         try:

@@ -172,12 +172,15 @@ class Hub:
             self.delivered += 1
 
 
+CAMPAIGN_TYPES = frozenset({b"campaign.progress", b"campaign.status"})
+"""What the tenant WebSocket forwards from the campaign event topic (the rest is for the read models)."""
 PUMP_GROUP = "ws-gateway"  # the metrics' group label: the gateway reads without a consumer group
 LAG_SAMPLE_S = 5.0
 
 
-async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event, metrics: Metrics | None = None) -> None:
-    """Tail every partition of the event topic from its live end (read-committed).
+async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event, metrics: Metrics | None = None,
+               only: frozenset[bytes] | None = None, signals_ready: bool = True) -> None:
+    """Tail every partition of an event topic from its live end (read-committed); ``only``: these types.
 
     A record pushed to a tenant's sockets gets a CONSUMER span continuing its ``traceparent``: the last
     hop of the trace a request started."""
@@ -198,7 +201,8 @@ async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event, me
         await consumer.seek_to_end(*tps)
         for tp in tps:
             await consumer.position(tp)
-        hub.ready.set()
+        if signals_ready:
+            hub.ready.set()
         loop = asyncio.get_running_loop()
         sampled = 0.0
         while not stopping.is_set():
@@ -212,7 +216,7 @@ async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event, me
                 for record in records:
                     headers = dict(record.headers)
                     type_ = headers.get("ce_type", b"")
-                    if type_ in INTERNAL_TYPES:
+                    if type_ in INTERNAL_TYPES or (only is not None and type_ not in only):
                         continue
                     tenant = headers.get("ce_tenantid", b"").decode()
                     if tenant and tenant in hub.clients and not tracing:
