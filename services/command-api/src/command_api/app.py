@@ -15,6 +15,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
+from opentelemetry.trace import TracerProvider
+from starlette.responses import Response
 
 from command_api.address_book.router import router as address_book_router
 from command_api.agents.router import router as agents_router
@@ -46,6 +48,7 @@ from command_api.shared.security import SECURITY, SECURITY_SCHEMES, Authenticato
 from command_api.shared.wsproxy import router as ws_router
 from command_api.suppressions.router import router as suppressions_router
 from command_api.webhooks.router import router as webhooks_router
+from zapstream_platform.metrics import HttpMetricsMiddleware, Metrics, exposition
 
 VERSION = "0.2.0"
 DESCRIPTION = """\
@@ -96,11 +99,31 @@ def body_limits(settings: Settings) -> Callable[[str], int | None]:
     return limit_for
 
 
+def metrics_router(metrics: Metrics) -> APIRouter:
+    """``GET /metrics``: Prometheus' exposition of this process's registry (unauthenticated, like every
+    scrape target; bind the API's port privately or filter ``/metrics`` at the load balancer)."""
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    async def scrape() -> Response:
+        body, content_type = exposition(metrics)
+        return Response(body, media_type=content_type)
+
+    return router
+
+
 def build_app(settings: Settings,
-              lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:
+              lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+              metrics: Metrics | None = None, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """``tracer_provider`` (from the composition root when tracing is on) gets a SERVER span per request,
+    continuing the caller's ``traceparent``; commands published inside it carry it on (shared/bus.py)."""
+    metrics = metrics or Metrics("command-api")
+    tracing = tracer_provider is not None or settings.otel
     app = FastAPIOffline(title="zapstream command API", version=VERSION, description=DESCRIPTION,
                          default_response_class=ApiJson, lifespan=lifespan,
-                         telemetry={"tracing": settings.otel, "metrics": settings.otel, "logs": settings.otel})
+                         telemetry={"tracing": tracing, "tracer_provider": tracer_provider,
+                                    "metrics": settings.otel, "logs": settings.otel, "operation_spans": False,
+                                    "exclude": _unobserved})
     problems.install(app)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     app.add_middleware(
@@ -109,9 +132,12 @@ def build_app(settings: Settings,
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Api-Key", "traceparent"],
         expose_headers=["Retry-After", "Idempotent-Replayed", "Location", "RateLimit", "RateLimit-Policy"],
     )
+    # Outermost: every answer is counted, including the 413s and CORS preflights of the layers inside.
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.state.ws_gateway_url = settings.ws_gateway_url
     # One line per slice; slices added later (campaigns, address book, webhooks) add theirs here.
     app.include_router(health)
+    app.include_router(metrics_router(metrics))
     app.include_router(sessions_router)
     app.include_router(messages_router)
     app.include_router(chats_router)
@@ -128,6 +154,11 @@ def build_app(settings: Settings,
     app.include_router(ws_router)
     install_openapi(app)
     return app
+
+
+def _unobserved(scope: Any) -> bool:
+    """No spans for scrapes and probes: they would be most of the traces and say nothing."""
+    return scope.get("path") in ("/metrics", "/healthz")
 
 
 def _calls(dependant: Any) -> Iterator[Any]:

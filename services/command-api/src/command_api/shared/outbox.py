@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from zapstream_platform.metrics import Metrics
 from zapstream_platform.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ async def relay_once(pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str,
 
 
 async def run_relay(pool: asyncpg.Pool, producer: AIOKafkaProducer, kafka: KafkaSettings,
-                    stopping: asyncio.Event, interval_s: float) -> None:
+                    stopping: asyncio.Event, interval_s: float, metrics: Metrics | None = None) -> None:
     topic = identity_topic(kafka)
     while not stopping.is_set():
         try:
@@ -100,6 +101,8 @@ async def run_relay(pool: asyncpg.Pool, producer: AIOKafkaProducer, kafka: Kafka
     while not stopping.is_set():
         try:
             sent = await relay_once(pool, producer, topic)
+            if sent and metrics is not None:
+                metrics.events_produced.labels(topic).inc(sent)
         except Exception:
             log.exception("outbox relay failed; retrying")
             sent = 0
