@@ -86,10 +86,9 @@ replay:  ## rebuild a projection from offset 0 and swap it in with no downtime (
 replay-check:  ## compare two read-model versions: make replay-check A=rm_v1 B=rm_v2
 	$(RUN) python -m projector check $(A) $(B)
 
-lint:  ## ruff everywhere, mypy strict on the domain and the command API
+lint:  ## ruff everywhere, mypy strict on every library and service
 	$(RUN) ruff check .
-	$(RUN) mypy libs/domain/src
-	$(RUN) mypy services/command-api/src
+	@for d in libs/*/src services/*/src simulator/src; do echo "mypy $$d"; $(RUN) mypy $$d || exit 1; done
 
 schemas:  ## regenerate schemas/ from the code
 	$(RUN) python -m zapstream_platform.schemagen
