@@ -27,10 +27,14 @@ STATUS_RANK: dict[str, int] = {
 
 
 class Wire(BaseModel):
-    """camelCase on the wire, snake_case in Python; unknown keys rejected."""
+    """camelCase on the wire, snake_case in Python; unknown keys ignored.
+
+    A record written by a newer producer may carry optional fields this reader does not know yet
+    (schemas/ promise only that fields are never removed or retyped without a new version).
+    """
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
     )
 
 

@@ -14,15 +14,60 @@ from typing import Any
 
 import orjson
 
+from zapstream_domain.commands import Command
 from zapstream_domain.session import EVENTS_BY_TYPE, Session, iso, upcast
 
 SPEC_VERSION = b"1.0"
 SCHEMA_BASE = "https://zapstream.dev/schemas/events"
+COMMAND_SCHEMA_BASE = "https://zapstream.dev/schemas/commands"
+JSON = b"application/json"
 
 
 def dataschema(type_: str, version: int) -> str:
     """The ``ce_dataschema`` URI of one version of an event type (matches ``schemas/events``)."""
     return f"{SCHEMA_BASE}/{type_}.v{version}.json"
+
+
+def command_dataschema(type_: str) -> str:
+    """The ``ce_dataschema`` URI of a command type (matches ``schemas/commands``; commands are unversioned v1)."""
+    return f"{COMMAND_SCHEMA_BASE}/{type_}.json"
+
+
+def command_headers(command: Command, source: str) -> list[tuple[str, bytes]]:
+    """CloudEvents headers of a command record; every producer of the command topic uses this.
+
+    ``ce_id`` is the commandId (a re-publish of the same command carries the same id), ``ce_subject``
+    the sessionId (also the record key), ``ce_time`` when it was issued.
+    """
+    headers = [
+        ("ce_specversion", SPEC_VERSION),
+        ("ce_id", command.command_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", command.TYPE.encode()),
+        ("ce_time", command.issued_at.encode()),
+        ("ce_subject", command.session_id.encode()),
+        ("ce_tenantid", command.tenant_id.encode()),
+        ("ce_dataschema", command_dataschema(command.TYPE).encode()),
+        ("content-type", JSON),
+    ]
+    if command.traceparent:
+        headers.append(("traceparent", command.traceparent.encode()))
+    return headers
+
+
+def identity_headers(type_: str, event_id: str, occurred_on: str, tenant_id: str, dataschema_uri: str,
+                     source: str) -> list[tuple[str, bytes]]:
+    """CloudEvents headers of an identity event record (keyed by tenant, so no ``ce_subject``)."""
+    return [
+        ("ce_specversion", SPEC_VERSION),
+        ("ce_id", event_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", type_.encode()),
+        ("ce_time", occurred_on.encode()),
+        ("ce_tenantid", tenant_id.encode()),
+        ("ce_dataschema", dataschema_uri.encode()),
+        ("content-type", JSON),
+    ]
 
 
 def schema_version_of(uri: str | None) -> int:
@@ -74,7 +119,7 @@ class Envelope:
             ("ce_sequence", str(self.version).encode()),
             ("ce_tenantid", self.tenant_id.encode()),
             ("ce_dataschema", dataschema(self.type, self.current_schema_version()).encode()),
-            ("content-type", b"application/json"),
+            ("content-type", JSON),
         ]
         if self.traceparent:
             headers.append(("traceparent", self.traceparent.encode()))

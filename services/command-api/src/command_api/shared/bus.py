@@ -10,7 +10,10 @@ from aiokafka import AIOKafkaProducer
 
 from zapstream_domain import commands as c
 from zapstream_domain.session import iso
+from zapstream_platform.envelope import command_headers
 from zapstream_platform.tracing import child_of
+
+SOURCE = "/zapstream/command-api"
 
 
 class CommandBus(Protocol):
@@ -45,6 +48,6 @@ class KafkaCommandBus:
             self.topic,
             value=command.model_dump_json(by_alias=True).encode(),
             key=session_id.encode(),
-            headers=[("ce_type", command.TYPE.encode()), ("traceparent", (command.traceparent or "").encode())],
+            headers=command_headers(command, SOURCE),
         )
         return command.command_id

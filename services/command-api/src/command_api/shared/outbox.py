@@ -23,10 +23,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from zapstream_platform.envelope import identity_headers
+from zapstream_platform.identity_events import IDENTITY_SOURCE, identity_dataschema
 from zapstream_platform.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
-SOURCE = "/zapstream/command-api"
+SOURCE = IDENTITY_SOURCE
 
 
 def identity_topic(kafka: KafkaSettings) -> str:
@@ -74,11 +76,8 @@ async def relay_once(pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str,
             event_id, occurred = str(r["event_id"]), _iso(r["created_at"])
             value = {"type": r["event_type"], "eventId": event_id, "occurredOn": occurred,
                      "tenantId": r["tenant_id"], "payload": orjson.loads(r["payload"])}
-            headers = [
-                ("ce_specversion", b"1.0"), ("ce_id", event_id.encode()), ("ce_source", SOURCE.encode()),
-                ("ce_type", r["event_type"].encode()), ("ce_time", occurred.encode()),
-                ("ce_tenantid", r["tenant_id"].encode()), ("content-type", b"application/json"),
-            ]
+            headers = identity_headers(r["event_type"], event_id, occurred, r["tenant_id"],
+                                       identity_dataschema(r["event_type"]), SOURCE)
             # Keyed by tenant: a tenant's identity events keep their order.
             pending.append(await producer.send(topic, value=orjson.dumps(value), key=r["tenant_id"].encode(),
                                                headers=headers))
