@@ -203,7 +203,9 @@ class MessagesDelete(EventPayload):
     chat_jid: str | None = None
     deletes_count: int
     deletes: list[MessageDelete]
-    deleted_at: int | None = None  # chat scope: when the chat was cleared
+    # Chat scope: when the chat was cleared, RFC 3339 UTC with milliseconds (v2; v1 wrote epoch seconds, and
+    # the upcaster converts). The items' ``deletedAt`` stays in epoch seconds, as seed 001 fixes it.
+    deleted_at: str | None = None
 
 
 class ReactionEntry(Wire):

@@ -8,6 +8,7 @@ the same rows.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -146,11 +147,20 @@ async def messages_edit(conn: asyncpg.Connection, env: Envelope) -> None:
         )
 
 
+def epoch_seconds(value: str | int | None) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+
+
 async def messages_delete(conn: asyncpg.Connection, env: Envelope) -> None:
     pl = env.payload
     chats: set[str] = set()
     if pl["scope"] == "chat":
-        cleared_at = pl.get("deletedAt") or 0
+        # The read model keeps epoch seconds, like every message timestamp; the payload says RFC 3339 (v2).
+        cleared_at = epoch_seconds(pl.get("deletedAt"))
         await conn.execute(
             """UPDATE rm_messages SET is_deleted = true, deleted_at = $3, unread = false, text = NULL
                WHERE session_id = $1 AND chat_jid = $2 AND ts <= $3""",
