@@ -1,0 +1,82 @@
+"""The analysts' export: a topic from offset 0 into one flat, typed table per event type (Parquet or CSV)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from tests.support.clients import produce_envelopes
+from zapstream_domain.payloads import MessageSummary
+from zapstream_domain.session import Session
+from zapstream_platform import export
+from zapstream_platform.envelope import Envelope, dataschema
+from zapstream_platform.settings import KafkaSettings
+
+AT = datetime(2026, 1, 1, 0, 2, tzinfo=UTC)
+
+
+async def _topic(kafka: KafkaSettings) -> str:
+    name = f"{kafka.topic_prefix}.export-{uuid.uuid4().hex[:6]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
+    finally:
+        await admin.close()
+    return name
+
+
+async def test_export_writes_one_flat_table_per_type(kafka: KafkaSettings, infra: str, tmp_path: Path) -> None:
+    topic = await _topic(kafka)
+    sessions = []
+    for n in range(3):
+        s = Session.create(uuid.uuid4(), "t1", AT)
+        s.record_connected(AT, f"5199900000{n}")
+        s.record_incoming(AT, [MessageSummary(id=f"m{n}", remote_jid="51988887777@s.whatsapp.net", from_me=False,
+                                              timestamp=1767225720, text="hola")])
+        sessions.append(s)
+    await produce_envelopes(kafka.bootstrap_servers, topic,
+                            [Envelope.from_domain(e) for s in sessions for e in s.collect_events()])
+    # A v1 record written before `retryable` existed: exported upcast, like every reader sees it.
+    sid = str(sessions[0].id)
+    old = {"type": "session.command.failed", "sessionId": sid, "eventId": str(uuid.uuid4()),
+           "occurredOn": "2026-01-01T00:03:00.000Z",
+           "payload": {"tenantId": "t1", "commandId": "c1", "commandType": "session.send_message",
+                       "code": "not_connected", "reason": "r"}}
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, orjson.dumps(old), key=sid.encode(), headers=[
+            ("ce_dataschema", dataschema("session.command.failed", 1).encode()), ("ce_sequence", b"4")])
+    finally:
+        await producer.stop()
+
+    seen: list[tuple[int, int]] = []
+    rows = await export.read_rows(kafka, topic, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1][0] == seen[-1][1]  # offsets (transaction markers included) up to the end it began with
+    assert sum(len(r) for r in rows.values()) == 10
+    written = export.write_tables(rows, tmp_path / "parquet", "parquet")
+    assert set(written) == {"session.created", "session.status.connected", "session.messages.upsert",
+                            "session.command.failed"}
+
+    connected = pq.read_table(written["session.status.connected"])
+    assert connected.num_rows == 3
+    assert str(connected.schema.field("occurred_on").type) == "timestamp[us, tz=UTC]"
+    assert str(connected.schema.field("sequence").type) == "int64"
+    assert sorted(connected.column("payload.phone").to_pylist()) == [f"5199900000{n}" for n in range(3)]
+
+    upsert = pq.read_table(written["session.messages.upsert"]).to_pylist()
+    assert orjson.loads(upsert[0]["payload.messages"])[0]["text"] == "hola"
+
+    failed = pq.read_table(written["session.command.failed"]).to_pylist()
+    assert failed[0]["payload.retryable"] is True and failed[0]["schema_version"] == 1
+
+    csv = export.write_tables(rows, tmp_path / "csv", "csv")
+    assert pacsv.read_csv(csv["session.created"]).num_rows == 3
