@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import orjson
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -15,8 +16,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tests.support.clients import produce_envelopes
 from zapstream_domain.payloads import MessageSummary
 from zapstream_domain.session import Session
-from zapstream_platform import export
-from zapstream_platform.envelope import Envelope, dataschema
+from zapstream_platform import export, pii
+from zapstream_platform.envelope import Envelope, dataschema, identity_headers
+from zapstream_platform.identity_events import identity_dataschema
 from zapstream_platform.settings import KafkaSettings
 
 AT = datetime(2026, 1, 1, 0, 2, tzinfo=UTC)
@@ -80,3 +82,35 @@ async def test_export_writes_one_flat_table_per_type(kafka: KafkaSettings, infra
 
     csv = export.write_tables(rows, tmp_path / "csv", "csv")
     assert pacsv.read_csv(csv["session.created"]).num_rows == 3
+
+
+async def test_export_reveals_personal_data_until_the_user_is_erased(kafka: KafkaSettings, pg: asyncpg.Pool,
+                                                                     tmp_path: Path) -> None:
+    topic = await _topic(kafka)
+    users = [str(uuid.uuid4()) for _ in range(2)]
+    async with pg.acquire() as conn:
+        keys = [await pii.data_key(conn, u, "t1") for u in users]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    await producer.start()
+    try:
+        for n, (user, key) in enumerate(zip(users, keys, strict=True)):
+            assert key is not None
+            payload = pii.encrypt_fields({"userId": user, "email": f"u{n}@example.com", "name": f"U{n}",
+                                          "role": "agent"}, ("email", "name"), key, user)
+            value = {"type": "user.created", "eventId": str(uuid.uuid4()), "occurredOn": "2026-01-01T00:00:00.000Z",
+                     "tenantId": "t1", "payload": payload}
+            await producer.send_and_wait(topic, orjson.dumps(value), key=b"t1", headers=identity_headers(
+                "user.created", value["eventId"], value["occurredOn"], "t1", identity_dataschema("user.created"),
+                "/tests"))
+    finally:
+        await producer.stop()
+    async with pg.acquire() as conn, conn.transaction():
+        assert await pii.erase(conn, users[0], "t1", by="test")
+
+    plain = await export.read_rows(kafka, topic)
+    assert all(pii.is_encrypted(r["payload.email"]) for r in plain["user.created"])
+    revealed = await export.read_rows(kafka, topic, pii.Revealer(pg).reveal)
+    emails = {r["payload.userId"]: r["payload.email"] for r in revealed["user.created"]}
+    assert emails == {users[0]: pii.ERASED, users[1]: "u1@example.com"}
+    table = pq.read_table(export.write_tables(revealed, tmp_path, "parquet")["user.created"])
+    assert sorted(table.column("payload.name").to_pylist()) == sorted([pii.ERASED, "U1"])
