@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -82,6 +85,20 @@ async def test_export_writes_one_flat_table_per_type(kafka: KafkaSettings, infra
 
     csv = export.write_tables(rows, tmp_path / "csv", "csv")
     assert pacsv.read_csv(csv["session.created"]).num_rows == 3
+
+    # --since: by the records' Kafka timestamps (all were written just now).
+    assert await export.read_rows(kafka, topic, since=datetime.now(UTC) + timedelta(hours=1)) == {}
+    assert sum(map(len, (await export.read_rows(kafka, topic, since=AT)).values())) == 10
+
+    # The operator CLI, as an analyst runs it.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "zapstream_platform", "export", "--topic", topic, "--out", str(tmp_path / "cli"),
+        "--format", "csv", env={**os.environ, "ZAPSTREAM_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    assert "session.created: 3 rows" in out.decode() and "records" in err.decode()  # the progress bar
+    assert (tmp_path / "cli" / "session.messages.upsert.csv").exists()
 
 
 async def test_export_reveals_personal_data_until_the_user_is_erased(kafka: KafkaSettings, pg: asyncpg.Pool,

@@ -1,6 +1,7 @@
 """The analysts' export: one topic, read from offset 0, into one flat table per event type.
 
-``python -m zapstream_platform export --topic zapstream.session.events --out ./export [--format parquet|csv]``
+``python -m zapstream_platform export --topic zapstream.session.events --out ./export [--format parquet|csv]
+[--since 2026-01-01T00:00:00Z] [--reveal]``
 
 Reads every partition from its start to the end it had when the export began (read_committed, so
 aborted transactions never show), upcasts session events to their current version, and writes
@@ -109,8 +110,12 @@ def write_tables(rows_by_type: dict[str, list[Row]], out: Path, fmt: str) -> dic
 
 
 async def read_rows(kafka: KafkaSettings, topic: str, reveal: Reveal | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> dict[str, list[Row]]:
-    """Every committed record of ``topic`` up to its end at the start, as rows grouped by type."""
+                    progress: Callable[[int, int], None] | None = None,
+                    since: datetime | None = None) -> dict[str, list[Row]]:
+    """Every committed record of ``topic`` up to its end at the start, as rows grouped by type.
+
+    ``since``: start at the first record whose Kafka timestamp is at or after it, instead of offset 0.
+    """
     tps = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
     consumer = AIOKafkaConsumer(**kafka.client_options(), isolation_level="read_committed",
                                 auto_offset_reset="earliest", enable_auto_commit=False)
@@ -120,6 +125,10 @@ async def read_rows(kafka: KafkaSettings, topic: str, reveal: Reveal | None = No
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
+        if since is not None:
+            found = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in tps})
+            for tp in tps:
+                consumer.seek(tp, found[tp].offset if found.get(tp) is not None else ends[tp])
         starts = {tp: await consumer.position(tp) for tp in tps}
         total, done = sum(ends[tp] - starts[tp] for tp in tps), 0
         for tp in tps:
