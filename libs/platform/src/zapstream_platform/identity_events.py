@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 IDENTITY_SCHEMA_BASE = "https://zapstream.dev/schemas/identity"
@@ -32,19 +32,24 @@ class IdentityPayload(BaseModel):
 class TenantCreated(IdentityPayload):
     TYPE = "tenant.created"
     tenant_id: str
-    name: str | None = None
+    name: str | None = Field(default=None, description="The tenant's name; encrypted with the owner's data key "
+                             "(zsenc:1:…) when it defaulted to the owner's name.")
 
 
 class _UserRef(IdentityPayload):
     user_id: str
 
 
+ENCRYPTED = ("Personal data, encrypted with the user's data key: zsenc:1:<userId>:<base64url>. Reads as "
+             "[erased] once the user is erased (docs/events.md).")
+
+
 class UserRegistered(_UserRef):
     """A person signed up (owner of a new tenant). ``email`` and ``name`` are personal data: encrypted."""
 
     TYPE = "user.registered"
-    email: str
-    name: str
+    email: str = Field(description=ENCRYPTED)
+    name: str = Field(description=ENCRYPTED)
     role: str
 
 
