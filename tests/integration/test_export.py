@@ -28,7 +28,8 @@ AT = datetime(2026, 1, 1, 0, 2, tzinfo=UTC)
 
 
 async def _topic(kafka: KafkaSettings) -> str:
-    name = f"{kafka.topic_prefix}.export-{uuid.uuid4().hex[:6]}"
+    # Not "<prefix>.": scratch topics are no part of the stack (the topic reader reads all of those).
+    name = f"{kafka.topic_prefix}-export.{uuid.uuid4().hex[:6]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     await admin.start()
     try:
