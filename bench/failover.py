@@ -58,6 +58,15 @@ class Rig:
         self.runners[name] = proc
         return proc
 
+    async def rejoined(self, name: str) -> None:
+        """A (re)started runner holds partitions again and every session is connected and quiet."""
+        deadline = time.monotonic() + 120
+        while not _owned(name) and time.monotonic() < deadline:  # noqa: ASYNC110  polling a log file
+            await asyncio.sleep(0.2)
+        if not _owned(name):
+            raise RuntimeError(f"{name} was assigned nothing")
+        await self.settled()
+
     async def devices(self) -> dict[str, dict[str, Any]]:
         return {d["sessionId"]: d for d in (await self.sim.get("/control/devices")).json()["devices"]}
 
@@ -82,10 +91,13 @@ class Rig:
                 r.raise_for_status()
             sid: str = r.json()["sessionId"]
             for _ in range(600):
-                async with sem:
-                    s = await self.sim.post("/control/scan", json={"sessionId": sid, "phone": f"5197{i:08d}"})
-                if s.status_code == 200:
-                    return sid
+                try:
+                    async with sem:
+                        s = await self.sim.post("/control/scan", json={"sessionId": sid, "phone": f"5197{i:08d}"})
+                    if s.status_code == 200:
+                        return sid
+                except httpx.HTTPError:
+                    pass  # a busy machine drops a keep-alive connection now and then: scan again
                 await asyncio.sleep(0.2)
             raise RuntimeError("no QR")
 
@@ -134,8 +146,8 @@ class Rig:
         needless = [s for s in self.sids if s not in moved
                     and devs[s]["connections"] != before[s]["connections"]]
         self.start_runner(victim)  # it rejoins; the group rebalances back to 50/50
-        await asyncio.sleep(1)
-        await self.settled()
+        await self.rejoined(victim)
+        print(f"   kill {victim}: {len(moved)} moved, last back {back[-1]:.2f} s, needless {len(needless)}", flush=True)
         return {"victim": victim, "moved_sessions": len(moved), "first_back_s": round(back[0], 3),
                 "last_back_s": round(back[-1], 3), "needless_reconnections": len(needless)}
 
@@ -160,8 +172,7 @@ class Rig:
             gaps.append(0.0 if detached is None else max(0.0, (devs[s]["attachedAtMs"] - detached) / 1000))
         last = max(devs[s]["attachedAtMs"] for s in moved) / 1000 - t0
         self.start_runner(name)
-        await asyncio.sleep(1)
-        await self.settled()
+        await self.rejoined(name)
         return {"runner": name, "moved_sessions": len(moved), "max_gap_s": round(max(gaps), 3),
                 "median_gap_s": round(statistics.median(gaps), 3), "last_moved_attached_after_sigterm_s": round(last, 3)}
 
@@ -171,8 +182,7 @@ class Rig:
         for name in list(self.runners):
             self.runners[name].stop()
             self.start_runner(name)
-            await asyncio.sleep(1)
-            await self.settled()
+            await self.rejoined(name)
         devs = await self.devices()
         gaps = [max(0.0, (devs[s]["attachedAtMs"] - devs[s]["detachedAtMs"]) / 1000) for s in self.sids
                 if devs[s]["detachedAtMs"] > before[s]["detachedAtMs"]]
@@ -219,7 +229,8 @@ class Rig:
         t1 = time.monotonic()
         for name in list(self.runners):
             self.start_runner(name)
-        await asyncio.sleep(2)
+        for name in list(self.runners):
+            await self.rejoined(name)
         await self.settled(within_s=600)
         return {"events_written": n, "write_seconds": round(written_s, 1),
                 "first_start_with_full_replay_s": round(time.monotonic() - t1, 1)}
@@ -249,7 +260,9 @@ async def run() -> dict[str, Any]:
             rig = Rig(env, api, sim, sim_url)
             rig.start_runner("runner-a")
             rig.start_runner("runner-b")
-            await asyncio.sleep(3)
+            for name in ("runner-a", "runner-b"):
+                while not _owned(name):  # noqa: ASYNC110  both in the group before linking
+                    await asyncio.sleep(0.2)
             t_link = time.monotonic()
             await rig.link_all()
             await rig.settled()

@@ -15,6 +15,7 @@ import jsonschema
 import orjson
 import pytest
 
+from zapstream_domain import campaign_commands as cc
 from zapstream_domain import commands as c
 from zapstream_domain.session import Session
 from zapstream_platform.envelope import Envelope, command_headers, identity_headers
@@ -58,7 +59,8 @@ def test_every_topic_is_a_channel_with_keyed_messages(doc: dict[str, Any]) -> No
     topics = Topics.from_settings(kafka)
     addresses = {ch["address"] for ch in doc["channels"].values()}
     assert addresses == {topics.session_commands, topics.session_events, topics.session_commands_dlq,
-                         topics.session_snapshots, f"{kafka.topic_prefix}.identity.events"}
+                         topics.session_snapshots, f"{kafka.topic_prefix}.identity.events",
+                         topics.campaign_commands, topics.campaign_events}
     for channel in doc["channels"].values():
         assert "key" not in channel["bindings"]["kafka"]
         assert channel["messages"], channel["address"]
@@ -103,6 +105,12 @@ def test_the_headers_we_write_match_the_documented_headers(doc: dict[str, Any]) 
     _validator(schemas["IdentityHeaders"]).validate(ident)
     with pytest.raises(jsonschema.ValidationError):
         _validator(schemas["DeadLetterHeaders"]).validate(headers)  # a DLQ record always says why
+
+    start = cc.StartCampaign(command_id=str(uuid.uuid4()), campaign_id=str(uuid.uuid4()), tenant_id="t1",
+                             issued_at="2026-01-01T00:00:00.000Z")
+    campaign = _headers_dict(command_headers(start, "/zapstream/command-api"))
+    _validator(schemas["CommandHeaders"]).validate(campaign)
+    assert campaign["ce_subject"] == start.campaign_id
 
 
 def test_published_schemas_tolerate_added_fields() -> None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import orjson
 
-from zapstream_domain.commands import Command
 from zapstream_domain.session import EVENTS_BY_TYPE, Session, iso, upcast
 
 SPEC_VERSION = b"1.0"
@@ -33,19 +32,30 @@ def command_dataschema(type_: str) -> str:
     return f"{COMMAND_SCHEMA_BASE}/{type_}.json"
 
 
-def command_headers(command: Command, source: str) -> list[tuple[str, bytes]]:
-    """CloudEvents headers of a command record; every producer of the command topic uses this.
+class CommandLike(Protocol):
+    """A session or campaign command (``zapstream_domain.commands`` / ``campaign_commands``)."""
+
+    TYPE: ClassVar[str]
+    command_id: str
+    tenant_id: str
+    issued_at: str
+    traceparent: str | None
+
+
+def command_headers(command: CommandLike, source: str) -> list[tuple[str, bytes]]:
+    """CloudEvents headers of a command record; every producer of a command topic uses this.
 
     ``ce_id`` is the commandId (a re-publish of the same command carries the same id), ``ce_subject``
-    the sessionId (also the record key), ``ce_time`` when it was issued.
+    the aggregate it is for (sessionId or campaignId, also the record key), ``ce_time`` when it was issued.
     """
+    subject = getattr(command, "session_id", None) or getattr(command, "campaign_id", "")
     headers = [
         ("ce_specversion", SPEC_VERSION),
         ("ce_id", command.command_id.encode()),
         ("ce_source", source.encode()),
         ("ce_type", command.TYPE.encode()),
         ("ce_time", command.issued_at.encode()),
-        ("ce_subject", command.session_id.encode()),
+        ("ce_subject", str(subject).encode()),
         ("ce_tenantid", command.tenant_id.encode()),
         ("ce_dataschema", command_dataschema(command.TYPE).encode()),
         ("content-type", JSON),

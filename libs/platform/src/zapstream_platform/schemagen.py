@@ -14,6 +14,10 @@ from typing import Any
 
 import orjson
 
+from zapstream_domain.campaign import EVENT_CLASSES as CAMPAIGN_EVENT_CLASSES
+from zapstream_domain.campaign import SUPPRESSION_ADDED
+from zapstream_domain.campaign_commands import CAMPAIGN_COMMAND_TYPES
+from zapstream_domain.campaign_payloads import SuppressionAdded
 from zapstream_domain.commands import COMMAND_TYPES
 from zapstream_domain.payloads import SessionSnapshot
 from zapstream_domain.session import EVENT_CLASSES
@@ -36,17 +40,18 @@ def _open(schema: Any) -> Any:
     return schema
 
 
-def _envelope_schema(type_: str, payload: dict[str, Any], version: int = 1) -> dict[str, Any]:
+def _envelope_schema(type_: str, payload: dict[str, Any], version: int = 1,
+                     subject: str = "sessionId") -> dict[str, Any]:
     defs = payload.pop("$defs", {})
     schema: dict[str, Any] = {
         "$schema": DIALECT,
         "$id": f"{ID_BASE}/events/{type_}.v{version}.json",
         "title": type_,
         "type": "object",
-        "required": ["type", "sessionId", "eventId", "occurredOn", "payload"],
+        "required": ["type", subject, "eventId", "occurredOn", "payload"],
         "properties": {
             "type": {"const": type_},
-            "sessionId": {"type": "string"},
+            subject: {"type": "string"},
             "eventId": {"type": "string", "format": "uuid"},
             "occurredOn": {"type": "string", "format": "date-time"},
             "payload": payload,
@@ -92,12 +97,23 @@ def generate() -> dict[str, bytes]:
         schema = cmd.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
         schema = {"$schema": DIALECT, "$id": command_dataschema(cmd.TYPE), **schema}
         files[f"commands/{cmd.TYPE}.json"] = schema
-    for model in IDENTITY_EVENTS:
-        files[f"identity/{model.TYPE}.v{model.class_version}.json"] = _identity_schema(model)
+    campaign_events = [(ev.TYPE, ev.PAYLOAD) for ev in CAMPAIGN_EVENT_CLASSES]
+    campaign_events.append((SUPPRESSION_ADDED, SuppressionAdded))
+    for type_, model in campaign_events:
+        payload = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        files[f"events/{type_}.v1.json"] = _envelope_schema(type_, payload, 1, subject="campaignId")
+    for ccmd in CAMPAIGN_COMMAND_TYPES:
+        schema = ccmd.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        files[f"commands/{ccmd.TYPE}.json"] = {"$schema": DIALECT, "$id": command_dataschema(ccmd.TYPE), **schema}
+    for ident in IDENTITY_EVENTS:
+        files[f"identity/{ident.TYPE}.v{ident.class_version}.json"] = _identity_schema(ident)
     files = {path: _open(doc) for path, doc in files.items()}
-    files["asyncapi.json"] = _asyncapi(sorted(k for k in files if k.startswith("events/")),
-                                       sorted(k for k in files if k.startswith("commands/")),
-                                       sorted(k for k in files if k.startswith("identity/")))
+
+    def under(prefix: str) -> list[str]:
+        return sorted(k for k in files if k.startswith(prefix))
+
+    files["asyncapi.json"] = _asyncapi(under("events/session."), under("commands/session."), under("identity/"),
+                                       under("events/campaign."), under("commands/campaign."))
     files["openapi.json"] = openapi()
     return {path: orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
             for path, doc in files.items()}
@@ -127,7 +143,7 @@ _CE = {
     "ce_time": _string("When it happened: RFC 3339 UTC with milliseconds.", format="date-time"),
     "ce_dataschema": _string("URI of the JSON Schema of the value, ending in .vN.json for event versions "
                              "(records written before versioning lack it: read them as v1).", format="uri"),
-    "ce_subject": _string("The sessionId the record is about."),
+    "ce_subject": _string("What the record is about: the sessionId (campaignId on campaign topics)."),
     "ce_tenantid": _string("The tenant the record belongs to (CloudEvents extension attribute)."),
     "content-type": {"type": "string", "const": "application/json"},
     "traceparent": TRACEPARENT,
@@ -163,6 +179,11 @@ def header_schemas() -> dict[str, dict[str, Any]]:
                                          "<dlq topic>:<partition>:<offset>.")}),
         "IdentityHeaders": _headers("Identity event headers", [*ce_required, "ce_tenantid"],
                                     names=[k for k in _CE if k != "ce_subject"]),
+        "CampaignEventHeaders": _headers(
+            "Campaign event headers", [*ce_required, "ce_subject", "ce_tenantid", "ce_sequence", "ce_dataschema"],
+            {"ce_sequence": _string("Aggregate version of the campaign after this event (0 for a tenant's "
+                                    "campaign.suppression.added, which belongs to no campaign).",
+                                    pattern="^[0-9]+$")}),
         "DeadLetterHeaders": _headers(
             "Dead-letter headers: the original command's headers (when it had them) plus zs_*", ["zs_reason"],
             {**origin, "zs_redriven_from": _string("See CommandHeaders.")}),
@@ -186,7 +207,8 @@ SNAPSHOT_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-def _asyncapi(events: list[str], commands: list[str], identity: list[str]) -> dict[str, Any]:
+def _asyncapi(events: list[str], commands: list[str], identity: list[str], campaign_events: list[str],
+              campaign_commands: list[str]) -> dict[str, Any]:
     kafka = KafkaSettings()
     topics = Topics.from_settings(kafka)
 
@@ -212,6 +234,9 @@ def _asyncapi(events: list[str], commands: list[str], identity: list[str]) -> di
     ev_refs = add(events, "event", "EventHeaders", "sessionId", "A session event (ce_type = type).")
     cmd_refs = add(commands, "command", "CommandHeaders", "sessionId", "A command for a session.")
     id_refs = add(identity, "identity", "IdentityHeaders", "tenantId", "An identity event of a tenant.")
+    cev_refs = add(campaign_events, "event", "CampaignEventHeaders",
+                   "campaignId (tenantId for campaign.suppression.added)", "A campaign event (ce_type = type).")
+    ccmd_refs = add(campaign_commands, "command", "CommandHeaders", "campaignId", "A command for a campaign.")
     messages["deadLetteredCommand"] = {
         "name": "deadLetteredCommand", "title": "Dead-lettered command",
         "summary": "A command that could not be parsed or kept failing, moved aside with the reason.",
@@ -261,6 +286,12 @@ def _asyncapi(events: list[str], commands: list[str], identity: list[str]) -> di
             "chat assignments, webhooks), published by the command API's outbox relay; kept forever. Keyed by "
             "tenantId. Personal data (e-mails, names) is encrypted per user: see docs/events.md.",
             id_refs, kafka.event_retention_ms),
+        "campaignCommands": channel(
+            topics.campaign_commands, "Commands for campaigns, from the command API and the campaign runner's "
+            "outcome router. Keyed by campaignId.", ccmd_refs, kafka.command_retention_ms),
+        "campaignEvents": channel(
+            topics.campaign_events, "Every event of the Campaign aggregate (and tenants' suppressions), kept "
+            "forever. Keyed by campaignId (suppressions by tenantId).", cev_refs, kafka.event_retention_ms),
     }
 
     def op(action: str, ch: str, summary: str) -> dict[str, Any]:
@@ -299,6 +330,10 @@ def _asyncapi(events: list[str], commands: list[str], identity: list[str]) -> di
             "receiveSnapshot": op("receive", "sessionSnapshots", "A new partition owner restores its sessions."),
             "sendIdentityEvent": op("send", "identityEvents", "The command API's outbox relay publishes."),
             "receiveIdentityEvent": op("receive", "identityEvents", "Caches, webhooks and analytics."),
+            "sendCampaignCommand": op("send", "campaignCommands", "The command API and the outcome router."),
+            "receiveCampaignCommand": op("receive", "campaignCommands", "The campaign runner."),
+            "sendCampaignEvent": op("send", "campaignEvents", "The campaign runner (transactional)."),
+            "receiveCampaignEvent": op("receive", "campaignEvents", "Projector, ws-gateway, analytics."),
         },
         "components": {
             "schemas": {**header_schemas(), **SNAPSHOT_SCHEMAS},
@@ -425,8 +460,10 @@ def compatibility(root: Path) -> list[str]:
             older = root / f"events/{ev.TYPE}.v{v}.json"
             if not older.exists():
                 problems.append(f"{ev.TYPE}: schema of v{v} is missing from schemas/ (it must be kept)")
+    session_current = {f"events/{ev.TYPE}.v{ev.class_version}.json" for ev in EVENT_CLASSES}
     for rel, data in generated.items():
-        if not rel.startswith(("commands/", "identity/")) or not (root / rel).exists():
+        if (not rel.startswith(("commands/", "identity/", "events/")) or rel in session_current
+                or not (root / rel).exists()):
             continue
         reasons = breaking_changes(orjson.loads((root / rel).read_bytes()), orjson.loads(data))
         if reasons:
