@@ -71,11 +71,14 @@ def row_of(value: bytes, headers: dict[str, str], partition: int, offset: int) -
         "sequence": int(headers["ce_sequence"]) if headers.get("ce_sequence", "").isdigit() else None,
         "schema_version": schema_version_of(headers.get("ce_dataschema")),
     }
+    if "campaignId" in body:  # campaign topics: the aggregate is a campaign
+        row["campaign_id"] = body["campaignId"]
     payload = body.get("payload")
     if isinstance(payload, dict):
         flatten(payload, "payload", row)
     else:  # commands: the fields sit at the top level
-        rest = {k: v for k, v in body.items() if k not in ("type", "commandId", "sessionId", "tenantId", "issuedAt")}
+        skip = ("type", "commandId", "sessionId", "campaignId", "tenantId", "issuedAt")
+        rest = {k: v for k, v in body.items() if k not in skip}
         flatten(rest, "", row)
     return row
 
