@@ -33,7 +33,8 @@ from zapstream_domain.campaign import EVENTS_BY_TYPE, Campaign, decide, event_fr
 from zapstream_domain.commands import Command
 from zapstream_domain.errors import CommandRejected
 from zapstream_domain.session import iso
-from zapstream_platform.campaign_envelope import CampaignEnvelope
+from zapstream_platform.campaign_envelope import SOURCE, CampaignEnvelope
+from zapstream_platform.envelope import command_headers
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.topics import Topics
 from zapstream_platform.tracing import child_of
@@ -145,7 +146,7 @@ class CampaignOwner:
 
     async def _send_command(self, producer: AIOKafkaProducer, command: Command) -> None:
         await producer.send(self.topics.session_commands, value=command.model_dump_json(by_alias=True).encode(),
-                            key=command.session_id.encode())
+                            key=command.session_id.encode(), headers=command_headers(command, SOURCE))
 
     # ----- commands --------------------------------------------------------------
 

@@ -34,8 +34,8 @@ from zapstream_domain.campaign_payloads import Outcome, SuppressionAdded
 from zapstream_domain.decisions import message_id_for
 from zapstream_domain.jids import phone_of
 from zapstream_domain.session import iso
-from zapstream_platform.campaign_envelope import CampaignEnvelope
-from zapstream_platform.envelope import Envelope
+from zapstream_platform.campaign_envelope import SOURCE, CampaignEnvelope
+from zapstream_platform.envelope import Envelope, command_headers
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.topics import Topics
 
@@ -133,7 +133,8 @@ class OutcomeRouter:
                     command = cc.RecordOutcomes(command_id=str(uuid.uuid4()), campaign_id=campaign_id,
                                                 tenant_id=tenant_id, issued_at=at, outcomes=items)
                     await producer.send(self.topics.campaign_commands, key=campaign_id.encode(),
-                                        value=command.model_dump_json(by_alias=True).encode())
+                                        value=command.model_dump_json(by_alias=True).encode(),
+                                        headers=command_headers(command, SOURCE))
                 for s in suppressions:
                     env = CampaignEnvelope.standalone(SUPPRESSION_ADDED, s, datetime.now(UTC))
                     await producer.send(self.topics.campaign_events, key=s.tenant_id.encode(), value=env.value(),

@@ -311,7 +311,9 @@ class PartitionOwner:
                 self.topics.session_commands_dlq,
                 value=record.value,
                 key=record.key,
-                headers=[("zs_reason", f"unparseable command: {exc}"[:1000].encode())],
+                headers=[*(h for h in (record.headers or ()) if not h[0].startswith("zs_")),
+                         ("zs_reason", f"unparseable command: {exc}"[:1000].encode()),
+                         *_origin(record)],
             )
             return
         if not telemetry.enabled():
@@ -357,13 +359,7 @@ class PartitionOwner:
                 return
             async with self._transaction() as producer:
                 headers = [h for h in (record.headers or ()) if not h[0].startswith("zs_")]
-                headers += [
-                    ("zs_reason", reason[:2000].encode()),
-                    ("zs_origin_topic", record.topic.encode()),
-                    ("zs_origin_partition", str(record.partition).encode()),
-                    ("zs_origin_offset", str(record.offset).encode()),
-                    ("zs_failed_at", iso(now()).encode()),
-                ]
+                headers += [("zs_reason", reason[:2000].encode()), *_origin(record)]
                 await producer.send(self.topics.session_commands_dlq, value=record.value, key=record.key,
                                     headers=headers)
                 try:
@@ -658,3 +654,13 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _origin(record: Any) -> list[tuple[str, bytes]]:
+    """Where a dead-lettered record came from, and when it was moved (the dead-letter topic's zs_* headers)."""
+    return [
+        ("zs_origin_topic", record.topic.encode()),
+        ("zs_origin_partition", str(record.partition).encode()),
+        ("zs_origin_offset", str(record.offset).encode()),
+        ("zs_failed_at", iso(now()).encode()),
+    ]

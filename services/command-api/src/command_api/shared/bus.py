@@ -13,8 +13,11 @@ from opentelemetry.trace import SpanKind
 from zapstream_domain import commands as c
 from zapstream_domain.session import iso
 from zapstream_platform import telemetry
+from zapstream_platform.envelope import command_headers
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.tracing import child_of
+
+SOURCE = "/zapstream/command-api"
 
 
 class CommandBus(Protocol):
@@ -69,5 +72,5 @@ class KafkaCommandBus:
             self.topic,
             value=command.model_dump_json(by_alias=True).encode(),
             key=command.session_id.encode(),
-            headers=[("ce_type", command.TYPE.encode()), ("traceparent", (command.traceparent or "").encode())],
+            headers=command_headers(command, SOURCE),
         )
