@@ -1,0 +1,82 @@
+import { useEffect, useState, type ReactNode } from "react";
+import { Navigate, NavLink, Route, Routes, useLocation, useNavigate } from "react-router-dom";
+import { api, auth } from "./api/client";
+import type { User } from "./api/auth";
+import { useI18n } from "./i18n";
+import { LiveProvider, useLive } from "./live";
+import { Login, Register, Reset, Verify } from "./pages/Auth";
+import { Sessions } from "./pages/Sessions";
+import { Chats } from "./pages/Chats";
+
+/** Restores the login from the refresh cookie once, then follows the Auth object. */
+function useUser(): { user: User | null; ready: boolean } {
+  const [user, setUser] = useState<User | null>(auth.user);
+  const [ready, setReady] = useState(auth.loggedIn);
+  useEffect(() => {
+    const off = auth.onChange(setUser);
+    if (!auth.loggedIn) void auth.refresh().finally(() => setReady(true));
+    return off;
+  }, []);
+  return { user, ready };
+}
+
+export function App() {
+  const { user, ready } = useUser();
+  const location = useLocation();
+  if (!ready) return <p className="center">…</p>;
+  const authed = (page: ReactNode) =>
+    user ? page : <Navigate to={`/login?next=${encodeURIComponent(location.pathname)}`} replace />;
+  return (
+    <Routes>
+      <Route path="/login" element={user ? <Navigate to="/console" replace /> : <Login />} />
+      <Route path="/register" element={<Register />} />
+      <Route path="/verify" element={<Verify />} />
+      <Route path="/reset-password" element={<Reset />} />
+      <Route path="/console/*" element={authed(<LiveProvider><Shell user={user!} /></LiveProvider>)} />
+      <Route path="*" element={<Navigate to={user ? "/console" : "/login"} replace />} />
+    </Routes>
+  );
+}
+
+function Shell({ user }: { user: User }) {
+  const { t, lang, setLang } = useI18n();
+  const { state } = useLive();
+  const navigate = useNavigate();
+  const logout = async (all: boolean) => {
+    if (all) await api.POST("/auth/logout-all");
+    else await api.POST("/auth/logout");
+    auth.clear();
+    navigate("/login");
+  };
+  return (
+    <div className="shell">
+      <header>
+        <strong>zapstream</strong>
+        <nav aria-label="main">
+          <NavLink to="/console/sessions">{t.sessions}</NavLink>
+          <NavLink to="/console/chats">{t.chats}</NavLink>
+        </nav>
+        <span className={`live ${state}`} data-testid="live-state" title={state}>
+          {state === "open" ? `● ${t.live}` : `○ ${t.offline}`}
+        </span>
+        <span className="who">{user.email}</span>
+        <label>
+          <span className="sr">Language</span>
+          <select value={lang} onChange={(e) => setLang(e.target.value as "es" | "en")} aria-label="Language">
+            <option value="es">ES</option>
+            <option value="en">EN</option>
+          </select>
+        </label>
+        <button onClick={() => void logout(false)}>{t.logout}</button>
+        <button onClick={() => void logout(true)}>{t.logoutAll}</button>
+      </header>
+      <main>
+        <Routes>
+          <Route path="sessions" element={<Sessions />} />
+          <Route path="chats" element={<Chats />} />
+          <Route path="*" element={<Navigate to="sessions" replace />} />
+        </Routes>
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,62 @@
+/** Spanish (the client's language, default) and English, switchable; the choice is remembered per browser. */
+import { createContext, useContext, useState, type ReactNode } from "react";
+
+const en = {
+  login: "Log in", register: "Create account", email: "E-mail", password: "Password", name: "Name",
+  company: "Company (optional)", forgot: "Forgot your password?", noAccount: "No account yet?",
+  haveAccount: "Already have an account?", verify: "Verify e-mail", code: "6-digit code",
+  resend: "Send the mail again", reset: "Reset password", newPassword: "New password", sendLink: "Send me a code",
+  checkMail: "Check your e-mail: if the address can be used, a message is on its way.",
+  verified: "E-mail verified. You can log in now.", passwordChanged: "Password changed. Log in with the new one.",
+  sessions: "Numbers", chats: "Chats", campaigns: "Campaigns", dashboard: "Dashboard", logout: "Log out",
+  logoutAll: "Log out everywhere", newSession: "Link a number", sessionName: "Name (optional)",
+  noSessions: "No numbers yet. Link one: create it, then scan the QR with WhatsApp (Linked devices).",
+  scanQr: "Scan with WhatsApp › Linked devices", pairCode: "Link with a code instead", phone: "Phone (E.164)",
+  getCode: "Get code", start: "Start", stop: "Stop", unlink: "Log out device", del: "Delete", confirm: "Confirm",
+  cancel: "Cancel", sure: "Are you sure?", noChats: "No chats yet. Link a number, then write to someone below.",
+  pickChat: "Pick a chat, or start one with a phone number.", newChat: "New chat: phone number", open: "Open",
+  message: "Message", send: "Send", attach: "Attach", older: "Load older messages", reply: "Reply", react: "React",
+  edit: "Edit", remove: "Delete", typing: "typing…", recording: "recording audio…", voiceNote: "as voice note",
+  replyingTo: "Replying to", save: "Save", live: "live", offline: "reconnecting…", noSession: "No connected number.",
+  uploading: "Uploading", edited: "edited", deleted: "This message was deleted",
+};
+type Dict = typeof en;
+const es: Dict = {
+  login: "Iniciar sesión", register: "Crear cuenta", email: "Correo", password: "Contraseña", name: "Nombre",
+  company: "Empresa (opcional)", forgot: "¿Olvidaste tu contraseña?", noAccount: "¿Aún no tienes cuenta?",
+  haveAccount: "¿Ya tienes cuenta?", verify: "Verificar correo", code: "Código de 6 dígitos",
+  resend: "Enviar el correo de nuevo", reset: "Restablecer contraseña", newPassword: "Nueva contraseña",
+  sendLink: "Enviarme un código",
+  checkMail: "Revisa tu correo: si la dirección puede usarse, te llegará un mensaje.",
+  verified: "Correo verificado. Ya puedes iniciar sesión.",
+  passwordChanged: "Contraseña cambiada. Inicia sesión con la nueva.",
+  sessions: "Números", chats: "Chats", campaigns: "Campañas", dashboard: "Panel", logout: "Cerrar sesión",
+  logoutAll: "Cerrar todas las sesiones", newSession: "Vincular un número", sessionName: "Nombre (opcional)",
+  noSessions: "Aún no hay números. Vincula uno: créalo y escanea el QR con WhatsApp (Dispositivos vinculados).",
+  scanQr: "Escanea con WhatsApp › Dispositivos vinculados", pairCode: "Vincular con un código", phone: "Teléfono (E.164)",
+  getCode: "Obtener código", start: "Iniciar", stop: "Detener", unlink: "Desvincular", del: "Eliminar",
+  confirm: "Confirmar", cancel: "Cancelar", sure: "¿Seguro?",
+  noChats: "Aún no hay chats. Vincula un número y escribe a alguien abajo.",
+  pickChat: "Elige un chat o empieza uno con un número.", newChat: "Nuevo chat: número", open: "Abrir",
+  message: "Mensaje", send: "Enviar", attach: "Adjuntar", older: "Cargar mensajes anteriores", reply: "Responder",
+  react: "Reaccionar", edit: "Editar", remove: "Eliminar", typing: "escribiendo…", recording: "grabando audio…",
+  voiceNote: "como nota de voz", replyingTo: "Respondiendo a", save: "Guardar", live: "en vivo",
+  offline: "reconectando…", noSession: "Ningún número conectado.", uploading: "Subiendo", edited: "editado",
+  deleted: "Se eliminó este mensaje",
+};
+
+export type Lang = "es" | "en";
+const dicts: Record<Lang, Dict> = { es, en };
+const Ctx = createContext<{ t: Dict; lang: Lang; setLang(l: Lang): void }>({ t: es, lang: "es", setLang: () => {} });
+
+export function I18n({ children }: { children: ReactNode }) {
+  const [lang, set] = useState<Lang>(() => (localStorage.getItem("zs.lang") === "en" ? "en" : "es"));
+  const setLang = (l: Lang) => {
+    localStorage.setItem("zs.lang", l);
+    document.documentElement.lang = l;
+    set(l);
+  };
+  return <Ctx.Provider value={{ t: dicts[lang], lang, setLang }}>{children}</Ctx.Provider>;
+}
+
+export const useI18n = () => useContext(Ctx);
