@@ -12,6 +12,7 @@ describe("status badge", () => {
     expect(b("disconnected", "stopped")).toBe("disconnected: stopped");
     expect(b("disconnected")).toBe("disconnected");
     expect(b("logged_out")).toBe("logged out");
+    expect(b("reconnecting")).toBe("reconnecting");
   });
 
   it("receipt ticks move sent → delivered → read", () => {

@@ -352,11 +352,11 @@ function Conversation({ sessionId, jid }: { sessionId: string; jid: string }) {
       {progress !== null ? <progress max={100} value={progress} aria-label={t.uploading}>{progress}%</progress> : null}
       {error ? <p role="alert" className="error">{error}</p> : null}
       <form className="composer row" onSubmit={(e) => { e.preventDefault(); void send(); }}>
-        <label className="file">📎<span className="sr">{t.attach}</span>
+        <label className="file">{t.attach}
           <input type="file" accept="image/*,video/*,audio/*,application/pdf,.doc,.docx,.xls,.xlsx,.txt"
             data-testid="attach" onChange={(e) => { const f = e.target.files?.[0]; if (f) void attach(f); e.target.value = ""; }} />
         </label>
-        <label className="ptt"><input type="checkbox" checked={ptt} onChange={(e) => setPtt(e.target.checked)} /> 🎤 {t.voiceNote}</label>
+        <label className="ptt"><input type="checkbox" checked={ptt} onChange={(e) => setPtt(e.target.checked)} /> {t.voiceNote}</label>
         <input className="grow" aria-label={t.message} placeholder={t.message} value={text}
           onChange={(e) => typing(e.target.value)} data-testid="composer" />
         <button type="submit" data-testid="send">{editing ? t.save : t.send}</button>

@@ -17,6 +17,10 @@ export function badge(s: Pick<Session, "status" | "disconnectedReason">): { labe
       return { label: "QR", tone: "wait" };
     case "connected":
       return { label: "connected", tone: "ok" };
+    case "reconnecting": // the API's own word for a session a new owner is re-linking (owner_lost)
+      return { label: "reconnecting", tone: "wait" };
+    case "unknown": // its runner died and none took over yet
+      return { label: "unknown", tone: "bad" };
     case "disconnected":
       // owner_lost: the node running it went away and another one is taking over (failover), not an outage.
       if (s.disconnectedReason === "owner_lost") return { label: "reconnecting", tone: "wait" };
