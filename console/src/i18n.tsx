@@ -18,7 +18,7 @@ const en = {
   message: "Message", send: "Send", attach: "Attach", older: "Load older messages", reply: "Reply", react: "React",
   edit: "Edit", remove: "Delete", typing: "typing…", recording: "recording audio…", voiceNote: "as voice note",
   replyingTo: "Replying to", save: "Save", live: "live", offline: "reconnecting…", noSession: "No connected number.",
-  uploading: "Uploading", edited: "edited", deleted: "This message was deleted",
+  uploading: "Uploading", edited: "edited", noPhone: "No phone at hand? Scan with make dev's simulator", deleted: "This message was deleted",
 };
 type Dict = typeof en;
 const es: Dict = {
@@ -41,7 +41,8 @@ const es: Dict = {
   message: "Mensaje", send: "Enviar", attach: "Adjuntar", older: "Cargar mensajes anteriores", reply: "Responder",
   react: "Reaccionar", edit: "Editar", remove: "Eliminar", typing: "escribiendo…", recording: "grabando audio…",
   voiceNote: "como nota de voz", replyingTo: "Respondiendo a", save: "Guardar", live: "en vivo",
-  offline: "reconectando…", noSession: "Ningún número conectado.", uploading: "Subiendo", edited: "editado",
+  offline: "reconectando…", noSession: "Ningún número conectado.",
+  noPhone: "¿Sin teléfono a mano? Escanea con el simulador de make dev", uploading: "Subiendo", edited: "editado",
   deleted: "Se eliminó este mensaje",
 };
 

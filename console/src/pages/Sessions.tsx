@@ -130,6 +130,12 @@ function SessionCard({ s, onChange }: { s: Session; onChange(): void }) {
         <figure>
           <img src={s.qrImage} alt="QR" data-testid="qr-image" width={220} height={220} />
           <figcaption>{t.scanQr}</figcaption>
+          <details>
+            <summary>{t.noPhone}</summary>
+            {/* `make dev` runs a WhatsApp simulator; its control API is another origin, so the console only
+                shows the command (it talks to nothing but the public API). */}
+            <code className="cmd">{`curl -X POST http://127.0.0.1:8090/control/scan -H 'content-type: application/json' -d '{"sessionId": "${s.id}", "phone": "51999999999"}'`}</code>
+          </details>
         </figure>
       ) : null}
       {s.status === "qr_pending" || s.status === "created" ? (

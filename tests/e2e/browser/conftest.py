@@ -3,7 +3,12 @@ they start their own stack, and their SMTP inbox takes the port that tests/e2e/t
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -19,3 +24,52 @@ def mailbox(run_id: str) -> Iterator[Inbox]:
     controller.start()
     yield handler
     controller.stop()
+
+
+# --- console/RESULTS.md: the latest run's outcome, committed with the code ----------------------------
+
+RESULTS = Path(__file__).resolve().parents[3] / "console" / "RESULTS.md"
+_run: dict[str, Any] = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _run["start"] = time.monotonic()
+    _run["reports"] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _run["reports"].append(report)
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "not installed"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reports: list[pytest.TestReport] = _run.get("reports", [])
+    if not reports or all(r.outcome == "skipped" for r in reports):
+        return  # nothing ran here (skipped, or only other tests collected): keep the last real result
+    lines = [
+        "# Console browser tests: latest run",
+        "",
+        "Written by tests/e2e/browser/conftest.py at the end of every run (`make test-browser`, or `make test`).",
+        "",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC",
+        f"- result: {'PASS' if all(r.outcome == 'passed' for r in reports) else 'FAIL'}"
+        f" ({sum(r.outcome == 'passed' for r in reports)} passed, {sum(r.outcome == 'failed' for r in reports)} failed,"
+        f" {sum(r.outcome == 'skipped' for r in reports)} skipped)",
+        f"- duration: {time.monotonic() - _run['start']:.0f} s (stack start-up included)",
+        f"- browser: {_version(['/usr/bin/chromium', '--version'])}, headless, driven by playwright-core on node"
+        f" {_version(['node', '-v'])}",
+        "- screenshots: docs/console/ (main pages); a failing step leaves docs/console/failure-<step>.png",
+        "",
+        "| test | outcome | seconds |",
+        "| --- | --- | --- |",
+        *(f"| {r.nodeid.split('::')[-1]} | {r.outcome} | {r.duration:.0f} |" for r in reports),
+        "",
+    ]
+    RESULTS.write_text("\n".join(lines))
