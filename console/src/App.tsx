@@ -7,6 +7,7 @@ import { LiveProvider, useLive } from "./live";
 import { Login, Register, Reset, Verify } from "./pages/Auth";
 import { Sessions } from "./pages/Sessions";
 import { Chats } from "./pages/Chats";
+import { Contacts, Team } from "./pages/Team";
 
 /** Restores the login from the refresh cookie once, then follows the Auth object. */
 function useUser(): { user: User | null; ready: boolean } {
@@ -55,6 +56,8 @@ function Shell({ user }: { user: User }) {
         <nav aria-label="main">
           <NavLink to="/console/sessions">{t.sessions}</NavLink>
           <NavLink to="/console/chats">{t.chats}</NavLink>
+          <NavLink to="/console/contacts">{t.contacts}</NavLink>
+          {user.role === "agent" ? null : <NavLink to="/console/team">{t.team}</NavLink>}
         </nav>
         <span className={`live ${state}`} data-testid="live-state" title={state}>
           {state === "open" ? `● ${t.live}` : `○ ${t.offline}`}
@@ -74,6 +77,8 @@ function Shell({ user }: { user: User }) {
         <Routes>
           <Route path="sessions" element={<Sessions />} />
           <Route path="chats" element={<Chats />} />
+          <Route path="contacts" element={<Contacts />} />
+          <Route path="team" element={<Team />} />
           <Route path="*" element={<Navigate to="sessions" replace />} />
         </Routes>
       </main>

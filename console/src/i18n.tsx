@@ -18,6 +18,10 @@ const en = {
   message: "Message", send: "Send", attach: "Attach", older: "Load older messages", reply: "Reply", react: "React",
   edit: "Edit", remove: "Delete", typing: "typing…", recording: "recording audio…", voiceNote: "as voice note",
   replyingTo: "Replying to", save: "Save", live: "live", offline: "reconnecting…", noSession: "No connected number.",
+  team: "Team and access", agents: "Agents", role: "Role", addAgent: "Add agent", noAgents: "No agents yet: add one to share the chats.",
+  enable: "Enable", disable: "Disable", apiKeys: "API keys", scopes: "Only these numbers (none: all)", createKey: "Create key",
+  keyOnce: "Copy it now, it is shown only once:", noKeys: "No API keys yet: create one for your servers.", allSessions: "all numbers",
+  revoke: "Revoke", contacts: "Contacts", search: "Search", noContacts: "No contacts yet: they arrive once a number is linked.",
   uploading: "Uploading", edited: "edited", noPhone: "No phone at hand? Scan with make dev's simulator", deleted: "This message was deleted",
 };
 type Dict = typeof en;
@@ -42,6 +46,12 @@ const es: Dict = {
   react: "Reaccionar", edit: "Editar", remove: "Eliminar", typing: "escribiendo…", recording: "grabando audio…",
   voiceNote: "como nota de voz", replyingTo: "Respondiendo a", save: "Guardar", live: "en vivo",
   offline: "reconectando…", noSession: "Ningún número conectado.",
+  team: "Equipo y acceso", agents: "Agentes", role: "Rol", addAgent: "Añadir agente",
+  noAgents: "Aún no hay agentes: añade uno para compartir los chats.", enable: "Activar", disable: "Desactivar",
+  apiKeys: "Claves API", scopes: "Solo estos números (ninguno: todos)", createKey: "Crear clave",
+  keyOnce: "Cópiala ahora, solo se muestra una vez:", noKeys: "Aún no hay claves API: crea una para tus servidores.",
+  allSessions: "todos los números", revoke: "Revocar", contacts: "Contactos", search: "Buscar",
+  noContacts: "Aún no hay contactos: llegan al vincular un número.",
   noPhone: "¿Sin teléfono a mano? Escanea con el simulador de make dev", uploading: "Subiendo", edited: "editado",
   deleted: "Se eliminó este mensaje",
 };
