@@ -144,7 +144,8 @@ class BenchEnv:
     def command_api(self) -> tuple[Proc, str]:
         port = free_port()
         p = self.start(Proc("command-api", ["-m", "command_api"], self.env("COMMAND_API_")
-                            | {"COMMAND_API_PORT": str(port)}, health=f"http://127.0.0.1:{port}/healthz"))
+                            | {"COMMAND_API_PORT": str(port),
+                               "COMMAND_API_RUNNER_GROUP_ID": f"{self.kafka.topic_prefix}-runner"}, health=f"http://127.0.0.1:{port}/healthz"))
         return p, f"http://127.0.0.1:{port}"
 
     def ws_gateway(self) -> tuple[Proc, str]:

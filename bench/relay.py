@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
@@ -23,7 +25,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.common import BOOTSTRAP, bench_env, write_result
+from bench.common import BOOTSTRAP, LOGS, bench_env, write_result
 from zapstream_domain import commands as c
 from zapstream_platform.envelope import Envelope
 from zapstream_platform.settings import KafkaSettings
@@ -56,7 +58,7 @@ async def _tail_until(consumer: AIOKafkaConsumer, want: set[str]) -> float:
 async def _zapstream() -> dict[str, Any]:
     async with bench_env() as env:
         _, sim_url = env.simulator()
-        env.runner(sim_url)
+        runner = env.runner(sim_url)
         producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all",
                                     linger_ms=5, max_batch_size=512 * 1024)
         await producer.start()
@@ -95,6 +97,7 @@ async def _zapstream() -> dict[str, Any]:
                 ids.add(orjson.loads(body)["commandId"])
                 bodies.append((sid, body))
             load = []
+            profiler = _profile(runner.pid)
             t0 = time.monotonic()
             for sid, body in bodies:
                 await producer.send(env.topics.session_commands, body, key=sid.encode())
@@ -103,6 +106,8 @@ async def _zapstream() -> dict[str, Any]:
             sampler = asyncio.create_task(_sample(load))
             done = await _tail_until(consumer, ids)
             sampler.cancel()
+            if profiler is not None:
+                profiler.wait(30)
         finally:
             await consumer.stop()
             await producer.stop()
@@ -110,6 +115,16 @@ async def _zapstream() -> dict[str, Any]:
     return {"commands": COMMANDS, "sessions": SESSIONS, "seconds": round(seconds, 2),
             "produce_seconds": round(produced, 2), "commands_per_s": round(COMMANDS / seconds, 1),
             "load_average": load}
+
+
+def _profile(pid: int) -> subprocess.Popen[bytes] | None:
+    """With BENCH_PYSPY=1: py-spy samples the runner for the run (collapsed stacks in .data/bench-logs)."""
+    if os.environ.get("BENCH_PYSPY") != "1" or shutil.which("py-spy") is None:
+        return None
+    out = LOGS / "runner-relay.pyspy.txt"
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--duration", "6", "--rate", "200",
+                             "--format", "raw", "--output", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def _sample(out: list[float]) -> None:

@@ -128,6 +128,7 @@ def stack(infra: str, kafka: KafkaSettings, simulator_url: str, run_id: str) -> 
         "runner": runner_proc("runner", kafka, simulator_url, run_id),
         "command-api": Proc("command-api", "command_api", service_env("COMMAND_API_", kafka, infra)
                             | {"COMMAND_API_PORT": str(api_port),
+                               "COMMAND_API_RUNNER_GROUP_ID": f"zt-{run_id}-runner",
                                # tests/e2e/test_auth.py runs an SMTP server on this port (derived from run_id)
                                "COMMAND_API_MAIL__SMTP_HOST": "127.0.0.1",
                                "COMMAND_API_MAIL__SMTP_PORT": str(10000 + int(run_id, 16) % 20000),

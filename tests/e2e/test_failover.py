@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -153,3 +154,27 @@ async def test_a_send_while_the_link_is_down_is_held_then_delivered(linked: Link
     assert outcome["status"] == "succeeded", outcome
     inbox = (await linked.sim.get(f"/control/accounts/{contact}/inbox")).json()["messages"]
     assert [m["text"] for m in inbox] == ["held"]
+
+
+async def test_a_session_whose_runner_died_unreplaced_shows_unknown(linked: Linked) -> None:
+    """With no runner left, the API stops claiming "connected" once the group notices the death."""
+    runner = linked.stack.runner()
+
+    async def status() -> str:
+        r = await linked.tenant.http.get(f"/sessions/{linked.sid}")
+        return str(r.json()["status"])
+
+    assert await status() == "connected"
+    runner.kill()
+    try:
+        await eventually(lambda: _is(status, "unknown"), timeout=30)
+    finally:
+        runner.start()
+    await eventually(lambda: _is(status, "connected"), timeout=60)
+    # The new owner said what happened: disconnected (owner_lost), then connected.
+    await linked.ws.wait_for(lambda e: e["sessionId"] == linked.sid and e["type"] == "session.status.disconnected"
+                             and e["payload"]["reason"] == "owner_lost")
+
+
+async def _is(read: Callable[[], Awaitable[str]], want: str) -> bool:
+    return await read() == want

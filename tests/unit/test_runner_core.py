@@ -169,3 +169,24 @@ async def test_a_held_send_of_a_stopped_session_ends_unavailable() -> None:
     assert isinstance(out.result, Unavailable)
     assert h.driver.sent == []
     await h.pipeline.close()
+
+
+# ----- how the API presents a session's status ---------------------------------------------
+
+
+def test_status_shows_reconnecting_and_unknown() -> None:
+    from command_api.sessions.service import present
+    from zapstream_platform.tokens import Principal
+    from zapstream_platform.topics import partition_for
+
+    who = Principal(tenant_id=TENANT, role="machine")
+    sid = str(uuid.uuid4())
+    mine = partition_for(sid, 6)
+    view = {"id": sid, "status": "connected", "qr": None, "disconnectedReason": None}
+    assert present(who, view, {mine}, 6)["status"] == "connected"
+    assert present(who, view, set(range(6)) - {mine}, 6)["status"] == "unknown"
+    assert present(who, view, None, 6)["status"] == "connected"  # Kafka cannot tell: show what is stored
+    lost = view | {"status": "disconnected", "disconnectedReason": "owner_lost"}
+    assert present(who, lost, {mine}, 6)["status"] == "reconnecting"
+    stopped = view | {"status": "disconnected", "disconnectedReason": "stopped"}
+    assert present(who, stopped, set(), 6)["status"] == "disconnected"  # nothing claims an owner

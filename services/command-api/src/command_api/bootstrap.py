@@ -43,6 +43,7 @@ from command_api.webhooks.repository import WebhooksRepository
 from command_api.webhooks.service import WebhooksService
 from zapstream_platform import logs
 from zapstream_platform.db import create_pool
+from zapstream_platform.ownership import PartitionOwners
 from zapstream_platform.storage import MediaStore
 from zapstream_platform.tokens import TokenSigner
 from zapstream_platform.topics import Topics, partitions_of
@@ -104,6 +105,8 @@ def create_app(settings: Settings) -> FastAPI:
         stopping = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         store = MediaStore(settings.s3)
+        liveness = PartitionOwners(settings.kafka, settings.runner_group_id,
+                                   Topics.from_settings(settings.kafka).session_commands)
         try:
             await store.ensure_bucket()
             topics = Topics.from_settings(settings.kafka)
@@ -121,7 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
                 auth=auth,
                 access=access,
                 commands=commands,
-                sessions=SessionsService(sessions_repo, access, commands),
+                sessions=SessionsService(sessions_repo, access, commands, liveness=liveness,
+                                         partitions=settings.kafka.partitions),
                 messages=MessagesService(MessagesRepository(pool), access, commands, library),
                 chats=ChatsService(ChatsRepository(pool), access, commands, store.url),
                 media=library,
@@ -150,6 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             store.close()
+            await liveness.close()
             await producer.stop()
             await pool.close()
 

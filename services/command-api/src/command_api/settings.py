@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     s3: S3Settings = S3Settings()
     webhooks: WebhooksConfig = WebhooksConfig()
+    # The session runners' consumer group: whether a session has a live owner is read from it.
+    runner_group_id: str = "zapstream-session-runner"
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"

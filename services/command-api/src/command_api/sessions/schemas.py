@@ -43,7 +43,9 @@ class SessionView(View):
     id: str
     tenant_id: str
     name: str | None = None
-    status: str
+    status: str = Field(description=(
+        "created, qr_pending, connected, disconnected, logged_out; `reconnecting` while a new runner takes the "
+        "session over after its owner was lost; `unknown` when its runner died and none has taken over yet"))
     phone: str | None = None
     qr: str | None = Field(default=None, description="The raw QR string to render (owners, admins, API keys only).")
     qr_image: str | None = Field(default=None, description="The same QR as a `data:image/png;base64,…` URL.")

@@ -12,6 +12,7 @@ from command_api.shared.problems import Problem
 from command_api.shared.qr import qr_data_url
 from zapstream_domain import commands as c
 from zapstream_platform.tokens import Principal
+from zapstream_platform.topics import partition_for
 
 
 class SessionsStore(Protocol):
@@ -22,19 +23,44 @@ class SessionsStore(Protocol):
     async def command(self, tenant_id: str, command_id: str) -> dict[str, Any] | None: ...
 
 
-def present(who: Principal, view: dict[str, Any]) -> dict[str, Any]:
-    """The QR links a phone to the tenant's session: an admin's or a machine's business, not an agent's."""
-    if who.is_agent:
+class Liveness(Protocol):
+    """Whether a session's partition has a live runner (None: cannot tell)."""
+
+    async def owned(self) -> set[int] | None: ...
+
+
+# Statuses that claim a live owner; a session in one of them whose partition has no runner is "unknown".
+_OWNED_STATUSES = {"connected", "qr_pending", "reconnecting", "created"}
+
+
+def present(who: Principal, view: dict[str, Any], owned: set[int] | None = None,
+            partitions: int = 0) -> dict[str, Any]:
+    """Status as a client should read it, and the QR (an admin's or a machine's business, not an agent's).
+
+    ``reconnecting``: a new runner took the session over (``owner_lost``) and is re-linking it.
+    ``unknown``: its runner died and none has taken over yet (Kafka's group says nobody owns it).
+    """
+    status = view.get("status")
+    if status == "disconnected" and view.get("disconnectedReason") == "owner_lost":
+        status = "reconnecting"
+    if owned is not None and partitions and status in _OWNED_STATUSES \
+            and partition_for(str(view["id"]), partitions) not in owned:
+        status = "unknown"
+    view = view | {"status": status}
+    if who.is_agent or status == "unknown":  # a QR shown for an ownerless session would be stale
         return view | {"qr": None, "qrImage": None, "qrExpiresAt": None}
     return view | {"qrImage": qr_data_url(view["qr"]) if view.get("qr") else None}
 
 
 class SessionsService:
     def __init__(self, store: SessionsStore, access: Access, commands: Commands,
-                 pair_code_polls: int = 50, poll_interval_s: float = 0.1) -> None:
+                 pair_code_polls: int = 50, poll_interval_s: float = 0.1,
+                 liveness: Liveness | None = None, partitions: int = 0) -> None:
         self.store = store
         self.access = access
         self.commands = commands
+        self.liveness = liveness
+        self.partitions = partitions
         self.pair_code_polls = pair_code_polls
         self.poll_interval_s = poll_interval_s
 
@@ -47,15 +73,20 @@ class SessionsService:
 
         return await self.commands.idempotent(who, idem, produce)
 
+    async def _owned(self) -> set[int] | None:
+        return await self.liveness.owned() if self.liveness is not None else None
+
     async def list(self, who: Principal) -> list[dict[str, Any]]:
-        return [present(who, v) for v in await self.store.list(who.tenant_id) if self.access.in_scope(who, v["id"])]
+        owned = await self._owned()
+        return [present(who, v, owned, self.partitions) for v in await self.store.list(who.tenant_id)
+                if self.access.in_scope(who, v["id"])]
 
     async def get(self, who: Principal, session_id: str) -> dict[str, Any]:
         sid = await self.access.owned(who, session_id)
         view = await self.store.get(who.tenant_id, sid)
         if view is None:
             raise Problem(404, "session not found")
-        return present(who, view)
+        return present(who, view, await self._owned(), self.partitions)
 
     async def start(self, who: Principal, idem: Idem, traceparent: str | None, session_id: str) -> Answer:
         self.access.manage_sessions(who)
