@@ -2120,7 +2120,10 @@ export interface components {
              * @description The same QR as a `data:image/png;base64,…` URL.
              */
             qrImage?: string | null;
-            /** Status */
+            /**
+             * Status
+             * @description created, qr_pending, connected, disconnected, logged_out; `reconnecting` while a new runner takes the session over after its owner was lost; `unknown` when its runner died and none has taken over yet
+             */
             status: string;
             /** Tenantid */
             tenantId: string;
