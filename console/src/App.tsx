@@ -8,6 +8,7 @@ import { Login, Register, Reset, Verify } from "./pages/Auth";
 import { Sessions } from "./pages/Sessions";
 import { Chats } from "./pages/Chats";
 import { Contacts, Team } from "./pages/Team";
+import { Operations } from "./pages/Operations";
 
 /** Restores the login from the refresh cookie once, then follows the Auth object. */
 function useUser(): { user: User | null; ready: boolean } {
@@ -58,6 +59,7 @@ function Shell({ user }: { user: User }) {
           <NavLink to="/console/chats">{t.chats}</NavLink>
           <NavLink to="/console/contacts">{t.contacts}</NavLink>
           {user.role === "agent" ? null : <NavLink to="/console/team">{t.team}</NavLink>}
+          <NavLink to="/console/operations">{t.operations}</NavLink>
         </nav>
         <span className={`live ${state}`} data-testid="live-state" title={state}>
           {state === "open" ? `● ${t.live}` : `○ ${t.offline}`}
@@ -79,6 +81,7 @@ function Shell({ user }: { user: User }) {
           <Route path="chats" element={<Chats />} />
           <Route path="contacts" element={<Contacts />} />
           <Route path="team" element={<Team />} />
+          <Route path="operations" element={<Operations />} />
           <Route path="*" element={<Navigate to="sessions" replace />} />
         </Routes>
       </main>

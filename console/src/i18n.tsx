@@ -22,6 +22,8 @@ const en = {
   enable: "Enable", disable: "Disable", apiKeys: "API keys", scopes: "Only these numbers (none: all)", createKey: "Create key",
   keyOnce: "Copy it now, it is shown only once:", noKeys: "No API keys yet: create one for your servers.", allSessions: "all numbers",
   revoke: "Revoke", contacts: "Contacts", search: "Search", noContacts: "No contacts yet: they arrive once a number is linked.",
+  operations: "Operations", deadLetters: "Dead letters", operatorToken: "Operator token", show: "Show",
+  commands: "Commands", events: "Events", redrive: "Re-drive", noDeadLetters: "None: nothing failed for good.",
   uploading: "Uploading", edited: "edited", noPhone: "No phone at hand? Scan with make dev's simulator", deleted: "This message was deleted",
 };
 type Dict = typeof en;
@@ -46,6 +48,8 @@ const es: Dict = {
   react: "Reaccionar", edit: "Editar", remove: "Eliminar", typing: "escribiendo…", recording: "grabando audio…",
   voiceNote: "como nota de voz", replyingTo: "Respondiendo a", save: "Guardar", live: "en vivo",
   offline: "reconectando…", noSession: "Ningún número conectado.",
+  operations: "Operación", deadLetters: "Mensajes fallidos (dead letters)", operatorToken: "Token de operador",
+  show: "Mostrar", commands: "Comandos", events: "Eventos", redrive: "Reenviar", noDeadLetters: "Ninguno: nada falló definitivamente.",
   team: "Equipo y acceso", agents: "Agentes", role: "Rol", addAgent: "Añadir agente",
   noAgents: "Aún no hay agentes: añade uno para compartir los chats.", enable: "Activar", disable: "Desactivar",
   apiKeys: "Claves API", scopes: "Solo estos números (ninguno: todos)", createKey: "Crear clave",

@@ -176,6 +176,7 @@ function Conversation({ sessionId, jid }: { sessionId: string; jid: string }) {
   const scroller = useRef<HTMLDivElement>(null);
   const topSentinel = useRef<HTMLDivElement>(null);
   const lastTyping = useRef(0);
+  const marked = useRef(new Set<string>());
 
   const sorted = useMemo(() => [...messages].sort((a, b) => a.timestamp - b.timestamp), [messages]);
 
@@ -195,7 +196,10 @@ function Conversation({ sessionId, jid }: { sessionId: string; jid: string }) {
     if (error) return setError(problemText(error));
     mergePage(data.messages);
     setCursor((c) => (c === undefined ? data.nextCursor ?? null : c));
-    const unread = data.messages.filter((m) => !m.fromMe && m.status !== "read").map((m) => m.id);
+    // Read receipts for what the person now sees, each message once (the list is re-read on every event).
+    const unread = data.messages.filter((m) => !m.fromMe && m.status !== "read" && !marked.current.has(m.id))
+      .map((m) => m.id);
+    unread.forEach((id) => marked.current.add(id));
     if (unread.length) void api.POST("/chats/{jid}/read", { params: { path: { jid } }, body: { messageIds: unread } });
   }, [jid, sessionId]);
 
