@@ -44,6 +44,40 @@ async function login(page, email, password) {
   await page.waitForURL(/\/console\/sessions/, { timeout: T });
 }
 
+async function campaign(page) {
+  const n = 3;
+  const phones = Array.from({ length: n }, () => "519" + String(Math.floor(Math.random() * 1e8)).padStart(8, "0"));
+  const csv = ["numero,sustantivo,nombre,grupo", ...phones.map((p, i) => `${p},Sr.,Cliente ${i},browser`),
+    "not-a-phone,,Bad,browser"].join("\n");
+  await page.getByRole("link", { name: /^(Agenda|Address book)$/ }).click();
+  await page.getByTestId("import-csv").setInputFiles({ name: "contacts.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
+  const result = page.getByTestId("import-result");
+  await result.filter({ hasText: /(importadas|imported) 3/ }).waitFor({ timeout: T });
+  await result.locator("li").filter({ hasText: /(línea|line) 5/ }).waitFor({ timeout: T });
+  await page.screenshot({ path: join(SHOTS, "address-book.png") });
+  log("CSV imported with progress; the bad row is reported with its line");
+
+  await page.getByRole("link", { name: /^(Campañas|Campaigns)$/ }).click();
+  await page.getByTestId("new-campaign").click();
+  await page.getByTestId("campaign-name").fill("Browser campaign");
+  await page.getByTestId("campaign-groups").selectOption("browser");
+  await page.getByTestId("campaign-text").fill("Hola {nombre} ({grupo})");
+  await page.getByTestId("campaign-preview").filter({ hasText: "Hola Cliente 0 (browser)" }).waitFor({ timeout: T });
+  log("template previewed for real recipients");
+  await page.getByTestId("pacing-enabled").uncheck();
+  await page.getByTestId("campaign-start").click();
+  const bar = page.locator('[data-testid="campaign-detail"] [data-testid="campaign-progress"][data-pct="100"]');
+  await bar.waitFor({ timeout: 90_000 });
+  await page.screenshot({ path: join(SHOTS, "campaign.png") });
+  log("campaign progress bar reached 100 %");
+
+  await page.getByRole("link", { name: /^(Panel|Dashboard)$/ }).click();
+  await page.waitForFunction((min) => Number(document.querySelector('[data-testid="kpi-sent"]')?.textContent ?? 0) >= min,
+    n, { timeout: 90_000 });
+  await page.screenshot({ path: join(SHOTS, "dashboard.png") });
+  log("dashboard counts the campaign's sends");
+}
+
 const steps = {
   async register(page) {
     await page.goto(`${BASE}/register`);
@@ -109,7 +143,19 @@ const steps = {
     await page.screenshot({ path: join(SHOTS, "chat.png") });
     log("image uploaded and sent");
 
-    // 6. A second tenant sees none of the first tenant's data.
+    // 6. Phone-sized screen and the language switch.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(SHOTS, "chat-phone.png") });
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.getByLabel("Language").selectOption("en");
+    await page.getByRole("link", { name: "Numbers" }).waitFor({ timeout: T });
+    await page.getByLabel("Language").selectOption("es");
+    log("phone-sized layout and language switch");
+
+    // 7. Campaigns (when the API has them): import a CSV, run a small campaign to 100 %, see the dashboard count it.
+    if (process.env.CAMPAIGNS === "1") await campaign(page);
+
+    // 8. A second tenant sees none of the first tenant's data.
     await page.getByRole("button", { name: /^(Cerrar sesión|Log out)$/ }).click();
     await page.waitForURL(/\/login/, { timeout: T });
     await login(page, env("OTHER_EMAIL"), env("OTHER_PASSWORD"));

@@ -77,8 +77,13 @@ async def test_register_link_a_number_by_qr_chat_upload_and_tenant_isolation(
     link = re.search(r"(/verify\?\S+)", body(mail))
     assert link, body(mail)
     other = await registered(stack, mailbox)
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=15) as http:
+        campaigns = "/campaigns" in (await http.get("/openapi.json")).json()["paths"]
     out = await browser("main", stack, EMAIL=address, PASSWORD=PASSWORD, VERIFY_URL=stack.api_url + link.group(1),
-                        OTHER_EMAIL=other, OTHER_PASSWORD=PASSWORD)
+                        OTHER_EMAIL=other, OTHER_PASSWORD=PASSWORD, CAMPAIGNS="1" if campaigns else "0")
     for check in ("QR image shown", "status turned connected", "sent message appeared", "ticks reached read",
-                  "image uploaded and sent", "second tenant sees no sessions"):
+                  "image uploaded and sent", "language switch", "second tenant sees no sessions"):
         assert check in out
+    if campaigns:
+        for check in ("CSV imported", "template previewed", "progress bar reached 100", "dashboard counts"):
+            assert check in out
