@@ -118,6 +118,11 @@ const steps = {
     await card.getByTestId("status-badge").filter({ hasText: /^connected$/ }).waitFor({ timeout: T });
     await page.screenshot({ path: join(SHOTS, "sessions-connected.png") });
     log("status turned connected", { phone });
+    // A reload keeps the login (one POST /auth/refresh with the HttpOnly cookie) and the live socket.
+    await page.reload();
+    await page.locator('[data-testid="live-state"].open').waitFor({ timeout: T });
+    await page.getByTestId("status-badge").filter({ hasText: /^connected$/ }).first().waitFor({ timeout: T });
+    log("a reload restores the login from the refresh cookie");
 
     // 4. Open a chat with a scripted contact, send a message, see it appear and the ticks reach "read".
     await page.getByRole("link", { name: /^(Chats)$/ }).click();
