@@ -132,7 +132,7 @@ const steps = {
     const text = `Hola desde el navegador ${Date.now()}`;
     await page.getByTestId("composer").fill(text);
     await page.getByTestId("send").click();
-    const mine = page.getByTestId("message").filter({ hasText: text });
+    const mine = page.locator(".msg.me").filter({ hasText: text });
     await mine.waitFor({ timeout: T });
     log("sent message appeared");
     await mine.locator('[data-testid="ticks"][data-status="read"]').waitFor({ timeout: T });
