@@ -10,7 +10,7 @@ RUNDIR  := $(DATA)/run
 DEMO_KEY ?= zs_live_demo_key_change_me
 DEMO_TENANT ?= demo
 
-SERVICES := wa_simulator projector session_runner command_api ws_gateway webhooks
+SERVICES := wa_simulator projector session_runner command_api ws_gateway webhooks campaign_runner analytics
 
 .PHONY: help install infra-up infra-down bootstrap console dev dev-down status test test-unit test-browser lint schemas schemas-check replay replay-check bench test-faults test-faults-cluster clean
 

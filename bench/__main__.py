@@ -1,6 +1,6 @@
 """``python -m bench [names...]``: run the benchmarks, write bench/results/*.json and bench/README.md.
 
-Names: ingest, projector, runner_memory, e2e, ws, replay, media_upload (default: all, in that order).
+Names: ingest, projector, runner_memory, e2e, ws, replay, media_upload, campaigns (default: all, in that order).
 Needs Kafka and PostgreSQL from ``make infra-up``; everything else it starts itself.
 """
 
@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import e2e, failover, ingest, media_upload, projection, relay, runner_memory, ws_fanout
+from bench import campaigns, e2e, failover, ingest, media_upload, projection, relay, runner_memory, ws_fanout
 from bench.report import write_readme
 
 BENCHES: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
@@ -26,6 +26,7 @@ BENCHES: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
     "media_upload": media_upload.run,
     "relay": relay.run,
     "failover": failover.run,
+    "campaigns": campaigns.run,
 }
 
 

@@ -73,6 +73,37 @@ def write_result(name: str, data: dict[str, Any]) -> None:
     (RESULTS / f"{name}.json").write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
 
 
+class LoadSampler:
+    """The machine's load average, sampled while a bench runs (the 2 cores are shared), for its JSON.
+
+    ``async with LoadSampler() as load: ...`` then ``load.summary()``.
+    """
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        self.every_s = every_s
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            await asyncio.sleep(self.every_s)
+
+    async def __aenter__(self) -> LoadSampler:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> dict[str, Any]:
+        s = self.samples or [os.getloadavg()[0]]
+        return {"loadavg_1m": {"min": round(min(s), 2), "mean": round(sum(s) / len(s), 2), "max": round(max(s), 2),
+                               "samples": len(s), "every_s": self.every_s}}
+
+
 @dataclass
 class Proc:
     """A service as a child process (``python -m module``) with its log in ``.data/bench-logs``."""

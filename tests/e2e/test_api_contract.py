@@ -99,7 +99,10 @@ async def test_every_route_with_another_tenants_ids_is_a_404(pg: asyncpg.Pool, s
     await eventually(outcome)
 
     ids = {"session_id": sid, "command_id": command_id, "media_id": media_id, "user_id": agent_id,
-           "key_id": key_id, "jid": JID, "message_id": "3EB0C0FFEE"}
+           "key_id": key_id, "jid": JID, "message_id": "3EB0C0FFEE",
+           # Registering a real endpoint needs a public HTTPS receiver; another tenant's and a missing
+           # one answer alike, so an unknown id walks the same code.
+           "endpoint_id": str(uuid.uuid4())}
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/sessions/{session_id}/messages"): {"to": "51911111111", "content": "x"},
         ("POST", "/sessions/{session_id}/pair-code"): {"phone": "51911111111"},
@@ -112,6 +115,8 @@ async def test_every_route_with_another_tenants_ids_is_a_404(pg: asyncpg.Pool, s
         ("POST", "/chats/{jid}/messages/{message_id}/reactions"): {"emoji": "👍", "sessionId": sid},
         ("POST", "/agents/{user_id}/chats"): {"chatJid": JID},
         ("POST", "/api/send-pdf"): {"sessionId": sid, "to": "51911111111", "pdfBase64": "JVBERi0xLjQK"},
+        ("PATCH", "/webhooks/{endpoint_id}"): {"description": "x"},
+        ("POST", "/webhooks/{endpoint_id}/replay"): {"from": "2026-01-01T00:00:00Z"},
     }
     with_session_query = {("GET", "/chats"), ("GET", "/contacts"), ("GET", "/chats/{jid}/messages"),
                           ("DELETE", "/chats/{jid}/messages/{message_id}")}

@@ -25,8 +25,8 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from projector.handlers import HANDLERS
 from tests.conftest import ADMIN_DSN, PG_BASE
+from tests.support.reference_projection import HANDLERS
 from tests.support.stack import REPO
 from zapstream_platform.db import create_database, drop_database, migrate
 from zapstream_platform.envelope import Envelope
@@ -258,7 +258,8 @@ async def dump_read_model(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 async def fresh_replay(records: Iterable[Record]) -> dict[str, list[tuple[Any, ...]]]:
-    """Project ``records`` (partition order kept) into a new migrated database with the projector's handlers."""
+    """Project ``records`` (partition order kept) into a new migrated database with the per-row reference handlers
+    (the live projector writes batches; both must give the same rows)."""
     name = f"zt_replay_{uuid.uuid4().hex[:8]}"
     await create_database(ADMIN_DSN, name)
     try:

@@ -25,7 +25,9 @@ BODYLESS = {("POST", "/sessions/{session_id}/start"), ("DELETE", "/sessions/{ses
             ("POST", "/agents/{user_id}/disable"), ("POST", "/agents/{user_id}/enable"),
             ("POST", "/dead-letters/commands/{partition}/{offset}/redrive"),
             ("POST", "/dead-letters/events/{dead_letter_id}/redrive"),
-            ("POST", "/webhooks/{endpoint_id}/pause"), ("POST", "/webhooks/{endpoint_id}/resume")}
+            ("POST", "/webhooks/{endpoint_id}/pause"), ("POST", "/webhooks/{endpoint_id}/resume"),
+            *{("POST", f"/campaigns/{{campaign_id}}/{action}")
+              for action in ("start", "pause", "resume", "cancel", "retry-failed")}}
 
 
 def operations() -> list[tuple[str, str, dict[str, Any]]]:

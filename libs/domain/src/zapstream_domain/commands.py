@@ -54,7 +54,8 @@ class SendMessage(Command):
     reply_to_message_id: str | None = None
     forwarded: bool = False
     media: MediaRef | None = None
-    # Set by the campaign runner: such a send waits for a reconnecting number with no deadline.
+    # Set on a campaign's sends: the outcome is routed back to the campaign, and the runner holds the
+    # send for a reconnecting number with no deadline.
     campaign_id: str | None = None
 
     @model_validator(mode="after")

@@ -14,6 +14,10 @@ from typing import Any
 
 import orjson
 
+from zapstream_domain.campaign import EVENT_CLASSES as CAMPAIGN_EVENT_CLASSES
+from zapstream_domain.campaign import SUPPRESSION_ADDED
+from zapstream_domain.campaign_commands import CAMPAIGN_COMMAND_TYPES
+from zapstream_domain.campaign_payloads import SuppressionAdded
 from zapstream_domain.commands import COMMAND_TYPES
 from zapstream_domain.payloads import SessionSnapshot
 from zapstream_domain.session import EVENT_CLASSES
@@ -25,18 +29,18 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = "https://zapstream.dev/schemas"
 
 
-def _envelope_schema(type_: str, payload: dict[str, Any], version: int = 1) -> dict[str, Any]:
+def _envelope_schema(type_: str, payload: dict[str, Any], version: int = 1, subject: str = "sessionId") -> dict[str, Any]:
     defs = payload.pop("$defs", {})
     schema: dict[str, Any] = {
         "$schema": DIALECT,
         "$id": f"{ID_BASE}/events/{type_}.v{version}.json",
         "title": type_,
         "type": "object",
-        "required": ["type", "sessionId", "eventId", "occurredOn", "payload"],
+        "required": ["type", subject, "eventId", "occurredOn", "payload"],
         "additionalProperties": False,
         "properties": {
             "type": {"const": type_},
-            "sessionId": {"type": "string"},
+            subject: {"type": "string"},
             "eventId": {"type": "string", "format": "uuid"},
             "occurredOn": {"type": "string", "format": "date-time"},
             "payload": payload,
@@ -60,8 +64,19 @@ def generate() -> dict[str, bytes]:
         schema = cmd.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
         schema = {"$schema": DIALECT, "$id": f"{ID_BASE}/commands/{cmd.TYPE}.json", **schema}
         files[f"commands/{cmd.TYPE}.json"] = schema
-    files["asyncapi.json"] = _asyncapi(sorted(k for k in files if k.startswith("events/")),
-                                       sorted(k for k in files if k.startswith("commands/")))
+    campaign_events = [(ev.TYPE, ev.PAYLOAD) for ev in CAMPAIGN_EVENT_CLASSES]
+    campaign_events.append((SUPPRESSION_ADDED, SuppressionAdded))
+    for type_, model in campaign_events:
+        payload = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        files[f"events/{type_}.v1.json"] = _envelope_schema(type_, payload, 1, subject="campaignId")
+    for ccmd in CAMPAIGN_COMMAND_TYPES:
+        schema = ccmd.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        files[f"commands/{ccmd.TYPE}.json"] = {"$schema": DIALECT, "$id": f"{ID_BASE}/commands/{ccmd.TYPE}.json",
+                                               **schema}
+    files["asyncapi.json"] = _asyncapi(sorted(k for k in files if k.startswith("events/session.")),
+                                       sorted(k for k in files if k.startswith("commands/session.")),
+                                       sorted(k for k in files if k.startswith("events/campaign.")),
+                                       sorted(k for k in files if k.startswith("commands/campaign.")))
     files["openapi.json"] = openapi()
     return {path: orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
             for path, doc in files.items()}
@@ -77,7 +92,8 @@ def openapi() -> dict[str, Any]:
     return doc
 
 
-def _asyncapi(events: list[str], commands: list[str]) -> dict[str, Any]:
+def _asyncapi(events: list[str], commands: list[str], campaign_events: list[str] | None = None,
+              campaign_commands: list[str] | None = None) -> dict[str, Any]:
     topics = Topics.from_settings(KafkaSettings())
 
     def name(path: str) -> str:
@@ -88,7 +104,12 @@ def _asyncapi(events: list[str], commands: list[str]) -> dict[str, Any]:
     messages_cmd = {name(p): {"name": Path(p).stem, "contentType": "application/json", "payload": {"$ref": p}}
                     for p in commands}
     key = {"type": "string", "description": "sessionId"}
-    return {
+    messages_cev = {name(p): {"name": Path(p).stem, "contentType": "application/json", "payload": {"$ref": p}}
+                    for p in campaign_events or []}
+    messages_ccmd = {name(p): {"name": Path(p).stem, "contentType": "application/json", "payload": {"$ref": p}}
+                     for p in campaign_commands or []}
+    campaign_key = {"type": "string", "description": "campaignId (tenantId for campaign.suppression.added)"}
+    doc: dict[str, Any] = {
         "asyncapi": "3.0.0",
         "info": {
             "title": "zapstream topics",
@@ -124,6 +145,26 @@ def _asyncapi(events: list[str], commands: list[str]) -> dict[str, Any]:
             "receiveSessionEvent": {"action": "receive", "channel": {"$ref": "#/channels/sessionEvents"}},
         },
     }
+    doc["channels"]["campaignCommands"] = {
+        "address": topics.campaign_commands,
+        "description": "Commands for campaigns, from the command API and the campaign runner's outcome router.",
+        "messages": messages_ccmd,
+        "bindings": {"kafka": {"partitions": KafkaSettings().partitions, "key": campaign_key}},
+    }
+    doc["channels"]["campaignEvents"] = {
+        "address": topics.campaign_events,
+        "description": "Every event of the Campaign aggregate (and tenants' suppressions), kept forever.",
+        "messages": messages_cev,
+        "bindings": {"kafka": {"partitions": KafkaSettings().partitions, "key": campaign_key,
+                               "topicConfiguration": {"retention.ms": -1}}},
+    }
+    doc["operations"] |= {
+        "sendCampaignCommand": {"action": "send", "channel": {"$ref": "#/channels/campaignCommands"}},
+        "receiveCampaignCommand": {"action": "receive", "channel": {"$ref": "#/channels/campaignCommands"}},
+        "sendCampaignEvent": {"action": "send", "channel": {"$ref": "#/channels/campaignEvents"}},
+        "receiveCampaignEvent": {"action": "receive", "channel": {"$ref": "#/channels/campaignEvents"}},
+    }
+    return doc
 
 
 def write(root: Path) -> list[str]:

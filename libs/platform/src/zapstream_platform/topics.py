@@ -25,6 +25,9 @@ class Topics:
     session_commands_dlq: str
     # Internal to the runner: compacted, latest state of each session plus checkpoints.
     session_snapshots: str
+    # Campaigns (keyed by campaignId; suppression facts by tenantId). Events kept forever.
+    campaign_commands: str = ""
+    campaign_events: str = ""
 
     @classmethod
     def from_settings(cls, kafka: KafkaSettings) -> Topics:
@@ -34,6 +37,8 @@ class Topics:
             session_events=f"{prefix}.session.events",
             session_commands_dlq=f"{prefix}.session.commands.dlq",
             session_snapshots=f"{prefix}.session.snapshots",
+            campaign_commands=f"{prefix}.campaign.commands",
+            campaign_events=f"{prefix}.campaign.events",
         )
 
 
@@ -84,6 +89,8 @@ async def ensure_topics(kafka: KafkaSettings, extra: dict[str, int] | None = Non
         topics.session_commands_dlq: kafka.dlq_retention_ms,
         topics.session_snapshots: -1,
         **(extra or {}),
+        topics.campaign_commands: kafka.command_retention_ms,
+        topics.campaign_events: kafka.event_retention_ms,
     }
     configs = {topics.session_snapshots: _snapshot_configs(kafka)}
     admin = AIOKafkaAdminClient(**kafka.client_options())

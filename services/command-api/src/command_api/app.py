@@ -19,10 +19,13 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from command_api.address_book.router import router as address_book_router
 from command_api.agents.router import router as agents_router
 from command_api.agents.service import AgentsService
+from command_api.campaigns.router import router as campaigns_router
 from command_api.chats.router import router as chats_router
 from command_api.chats.service import ChatsService
+from command_api.dashboard.router import router as dashboard_router
 from command_api.dead_letters.router import router as dead_letters_router
 from command_api.dead_letters.service import DeadLettersService
 from command_api.identity.router import router as identity_router
@@ -44,6 +47,7 @@ from command_api.shared.problems import MEANINGS, PROBLEM_JSON, routes_of
 from command_api.shared.responses import ApiJson
 from command_api.shared.security import SECURITY, SECURITY_SCHEMES, Authenticator, current_principal
 from command_api.shared.wsproxy import router as ws_router
+from command_api.suppressions.router import router as suppressions_router
 from command_api.webhooks.router import router as webhooks_router
 
 VERSION = "0.2.0"
@@ -120,6 +124,10 @@ def build_app(settings: Settings,
     app.include_router(agents_router)
     app.include_router(dead_letters_router)
     app.include_router(webhooks_router)
+    app.include_router(address_book_router)
+    app.include_router(campaigns_router)
+    app.include_router(suppressions_router)
+    app.include_router(dashboard_router)
     app.include_router(ws_router)
     mount_console(app, settings.console_dir)
     install_openapi(app)

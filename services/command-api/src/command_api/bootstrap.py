@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from command_api.agents.repository import AgentsRepository
 from command_api.agents.service import AgentsService
 from command_api.app import Services, build_app
+from command_api.campaigns.context import CampaignContext
 from command_api.chats.repository import ChatsRepository
 from command_api.chats.service import ChatsService
 from command_api.dead_letters.repository import DeadLettersRepository
@@ -137,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
                     settings.operator_token),
             )
             app.state.webhooks = WebhooksService(WebhooksRepository(pool), settings.webhooks)
+            app.state.campaign_context = CampaignContext(pool, producer, topics, library)
             tasks = [
                 asyncio.create_task(outbox.run_relay(pool, producer, settings.kafka, stopping,
                                                      settings.outbox_poll_interval_s)),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import signal
 import time
 from typing import Any
@@ -18,7 +17,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from projector.handlers import HANDLERS
+from projector.handlers import checked_schema, project
 from projector.settings import Settings
 from zapstream_platform.envelope import Envelope
 from zapstream_platform.errors import is_infrastructure
@@ -27,14 +26,7 @@ from zapstream_platform.topics import Topics
 log = logging.getLogger(__name__)
 
 
-SCHEMA_NAME = re.compile(r"^rm_v[0-9]{1,6}$")
-
-
-def checked_schema(name: str) -> str:
-    """Schema names end up in SQL text, so only the ``rm_vN`` shape is accepted."""
-    if not SCHEMA_NAME.match(name):
-        raise ValueError(f"not a read-model schema: {name!r}")
-    return name
+__all__ = ["Projector", "checked_schema", "install_signal_handlers"]
 
 
 class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -190,11 +182,9 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             headers = [(k, str(v).encode()) for k, v in orjson.loads(row["headers"]).items()]
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    await self._use_schema(conn)
+                    schema = await self._use_schema(conn)
                     env = Envelope.from_record(bytes(row["value"]), headers)
-                    handler = HANDLERS.get(env.type)
-                    if handler is not None:
-                        await handler(conn, env)
+                    await project(conn, schema, [env])
                     await conn.execute("UPDATE projector_dead_letters SET redriven_at = now() WHERE id = $1",
                                        row["id"])
                 done += 1
@@ -212,7 +202,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         is applied after the listener seeked back, a no-op instead of a repeat.
         """
         async with self.pool.acquire() as conn, conn.transaction():
-            await self._use_schema(conn)
+            schema = await self._use_schema(conn)
             stored = await conn.fetchval(
                 """SELECT next_offset FROM projector_offsets
                    WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE""",
@@ -221,11 +211,8 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             fresh = [r for r in records if stored is None or r.offset >= stored]
             if not fresh:
                 return
-            for record in fresh:
-                env = Envelope.from_record(record.value, record.headers)
-                handler = HANDLERS.get(env.type)
-                if handler is not None:
-                    await handler(conn, env)
+            # The whole batch in set-based statements (see handlers.py), in the offsets' transaction.
+            await project(conn, schema, [Envelope.from_record(r.value, r.headers) for r in fresh])
             await conn.execute(
                 """INSERT INTO projector_offsets (projection, topic, partition, next_offset)
                    VALUES ($1, $2, $3, $4)
@@ -233,8 +220,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.settings.projection, tp.topic, tp.partition, fresh[-1].offset + 1,
             )
 
-
-    async def _use_schema(self, conn: asyncpg.Connection) -> None:
+    async def _use_schema(self, conn: asyncpg.Connection) -> str:
         schema = self.schema
         if schema is None:
             schema = await conn.fetchval(
@@ -242,7 +228,14 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
                    WHERE name IN ($1, 'main') ORDER BY name = $1 DESC LIMIT 1 FOR SHARE""",
                 self.settings.projection,
             )
+        if self.schema is not None:
+            # A rebuild's batches need not wait for their WAL flush: rows and offsets are lost together or not
+            # at all, and a rebuild cut short by a crash is started again anyway. The swap commits normally.
+            await conn.execute(f"SET LOCAL search_path TO {checked_schema(schema)}, public; "
+                               "SET LOCAL synchronous_commit = off")
+            return schema
         await conn.execute(f"SET LOCAL search_path TO {checked_schema(schema)}, public")
+        return schema
 
 
 def install_signal_handlers(projector: Projector) -> None:

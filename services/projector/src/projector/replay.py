@@ -1,10 +1,11 @@
 """Zero-downtime projection rebuild, and a check that compares two versions.
 
-1. Clone the active schema's tables (empty) into a new ``rm_vN+1``.
+1. Clone the active schema's tables (empty) into a new ``rm_vN+1``, without the
+   indexes only readers use.
 2. Project the event topic from offset 0 into it while the live projector keeps
    writing the active schema and the API keeps reading it (through the views in
-   ``public``).
-3. Catch up to the live end. Then lock the ``projections`` row FOR UPDATE: live
+   ``public``), several partitions at once.
+3. Catch up to the live end and build the readers' indexes. Then lock the ``projections`` row FOR UPDATE: live
    batches finish and new ones wait. Project until the new version has passed
    the live projector's offsets, then, in that same transaction, hand it the
    offsets, make it active and repoint the views. The live projector resumes in
@@ -14,10 +15,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -39,6 +44,10 @@ class Progress:
     done: int = 0
     started: float = 0.0
     last: float = 0.0
+
+    def start(self) -> None:
+        """The clock starts when reading starts, so the rate shown is the replay's whole rate."""
+        self.started = time.monotonic()
 
     def advance(self, n: int, force: bool = False) -> None:
         now = time.monotonic()
@@ -74,6 +83,25 @@ async def clone_schema(conn: asyncpg.Connection, source: str, target: str) -> No
         await conn.execute(f"CREATE TABLE {target}.{table} (LIKE {checked_schema(source)}.{table} INCLUDING ALL)")
 
 
+async def defer_indexes(conn: asyncpg.Connection, schema: str) -> list[str]:
+    """Drop the indexes of ``schema`` that only serve readers, and return their definitions.
+
+    Those are the plain ones (not unique, not partial): the projector's statements use the primary keys and
+    the partial unread index only. Keeping the others up to date row by row during a rebuild costs more than
+    building them once at the end (``rm_chats_recent`` alone makes every last-message update a non-HOT one).
+    """
+    rows = await conn.fetch(
+        """SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition
+           FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = $1 AND NOT i.indisunique AND NOT i.indisprimary AND i.indpred IS NULL
+           ORDER BY 1""",
+        checked_schema(schema),
+    )
+    for r in rows:
+        await conn.execute(f"DROP INDEX {r['name']}")
+    return [r["definition"] for r in rows]
+
+
 async def point_views(conn: asyncpg.Connection, schema: str) -> None:
     for table in TABLES:
         await conn.execute(f"CREATE OR REPLACE VIEW public.{table} AS SELECT * FROM {checked_schema(schema)}.{table}")
@@ -83,6 +111,98 @@ async def _next_schema(pool: asyncpg.Pool) -> str:
     rows = await pool.fetch("SELECT nspname FROM pg_namespace WHERE nspname ~ '^rm_v[0-9]+$'")
     highest = max((int(r["nspname"][4:]) for r in rows), default=0)
     return f"rm_v{highest + 1}"
+
+
+@contextmanager
+def bulk_gc() -> Iterator[None]:
+    """Garbage collection tuned for a bulk read: rare collections of young objects, nothing from before scanned.
+
+    A rebuild keeps tens of thousands of fetched records and folded rows alive at once and frees them a batch
+    at a time. With the default thresholds the collector keeps walking that whole heap (py-spy: about a third
+    of a replay's CPU). Records, envelopes and rows hold no reference cycles, so collecting rarely frees the
+    same memory, just later. The previous settings are restored afterwards.
+    """
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+def replay_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """The replay's reader (also the bench's raw-consume baseline, so both fetch alike)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+
+
+async def _pump(
+    consumer: AIOKafkaConsumer,
+    builder: Projector,
+    tps: list[TopicPartition],
+    targets: dict[TopicPartition, int],
+    batch: int,
+    bar: Progress,
+    stats: dict[str, int],
+) -> None:
+    """Read until every partition reaches ``targets``, applying up to ``batch`` records per transaction.
+
+    Partitions are independent (a session lives in one), so each has its own transaction in flight on its
+    own connection while the loop fetches more: while PostgreSQL writes one partition's batch, this process
+    decodes and folds another's. Within a partition, batches are applied strictly in order, one at a time.
+    """
+    pending: dict[TopicPartition, list[Any]] = {tp: [] for tp in tps}
+    inflight: dict[TopicPartition, asyncio.Task[int]] = {}
+    fetching: asyncio.Task[dict[TopicPartition, list[Any]]] | None = None
+    limit = batch * (len(tps) + 2)  # records fetched ahead of the writes, at most
+
+    async def apply(tp: TopicPartition, records: list[Any]) -> int:
+        await builder.apply_batch(tp, records)
+        return len(records)
+
+    try:
+        while True:
+            unread = {tp for tp in tps if await consumer.position(tp) < targets[tp]}
+            buffered = sum(map(len, pending.values()))
+            for tp, records in pending.items():
+                # Full batches only, unless the partition is read to its target or the buffer is full.
+                if records and tp not in inflight and (len(records) >= batch or tp not in unread
+                                                       or buffered >= limit):
+                    pending[tp] = records[batch:]
+                    inflight[tp] = asyncio.create_task(apply(tp, records[:batch]))
+                    stats["transactions"] += 1
+            if fetching is None and unread and buffered < limit:
+                fetching = asyncio.create_task(consumer.getmany(timeout_ms=500, max_records=batch))
+            if fetching is None and not inflight:
+                if not unread and not buffered:
+                    return
+                continue
+            # Whichever comes first, a fetch or a finished batch, so a partition's next batch starts at once.
+            waited = time.monotonic()
+            await asyncio.wait([*inflight.values(), *([fetching] if fetching else [])],
+                               return_when=asyncio.FIRST_COMPLETED)
+            if fetching is None:
+                stats["waiting_ms"] += round((time.monotonic() - waited) * 1000)
+            elif fetching.done():
+                for tp, records in fetching.result().items():
+                    pending[tp].extend(records)
+                fetching = None
+            for tp, task in list(inflight.items()):
+                if task.done():
+                    del inflight[tp]
+                    bar.advance(task.result())
+    finally:
+        unfinished: list[asyncio.Task[Any]] = [*inflight.values(), *([fetching] if fetching else [])]
+        for t in unfinished:
+            t.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
 
 
 async def replay(
@@ -98,18 +218,13 @@ async def replay(
     new = await _next_schema(pool)
     async with pool.acquire() as conn, conn.transaction():
         await clone_schema(conn, old, new)
+        deferred = await defer_indexes(conn, new)
     rebuild_name = f"{projection}@{new}"
     builder = Projector(settings.model_copy(update={"projection": rebuild_name}), pool, schema=new)
 
     topic = Topics.from_settings(settings.kafka).session_events
     tps = [TopicPartition(topic, p) for p in await partitions_of(settings.kafka.bootstrap_servers, topic)]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
+    consumer = replay_consumer(settings)
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -118,18 +233,12 @@ async def replay(
         bar = Progress(total=sum(end.values()), label=f"replay {projection} -> {new}")
         if progress_out is not None:
             bar.out = progress_out
+        bar.start()
+        stats = {"transactions": 0, "waiting_ms": 0}
 
         async def pump_until(targets: dict[TopicPartition, int]) -> None:
-            async def behind() -> bool:
-                positions = [await consumer.position(tp) for tp in tps]
-                return any(pos < targets[tp] for pos, tp in zip(positions, tps, strict=True))
-
-            while await behind():
-                batches = await consumer.getmany(timeout_ms=500, max_records=settings.batch_max)
-                for tp, records in batches.items():
-                    if records:
-                        await builder.apply_batch(tp, records)
-                        bar.advance(len(records))
+            with bulk_gc():
+                await _pump(consumer, builder, tps, targets, settings.replay_batch, bar, stats)
 
         # Catch up while everything is live; the end moves, so chase it a few rounds.
         for _ in range(5):
@@ -139,6 +248,13 @@ async def replay(
                 break
             bar.total = sum(new_end.values())
             end = new_end
+
+        # The readers' indexes, built once over the rebuilt tables, before anything reads them.
+        building = time.monotonic()
+        async with pool.acquire() as conn:
+            for definition in deferred:
+                await conn.execute(definition)
+        stats["index_build_ms"] = round((time.monotonic() - building) * 1000)
 
         async with pool.acquire() as lock_conn, lock_conn.transaction():
             await lock_conn.execute("SELECT 1 FROM projections WHERE name = $1 FOR UPDATE", projection)
@@ -167,6 +283,8 @@ async def replay(
     if not keep_old:
         await pool.execute(f"DROP SCHEMA {checked_schema(old)} CASCADE")
     return {"projection": projection, "from": old, "to": new, "events": bar.done, "events_per_s": round(rate),
+            "transactions": stats["transactions"], "waiting_for_writes_s": stats["waiting_ms"] / 1000,
+            "index_build_s": stats["index_build_ms"] / 1000,
             "old_dropped": not keep_old}
 
 

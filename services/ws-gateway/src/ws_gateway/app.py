@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from ws_gateway.hub import Client, Hub, pump, qr_data_url
+from ws_gateway.hub import CAMPAIGN_TYPES, Client, Hub, pump, qr_data_url
 from ws_gateway.settings import Settings
 from zapstream_platform.db import create_pool
 from zapstream_platform.envelope import snapshot
@@ -76,6 +76,10 @@ def create_app(settings: Settings) -> FastAPI:
         tasks = [
             asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,
                                      Topics.from_settings(settings.kafka).session_events, stopping)),
+            # Campaign progress and status reach the same sockets (routed by ce_tenantid alike).
+            asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,
+                                     Topics.from_settings(settings.kafka).campaign_events, stopping,
+                                     only=CAMPAIGN_TYPES, signals_ready=False)),
             asyncio.create_task(rechecker(stopping)),
         ]
         try:

@@ -169,8 +169,13 @@ class Hub:
             self.delivered += 1
 
 
-async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event) -> None:
-    """Tail every partition of the event topic from its live end (read-committed)."""
+CAMPAIGN_TYPES = frozenset({b"campaign.progress", b"campaign.status"})
+"""What the tenant WebSocket forwards from the campaign event topic (the rest is for the read models)."""
+
+
+async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event,
+               only: frozenset[bytes] | None = None, signals_ready: bool = True) -> None:
+    """Tail every partition of an event topic from its live end (read-committed); ``only``: these types."""
     partitions = await partitions_of(bootstrap, topic)
     while not partitions:
         log.warning("waiting for topic %s", topic)
@@ -186,14 +191,15 @@ async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event) ->
         await consumer.seek_to_end(*tps)
         for tp in tps:
             await consumer.position(tp)
-        hub.ready.set()
+        if signals_ready:
+            hub.ready.set()
         while not stopping.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)
             for records in batches.values():
                 for record in records:
                     headers = dict(record.headers)
                     type_ = headers.get("ce_type", b"")
-                    if type_ in INTERNAL_TYPES:
+                    if type_ in INTERNAL_TYPES or (only is not None and type_ not in only):
                         continue
                     tenant = headers.get("ce_tenantid", b"").decode()
                     if tenant and tenant in hub.clients:

@@ -1,0 +1,3 @@
+from analytics.bootstrap import main
+
+main()

@@ -1,0 +1,3 @@
+from campaign_runner.bootstrap import main
+
+main()

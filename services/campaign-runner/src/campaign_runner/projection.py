@@ -1,0 +1,206 @@
+"""The campaign read model: campaign events → ``campaigns``, ``campaign_recipients``, ``suppressions``.
+
+Exactly-once like the main projector: each batch's rows and its
+``(projection, topic, partition, next_offset)`` are written in one PostgreSQL
+transaction; on assignment the consumer seeks to the stored offsets, and
+records below them are skipped. ``python -m campaign_runner replay`` rebuilds
+the tables from offset 0 (run it with the projection stopped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from zapstream_domain.campaign import SUPPRESSION_ADDED, parse_iso
+from zapstream_platform.campaign_envelope import CampaignEnvelope
+from zapstream_platform.topics import partitions_of
+
+log = logging.getLogger(__name__)
+
+PROJECTION = "campaigns"
+TERMINAL = ("completed", "cancelled", "failed")
+
+
+def _ts(value: str | None) -> datetime | None:
+    return parse_iso(value) if value else None
+
+
+async def apply(conn: asyncpg.Connection, env: CampaignEnvelope) -> None:
+    t, p = env.type, env.payload
+    at = env.occurred_at()
+    if t == SUPPRESSION_ADDED:
+        await conn.execute(
+            """INSERT INTO suppressions (tenant_id, phone, reason, source, created_at) VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (tenant_id, phone) DO NOTHING""",
+            p["tenantId"], p["phone"], p["reason"], p["source"], _ts(p["at"]))
+        return
+    if not env.campaign_id:
+        return
+    cid = env.campaign_id
+    if t == "campaign.created":
+        await conn.execute(
+            """INSERT INTO campaigns (id, tenant_id, name, status, message, session_ids, pacing, timezone, total,
+                                      pending, created_at, updated_at)
+               VALUES ($1, $2, $3, 'draft', $4, $5, $6, $7, $8, $8, $9, $9) ON CONFLICT (id) DO NOTHING""",
+            cid, p["tenantId"], p["name"], orjson.dumps(p["message"]).decode(),
+            [s["sessionId"] for s in p["sessions"]], orjson.dumps(p["pacing"]).decode(), p["timezone"],
+            p["expectedRecipients"], at)
+    elif t == "campaign.recipients.added":
+        await conn.executemany(
+            """INSERT INTO campaign_recipients (campaign_id, recipient_id, seq, tenant_id, phone, nombre, sustantivo,
+                                               grupo, contact_id, status, reason, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING""",
+            [(cid, r["id"], r["seq"], p["tenantId"], r["phone"], r.get("nombre"), r.get("sustantivo"),
+              r.get("grupo"), r.get("contactId"), "skipped" if r.get("skipReason") else "pending",
+              r.get("skipReason"), at) for r in p["recipients"]])
+    elif t == "campaign.status":
+        status = p["status"]
+        await conn.execute(
+            """UPDATE campaigns SET status = $2, status_reason = $3,
+                   scheduled_at = coalesce($4, scheduled_at),
+                   started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, $5) ELSE started_at END,
+                   finished_at = CASE WHEN $2 = ANY($6::text[]) THEN $5 ELSE NULL END,
+                   updated_at = $5
+               WHERE id = $1""",
+            cid, status, p.get("reason"), _ts(p.get("scheduledAt")), at, list(TERMINAL))
+        if status == "cancelled":
+            await conn.execute(
+                """UPDATE campaign_recipients SET status = 'cancelled', updated_at = $2
+                   WHERE campaign_id = $1 AND status IN ('pending', 'retrying')""", cid, at)
+    elif t == "campaign.recipients.typing":
+        await conn.executemany(
+            """UPDATE campaign_recipients SET status = 'typing', session_id = $3, updated_at = $4
+               WHERE campaign_id = $1 AND recipient_id = $2""",
+            [(cid, i["recipientId"], i["sessionId"], at) for i in p["items"]])
+    elif t == "campaign.recipients.dispatched":
+        await conn.executemany(
+            """UPDATE campaign_recipients SET status = 'sending', session_id = $3, attempts = $4, updated_at = $5
+               WHERE campaign_id = $1 AND recipient_id = $2""",
+            [(cid, i["recipientId"], i["sessionId"], i["attempt"], at) for i in p["items"]])
+    elif t == "campaign.recipients.updated":
+        rows = [(cid, u["recipientId"], u["status"], u.get("code"), u.get("reason"), u.get("messageId"),
+                 _ts(u["at"])) for u in p["updates"] if u.get("part") is None]
+        await conn.executemany(
+            """UPDATE campaign_recipients SET status = $3, code = $4, reason = $5,
+                   message_id = coalesce($6, message_id),
+                   sent_at = CASE WHEN $3 = 'sent' OR ($6::text IS NOT NULL AND sent_at IS NULL) THEN $7
+                                  ELSE sent_at END,
+                   delivered_at = CASE WHEN $3 = 'delivered' THEN $7 ELSE delivered_at END,
+                   read_at = CASE WHEN $3 = 'read' THEN $7 ELSE read_at END,
+                   updated_at = $7
+               WHERE campaign_id = $1 AND recipient_id = $2""", rows)
+    elif t == "campaign.retry_requested":
+        await conn.execute(
+            """UPDATE campaign_recipients SET status = 'retrying', code = NULL, reason = NULL, updated_at = $3
+               WHERE campaign_id = $1 AND recipient_id = ANY($2::text[])""", cid, p["recipientIds"], at)
+    elif t == "campaign.progress":
+        n = p["counts"]
+        await conn.execute(
+            """UPDATE campaigns SET total = $2, pending = $3, sending = $4, sent = $5, delivered = $6, read = $7,
+                   failed = $8, skipped = $9, cancelled = $10, updated_at = $11 WHERE id = $1""",
+            cid, n["total"], n["pending"], n["sending"], n["sent"], n["delivered"], n["read"], n["failed"],
+            n["skipped"], n["cancelled"], at)
+
+
+async def project_batch(pool: asyncpg.Pool, topic: str, partition: int, records: list[Any]) -> int:
+    """Apply one partition's batch with its offset in one transaction; returns the next offset."""
+    async with pool.acquire() as conn, conn.transaction():
+        stored = await conn.fetchval(
+            """SELECT next_offset FROM projector_offsets WHERE projection = $1 AND topic = $2 AND partition = $3
+               FOR UPDATE""", PROJECTION, topic, partition)
+        fresh = [r for r in records if stored is None or r.offset >= stored]
+        if not fresh:
+            return int(stored)
+        for record in fresh:
+            await apply(conn, CampaignEnvelope.from_record(record.value, record.headers))
+        nxt = int(fresh[-1].offset) + 1
+        await conn.execute(
+            """INSERT INTO projector_offsets (projection, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = excluded.next_offset""",
+            PROJECTION, topic, partition, nxt)
+        return nxt
+
+
+class CampaignProjection(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, pool: asyncpg.Pool, bootstrap_servers: str, topic: str, group_id: str,
+                 batch_max: int = 1000) -> None:
+        self.pool = pool
+        self.bootstrap = bootstrap_servers
+        self.topic = topic
+        self.group_id = group_id
+        self.batch_max = batch_max
+        self.consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        assert self.consumer is not None
+        rows = await self.pool.fetch(
+            "SELECT partition, next_offset FROM projector_offsets WHERE projection = $1 AND topic = $2",
+            PROJECTION, self.topic)
+        stored = {r["partition"]: r["next_offset"] for r in rows}
+        for tp in assigned:
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition])
+            else:
+                await self.consumer.seek_to_beginning(tp)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group_id, enable_auto_commit=False,
+            isolation_level="read_committed", auto_offset_reset="earliest", max_poll_records=self.batch_max,
+        )
+        await self.consumer.start()
+        self.consumer.subscribe([self.topic], listener=self)
+        try:
+            while not self._stopping.is_set():
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=self.batch_max)
+                for tp, records in batches.items():
+                    if not records:
+                        continue
+                    try:
+                        await project_batch(self.pool, tp.topic, tp.partition, records)
+                    except Exception:
+                        log.exception("campaign projection batch failed; retrying",
+                                      extra={"fields": {"partition": tp.partition}})
+                        await asyncio.sleep(1.0)
+                        self.consumer.seek(tp, records[0].offset)
+        finally:
+            await self.consumer.stop()
+
+
+async def replay(pool: asyncpg.Pool, bootstrap_servers: str, topic: str) -> int:
+    """Rebuild the campaign read model from offset 0 (with the live projection stopped)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("TRUNCATE campaigns, campaign_recipients")
+        await conn.execute("DELETE FROM projector_offsets WHERE projection = $1", PROJECTION)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, isolation_level="read_committed",
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    count = 0
+    try:
+        tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap_servers, topic)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            while await consumer.position(tp) < ends[tp]:
+                batch = (await consumer.getmany(tp, timeout_ms=1000, max_records=2000)).get(tp, [])
+                if batch:
+                    await project_batch(pool, topic, tp.partition, batch)
+                    count += len(batch)
+    finally:
+        await consumer.stop()
+    return count

@@ -1,0 +1,204 @@
+"""Outcome router: session events → campaign commands (and opt-outs → suppressions), exactly once.
+
+A consumer group over the session event topic with one transactional producer
+per input partition: the ``campaign.record_outcomes`` commands (keyed by
+campaignId) and the ``campaign.suppression.added`` events it derives from a
+batch are committed with the batch's offsets in one transaction.
+
+Which session commands belong to a campaign? The session command topic is
+co-partitioned with the session event topic, and a campaign's sends carry
+``campaignId``: the owner of event partition *p* indexes command partition *p*
+(command id → campaign), catching up to its end before each batch. A send
+command is always committed before any event about it exists, so the index
+never misses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict, defaultdict
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from zapstream_domain import campaign_commands as cc
+from zapstream_domain.campaign import SUPPRESSION_ADDED
+from zapstream_domain.campaign_payloads import Outcome, SuppressionAdded
+from zapstream_domain.decisions import message_id_for
+from zapstream_domain.jids import phone_of
+from zapstream_domain.session import iso
+from zapstream_platform.campaign_envelope import CampaignEnvelope
+from zapstream_platform.envelope import Envelope
+from zapstream_platform.topics import Topics
+
+log = logging.getLogger(__name__)
+
+MAX_INDEXED = 2_000_000
+RECEIPTS = {"delivered": "delivered", "read": "read", "played": "read"}
+
+StopWords = Callable[[str], Awaitable[frozenset[str]]]
+
+
+def normalize_word(text: str) -> str:
+    return " ".join(text.strip().upper().strip(".!¡¿?").split())
+
+
+class OutcomeRouter:
+    def __init__(self, *, partition: int, topics: Topics, bootstrap_servers: str, group_id: str,
+                 stop_words: StopWords) -> None:
+        self.partition = partition
+        self.topics = topics
+        self.bootstrap = bootstrap_servers
+        self.group_id = group_id
+        self.stop_words = stop_words
+        self.event_tp = TopicPartition(topics.session_events, partition)
+        self.command_tp = TopicPartition(topics.session_commands, partition)
+        self.next_offset = 0
+        self.producer: AIOKafkaProducer | None = None
+        self.index: OrderedDict[str, tuple[str, str]] = OrderedDict()  # command id → (campaign, tenant)
+        self.by_message: dict[str, str] = {}  # message id → command id
+        self._commands: AIOKafkaConsumer | None = None
+        self.lock = asyncio.Lock()
+
+    async def start(self, committed: int | None) -> None:
+        self.next_offset = committed or 0
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            transactional_id=f"{self.group_id}.{self.topics.session_events}.{self.partition}",
+            enable_idempotence=True, linger_ms=2,
+        )
+        await self.producer.start()
+        self._commands = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, isolation_level="read_committed",
+                                          enable_auto_commit=False, auto_offset_reset="earliest",
+                                          max_partition_fetch_bytes=8 * 1024 * 1024)
+        await self._commands.start()
+        self._commands.assign([self.command_tp])
+        await self._commands.seek_to_beginning(self.command_tp)
+        await self._catch_up()
+
+    async def stop(self) -> None:
+        async with self.lock:
+            if self._commands:
+                await self._commands.stop()
+            if self.producer:
+                await self.producer.stop()
+
+    async def _catch_up(self) -> None:
+        """Index the campaign sends of command partition p up to its current end."""
+        assert self._commands is not None
+        end = (await self._commands.end_offsets([self.command_tp]))[self.command_tp]
+        while await self._commands.position(self.command_tp) < end:
+            batch = await self._commands.getmany(self.command_tp, timeout_ms=500, max_records=5000)
+            for record in batch.get(self.command_tp, []):
+                if b'"campaignId":"' not in record.value:
+                    continue
+                try:
+                    body = orjson.loads(record.value)
+                except orjson.JSONDecodeError:
+                    continue
+                if body.get("type") != "session.send_message" or not body.get("campaignId"):
+                    continue
+                cid = body["commandId"]
+                self.index[cid] = (body["campaignId"], body["tenantId"])
+                self.by_message[message_id_for(cid)] = cid
+                while len(self.index) > MAX_INDEXED:
+                    old, _ = self.index.popitem(last=False)
+                    self.by_message.pop(message_id_for(old), None)
+
+    async def handle(self, records: list[Any]) -> None:
+        async with self.lock:
+            records = [r for r in records if r.offset >= self.next_offset]
+            if not records:
+                return
+            await self._catch_up()
+            outcomes: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
+            suppressions: list[SuppressionAdded] = []
+            for record in records:
+                await self._route(record, outcomes, suppressions)
+            assert self.producer is not None
+            producer = self.producer
+            at = iso(datetime.now(UTC))
+            await producer.begin_transaction()
+            try:
+                for (campaign_id, tenant_id), items in outcomes.items():
+                    command = cc.RecordOutcomes(command_id=str(uuid.uuid4()), campaign_id=campaign_id,
+                                                tenant_id=tenant_id, issued_at=at, outcomes=items)
+                    await producer.send(self.topics.campaign_commands, key=campaign_id.encode(),
+                                        value=command.model_dump_json(by_alias=True).encode())
+                for s in suppressions:
+                    env = CampaignEnvelope.standalone(SUPPRESSION_ADDED, s, datetime.now(UTC))
+                    await producer.send(self.topics.campaign_events, key=s.tenant_id.encode(), value=env.value(),
+                                        headers=env.headers())
+                await producer.send_offsets_to_transaction({self.event_tp: records[-1].offset + 1}, self.group_id)
+                await producer.commit_transaction()
+            except Exception:
+                with suppress(Exception):
+                    await producer.abort_transaction()
+                raise
+            self.next_offset = records[-1].offset + 1
+
+    async def _route(self, record: Any, outcomes: dict[tuple[str, str], list[Outcome]],
+                     suppressions: list[SuppressionAdded]) -> None:
+        t = record.value
+        if not (b"session.command." in t or b"session.messages.update" in t or b"session.messages.upsert" in t):
+            return
+        env = Envelope.from_record(record.value, record.headers)
+        payload = env.payload
+        if env.type in ("session.command.succeeded", "session.command.failed"):
+            hit = self.index.get(str(payload.get("commandId")))
+            if hit is None:
+                return
+            ok = env.type == "session.command.succeeded"
+            outcomes[hit].append(Outcome(
+                command_id=payload["commandId"], kind="succeeded" if ok else "failed", at=env.occurred_on,
+                code=None if ok else payload.get("code"), reason=None if ok else payload.get("reason"),
+                retryable=bool(payload.get("retryable")) if not ok else False))
+        elif env.type == "session.messages.update" and payload.get("source") != "read":
+            for u in payload.get("updates", []):
+                cid = self.by_message.get(u.get("messageId", ""))
+                kind = RECEIPTS.get(u.get("status", ""))
+                if cid is None or kind is None:
+                    continue
+                hit = self.index.get(cid)
+                if hit is not None:
+                    outcomes[hit].append(Outcome(command_id=cid, kind=kind, at=env.occurred_on))  # type: ignore[arg-type]
+        elif env.type == "session.messages.upsert" and payload.get("upsertType") == "notify":
+            tenant = str(payload.get("tenantId", ""))
+            words: frozenset[str] | None = None
+            for m in payload.get("messages", []):
+                if m.get("fromMe") or not m.get("text") or "@s.whatsapp.net" not in m.get("remoteJid", ""):
+                    continue
+                if len(m["text"]) > 40:
+                    continue  # an opt-out is a word or two, not a paragraph that happens to contain one
+                words = words if words is not None else await self.stop_words(tenant)
+                if normalize_word(m["text"]) in words:
+                    suppressions.append(SuppressionAdded(
+                        tenant_id=tenant, phone=phone_of(m["remoteJid"]), reason=f"replied {normalize_word(m['text'])}",
+                        source="reply", session_id=env.session_id, message_id=m.get("id"), at=env.occurred_on))
+
+
+class TenantWords:
+    """Default stop words plus each tenant's own (``campaign_tenant_settings``), cached for ``ttl_s``."""
+
+    def __init__(self, pool: Any, defaults: list[str], ttl_s: float) -> None:
+        self.pool = pool
+        self.defaults = frozenset(normalize_word(w) for w in defaults)
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+
+    async def __call__(self, tenant_id: str) -> frozenset[str]:
+        hit = self._cache.get(tenant_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        extra = await self.pool.fetchval(
+            "SELECT optout_keywords FROM campaign_tenant_settings WHERE tenant_id = $1", tenant_id)
+        words = self.defaults | frozenset(normalize_word(w) for w in (extra or []))
+        self._cache[tenant_id] = (time.monotonic() + self.ttl_s, words)
+        return words
