@@ -46,7 +46,8 @@ async function login(page, email, password) {
 
 async function campaign(page) {
   const n = 3;
-  const phones = Array.from({ length: n }, () => "519" + String(Math.floor(Math.random() * 1e8)).padStart(8, "0"));
+  // Paraguayan mobiles (0981 …): a new tenant's default country is 595 (seed 004) and numbers are validated.
+  const phones = Array.from({ length: n }, () => "595981" + String(Math.floor(Math.random() * 1e6)).padStart(6, "0"));
   const csv = ["numero,sustantivo,nombre,grupo", ...phones.map((p, i) => `${p},Sr.,Cliente ${i},browser`),
     "not-a-phone,,Bad,browser"].join("\n");
   await page.getByRole("link", { name: /^(Agenda|Address book)$/ }).click();

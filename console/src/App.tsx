@@ -9,6 +9,9 @@ import { Sessions } from "./pages/Sessions";
 import { Chats } from "./pages/Chats";
 import { Contacts, Team } from "./pages/Team";
 import { Operations } from "./pages/Operations";
+import { Campaigns } from "./pages/Campaigns";
+import { Dashboard } from "./pages/Dashboard";
+import { AddressBook } from "./pages/AddressBook";
 
 /** Restores the login from the refresh cookie once, then follows the Auth object. */
 function useUser(): { user: User | null; ready: boolean } {
@@ -58,6 +61,9 @@ function Shell({ user }: { user: User }) {
           <NavLink to="/console/sessions">{t.sessions}</NavLink>
           <NavLink to="/console/chats">{t.chats}</NavLink>
           <NavLink to="/console/contacts">{t.contacts}</NavLink>
+          <NavLink to="/console/address-book">{t.addressBook}</NavLink>
+          <NavLink to="/console/campaigns">{t.campaigns}</NavLink>
+          <NavLink to="/console/dashboard">{t.dashboard}</NavLink>
           {user.role === "agent" ? null : <NavLink to="/console/team">{t.team}</NavLink>}
           <NavLink to="/console/operations">{t.operations}</NavLink>
         </nav>
@@ -80,6 +86,9 @@ function Shell({ user }: { user: User }) {
           <Route path="sessions" element={<Sessions />} />
           <Route path="chats" element={<Chats />} />
           <Route path="contacts" element={<Contacts />} />
+          <Route path="address-book" element={<AddressBook />} />
+          <Route path="campaigns" element={<Campaigns />} />
+          <Route path="dashboard" element={<Dashboard />} />
           <Route path="team" element={<Team />} />
           <Route path="operations" element={<Operations />} />
           <Route path="*" element={<Navigate to="sessions" replace />} />

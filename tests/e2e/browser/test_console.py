@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import Stack
 from tests.e2e.test_auth import PASSWORD, Inbox, body, code_in, new_email, new_ip, user_id_in
+from tests.e2e.test_campaigns import analytics, campaign_runner  # noqa: F401  (fixtures: the campaign services)
 
 REPO = Path(__file__).resolve().parents[3]
 CONSOLE = REPO / "console"
@@ -69,7 +70,8 @@ async def registered(stack: Stack, mailbox: Inbox) -> str:
     return address
 
 
-async def test_register_link_a_number_by_qr_chat_upload_and_tenant_isolation(
+@pytest.mark.usefixtures("campaign_runner", "analytics")
+async def test_register_link_a_number_by_qr_chat_upload_campaign_dashboard_and_tenant_isolation(
         stack: Stack, mailbox: Inbox, built_console: Path) -> None:
     address = f"browser-{uuid.uuid4().hex[:10]}@example.com"
     await browser("register", stack, EMAIL=address, PASSWORD=PASSWORD)
