@@ -40,11 +40,24 @@ export function Sessions() {
   const [name, setName] = useState("");
   const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
 
+  /**
+   * What the socket said last about each session, laid over any read that is older than it: the projector
+   * may write the read model a moment after the gateway forwards the event, and a re-read must not take
+   * the QR or the "connected" badge back.
+   */
+  const live = useRef(new Map<string, { at: number; patch: Partial<Session> }>());
+  const overlay = useCallback((list: Session[]) => list
+    .map((s) => {
+      const p = live.current.get(s.id);
+      return p && p.at > Date.parse(s.updatedAt) ? { ...s, ...p.patch } : s;
+    })
+    .filter((s) => s.status !== "deleted"), []);
+
   const load = useCallback(async () => {
     const { data, error } = await api.GET("/sessions");
     if (error) setError(problemText(error));
-    else setSessions(data.sessions);
-  }, []);
+    else setSessions(overlay(data.sessions));
+  }, [overlay]);
   // Coalesce bursts of events (QR, connected, history sync) into one read.
   const reload = useCallback(() => {
     if (pending.current) clearTimeout(pending.current);
@@ -53,12 +66,29 @@ export function Sessions() {
   useEffect(() => {
     void load();
   }, [load, generation]);
+  // While a session is on its way somewhere, re-read now and then too: converges even if a frame was missed.
+  const moving = sessions?.some((s) => ["created", "qr_pending", "reconnecting", "starting"].includes(s.status));
+  useEffect(() => {
+    if (!moving) return;
+    const h = setInterval(() => void load(), 4000);
+    return () => clearInterval(h);
+  }, [moving, load]);
   useLiveEvents((e) => {
-    if (e.type === "session.qr.updated") {
-      // The QR rotates: show the new image at once (the gateway adds qrImage to this frame).
-      const qrImage = (e.payload.qrImage as string | undefined) ?? null;
-      setSessions((list) => list?.map((s) => (s.id === e.sessionId ? { ...s, status: "qr_pending", qrImage } : s))
-        ?? list);
+    const p = e.payload;
+    const patch: Partial<Session> | null =
+      e.type === "session.qr.updated"
+        // The QR rotates: show the new image at once (the gateway adds qrImage to this frame).
+        ? { status: "qr_pending", qr: (p.qr as string) ?? null, qrImage: (p.qrImage as string | undefined) ?? null }
+        : e.type === "session.status.connected"
+          ? { status: "connected", phone: (p.phone as string) ?? null, qr: null, qrImage: null, disconnectedReason: null }
+          : e.type === "session.status.disconnected"
+            ? { status: "disconnected", disconnectedReason: (p.reason as string) ?? null, qr: null, qrImage: null }
+            : e.type === "session.status.logged_out"
+              ? { status: "logged_out", qr: null, qrImage: null }
+              : e.type === "session.deleted" ? { status: "deleted" } : null;
+    if (patch) {
+      live.current.set(e.sessionId, { at: e.occurredOn ? Date.parse(e.occurredOn) : Date.now(), patch });
+      setSessions((list) => (list ? overlay(list) : list));
     }
     if (e.type.startsWith("session.") && !e.type.startsWith("session.messages") && e.type !== "session.presence.update") {
       reload();
