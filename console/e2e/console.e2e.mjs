@@ -69,6 +69,7 @@ async function campaign(page) {
   await page.getByTestId("campaign-start").click();
   const bar = page.locator('[data-testid="campaign-detail"] [data-testid="campaign-progress"][data-pct="100"]');
   await bar.waitFor({ timeout: 90_000 });
+  await page.waitForTimeout(500); // only for the screenshot: let the bar's CSS transition finish
   await page.screenshot({ path: join(SHOTS, "campaign.png") });
   log("campaign progress bar reached 100 %");
 

@@ -178,7 +178,9 @@ function CampaignDetail({ id, onChange }: { id: string; onChange(): void }) {
       api.GET("/campaigns/{campaign_id}/recipients", { params: { path: { campaign_id: id },
         query: { limit: 200, ...(filter ? { status: filter } : {}) } } }),
     ]);
-    if (a.error) return setError(problemText(a.error));
+    // Right after creating, the read model may not have the campaign yet: say nothing, the next read has it.
+    if (a.error) return a.response.status === 404 && !c ? undefined : setError(problemText(a.error));
+    setError(null);
     setC(a.data);
     if (b.data) setRows((b.data as Schemas["RecipientPage"]).recipients);
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -186,7 +188,7 @@ function CampaignDetail({ id, onChange }: { id: string; onChange(): void }) {
   useEffect(() => { void load(); }, [load]);
   useLiveEvents((e) => { if (e.type.startsWith("campaign.")) void load(); });
   useEffect(() => {
-    if (!c || !ACTIVE.has(c.status)) return;
+    if (c && !ACTIVE.has(c.status)) return;
     const h = setInterval(() => void load(), 3000);
     return () => clearInterval(h);
   }, [c, load]);

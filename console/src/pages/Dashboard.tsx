@@ -102,8 +102,8 @@ export function Dashboard() {
           <ResponsiveContainer width="100%" height={240}>
             <LineChart data={series(timeline)}>
               <CartesianGrid strokeDasharray="3 3" /><XAxis dataKey="period" /><YAxis allowDecimals={false} /><Tooltip /><Legend />
-              <Line dataKey="sent" stroke={COLORS[0]} /><Line dataKey="delivered" stroke={COLORS[1]} />
-              <Line dataKey="read" stroke={COLORS[2]} /><Line dataKey="failed" stroke={COLORS[3]} />
+              <Line isAnimationActive={false} dataKey="sent" stroke={COLORS[0]} /><Line isAnimationActive={false} dataKey="delivered" stroke={COLORS[1]} />
+              <Line isAnimationActive={false} dataKey="read" stroke={COLORS[2]} /><Line isAnimationActive={false} dataKey="failed" stroke={COLORS[3]} />
             </LineChart>
           </ResponsiveContainer>
         </figure>
@@ -112,7 +112,7 @@ export function Dashboard() {
           {pie.length === 0 ? <p className="empty">—</p> : (
             <ResponsiveContainer width="100%" height={240}>
               <PieChart>
-                <Pie data={pie} dataKey="value" nameKey="name" outerRadius={90} label>
+                <Pie isAnimationActive={false} data={pie} dataKey="value" nameKey="name" outerRadius={90} label>
                   {pie.map((_, i) => <Cell key={i} fill={COLORS[i % COLORS.length]} />)}
                 </Pie>
                 <Tooltip /><Legend />
@@ -124,7 +124,7 @@ export function Dashboard() {
           <figcaption>{t.currentMonth}: {monthTotals.sent} {t.sentN.toLowerCase()}, {monthTotals.read} {t.readN.toLowerCase()}</figcaption>
           <ResponsiveContainer width="100%" height={200}>
             <BarChart data={series(month)}>
-              <XAxis dataKey="period" /><YAxis allowDecimals={false} /><Tooltip /><Bar dataKey="sent" fill={COLORS[0]} />
+              <XAxis dataKey="period" /><YAxis allowDecimals={false} /><Tooltip /><Bar isAnimationActive={false} dataKey="sent" fill={COLORS[0]} />
             </BarChart>
           </ResponsiveContainer>
         </figure>
@@ -133,7 +133,7 @@ export function Dashboard() {
           <ResponsiveContainer width="100%" height={200}>
             <BarChart data={series(monthly)}>
               <XAxis dataKey="period" /><YAxis allowDecimals={false} /><Tooltip /><Legend />
-              <Bar dataKey="sent" fill={COLORS[0]} /><Bar dataKey="read" fill={COLORS[2]} />
+              <Bar isAnimationActive={false} dataKey="sent" fill={COLORS[0]} /><Bar isAnimationActive={false} dataKey="read" fill={COLORS[2]} />
             </BarChart>
           </ResponsiveContainer>
         </figure>
