@@ -37,6 +37,7 @@ const en = {
   line: "line", noAddressBook: "No contacts yet: import a CSV (numero,sustantivo,nombre,grupo).",
   operations: "Operations", deadLetters: "Dead letters", operatorToken: "Operator token", show: "Show",
   commands: "Commands", events: "Events", redrive: "Re-drive", noDeadLetters: "None: nothing failed for good.",
+  recordVoice: "Record", stopRecording: "Stop and send", allChats: "all chats", assignChat: "Assign a chat (phone)",
   uploading: "Uploading", edited: "edited", noPhone: "No phone at hand? Scan with make dev's simulator", deleted: "This message was deleted",
 };
 type Dict = typeof en;
@@ -77,6 +78,8 @@ const es: Dict = {
   rejected: "rechazadas", line: "línea", noAddressBook: "Aún no hay contactos: importa un CSV (numero,sustantivo,nombre,grupo).",
   operations: "Operación", deadLetters: "Mensajes fallidos (dead letters)", operatorToken: "Token de operador",
   show: "Mostrar", commands: "Comandos", events: "Eventos", redrive: "Reenviar", noDeadLetters: "Ninguno: nada falló definitivamente.",
+  recordVoice: "Grabar", stopRecording: "Detener y enviar", allChats: "todos los chats",
+  assignChat: "Asignar un chat (número)",
   team: "Equipo y acceso", agents: "Agentes", role: "Rol", addAgent: "Añadir agente",
   noAgents: "Aún no hay agentes: añade uno para compartir los chats.", enable: "Activar", disable: "Desactivar",
   apiKeys: "Claves API", scopes: "Solo estos números (ninguno: todos)", createKey: "Crear clave",

@@ -279,7 +279,7 @@ function Conversation({ sessionId, jid }: { sessionId: string; jid: string }) {
     atBottom.current = true;
   };
 
-  const attach = async (file: File) => {
+  const attach = async (file: File, voice = false) => {
     setError(null);
     setProgress(0);
     try {
@@ -287,12 +287,42 @@ function Conversation({ sessionId, jid }: { sessionId: string; jid: string }) {
       const up = await upload(file, kind, sessionId, setProgress);
       await run(() => api.POST("/chats/{jid}/messages", { params: { path: { jid } },
         body: { sessionId, media: { mediaId: up.mediaId, kind: up.kind as Kind }, caption: text.trim() || null,
-          ptt: kind === "audio" && ptt } }));
+          ptt: kind === "audio" && (ptt || voice) } }));
       setText("");
     } catch (err) {
       setError(problemText(err));
     } finally {
       setProgress(null);
+    }
+  };
+
+  // Record a voice note in the browser (MediaRecorder gives WebM/Opus, which the API accepts for voice notes
+  // and converts), then send it like an attached audio with ptt.
+  const recorder = useRef<MediaRecorder | null>(null);
+  const [recording, setRecording] = useState(false);
+  const record = async () => {
+    if (recorder.current) {
+      recorder.current.stop();
+      return;
+    }
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const rec = new MediaRecorder(stream);
+      const chunks: Blob[] = [];
+      rec.ondataavailable = (e) => chunks.push(e.data);
+      rec.onstop = () => {
+        stream.getTracks().forEach((tr) => tr.stop());
+        recorder.current = null;
+        setRecording(false);
+        const type = rec.mimeType || "audio/webm";
+        void attach(new File(chunks, `voice-${Date.now()}.webm`, { type }), true);
+      };
+      recorder.current = rec;
+      rec.start();
+      setRecording(true);
+      void api.POST("/chats/{jid}/presence", { params: { path: { jid } }, body: { presence: "recording" } });
+    } catch (err) {
+      setError(problemText(err, "microphone not available"));
     }
   };
 
@@ -361,6 +391,11 @@ function Conversation({ sessionId, jid }: { sessionId: string; jid: string }) {
             data-testid="attach" onChange={(e) => { const f = e.target.files?.[0]; if (f) void attach(f); e.target.value = ""; }} />
         </label>
         <label className="ptt"><input type="checkbox" checked={ptt} onChange={(e) => setPtt(e.target.checked)} /> {t.voiceNote}</label>
+        {typeof MediaRecorder !== "undefined" ? (
+          <button type="button" onClick={() => void record()} aria-pressed={recording} className={recording ? "danger" : ""}>
+            {recording ? t.stopRecording : t.recordVoice}
+          </button>
+        ) : null}
         <input className="grow" aria-label={t.message} placeholder={t.message} value={text}
           onChange={(e) => typing(e.target.value)} data-testid="composer" />
         <button type="submit" data-testid="send">{editing ? t.save : t.send}</button>

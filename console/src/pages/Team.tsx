@@ -56,6 +56,7 @@ export function Team() {
           {agents?.map((a) => (
             <tr key={a.id}>
               <td>{a.name}</td><td>{a.email}</td><td>{a.role}</td><td>{a.disabled ? "disabled" : "active"}</td>
+              <td><AgentChats agent={a} /></td>
               <td>
                 {a.disabled
                   ? <button onClick={() => void run(() => api.POST("/agents/{user_id}/enable", { params: { path: { user_id: a.id } } }))}>{t.enable}</button>
@@ -108,6 +109,44 @@ export function Team() {
         </tbody>
       </table>
     </section>
+  );
+}
+
+/** Per-chat permissions: an agent sees and answers only the chats assigned to them. */
+function AgentChats({ agent }: { agent: Agent }) {
+  const { t } = useI18n();
+  const [chats, setChats] = useState<Schemas["Assignment"][]>([]);
+  const [jid, setJid] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const path = { params: { path: { user_id: agent.id } } };
+  const load = useCallback(async () => {
+    const { data } = await api.GET("/agents/{user_id}/chats", path);
+    if (data) setChats(data.chats);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [agent.id]);
+  useEffect(() => { if (agent.role === "agent") void load(); }, [load, agent.role]);
+  if (agent.role !== "agent") return <small>{t.allChats}</small>;
+  const assign = async () => {
+    const chatJid = jid.includes("@") ? jid.trim() : `${jid.replace(/[^0-9]/g, "")}@s.whatsapp.net`;
+    const { error } = await api.POST("/agents/{user_id}/chats", { ...path, body: { chatJid } });
+    setError(error ? problemText(error) : null);
+    setJid("");
+    await load();
+  };
+  return (
+    <div>
+      {chats.map((c) => (
+        <span key={c.chatJid} className="badge">{c.chatJid.split("@")[0]}{" "}
+          <button aria-label={`${t.remove} ${c.chatJid}`} onClick={() => void api.DELETE("/agents/{user_id}/chats/{jid}",
+            { params: { path: { user_id: agent.id, jid: c.chatJid } } }).then(load)}>✕</button>
+        </span>
+      ))}
+      <form className="row" onSubmit={(e) => { e.preventDefault(); void assign(); }}>
+        <input aria-label={t.assignChat} placeholder={t.assignChat} value={jid} onChange={(e) => setJid(e.target.value)} required />
+        <button type="submit">+</button>
+      </form>
+      {error ? <small role="alert" className="error">{error}</small> : null}
+    </div>
   );
 }
 
