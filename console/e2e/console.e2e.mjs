@@ -162,7 +162,17 @@ const steps = {
     // 7. Campaigns (when the API has them): import a CSV, run a small campaign to 100 %, see the dashboard count it.
     if (process.env.CAMPAIGNS === "1") await campaign(page);
 
-    // 8. A second tenant sees none of the first tenant's data.
+    // 8. Team and access: an API key is shown once, then only its last four characters.
+    await page.getByRole("link", { name: /^(Equipo y acceso|Team and access)$/ }).click();
+    await page.locator('form:has(button:text-matches("Crear clave|Create key")) input').first().fill("browser key");
+    await page.getByRole("button", { name: /^(Crear clave|Create key)$/ }).click();
+    const key = (await page.getByTestId("new-key").textContent({ timeout: T })) ?? "";
+    if (key.length < 16) throw new Error(`API key shown as "${key}"`);
+    await page.getByRole("cell", { name: `…${key.slice(-4)}` }).waitFor({ timeout: T });
+    await page.screenshot({ path: join(SHOTS, "team.png") });
+    log("API key created and shown once");
+
+    // 9. A second tenant sees none of the first tenant's data.
     await page.getByRole("button", { name: /^(Cerrar sesión|Log out)$/ }).click();
     await page.waitForURL(/\/login/, { timeout: T });
     await login(page, env("OTHER_EMAIL"), env("OTHER_PASSWORD"));
