@@ -34,12 +34,23 @@ _run: dict[str, Any] = {}
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     _run["start"] = time.monotonic()
-    _run["reports"] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Collected with other tests (e.g. a bare `pytest tests/e2e`), the browser tests are skipped: their SMTP
+    inbox would take the port that tests/e2e/test_auth.py's inbox takes in the same process."""
+    here = Path(__file__).parent
+    ours = [item for item in items if here in Path(str(item.fspath)).parents]
+    if ours and len(ours) < len(items):
+        for item in ours:
+            item.add_marker(pytest.mark.skip(reason="run on their own: make test-browser (or pytest tests/e2e/browser)"))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "tests/e2e/browser/" not in report.nodeid:
+        return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        _run["reports"].append(report)
+        _run.setdefault("reports", []).append(report)
 
 
 def _version(cmd: list[str]) -> str:
@@ -62,7 +73,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         f"- result: {'PASS' if all(r.outcome == 'passed' for r in reports) else 'FAIL'}"
         f" ({sum(r.outcome == 'passed' for r in reports)} passed, {sum(r.outcome == 'failed' for r in reports)} failed,"
         f" {sum(r.outcome == 'skipped' for r in reports)} skipped)",
-        f"- duration: {time.monotonic() - _run['start']:.0f} s (stack start-up included)",
+        f"- duration: {time.monotonic() - _run.get('start', time.monotonic()):.0f} s (stack start-up included)",
         f"- browser: {_version(['/usr/bin/chromium', '--version'])}, headless, driven by playwright-core on node"
         f" {_version(['node', '-v'])}",
         "- screenshots: docs/console/ (main pages); a failing step leaves docs/console/failure-<step>.png",
