@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from opentelemetry.trace import TracerProvider
 from starlette.responses import Response
@@ -152,6 +155,7 @@ def build_app(settings: Settings,
     app.include_router(suppressions_router)
     app.include_router(dashboard_router)
     app.include_router(ws_router)
+    mount_console(app, settings.console_dir)
     install_openapi(app)
     return app
 
@@ -159,6 +163,29 @@ def build_app(settings: Settings,
 def _unobserved(scope: Any) -> bool:
     """No spans for scrapes and probes: they would be most of the traces and say nothing."""
     return scope.get("path") in ("/metrics", "/healthz")
+
+
+# The web console (console/, a Vite + React SPA built into console/dist by `npm run build`), served from this
+# origin so the browser needs no CORS and the refresh cookie (path /auth, SameSite=Strict) just works. Only
+# fixed prefixes that no API route uses (/console, and the account pages the API's mails link to); never a
+# catch-all, so an API path can never be shadowed. Hidden from the OpenAPI document: it is not API.
+CONSOLE_PAGES = ("/login", "/register", "/verify", "/reset-password")
+
+
+def mount_console(app: FastAPI, dist: Path) -> None:
+    index = dist / "index.html"
+
+    async def page() -> FileResponse | HTMLResponse:
+        if not index.is_file():  # read per request: building the console needs no API restart
+            return HTMLResponse("<p>The console is not built: <code>cd console && npm ci && npm run build</code>"
+                                "</p>", status_code=503)
+        # The SPA's router picks the page (SPA fallback); hashed assets can be cached, index.html not.
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    # StaticFiles resolves paths inside the directory only (no traversal); check_dir=False: built later.
+    app.mount("/console/assets", StaticFiles(directory=dist / "assets", check_dir=False), name="console-assets")
+    for path in ("/console", "/console/{rest:path}", *CONSOLE_PAGES):
+        app.add_api_route(path, page, methods=["GET"], include_in_schema=False, response_model=None)
 
 
 def _calls(dependant: Any) -> Iterator[Any]:

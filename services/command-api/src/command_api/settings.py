@@ -143,6 +143,8 @@ class Settings(TelemetrySettings, BaseSettings):
     mail: MailSettings = MailSettings()
     app_base_url: str = "http://localhost:3000"
     cors_origins: list[str] = ["http://localhost:5173"]
+    # The built web console (console/dist; relative to the working directory, the repository for `make dev`).
+    console_dir: Path = Path("console/dist")
     outbox_poll_interval_s: float = 0.2
     # Optional JSON file of sessions that must exist (and be started) at boot; see README.
     sessions_file: Path | None = None
