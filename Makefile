@@ -12,7 +12,7 @@ DEMO_TENANT ?= demo
 
 SERVICES := wa_simulator projector session_runner command_api ws_gateway webhooks campaign_runner analytics
 
-.PHONY: help install infra-up infra-down bootstrap dev dev-down status test test-unit lint schemas schemas-check replay replay-check bench test-faults test-faults-cluster clean
+.PHONY: help install infra-up infra-down bootstrap console dev dev-down status test test-unit test-browser lint schemas schemas-check replay replay-check bench test-faults test-faults-cluster clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -37,13 +37,17 @@ infra-down:  ## stop Kafka, PostgreSQL and S3 (data stays in .data/)
 bootstrap: infra-up  ## create topics and apply migrations (idempotent)
 	$(RUN) python -m zapstream_platform bootstrap
 
-dev: bootstrap dev-down  ## start everything: infra, the four services and the WhatsApp simulator
+console:  ## build the web console (npm ci && npm run build -> console/dist); skipped without Node 20.19+
+	@bash infra/bin/console.sh build
+
+dev: bootstrap dev-down console  ## start everything: infra, the four services, the WhatsApp simulator and the console
 	@mkdir -p $(RUNDIR)
 	@$(RUN) python -m zapstream_platform create-key --tenant $(DEMO_TENANT) --name demo --key $(DEMO_KEY) >/dev/null
 	@# The venv's python itself, not `uv run` (a wrapper whose pid is not the service's):
 	@# the pid files must name the processes that dev-down and the fault tests signal.
 	@for svc in $(SERVICES); do \
-	  COMMAND_API_DEV_MODE=true WS_GATEWAY_DEV_MODE=true \
+	  COMMAND_API_DEV_MODE=true WS_GATEWAY_DEV_MODE=true COMMAND_API_APP_BASE_URL=http://127.0.0.1:8080 \
+	  COMMAND_API_AUTH__REQUIRE_VERIFIED_EMAIL=false \
 	  nohup .venv/bin/python -m $$svc >$(RUNDIR)/$$svc.log 2>&1 & echo $$! >$(RUNDIR)/$$svc.pid; \
 	done
 	@for url in http://127.0.0.1:8090/control/stats http://127.0.0.1:8080/healthz http://127.0.0.1:8081/healthz; do \
@@ -51,10 +55,13 @@ dev: bootstrap dev-down  ## start everything: infra, the four services and the W
 	  curl -fs $$url >/dev/null || { echo "not ready: $$url (see $(RUNDIR)/*.log)"; exit 1; }; \
 	done
 	@echo ""
-	@echo "zapstream is up"
+	@if [ -f console/dist/index.html ]; then \
+	  echo "zapstream is up: open the console at http://127.0.0.1:8080/console   (register, log in, link a number)"; \
+	else echo "zapstream is up (console not built: needs Node.js 20.19+, see the [console] line above)"; fi
 	@echo "  command API   http://127.0.0.1:8080   (OpenAPI: http://127.0.0.1:8080/docs)"
 	@echo "  WebSocket     ws://127.0.0.1:8080/ws/sessions?accessToken=$(DEMO_KEY)   (also the gateway itself on :8081)"
-	@echo "  simulator     http://127.0.0.1:8090   (POST /control/scan to link a session)"
+	@echo "  simulator     http://127.0.0.1:8090   (POST /control/scan to link a session; the console shows the command)"
+	@echo "  mails         without SMTP, verification and reset mails are written to $(RUNDIR)/command_api.log"
 	@echo "  Kafka         127.0.0.1:19092   PostgreSQL  postgresql://zapstream:zapstream@127.0.0.1:55432/zapstream"
 	@echo "  S3 (S3Proxy)  http://127.0.0.1:19000  (key zapstream / zapstream-secret)"
 	@echo "  demo API key  $(DEMO_KEY)   (tenant '$(DEMO_TENANT)'; send as 'Authorization: Bearer <key>')"
@@ -86,10 +93,9 @@ replay:  ## rebuild a projection from offset 0 and swap it in with no downtime (
 replay-check:  ## compare two read-model versions: make replay-check A=rm_v1 B=rm_v2
 	$(RUN) python -m projector check $(A) $(B)
 
-lint:  ## ruff everywhere, mypy strict on the domain and the command API
+lint:  ## ruff everywhere, mypy strict on every library and service
 	$(RUN) ruff check .
-	$(RUN) mypy libs/domain/src
-	$(RUN) mypy services/command-api/src
+	@for d in libs/*/src services/*/src simulator/src; do echo "mypy $$d"; $(RUN) mypy $$d || exit 1; done
 
 schemas:  ## regenerate schemas/ from the code
 	$(RUN) python -m zapstream_platform.schemagen
@@ -97,8 +103,14 @@ schemas:  ## regenerate schemas/ from the code
 schemas-check:
 	$(RUN) python -m zapstream_platform.schemagen --check
 
-test: infra-up lint schemas-check  ## the whole suite against real Kafka and PostgreSQL
-	$(RUN) pytest tests/unit tests/integration tests/e2e
+test: infra-up lint schemas-check  ## the whole suite against real Kafka and PostgreSQL, then the console's tests
+	$(RUN) pytest tests/unit tests/integration tests/e2e --ignore=tests/e2e/browser
+	@$(MAKE) --no-print-directory test-browser
+
+# Their own pytest process: they start their own stack and SMTP inbox (see tests/e2e/browser/conftest.py).
+test-browser:  ## the console: build + type check, Vitest unit tests, then headless Chromium against the real stack (~1.5 min)
+	@bash infra/bin/console.sh test
+	$(RUN) pytest tests/e2e/browser
 
 test-faults: infra-up  ## fault tests: SIGKILLs, broker and database restarts (~3-5 min; restarts the SHARED infra)
 	$(RUN) pytest tests/faults

@@ -59,10 +59,14 @@ def write_readme() -> None:
         notes.append("")
         notes.append("   | offered msg/s | zapstream | bare pipeline |")
         notes.append("   | ---: | --- | --- |")
+        def cell(st: dict[str, Any]) -> str:
+            if st["p99_ms"] is None:
+                return f"{st['delivered_per_s']}/s · nothing delivered ({st['errors']} POST errors)"
+            errs = f" · {st['errors']} POST errors" if st["errors"] else ""
+            return f"{st['delivered_per_s']}/s · {st['p50_ms']:.0f} ms · {st['p99_ms']:.0f} ms{errs}"
+
         for zs_, bs_ in zip(z["steps"], b["steps"], strict=False):
-            notes.append(f"   | {zs_['offered_rate']} | {zs_['delivered_per_s']}/s · {zs_['p50_ms']:.0f} ms · "
-                         f"{zs_['p99_ms']:.0f} ms | {bs_['delivered_per_s']}/s · {bs_['p50_ms']:.0f} ms · "
-                         f"{bs_['p99_ms']:.0f} ms |")
+            notes.append(f"   | {zs_['offered_rate']} | {cell(zs_)} | {cell(bs_)} |")
         notes.append("")
         notes.append(f"   ![p99 against offered rate](results/{r['plot']})")
         notes.append("")

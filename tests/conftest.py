@@ -113,6 +113,7 @@ def runner_proc(name: str, kafka: KafkaSettings, sim_url: str, run_id: str) -> P
         "RUNNER_SIM_URL": sim_url,
         "RUNNER_GROUP_ID": f"zt-{run_id}-runner",
         "RUNNER_INSTANCE_ID": name,
+        "RUNNER_METRICS_PORT": str(free_port()),  # each runner its own (the default 9101 is for one per host)
     }
     return Proc(name, "session_runner", env)
 
@@ -124,7 +125,8 @@ def stack(infra: str, kafka: KafkaSettings, simulator_url: str, run_id: str) -> 
                           "tiny": {"per_key": "5/60", "per_tenant": "8/60"}}).decode()
     procs = {
         "projector": Proc("projector", "projector", service_env("PROJECTOR_", kafka, infra)
-                          | {"PROJECTOR_GROUP_ID": f"zt-{run_id}-projector"}),
+                          | {"PROJECTOR_GROUP_ID": f"zt-{run_id}-projector",
+                             "PROJECTOR_METRICS_PORT": str(free_port())}),
         "runner": runner_proc("runner", kafka, simulator_url, run_id),
         "command-api": Proc("command-api", "command_api", service_env("COMMAND_API_", kafka, infra)
                             | {"COMMAND_API_PORT": str(api_port),

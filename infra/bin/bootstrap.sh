@@ -14,6 +14,11 @@ command -v mvn >/dev/null || pkgs+=(maven)
 command -v make >/dev/null || pkgs+=(make)
 # Media probing and voice-note conversion (zapstream_platform.mediaproc); the package has both tools.
 { command -v ffmpeg && command -v ffprobe; } >/dev/null || pkgs+=(ffmpeg)
+# The console's browser tests: Debian's headless Chromium (Playwright's own browser download cannot work here).
+command -v chromium >/dev/null || pkgs+=(chromium)
+# The console's build (Vite 7 and playwright-core need Node.js 20.19+; Debian 12's own nodejs is 18: with it,
+# infra/bin/console.sh says so and skips the console instead of failing).
+command -v node >/dev/null || pkgs+=(nodejs npm)
 apt_install "${pkgs[@]}"
 # Kafka 4 brokers need Java 17+ ("17.0.15" / "1.8.0_x" -> major).
 jmajor=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
@@ -34,4 +39,4 @@ fi
 bash "$ROOT/infra/bin/kafka.sh" jars
 bash "$ROOT/infra/bin/s3.sh" jars
 
-say "ok in $((SECONDS - start)) s: java $jmajor, $(mvn -v 2>/dev/null | sed -n 's/\x1b\[[0-9;]*m//g; 1s/^Apache Maven \([^ ]*\).*/maven \1/p'), postgres $(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n1), $(ffmpeg -version | sed -n '1s/^ffmpeg version \([^ ]*\).*/ffmpeg \1/p'), $(uv --version)"
+say "ok in $((SECONDS - start)) s: java $jmajor, $(mvn -v 2>/dev/null | sed -n 's/\x1b\[[0-9;]*m//g; 1s/^Apache Maven \([^ ]*\).*/maven \1/p'), postgres $(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n1), $(ffmpeg -version | sed -n '1s/^ffmpeg version \([^ ]*\).*/ffmpeg \1/p'), $(uv --version), node $(node -v), $(chromium --version 2>/dev/null | cut -d' ' -f1-2)"

@@ -216,8 +216,9 @@ async def test_a_revoked_key_stops_working_across_the_cache(pg: asyncpg.Pool, st
     machine.headers["Authorization"] = f"Bearer {key}"
     assert (await machine.get("/sessions")).status_code == 200
     await pg.execute("UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1", apikeys.digest(key))
+    key_id = await pg.fetchval("SELECT id FROM api_keys WHERE key_hash = $1", apikeys.digest(key))
     await pg.execute("INSERT INTO outbox (event_id, event_type, tenant_id, payload) VALUES ($1, 'apikey.revoked', "
-                     "$2, '{}')", uuid.uuid4(), owner.tenant_id)
+                     "$2, $3)", uuid.uuid4(), owner.tenant_id, orjson.dumps({"keyId": str(key_id)}).decode())
 
     async def refused() -> bool:
         return (await machine.get("/sessions")).status_code == 401

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -29,6 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.conftest import Stack, Tenant
 from tests.e2e.conftest import link_session, new_phone
 from tests.support.clients import WsCollector, eventually
+from zapstream_platform import pii
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import read_all
 
@@ -360,7 +362,7 @@ async def test_bad_input_and_forged_tokens_are_problems_never_500(stack: Stack, 
 
 
 async def test_outbox_publishes_identity_events_to_kafka(stack: Stack, inbox: Inbox, clients: list,
-                                                         kafka: KafkaSettings) -> None:
+                                                         kafka: KafkaSettings, pg: asyncpg.Pool) -> None:
     u = await owner(stack, inbox, clients)
     topic = f"{kafka.topic_prefix}.identity.events"
 
@@ -372,11 +374,57 @@ async def test_outbox_publishes_identity_events_to_kafka(stack: Stack, inbox: In
 
     events = await eventually(published, timeout=30)
     registered = next(e for e in events if e["type"] == "user.registered")
-    assert registered["payload"]["email"] == u.email and registered["payload"]["role"] == "owner"
+    # Personal data is encrypted with the user's data key; a reader with access to the keys sees it.
+    assert registered["payload"]["email"].startswith(pii.PREFIX) and u.email not in str(events)
+    revealed = await pii.Revealer(pg).reveal(registered["payload"])
+    assert revealed["email"] == u.email and revealed["name"] == "Ada" and registered["payload"]["role"] == "owner"
     assert registered["payload"]["userId"] == u.id and registered["eventId"] and registered["occurredOn"]
     text = b"".join(orjson.dumps(e["payload"]) for e in events).decode()
     assert PASSWORD not in text and "argon2" not in text and "code" not in text.lower()
     assert len({e["eventId"] for e in events}) == len(events)
+
+
+async def test_erasing_users_makes_their_personal_data_unreadable_everywhere(
+        stack: Stack, inbox: Inbox, clients: list, kafka: KafkaSettings, pg: asyncpg.Pool) -> None:
+    admin = await owner(stack, inbox, clients)
+    erased, kept = await agent_of(stack, admin, clients), await agent_of(stack, admin, clients)
+    other = await owner(stack, inbox, clients)
+    # Only users of the tenant, only the owner/admins (or the user itself), never an API key.
+    problem(await other.http.delete(f"/users/{erased.id}"), 404)
+    problem(await kept.http.delete(f"/users/{erased.id}"), 403)
+    problem(await admin.http.delete("/users/not-a-uuid"), 404)
+
+    assert (await admin.http.delete(f"/users/{erased.id}")).status_code == 204
+    assert (await admin.http.delete(f"/users/{erased.id}")).status_code == 204  # idempotent
+    fresh = anon(stack)
+    clients.append(fresh)
+    problem(await login(fresh, erased.email), 401)
+    problem(await erased.http.get("/users/me"), 401)  # its access token ended at once
+    # Its own account deletion, for the owner itself.
+    assert (await other.http.delete("/users/me")).status_code == 204
+    problem(await login(fresh, other.email), 401)
+
+    topic = f"{kafka.topic_prefix}.identity.events"
+
+    async def published() -> list[dict[str, Any]]:
+        events = await identity_events(kafka.bootstrap_servers, topic)
+        done = {e["payload"].get("userId") for e in events if e["type"] == "user.erased"}
+        return events if {erased.id, other.id} <= done else []
+
+    events = await eventually(published, timeout=30)
+    raw = orjson.dumps(events).decode()
+    for gone in (erased, other):
+        assert gone.email not in raw
+    revealer = pii.Revealer(pg)
+    by_user = {e["payload"]["userId"]: await revealer.reveal(e["payload"]) for e in events
+               if e["type"] in ("user.created", "user.registered")}
+    assert by_user[erased.id]["email"] == pii.ERASED and by_user[erased.id]["name"] == pii.ERASED
+    assert by_user[other.id]["email"] == pii.ERASED
+    assert by_user[kept.id]["email"] == kept.email  # others are untouched
+    # Nor is it left in the database: the row is anonymized and the key is gone.
+    row = await pg.fetchrow("SELECT email, name FROM users WHERE id = $1", uuid.UUID(erased.id))
+    assert row is not None and erased.email not in row["email"] and row["name"] == pii.ERASED
+    assert await pg.fetchval("SELECT count(*) FROM pii_keys WHERE subject_id = $1", erased.id) == 0
 
 
 async def identity_events(bootstrap: str, topic: str) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from tests.conftest import Stack, Tenant, service_env
 from tests.e2e.conftest import link_session
 from tests.support import media_samples as samples
 from tests.support.clients import WsCollector, eventually
-from tests.support.stack import LOG_DIR, Proc
+from tests.support.stack import LOG_DIR, Proc, free_port
 from zapstream_platform.settings import KafkaSettings
 
 
@@ -40,6 +40,7 @@ def campaign_runner(stack: Stack, infra: str, kafka: KafkaSettings, run_id: str)
         "CAMPAIGN_RUNNER_INSTANCE_ID": "campaign-runner",
         "CAMPAIGN_RUNNER_TICK_MS": "50",
         "CAMPAIGN_RUNNER_SESSION_TIMEOUT_MS": "6000",
+        "CAMPAIGN_RUNNER_METRICS_PORT": str(free_port()),
     })
     proc.start()
     yield proc
@@ -118,6 +119,12 @@ async def test_seed_004_workflow(  # type: ignore[no-untyped-def]
         await live.wait_for(lambda e: e["type"] == "campaign.progress" and e.get("campaignId") == cid)
         await live.wait_for(lambda e: e["type"] == "campaign.status" and e.get("campaignId") == cid
                             and e["payload"].get("status") == "completed")
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as http:  # campaign sends on the metrics port
+        scrape = (await http.get(f"http://127.0.0.1:{campaign_runner.env['CAMPAIGN_RUNNER_METRICS_PORT']}/metrics")).text
+    assert 'zapstream_campaign_sends_total{outcome="dispatched"} 3.0' in scrape
+    # Whichever outcomes the router saw by now (a receipt can be the first word of a send's fate).
+    assert any(f'zapstream_campaign_sends_total{{outcome="{o}"}}' in scrape for o in ("succeeded", "delivered", "read"))
+    assert cid not in scrape and tenant.id not in scrape
     async with httpx.AsyncClient(base_url=stack.sim_url, timeout=10) as sim:
         inbox = (await sim.get(f"/control/accounts/{people[0]}/inbox")).json()["messages"]
         assert [(m["text"], m["media"]["kind"]) for m in inbox if m["from"] == phone] == [

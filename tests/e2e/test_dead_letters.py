@@ -11,15 +11,17 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from tests.conftest import OPERATOR_TOKEN, Stack, Tenant
-from tests.support.clients import eventually, read_records
-from zapstream_platform.envelope import Envelope
+from tests.support.clients import FORGED_SOURCE, eventually, read_records
+from zapstream_domain.commands import parse_command
+from zapstream_platform.envelope import Envelope, command_headers
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import Topics
 
 
 def _command(session_id: str, tenant: str) -> bytes:
     return orjson.dumps({"type": "session.create", "commandId": str(uuid.uuid4()), "sessionId": session_id,
-                         "tenantId": tenant, "issuedAt": datetime.now(UTC).isoformat()})
+                         "tenantId": tenant,
+                         "issuedAt": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")})
 
 
 async def test_poison_command_is_dead_lettered_and_the_partition_moves_on(
@@ -31,8 +33,9 @@ async def test_poison_command_is_dead_lettered_and_the_partition_moves_on(
     try:
         # Same key, so same partition: the good command is stuck behind the poison until it is moved aside.
         # A sessionId that is not a UUID passes parsing but breaks the decision: a forged record.
-        await producer.send_and_wait(topics.session_commands, _command("not-a-uuid", tenant.id), key=good.encode())
-        await producer.send_and_wait(topics.session_commands, _command(good, tenant.id), key=good.encode())
+        for body in (_command("not-a-uuid", tenant.id), _command(good, tenant.id)):
+            await producer.send_and_wait(topics.session_commands, body, key=good.encode(),
+                                         headers=command_headers(parse_command(body), "/tests"))
     finally:
         await producer.stop()
 
@@ -79,7 +82,9 @@ async def test_poison_event_is_parked_then_redriven_on_request(
     try:
         async with producer.transaction():
             for env in (broken, fine):
-                await producer.send(topics.session_events, env.value(), key=sid.encode(), headers=env.headers("/t"))
+                # Marked as forged: the topic reader (test_topic_reader) leaves deliberate corruption aside.
+                await producer.send(topics.session_events, env.value(), key=sid.encode(),
+                                    headers=env.headers(FORGED_SOURCE))
     finally:
         await producer.stop()
 

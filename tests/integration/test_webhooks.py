@@ -161,15 +161,17 @@ def now_iso() -> str:
 
 
 def msg_event(tenant: str, session: str, version: int, text: str) -> Envelope:
-    payload = {"tenantId": tenant, "messages": [{"id": f"m-{uuid.uuid4().hex[:8]}", "fromMe": False,
-                                                 "text": text}]}
+    # A complete payload (schemas/): the topic reader e2e validates every record this run wrote.
+    payload = {"tenantId": tenant, "upsertType": "notify", "messagesCount": 1,
+               "messages": [{"id": f"m-{uuid.uuid4().hex[:8]}", "remoteJid": "51988887777@s.whatsapp.net",
+                             "fromMe": False, "timestamp": 1767225600, "text": text}]}
     return Envelope("session.messages.upsert", session, str(uuid.uuid4()), now_iso(),
                     payload, version=version)
 
 
 def status_event(tenant: str, session: str, version: int) -> Envelope:
     return Envelope("session.status.connected", session, str(uuid.uuid4()), now_iso(),
-                    {"tenantId": tenant, "phone": "51999999999"}, version=version)
+                    {"tenantId": tenant, "phone": "51999999999", "connectedAt": now_iso()}, version=version)
 
 
 async def register(api: httpx.AsyncClient, tenant: str, url: str, **extra: Any) -> dict[str, Any]:

@@ -84,6 +84,10 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20, i
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+FORGED_SOURCE = "/tests/forged"
+"""``ce_source`` of records a test writes broken on purpose (poison events): no service ever uses it."""
+
+
 async def read_topic(bootstrap: str, topic: str) -> list[Envelope]:
     """Every committed event of ``topic``, from offset 0 to the current end."""
     return [Envelope.from_record(value, headers) for value, headers in await read_records(bootstrap, topic)]

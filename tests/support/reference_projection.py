@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from projector.handlers import epoch_seconds
 from zapstream_domain.payloads import STATUS_RANK
 from zapstream_platform.envelope import Envelope
 
@@ -152,7 +153,7 @@ async def messages_delete(conn: asyncpg.Connection, env: Envelope) -> None:
     pl = env.payload
     chats: set[str] = set()
     if pl["scope"] == "chat":
-        cleared_at = pl.get("deletedAt") or 0
+        cleared_at = epoch_seconds(pl.get("deletedAt"))  # RFC 3339 since v2 of the event
         await conn.execute(
             """UPDATE rm_messages SET is_deleted = true, deleted_at = $3, unread = false, text = NULL
                WHERE session_id = $1 AND chat_jid = $2 AND ts <= $3""",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -89,3 +90,26 @@ def test_deleting_an_old_version_fails_the_check(tmp_path: Path) -> None:
     shutil.copytree(SCHEMAS, root)
     (root / "events" / "session.command.failed.v1.json").unlink()
     assert any("v1 is missing" in p for p in compatibility(root))
+
+
+def test_a_v1_chat_clear_is_upcast_to_rfc3339() -> None:
+    body = {"type": "session.messages.delete", "sessionId": str(uuid.uuid4()), "eventId": str(uuid.uuid4()),
+            "occurredOn": "2026-01-01T00:00:00.000Z",
+            "payload": {"tenantId": "t", "scope": "chat", "chatJid": "51999@s.whatsapp.net", "deletesCount": 0,
+                        "deletes": [], "deletedAt": 1767225600}}
+    headers = [("ce_dataschema", dataschema("session.messages.delete", 1).encode())]
+    env = Envelope.from_record(orjson.dumps(body), headers)
+    assert env.payload["deletedAt"] == "2026-01-01T00:00:00.000Z"
+    # Item timestamps keep seed 001's epoch seconds; only our own top-level field changed form.
+    item = {"messageId": "m", "deletedAt": 1767225600}
+    body["payload"] |= {"scope": "message", "deletes": [item], "deletesCount": 1, "deletedAt": None}
+    assert Envelope.from_record(orjson.dumps(body), headers).payload["deletes"] == [item]
+
+
+def test_a_chat_clear_is_recorded_once_in_rfc3339() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    session = Session.create(uuid.uuid4(), "t", at)
+    session.record_chat_cleared(at, "51999@s.whatsapp.net", 1767225600)
+    session.record_chat_cleared(at, "51999@s.whatsapp.net", 1767225600)
+    cleared = [e for e in session.collect_events() if isinstance(e, Session.MessagesDeleted)]
+    assert len(cleared) == 1 and cleared[0].payload.deleted_at == "2026-01-01T00:00:00.000Z"

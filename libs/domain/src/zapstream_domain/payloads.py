@@ -34,10 +34,14 @@ STATUS_RANK: dict[str, int] = {
 
 
 class Wire(BaseModel):
-    """camelCase on the wire, snake_case in Python; unknown keys rejected."""
+    """camelCase on the wire, snake_case in Python; unknown keys ignored.
+
+    A record written by a newer producer may carry optional fields this reader does not know yet
+    (schemas/ promise only that fields are never removed or retyped without a new version).
+    """
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
     )
 
 
@@ -275,7 +279,9 @@ class MessagesDelete(EventPayload):
     chat_jid: str | None = None
     deletes_count: int
     deletes: list[MessageDelete]
-    deleted_at: int | None = None  # chat scope: when the chat was cleared
+    # Chat scope: when the chat was cleared, RFC 3339 UTC with milliseconds (v2; v1 wrote epoch seconds, and
+    # the upcaster converts). The items' ``deletedAt`` stays in epoch seconds, as seed 001 fixes it.
+    deleted_at: str | None = None
 
 
 class ReactionEntry(Wire):

@@ -11,7 +11,7 @@ events. Nothing here performs I/O.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -295,6 +295,13 @@ class Session(Aggregate):
         TYPE = "session.messages.delete"
         PAYLOAD = p.MessagesDelete
         payload: p.MessagesDelete
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """v2 writes a chat clear's ``deletedAt`` as RFC 3339 (our own field; v1 wrote epoch seconds)."""
+            if isinstance(state.get("deletedAt"), int):
+                state["deletedAt"] = iso(datetime.fromtimestamp(state["deletedAt"], UTC))
 
         def apply(self, aggregate: Any) -> None:
             s: Session = aggregate
@@ -695,7 +702,9 @@ class Session(Aggregate):
             )
 
     def record_chat_cleared(self, at: datetime, chat_jid: str, cleared_at: int) -> None:
-        if f"clear:{chat_jid}:{cleared_at}" not in self.seen_facts:
+        """A chat was cleared at ``cleared_at`` (epoch seconds, as WhatsApp says it)."""
+        when = iso(datetime.fromtimestamp(cleared_at, UTC))
+        if f"clear:{chat_jid}:{when}" not in self.seen_facts:
             self._emit(
                 Session.MessagesDeleted,
                 at,
@@ -703,7 +712,7 @@ class Session(Aggregate):
                 chat_jid=chat_jid,
                 deletes_count=0,
                 deletes=[],
-                deleted_at=cleared_at,
+                deleted_at=when,
             )
 
     def record_reactions(self, at: datetime, reactions: list[p.ReactionEntry]) -> None:

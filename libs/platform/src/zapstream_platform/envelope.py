@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import orjson
 
@@ -18,11 +18,66 @@ from zapstream_domain.session import EVENTS_BY_TYPE, Session, iso, upcast
 
 SPEC_VERSION = b"1.0"
 SCHEMA_BASE = "https://zapstream.dev/schemas/events"
+COMMAND_SCHEMA_BASE = "https://zapstream.dev/schemas/commands"
+JSON = b"application/json"
 
 
 def dataschema(type_: str, version: int) -> str:
     """The ``ce_dataschema`` URI of one version of an event type (matches ``schemas/events``)."""
     return f"{SCHEMA_BASE}/{type_}.v{version}.json"
+
+
+def command_dataschema(type_: str) -> str:
+    """The ``ce_dataschema`` URI of a command type (matches ``schemas/commands``; commands are unversioned v1)."""
+    return f"{COMMAND_SCHEMA_BASE}/{type_}.json"
+
+
+class CommandLike(Protocol):
+    """A session or campaign command (``zapstream_domain.commands`` / ``campaign_commands``)."""
+
+    TYPE: ClassVar[str]
+    command_id: str
+    tenant_id: str
+    issued_at: str
+    traceparent: str | None
+
+
+def command_headers(command: CommandLike, source: str) -> list[tuple[str, bytes]]:
+    """CloudEvents headers of a command record; every producer of a command topic uses this.
+
+    ``ce_id`` is the commandId (a re-publish of the same command carries the same id), ``ce_subject``
+    the aggregate it is for (sessionId or campaignId, also the record key), ``ce_time`` when it was issued.
+    """
+    subject = getattr(command, "session_id", None) or getattr(command, "campaign_id", "")
+    headers = [
+        ("ce_specversion", SPEC_VERSION),
+        ("ce_id", command.command_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", command.TYPE.encode()),
+        ("ce_time", command.issued_at.encode()),
+        ("ce_subject", str(subject).encode()),
+        ("ce_tenantid", command.tenant_id.encode()),
+        ("ce_dataschema", command_dataschema(command.TYPE).encode()),
+        ("content-type", JSON),
+    ]
+    if command.traceparent:
+        headers.append(("traceparent", command.traceparent.encode()))
+    return headers
+
+
+def identity_headers(type_: str, event_id: str, occurred_on: str, tenant_id: str, dataschema_uri: str,
+                     source: str) -> list[tuple[str, bytes]]:
+    """CloudEvents headers of an identity event record (keyed by tenant, so no ``ce_subject``)."""
+    return [
+        ("ce_specversion", SPEC_VERSION),
+        ("ce_id", event_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", type_.encode()),
+        ("ce_time", occurred_on.encode()),
+        ("ce_tenantid", tenant_id.encode()),
+        ("ce_dataschema", dataschema_uri.encode()),
+        ("content-type", JSON),
+    ]
 
 
 def schema_version_of(uri: str | None) -> int:
@@ -74,7 +129,7 @@ class Envelope:
             ("ce_sequence", str(self.version).encode()),
             ("ce_tenantid", self.tenant_id.encode()),
             ("ce_dataschema", dataschema(self.type, self.current_schema_version()).encode()),
-            ("content-type", b"application/json"),
+            ("content-type", JSON),
         ]
         if self.traceparent:
             headers.append(("traceparent", self.traceparent.encode()))

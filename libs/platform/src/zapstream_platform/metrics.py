@@ -54,7 +54,8 @@ class Metrics:
         self.http_latency = Histogram("zapstream_http_request_duration_seconds", "HTTP request latency",
                                       ["route", "method"], buckets=LATENCY_BUCKETS, registry=r)
         # Commands (command API)
-        self.commands = Counter("zapstream_commands_total", "Commands by type and outcome (accepted, rejected)",
+        self.commands = Counter("zapstream_commands_total", "Commands by type and outcome (API: accepted, rejected "
+                                "= not published; runner: handled, rejected by the domain)",
                                 ["type", "outcome"], registry=r)
         # Kafka
         self.events_produced = Counter("zapstream_kafka_records_produced_total", "Records produced per topic",
@@ -68,6 +69,9 @@ class Metrics:
         # Projector
         self.projector_batch = Histogram("zapstream_projector_batch_size", "Events applied per PostgreSQL "
                                          "transaction", ["projection"], buckets=BATCH_BUCKETS, registry=r)
+        self.projector_commit = Histogram("zapstream_projector_commit_seconds", "PostgreSQL commit latency of "
+                                          "a projected batch (rows and offsets)", ["projection"],
+                                          buckets=LATENCY_BUCKETS, registry=r)
         self.projector_lag = Histogram("zapstream_projector_event_age_seconds", "Time from an event's "
                                        "occurrence to its projection", ["projection"], buckets=LATENCY_BUCKETS,
                                        registry=r)

@@ -22,6 +22,8 @@ from zapstream_domain.commands import COMMAND_TYPES
 from zapstream_domain.payloads import SessionSnapshot
 from zapstream_domain.session import EVENT_CLASSES
 
+from .envelope import command_dataschema
+from .identity_events import IDENTITY_EVENTS, IdentityPayload, identity_dataschema
 from .settings import KafkaSettings
 from .topics import Topics
 
@@ -29,7 +31,17 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = "https://zapstream.dev/schemas"
 
 
-def _envelope_schema(type_: str, payload: dict[str, Any], version: int = 1, subject: str = "sessionId") -> dict[str, Any]:
+def _open(schema: Any) -> Any:
+    """Drop ``additionalProperties: false`` everywhere: a reader must tolerate fields added later."""
+    if isinstance(schema, dict):
+        return {k: _open(v) for k, v in schema.items() if not (k == "additionalProperties" and v is False)}
+    if isinstance(schema, list):
+        return [_open(v) for v in schema]
+    return schema
+
+
+def _envelope_schema(type_: str, payload: dict[str, Any], version: int = 1,
+                     subject: str = "sessionId") -> dict[str, Any]:
     defs = payload.pop("$defs", {})
     schema: dict[str, Any] = {
         "$schema": DIALECT,
@@ -37,12 +49,33 @@ def _envelope_schema(type_: str, payload: dict[str, Any], version: int = 1, subj
         "title": type_,
         "type": "object",
         "required": ["type", subject, "eventId", "occurredOn", "payload"],
-        "additionalProperties": False,
         "properties": {
             "type": {"const": type_},
             subject: {"type": "string"},
             "eventId": {"type": "string", "format": "uuid"},
             "occurredOn": {"type": "string", "format": "date-time"},
+            "payload": payload,
+        },
+    }
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+def _identity_schema(model: type[IdentityPayload]) -> dict[str, Any]:
+    payload = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+    defs = payload.pop("$defs", {})
+    schema: dict[str, Any] = {
+        "$schema": DIALECT,
+        "$id": identity_dataschema(model.TYPE, model.class_version),
+        "title": model.TYPE,
+        "type": "object",
+        "required": ["type", "eventId", "occurredOn", "tenantId", "payload"],
+        "properties": {
+            "type": {"const": model.TYPE},
+            "eventId": {"type": "string", "format": "uuid"},
+            "occurredOn": {"type": "string", "format": "date-time"},
+            "tenantId": {"type": "string"},
             "payload": payload,
         },
     }
@@ -62,7 +95,7 @@ def generate() -> dict[str, bytes]:
     )
     for cmd in COMMAND_TYPES:
         schema = cmd.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
-        schema = {"$schema": DIALECT, "$id": f"{ID_BASE}/commands/{cmd.TYPE}.json", **schema}
+        schema = {"$schema": DIALECT, "$id": command_dataschema(cmd.TYPE), **schema}
         files[f"commands/{cmd.TYPE}.json"] = schema
     campaign_events = [(ev.TYPE, ev.PAYLOAD) for ev in CAMPAIGN_EVENT_CLASSES]
     campaign_events.append((SUPPRESSION_ADDED, SuppressionAdded))
@@ -71,12 +104,16 @@ def generate() -> dict[str, bytes]:
         files[f"events/{type_}.v1.json"] = _envelope_schema(type_, payload, 1, subject="campaignId")
     for ccmd in CAMPAIGN_COMMAND_TYPES:
         schema = ccmd.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
-        files[f"commands/{ccmd.TYPE}.json"] = {"$schema": DIALECT, "$id": f"{ID_BASE}/commands/{ccmd.TYPE}.json",
-                                               **schema}
-    files["asyncapi.json"] = _asyncapi(sorted(k for k in files if k.startswith("events/session.")),
-                                       sorted(k for k in files if k.startswith("commands/session.")),
-                                       sorted(k for k in files if k.startswith("events/campaign.")),
-                                       sorted(k for k in files if k.startswith("commands/campaign.")))
+        files[f"commands/{ccmd.TYPE}.json"] = {"$schema": DIALECT, "$id": command_dataschema(ccmd.TYPE), **schema}
+    for ident in IDENTITY_EVENTS:
+        files[f"identity/{ident.TYPE}.v{ident.class_version}.json"] = _identity_schema(ident)
+    files = {path: _open(doc) for path, doc in files.items()}
+
+    def under(prefix: str) -> list[str]:
+        return sorted(k for k in files if k.startswith(prefix))
+
+    files["asyncapi.json"] = _asyncapi(under("events/session."), under("commands/session."), under("identity/"),
+                                       under("events/campaign."), under("commands/campaign."))
     files["openapi.json"] = openapi()
     return {path: orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
             for path, doc in files.items()}
@@ -92,79 +129,219 @@ def openapi() -> dict[str, Any]:
     return doc
 
 
-def _asyncapi(events: list[str], commands: list[str], campaign_events: list[str] | None = None,
-              campaign_commands: list[str] | None = None) -> dict[str, Any]:
-    topics = Topics.from_settings(KafkaSettings())
+def _string(description: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "description": description, **extra}
+
+
+TRACEPARENT = _string("W3C trace context of the request that caused the record (absent when none was traced).",
+                      pattern="^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_CE = {
+    "ce_specversion": {"type": "string", "const": "1.0", "description": "CloudEvents spec version."},
+    "ce_id": _string("Unique id of the record (eventId or commandId): consumers de-duplicate on it."),
+    "ce_source": _string("The producing service, e.g. /zapstream/session-runner."),
+    "ce_type": _string("The record's type: the same string as the value's `type` key."),
+    "ce_time": _string("When it happened: RFC 3339 UTC with milliseconds.", format="date-time"),
+    "ce_dataschema": _string("URI of the JSON Schema of the value, ending in .vN.json for event versions "
+                             "(records written before versioning lack it: read them as v1).", format="uri"),
+    "ce_subject": _string("What the record is about: the sessionId (campaignId on campaign topics)."),
+    "ce_tenantid": _string("The tenant the record belongs to (CloudEvents extension attribute)."),
+    "content-type": {"type": "string", "const": "application/json"},
+    "traceparent": TRACEPARENT,
+}
+
+
+def _headers(title: str, required: list[str], extra: dict[str, Any] | None = None,
+             names: list[str] | None = None) -> dict[str, Any]:
+    props = {k: v for k, v in _CE.items() if names is None or k in names}
+    return {"type": "object", "title": title, "required": required, "properties": {**props, **(extra or {})},
+            "description": "Kafka record headers; every value is a UTF-8 string."}
+
+
+def header_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas of the record headers of each topic (also under ``components.schemas`` of asyncapi.json)."""
+    ce_required = ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type"]
+    origin = {
+        "zs_reason": _string("Why the record was dead-lettered (the last error)."),
+        "zs_origin_topic": _string("The topic the record was read from."),
+        "zs_origin_partition": _string("Its partition number.", pattern="^[0-9]+$"),
+        "zs_origin_offset": _string("Its offset.", pattern="^[0-9]+$"),
+        "zs_failed_at": _string("When it was dead-lettered: RFC 3339 UTC with milliseconds.", format="date-time"),
+    }
+    return {
+        "EventHeaders": _headers("Session event headers",
+                                 [*ce_required, "ce_subject", "ce_tenantid", "ce_sequence"],
+                                 {"ce_sequence": _string("Aggregate version of the session after this event: "
+                                                         "1, 2, 3, … with no gaps per session.",
+                                                         pattern="^[0-9]+$")}),
+        "CommandHeaders": _headers(
+            "Session command headers", [*ce_required, "ce_subject", "ce_tenantid", "ce_dataschema"],
+            {"zs_redriven_from": _string("Set when an operator re-drove the command from the dead-letter topic: "
+                                         "<dlq topic>:<partition>:<offset>.")}),
+        "IdentityHeaders": _headers("Identity event headers", [*ce_required, "ce_tenantid"],
+                                    names=[k for k in _CE if k != "ce_subject"]),
+        "CampaignEventHeaders": _headers(
+            "Campaign event headers", [*ce_required, "ce_subject", "ce_tenantid", "ce_sequence", "ce_dataschema"],
+            {"ce_sequence": _string("Aggregate version of the campaign after this event (0 for a tenant's "
+                                    "campaign.suppression.added, which belongs to no campaign).",
+                                    pattern="^[0-9]+$")}),
+        "DeadLetterHeaders": _headers(
+            "Dead-letter headers: the original command's headers (when it had them) plus zs_*", ["zs_reason"],
+            {**origin, "zs_redriven_from": _string("See CommandHeaders.")}),
+    }
+
+
+SNAPSHOT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "SessionSnapshot": {
+        "type": "object", "title": "Session snapshot (runner-internal)",
+        "description": "The Session aggregate's state at a version, so a new owner need not replay everything. "
+                       "Internal to the session runner: its `state` may change shape with `v`.",
+        "required": ["v", "id", "version", "state"],
+        "properties": {"v": {"type": "integer"}, "id": {"type": "string", "format": "uuid"},
+                       "version": {"type": "integer", "minimum": 1}, "state": {"type": "object"}},
+    },
+    "Checkpoint": {
+        "type": "object", "title": "Checkpoint (runner-internal)",
+        "description": "Offset of the event topic's partition from which the snapshots are not complete.",
+        "required": ["eventsFrom"], "properties": {"eventsFrom": {"type": "integer", "minimum": 0}},
+    },
+}
+
+
+def _asyncapi(events: list[str], commands: list[str], identity: list[str], campaign_events: list[str],
+              campaign_commands: list[str]) -> dict[str, Any]:
+    kafka = KafkaSettings()
+    topics = Topics.from_settings(kafka)
 
     def name(path: str) -> str:
         return Path(path).stem.replace(".", "_")
 
-    messages_ev = {name(p): {"name": Path(p).stem, "contentType": "application/json", "payload": {"$ref": p}}
-                   for p in events}
-    messages_cmd = {name(p): {"name": Path(p).stem, "contentType": "application/json", "payload": {"$ref": p}}
-                    for p in commands}
-    key = {"type": "string", "description": "sessionId"}
-    messages_cev = {name(p): {"name": Path(p).stem, "contentType": "application/json", "payload": {"$ref": p}}
-                    for p in campaign_events or []}
-    messages_ccmd = {name(p): {"name": Path(p).stem, "contentType": "application/json", "payload": {"$ref": p}}
-                     for p in campaign_commands or []}
-    campaign_key = {"type": "string", "description": "campaignId (tenantId for campaign.suppression.added)"}
-    doc: dict[str, Any] = {
+    def key(description: str) -> dict[str, Any]:
+        return {"kafka": {"key": {"type": "string", "description": description}, "bindingVersion": "0.5.0"}}
+
+    messages: dict[str, Any] = {}
+
+    def add(paths: list[str], prefix: str, headers: str, key_of: str, summary: str) -> dict[str, Any]:
+        refs = {}
+        for path in paths:
+            mid = f"{prefix}_{name(path)}"
+            messages[mid] = {"name": Path(path).stem, "title": Path(path).stem, "summary": summary,
+                             "contentType": "application/json",
+                             "headers": {"$ref": f"#/components/schemas/{headers}"},
+                             "payload": {"$ref": path}, "bindings": key(key_of)}
+            refs[mid] = {"$ref": f"#/components/messages/{mid}"}
+        return refs
+
+    ev_refs = add(events, "event", "EventHeaders", "sessionId", "A session event (ce_type = type).")
+    cmd_refs = add(commands, "command", "CommandHeaders", "sessionId", "A command for a session.")
+    id_refs = add(identity, "identity", "IdentityHeaders", "tenantId", "An identity event of a tenant.")
+    cev_refs = add(campaign_events, "event", "CampaignEventHeaders",
+                   "campaignId (tenantId for campaign.suppression.added)", "A campaign event (ce_type = type).")
+    ccmd_refs = add(campaign_commands, "command", "CommandHeaders", "campaignId", "A command for a campaign.")
+    messages["deadLetteredCommand"] = {
+        "name": "deadLetteredCommand", "title": "Dead-lettered command",
+        "summary": "A command that could not be parsed or kept failing, moved aside with the reason.",
+        "contentType": "application/json",
+        "headers": {"$ref": "#/components/schemas/DeadLetterHeaders"},
+        "payload": {"description": "The original record's value, byte for byte: a command (commands/*.json) "
+                                   "when it parsed, otherwise whatever was produced."},
+        "bindings": key("sessionId (the original record's key)"),
+    }
+    messages["sessionSnapshot"] = {
+        "name": "sessionSnapshot", "title": "Session snapshot", "contentType": "application/json",
+        "payload": {"$ref": "#/components/schemas/SessionSnapshot"}, "bindings": key("sessionId"),
+    }
+    messages["checkpoint"] = {
+        "name": "checkpoint", "title": "Checkpoint", "contentType": "application/json",
+        "payload": {"$ref": "#/components/schemas/Checkpoint"}, "bindings": key("the string __checkpoint__"),
+    }
+
+    def channel(address: str, description: str, refs: dict[str, Any], retention_ms: int,
+                policy: str = "delete") -> dict[str, Any]:
+        config: dict[str, Any] = {"cleanup.policy": [policy]}
+        if policy == "delete":
+            config["retention.ms"] = retention_ms
+        return {"address": address, "description": description, "messages": refs,
+                "bindings": {"kafka": {"partitions": kafka.partitions, "topicConfiguration": config,
+                                       "bindingVersion": "0.5.0"}}}
+
+    channels = {
+        "sessionCommands": channel(
+            topics.session_commands, "Commands for sessions, produced by the command API (and other services "
+            "acting for a tenant), consumed by session runners. Keyed by sessionId.", cmd_refs,
+            kafka.command_retention_ms),
+        "sessionEvents": channel(
+            topics.session_events, "Every event of the Session aggregate, kept forever; the source of truth "
+            "replays read. Keyed by sessionId, co-partitioned with the commands.", ev_refs, kafka.event_retention_ms),
+        "sessionCommandsDlq": channel(
+            topics.session_commands_dlq, "Commands the runner could not parse or that failed after bounded "
+            "retries, with the reason and origin in zs_* headers.",
+            {"deadLetteredCommand": {"$ref": "#/components/messages/deadLetteredCommand"}}, kafka.dlq_retention_ms),
+        "sessionSnapshots": channel(
+            topics.session_snapshots, "Runner-internal, compacted: the latest snapshot of each session and the "
+            "latest checkpoint. Not a public contract; described so that every topic is.",
+            {"sessionSnapshot": {"$ref": "#/components/messages/sessionSnapshot"},
+             "checkpoint": {"$ref": "#/components/messages/checkpoint"}}, -1, policy="compact"),
+        "identityEvents": channel(
+            f"{kafka.topic_prefix}.identity.events", "Identity and access events of each tenant (users, API keys, "
+            "chat assignments, webhooks), published by the command API's outbox relay; kept forever. Keyed by "
+            "tenantId. Personal data (e-mails, names) is encrypted per user: see docs/events.md.",
+            id_refs, kafka.event_retention_ms),
+        "campaignCommands": channel(
+            topics.campaign_commands, "Commands for campaigns, from the command API and the campaign runner's "
+            "outcome router. Keyed by campaignId.", ccmd_refs, kafka.command_retention_ms),
+        "campaignEvents": channel(
+            topics.campaign_events, "Every event of the Campaign aggregate (and tenants' suppressions), kept "
+            "forever. Keyed by campaignId (suppressions by tenantId).", cev_refs, kafka.event_retention_ms),
+    }
+
+    def op(action: str, ch: str, summary: str) -> dict[str, Any]:
+        return {"action": action, "channel": {"$ref": f"#/channels/{ch}"}, "summary": summary}
+
+    return {
         "asyncapi": "3.0.0",
         "info": {
             "title": "zapstream topics",
-            "version": "1.0.0",
-            "description": "Kafka topics of zapstream. One topic per aggregate type, all keyed by sessionId "
-                           "and co-partitioned. Records carry CloudEvents headers (ce_*) and a W3C traceparent.",
+            "version": "1.1.0",
+            "description": "Kafka topics of zapstream. Every record's value is JSON; its headers follow the "
+                           "CloudEvents Kafka binding (ce_*) plus a W3C traceparent. See docs/events.md.",
         },
         "defaultContentType": "application/json",
-        "channels": {
-            "sessionCommands": {
-                "address": topics.session_commands,
-                "description": "Commands for sessions, produced by the command API, consumed by session runners.",
-                "messages": messages_cmd,
-                "bindings": {"kafka": {"partitions": KafkaSettings().partitions, "key": key}},
-            },
-            "sessionEvents": {
-                "address": topics.session_events,
-                "description": "Every event of the Session aggregate, kept forever; the source of truth replays read.",
-                "messages": messages_ev,
-                "bindings": {"kafka": {"partitions": KafkaSettings().partitions, "key": key,
-                                       "topicConfiguration": {"retention.ms": -1}}},
-            },
-            "sessionCommandsDlq": {
-                "address": topics.session_commands_dlq,
-                "description": "Commands that could not be parsed, with the reason in the zs_reason header.",
-                "messages": {},
+        "servers": {
+            "dev": {"host": kafka.bootstrap_servers, "protocol": "kafka", "protocolVersion": "3.9",
+                    "description": "The single-node development broker started by `make infra-up`."},
+            "production": {
+                "host": "{bootstrap}", "protocol": "kafka-secure", "protocolVersion": "3.9",
+                "description": "A replicated cluster (3 brokers or more, min.insync.replicas=2) over TLS with SASL "
+                               "(see docs/operations.md). Topic names carry the deployment's prefix.",
+                "variables": {"bootstrap": {"default": "kafka-1.example.internal:9093",
+                                            "description": "One of the cluster's bootstrap brokers."}},
+                "security": [{"$ref": "#/components/securitySchemes/saslScram"}],
             },
         },
+        "channels": channels,
         "operations": {
-            "sendSessionCommand": {"action": "send", "channel": {"$ref": "#/channels/sessionCommands"}},
-            "receiveSessionCommand": {"action": "receive", "channel": {"$ref": "#/channels/sessionCommands"}},
-            "sendSessionEvent": {"action": "send", "channel": {"$ref": "#/channels/sessionEvents"}},
-            "receiveSessionEvent": {"action": "receive", "channel": {"$ref": "#/channels/sessionEvents"}},
+            "sendSessionCommand": op("send", "sessionCommands", "The command API publishes a command."),
+            "receiveSessionCommand": op("receive", "sessionCommands", "A session runner handles a command."),
+            "receiveSessionEvent": op("receive", "sessionEvents", "Projector, ws-gateway, webhooks, analytics."),
+            "sendSessionEvent": op("send", "sessionEvents", "A session runner commits events (transactional)."),
+            "sendDeadLetter": op("send", "sessionCommandsDlq", "A runner moves a failing command aside."),
+            "receiveDeadLetter": op("receive", "sessionCommandsDlq", "Operators list and re-drive dead letters."),
+            "sendSnapshot": op("send", "sessionSnapshots", "A runner checkpoints its sessions."),
+            "receiveSnapshot": op("receive", "sessionSnapshots", "A new partition owner restores its sessions."),
+            "sendIdentityEvent": op("send", "identityEvents", "The command API's outbox relay publishes."),
+            "receiveIdentityEvent": op("receive", "identityEvents", "Caches, webhooks and analytics."),
+            "sendCampaignCommand": op("send", "campaignCommands", "The command API and the outcome router."),
+            "receiveCampaignCommand": op("receive", "campaignCommands", "The campaign runner."),
+            "sendCampaignEvent": op("send", "campaignEvents", "The campaign runner (transactional)."),
+            "receiveCampaignEvent": op("receive", "campaignEvents", "Projector, ws-gateway, analytics."),
+        },
+        "components": {
+            "schemas": {**header_schemas(), **SNAPSHOT_SCHEMAS},
+            "messages": messages,
+            "securitySchemes": {"saslScram": {"type": "scramSha512",
+                                              "description": "SASL/SCRAM over TLS (or PLAIN on managed clusters)."}},
         },
     }
-    doc["channels"]["campaignCommands"] = {
-        "address": topics.campaign_commands,
-        "description": "Commands for campaigns, from the command API and the campaign runner's outcome router.",
-        "messages": messages_ccmd,
-        "bindings": {"kafka": {"partitions": KafkaSettings().partitions, "key": campaign_key}},
-    }
-    doc["channels"]["campaignEvents"] = {
-        "address": topics.campaign_events,
-        "description": "Every event of the Campaign aggregate (and tenants' suppressions), kept forever.",
-        "messages": messages_cev,
-        "bindings": {"kafka": {"partitions": KafkaSettings().partitions, "key": campaign_key,
-                               "topicConfiguration": {"retention.ms": -1}}},
-    }
-    doc["operations"] |= {
-        "sendCampaignCommand": {"action": "send", "channel": {"$ref": "#/channels/campaignCommands"}},
-        "receiveCampaignCommand": {"action": "receive", "channel": {"$ref": "#/channels/campaignCommands"}},
-        "sendCampaignEvent": {"action": "send", "channel": {"$ref": "#/channels/campaignEvents"}},
-        "receiveCampaignEvent": {"action": "receive", "channel": {"$ref": "#/channels/campaignEvents"}},
-    }
-    return doc
 
 
 def write(root: Path) -> list[str]:
@@ -193,29 +370,76 @@ def stale(root: Path) -> list[str]:
 
 
 def _payload(schema: dict[str, Any]) -> dict[str, Any]:
-    payload: dict[str, Any] = schema["properties"]["payload"]
+    """The part of a record schema that evolves: the envelope's payload, or a whole command."""
+    props = schema.get("properties", {})
+    payload: dict[str, Any] = props["payload"] if "payload" in props else schema
     return payload
 
 
+_ANNOTATIONS = {"title", "description", "examples", "default", "deprecated", "$comment", "additionalProperties"}
+
+
+def _resolve(spec: Any, doc: dict[str, Any]) -> Any:
+    while isinstance(spec, dict) and isinstance(spec.get("$ref"), str) and spec["$ref"].startswith("#/$defs/"):
+        spec = doc.get("$defs", {}).get(spec["$ref"].removeprefix("#/$defs/"), {})
+    return spec
+
+
+def _diff(o: Any, n: Any, od: dict[str, Any], nd: dict[str, Any], where: str, out: list[str]) -> None:
+    """Append why values valid under ``o`` may be invalid under ``n``; additions of optional fields are fine."""
+    o, n = _resolve(o, od), _resolve(n, nd)
+    if not (isinstance(o, dict) and isinstance(n, dict)):
+        if o != n:
+            out.append(f"field {where!r} changed type")
+        return
+    if "properties" in o or "properties" in n:
+        for name in sorted(set(n.get("required", [])) - set(o.get("required", []))):
+            out.append(f"new required field {_join(where, name)!r}")
+        for name, spec in o.get("properties", {}).items():
+            if name not in n.get("properties", {}):
+                out.append(f"field {_join(where, name)!r} removed or renamed")
+            else:
+                _diff(spec, n["properties"][name], od, nd, _join(where, name), out)
+        rest_o = {k: v for k, v in o.items() if k not in _ANNOTATIONS | {"properties", "required"}}
+        rest_n = {k: v for k, v in n.items() if k not in _ANNOTATIONS | {"properties", "required"}}
+        if rest_o != rest_n and where:
+            out.append(f"field {where!r} changed type")
+        return
+    if "items" in o and "items" in n:
+        _diff(o["items"], n["items"], od, nd, f"{where}[]", out)
+        o = {k: v for k, v in o.items() if k != "items"}
+        n = {k: v for k, v in n.items() if k != "items"}
+    if "anyOf" in o and "anyOf" in n and len(o["anyOf"]) == len(n["anyOf"]):
+        for a, b in zip(o["anyOf"], n["anyOf"], strict=True):
+            _diff(a, b, od, nd, where, out)
+        o = {k: v for k, v in o.items() if k != "anyOf"}
+        n = {k: v for k, v in n.items() if k != "anyOf"}
+    strip = {k: v for k, v in o.items() if k not in _ANNOTATIONS}
+    if strip != {k: v for k, v in n.items() if k not in _ANNOTATIONS}:
+        out.append(f"field {where!r} changed type")
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
 def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Why documents valid under ``old`` may not be valid under ``new`` (empty when additive)."""
-    o, n = _payload(old), _payload(new)
-    reasons = []
-    for name in sorted(set(n.get("required", [])) - set(o.get("required", []))):
-        reasons.append(f"new required field {name!r}")
-    for name, spec in o.get("properties", {}).items():
-        if name not in n.get("properties", {}):
-            reasons.append(f"field {name!r} removed or renamed")
-        elif n["properties"][name] != spec:
-            reasons.append(f"field {name!r} changed type")
-    return reasons
+    """Why documents valid under ``old`` may not be valid under ``new`` (empty when additive).
+
+    Breaking: a field removed or renamed, retyped (type, format, enum, const, item type), or newly required,
+    at any depth. Not breaking: a new optional field, new descriptions, dropping ``additionalProperties``.
+    """
+    reasons: list[str] = []
+    _diff(_payload(old), _payload(new), old, new, "", reasons)
+    return list(dict.fromkeys(reasons))
 
 
 def compatibility(root: Path) -> list[str]:
     """Problems that make the current schemas unable to read what earlier versions wrote.
 
     A breaking change is allowed only as a new ``class_version`` with an upcaster
-    for every step; additive changes (new optional fields) need neither.
+    for every step; additive changes (new optional fields) need neither. Identity events and
+    commands are checked the same way (a command or identity event that must break gets a new type).
     """
     problems = []
     generated = generate()
@@ -236,6 +460,14 @@ def compatibility(root: Path) -> list[str]:
             older = root / f"events/{ev.TYPE}.v{v}.json"
             if not older.exists():
                 problems.append(f"{ev.TYPE}: schema of v{v} is missing from schemas/ (it must be kept)")
+    session_current = {f"events/{ev.TYPE}.v{ev.class_version}.json" for ev in EVENT_CLASSES}
+    for rel, data in generated.items():
+        if (not rel.startswith(("commands/", "identity/", "events/")) or rel in session_current
+                or not (root / rel).exists()):
+            continue
+        reasons = breaking_changes(orjson.loads((root / rel).read_bytes()), orjson.loads(data))
+        if reasons:
+            problems.append(f"{rel} changed incompatibly ({'; '.join(reasons)})")
     return problems
 
 

@@ -73,6 +73,13 @@ def tracer(name: str) -> Tracer:
     return trace.get_tracer(name)
 
 
+def enabled() -> bool:
+    """Whether a real tracer provider is installed. Hot paths (a span per command or pushed record) ask
+    first: even a no-op span costs parsing and formatting the ``traceparent`` and a context switch, some
+    15 µs, which tracing-off deployments should not pay."""
+    return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
 def context_from_headers(headers: Headers | None) -> Context:
     """The trace context carried by a Kafka record's ``traceparent`` header (empty if none)."""
     carrier = {k: v.decode(errors="replace") for k, v in (headers or ()) if k in ("traceparent", "tracestate")}

@@ -13,14 +13,16 @@ from campaign_runner.group import PartitionGroup, Worker
 from campaign_runner.projection import CampaignProjection, replay
 from campaign_runner.router import OutcomeRouter, TenantWords
 from campaign_runner.settings import Settings
-from zapstream_platform import logs
+from zapstream_platform import logs, telemetry
 from zapstream_platform.db import create_pool
+from zapstream_platform.metrics import Metrics, serve
 from zapstream_platform.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, metrics: Metrics | None = None) -> None:
+    metrics = metrics or Metrics("campaign-runner")
     await ensure_topics(settings.kafka)
     topics = Topics.from_settings(settings.kafka)
     pool = await create_pool(settings.postgres)
@@ -39,13 +41,14 @@ async def run(settings: Settings) -> None:
         parts.append(group(
             "campaigns", settings.group_id, topics.campaign_commands,
             lambda p: CampaignOwner(partition=p, topics=topics, bootstrap_servers=bootstrap,
-                                    group_id=settings.group_id, tick_s=settings.tick_ms / 1000)))
+                                    group_id=settings.group_id, tick_s=settings.tick_ms / 1000,
+                                    metrics=metrics)))
     if settings.run_router:
         router_group = f"{settings.group_id}-outcomes"
         parts.append(group(
             "outcomes", router_group, topics.session_events,
             lambda p: OutcomeRouter(partition=p, topics=topics, bootstrap_servers=bootstrap,
-                                    group_id=router_group, stop_words=words)))
+                                    group_id=router_group, stop_words=words, metrics=metrics)))
     if settings.run_projection:
         parts.append(CampaignProjection(pool, bootstrap, topics.campaign_events, f"{settings.group_id}-projection"))
     loop = asyncio.get_running_loop()
@@ -73,4 +76,20 @@ def main() -> None:
     if sys.argv[1:2] == ["replay"]:
         asyncio.run(run_replay(settings))
         return
-    asyncio.run(run(settings))
+    metrics = Metrics("campaign-runner")
+    server = None
+    if settings.metrics_port:
+        try:
+            server = serve(metrics, settings.metrics_port, settings.metrics_host)[0]
+        except OSError as exc:
+            # Campaigns matter more than their scrape target: run on, and say so loudly.
+            log.error("metrics port unavailable; serving no metrics", extra={"fields": {
+                "port": settings.metrics_port, "error": str(exc)}})
+    provider = telemetry.setup_tracing("campaign-runner", settings)
+    try:
+        asyncio.run(run(settings, metrics))
+    finally:
+        if provider is not None:
+            provider.shutdown()
+        if server is not None:
+            server.shutdown()

@@ -33,7 +33,9 @@ from zapstream_domain.campaign import EVENTS_BY_TYPE, Campaign, decide, event_fr
 from zapstream_domain.commands import Command
 from zapstream_domain.errors import CommandRejected
 from zapstream_domain.session import iso
-from zapstream_platform.campaign_envelope import CampaignEnvelope
+from zapstream_platform.campaign_envelope import SOURCE, CampaignEnvelope
+from zapstream_platform.envelope import command_headers
+from zapstream_platform.metrics import Metrics
 from zapstream_platform.topics import Topics
 from zapstream_platform.tracing import child_of
 
@@ -50,12 +52,13 @@ class CampaignOwner:
     """Owns the campaigns of one partition while assigned."""
 
     def __init__(self, *, partition: int, topics: Topics, bootstrap_servers: str, group_id: str,
-                 tick_s: float = 0.2) -> None:
+                 tick_s: float = 0.2, metrics: Metrics | None = None) -> None:
         self.partition = partition
         self.topics = topics
         self.bootstrap = bootstrap_servers
         self.group_id = group_id
         self.tick_s = tick_s
+        self.metrics = metrics or Metrics("campaign-runner")
         self.command_tp = TopicPartition(topics.campaign_commands, partition)
         self.campaigns: dict[str, Campaign] = {}
         self.producer: AIOKafkaProducer | None = None
@@ -143,7 +146,7 @@ class CampaignOwner:
 
     async def _send_command(self, producer: AIOKafkaProducer, command: Command) -> None:
         await producer.send(self.topics.session_commands, value=command.model_dump_json(by_alias=True).encode(),
-                            key=command.session_id.encode())
+                            key=command.session_id.encode(), headers=command_headers(command, SOURCE))
 
     # ----- commands --------------------------------------------------------------
 
@@ -209,7 +212,7 @@ class CampaignOwner:
                     work.append((campaign, events))
             if not work:
                 return 0
-            sent = 0
+            sent = messages = 0
             async with self._transaction() as producer:
                 for campaign, events in work:
                     await self._emit(producer, events, None)
@@ -223,4 +226,8 @@ class CampaignOwner:
                                 for command in campaign.session_commands(d, issued):
                                     await self._send_command(producer, command)
                                     sent += 1
+                                    messages += 1
+            # Counted once committed; their outcomes are counted by the outcome router (router.py).
+            if messages:
+                self.metrics.campaign_sends.labels("dispatched").inc(messages)
             return sent

@@ -34,8 +34,9 @@ from zapstream_domain.campaign_payloads import Outcome, SuppressionAdded
 from zapstream_domain.decisions import message_id_for
 from zapstream_domain.jids import phone_of
 from zapstream_domain.session import iso
-from zapstream_platform.campaign_envelope import CampaignEnvelope
-from zapstream_platform.envelope import Envelope
+from zapstream_platform.campaign_envelope import SOURCE, CampaignEnvelope
+from zapstream_platform.envelope import Envelope, command_headers
+from zapstream_platform.metrics import Metrics
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ def normalize_word(text: str) -> str:
 
 class OutcomeRouter:
     def __init__(self, *, partition: int, topics: Topics, bootstrap_servers: str, group_id: str,
-                 stop_words: StopWords) -> None:
+                 stop_words: StopWords, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or Metrics("campaign-runner")
         self.partition = partition
         self.topics = topics
         self.bootstrap = bootstrap_servers
@@ -131,7 +133,8 @@ class OutcomeRouter:
                     command = cc.RecordOutcomes(command_id=str(uuid.uuid4()), campaign_id=campaign_id,
                                                 tenant_id=tenant_id, issued_at=at, outcomes=items)
                     await producer.send(self.topics.campaign_commands, key=campaign_id.encode(),
-                                        value=command.model_dump_json(by_alias=True).encode())
+                                        value=command.model_dump_json(by_alias=True).encode(),
+                                        headers=command_headers(command, SOURCE))
                 for s in suppressions:
                     env = CampaignEnvelope.standalone(SUPPRESSION_ADDED, s, datetime.now(UTC))
                     await producer.send(self.topics.campaign_events, key=s.tenant_id.encode(), value=env.value(),
@@ -143,6 +146,9 @@ class OutcomeRouter:
                     await producer.abort_transaction()
                 raise
             self.next_offset = records[-1].offset + 1
+        for items in outcomes.values():
+            for outcome in items:
+                self.metrics.campaign_sends.labels(outcome.kind).inc()
 
     async def _route(self, record: Any, outcomes: dict[tuple[str, str], list[Outcome]],
                      suppressions: list[SuppressionAdded]) -> None:

@@ -9,13 +9,16 @@ from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from zapstream_platform.settings import KafkaSettings, PostgresSettings, service_config
+from zapstream_platform.telemetry import TelemetrySettings
 
 
 def _default_instance() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Settings(BaseSettings):
+class Settings(TelemetrySettings, BaseSettings):
+    """``OTEL_EXPORTER_OTLP_ENDPOINT`` (unprefixed, from :class:`TelemetrySettings`) turns tracing on."""
+
     model_config = service_config("CAMPAIGN_RUNNER_")
 
     kafka: KafkaSettings = KafkaSettings()
@@ -37,3 +40,6 @@ class Settings(BaseSettings):
     run_router: bool = True
     run_projection: bool = True
     log_level: str = "INFO"
+    # /metrics on its own port (docs/operations.md); 0: none. Several runners on one host need one each.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9104, ge=0, le=65535)

@@ -10,11 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from opentelemetry.trace import TracerProvider
+from starlette.responses import Response
 
 from command_api.address_book.router import router as address_book_router
 from command_api.agents.router import router as agents_router
@@ -56,6 +61,7 @@ from command_api.shared.security import SECURITY, SECURITY_SCHEMES, Authenticato
 from command_api.shared.wsproxy import router as ws_router
 from command_api.suppressions.router import router as suppressions_router
 from command_api.webhooks.router import router as webhooks_router
+from zapstream_platform.metrics import HttpMetricsMiddleware, Metrics, exposition
 
 VERSION = "0.2.0"
 DESCRIPTION = """\
@@ -110,11 +116,31 @@ def body_limits(settings: Settings) -> Callable[[str], int | None]:
     return limit_for
 
 
+def metrics_router(metrics: Metrics) -> APIRouter:
+    """``GET /metrics``: Prometheus' exposition of this process's registry (unauthenticated, like every
+    scrape target; bind the API's port privately or filter ``/metrics`` at the load balancer)."""
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    async def scrape() -> Response:
+        body, content_type = exposition(metrics)
+        return Response(body, media_type=content_type)
+
+    return router
+
+
 def build_app(settings: Settings,
-              lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:
+              lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+              metrics: Metrics | None = None, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """``tracer_provider`` (from the composition root when tracing is on) gets a SERVER span per request,
+    continuing the caller's ``traceparent``; commands published inside it carry it on (shared/bus.py)."""
+    metrics = metrics or Metrics("command-api")
+    tracing = tracer_provider is not None or settings.otel
     app = FastAPIOffline(title="zapstream command API", version=VERSION, description=DESCRIPTION,
                          default_response_class=ApiJson, lifespan=lifespan,
-                         telemetry={"tracing": settings.otel, "metrics": settings.otel, "logs": settings.otel})
+                         telemetry={"tracing": tracing, "tracer_provider": tracer_provider,
+                                    "metrics": settings.otel, "logs": settings.otel, "operation_spans": False,
+                                    "exclude": _unobserved})
     problems.install(app)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     app.add_middleware(
@@ -123,9 +149,12 @@ def build_app(settings: Settings,
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Api-Key", "traceparent"],
         expose_headers=["Retry-After", "Idempotent-Replayed", "Location", "RateLimit", "RateLimit-Policy"],
     )
+    # Outermost: every answer is counted, including the 413s and CORS preflights of the layers inside.
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.state.ws_gateway_url = settings.ws_gateway_url
     # One line per slice; slices added later (campaigns, address book, webhooks) add theirs here.
     app.include_router(health)
+    app.include_router(metrics_router(metrics))
     app.include_router(sessions_router)
     app.include_router(messages_router)
     app.include_router(chats_router)
@@ -145,10 +174,39 @@ def build_app(settings: Settings,
     app.include_router(photos_router)
     app.include_router(seed003_public)
     app.include_router(seed003_router)
-    # Seed 003's Socket.IO (qr, session_status) at the API origin's /socket.io/.
+    # Seed 003's Socket.IO (qr, session_status) at the API origin's /socket.io/ (before the console's catch-all).
     app.mount("/socket.io", Realtime(settings.ws_gateway_url, settings.cors_origins).asgi())
+    mount_console(app, settings.console_dir)
     install_openapi(app)
     return app
+
+
+def _unobserved(scope: Any) -> bool:
+    """No spans for scrapes and probes: they would be most of the traces and say nothing."""
+    return scope.get("path") in ("/metrics", "/healthz")
+
+
+# The web console (console/, a Vite + React SPA built into console/dist by `npm run build`), served from this
+# origin so the browser needs no CORS and the refresh cookie (path /auth, SameSite=Strict) just works. Only
+# fixed prefixes that no API route uses (/console, and the account pages the API's mails link to); never a
+# catch-all, so an API path can never be shadowed. Hidden from the OpenAPI document: it is not API.
+CONSOLE_PAGES = ("/login", "/register", "/verify", "/reset-password")
+
+
+def mount_console(app: FastAPI, dist: Path) -> None:
+    index = dist / "index.html"
+
+    async def page() -> FileResponse | HTMLResponse:
+        if not index.is_file():  # read per request: building the console needs no API restart
+            return HTMLResponse("<p>The console is not built: <code>cd console && npm ci && npm run build</code>"
+                                "</p>", status_code=503)
+        # The SPA's router picks the page (SPA fallback); hashed assets can be cached, index.html not.
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    # StaticFiles resolves paths inside the directory only (no traversal); check_dir=False: built later.
+    app.mount("/console/assets", StaticFiles(directory=dist / "assets", check_dir=False), name="console-assets")
+    for path in ("/console", "/console/{rest:path}", *CONSOLE_PAGES):
+        app.add_api_route(path, page, methods=["GET"], include_in_schema=False, response_model=None)
 
 
 def _calls(dependant: Any) -> Iterator[Any]:

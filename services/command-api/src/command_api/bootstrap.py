@@ -12,6 +12,7 @@ import orjson
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 
 from command_api.agents.repository import AgentsRepository
 from command_api.agents.service import AgentsService
@@ -48,8 +49,9 @@ from command_api.shared.ratelimit import RateLimiter
 from command_api.shared.security import Authenticator
 from command_api.webhooks.repository import WebhooksRepository
 from command_api.webhooks.service import WebhooksService
-from zapstream_platform import logs
+from zapstream_platform import logs, telemetry
 from zapstream_platform.db import create_pool
+from zapstream_platform.metrics import Metrics
 from zapstream_platform.ownership import PartitionOwners
 from zapstream_platform.storage import MediaStore
 from zapstream_platform.tokens import TokenSigner
@@ -98,8 +100,10 @@ async def listen_identity(auth: Authenticator, bootstrap: str, topic: str, stopp
             await outbox._sleep(stopping, 1)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app; connections open in the lifespan, never at import."""
+def create_app(settings: Settings, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """Build the app; connections open in the lifespan, never at import. ``tracer_provider``: see
+    :func:`setup_tracing` (None: tracing off)."""
+    metrics = Metrics("command-api")
     signer = TokenSigner(settings.jwt)  # fails fast on a bad key configuration
     limiter = RateLimiter(settings.rate_limits)
 
@@ -117,12 +121,12 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             await store.ensure_bucket()
             topics = Topics.from_settings(settings.kafka)
-            bus = KafkaCommandBus(producer, topics.session_commands)
+            bus = KafkaCommandBus(producer, topics.session_commands, metrics)
             sessions_repo = SessionsRepository(pool)
             agents_repo = AgentsRepository(pool)
             identity_repo = IdentityRepository(pool)
             access = Access(sessions_repo, agents_repo)
-            commands = Commands(bus, PgIdempotencyStore(pool), access)
+            commands = Commands(bus, PgIdempotencyStore(pool), access, metrics)
             auth = Authenticator(identity_repo, signer, limiter, settings.principal_cache_ttl_s)
             identity = IdentityService(identity_repo, settings.auth, signer, settings.app_base_url,
                                        evict=auth.evict_tenant)
@@ -157,7 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.campaign_context = CampaignContext(pool, producer, topics, library)
             tasks = [
                 asyncio.create_task(outbox.run_relay(pool, producer, settings.kafka, stopping,
-                                                     settings.outbox_poll_interval_s)),
+                                                     settings.outbox_poll_interval_s, metrics)),
                 asyncio.create_task(mailer.run_sender(pool, settings.mail, stopping)),
                 asyncio.create_task(listen_identity(auth, settings.kafka.bootstrap_servers,
                                                     outbox.identity_topic(settings.kafka), stopping)),
@@ -176,14 +180,19 @@ def create_app(settings: Settings) -> FastAPI:
             await producer.stop()
             await pool.close()
 
-    return build_app(settings, lifespan)
+    return build_app(settings, lifespan, metrics, tracer_provider)
+
+
+def setup_tracing(settings: Settings) -> TracerProvider | None:
+    """The process's tracer provider when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (flushed at exit)."""
+    return telemetry.setup_tracing("command-api", settings)
 
 
 def app_factory() -> FastAPI:
     """For uvicorn's worker processes (``factory=True``): each builds its own app from the environment."""
     settings = Settings()
     logs.configure("command-api", settings.log_level)
-    return create_app(settings)
+    return create_app(settings, setup_tracing(settings))
 
 
 def main() -> None:
@@ -193,5 +202,5 @@ def main() -> None:
         uvicorn.run("command_api.bootstrap:app_factory", factory=True, workers=settings.workers,
                     host=settings.host, port=settings.port, log_config=None, access_log=False)
     else:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        uvicorn.run(create_app(settings, setup_tracing(settings)), host=settings.host, port=settings.port, log_config=None,
                     access_log=False)

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings
 
 from command_api.webhooks.service import WebhooksConfig
 from zapstream_platform.settings import KafkaSettings, PostgresSettings, S3Settings, service_config
+from zapstream_platform.telemetry import TelemetrySettings
 from zapstream_platform.tokens import JwtSettings, require_strong_keys
 
 
@@ -121,7 +122,9 @@ class MediaSettings(BaseModel):
     probe_timeout_s: float = 30
 
 
-class Settings(BaseSettings):
+class Settings(TelemetrySettings, BaseSettings):
+    """``OTEL_EXPORTER_OTLP_ENDPOINT`` (unprefixed, from :class:`TelemetrySettings`) turns tracing on."""
+
     model_config = service_config("COMMAND_API_")
 
     kafka: KafkaSettings = KafkaSettings()
@@ -140,6 +143,8 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     app_base_url: str = "http://localhost:3000"
     cors_origins: list[str] = ["http://localhost:5173"]
+    # The built web console (console/dist; relative to the working directory, the repository for `make dev`).
+    console_dir: Path = Path("console/dist")
     outbox_poll_interval_s: float = 0.2
     # Optional JSON file of sessions that must exist (and be started) at boot; see README.
     sessions_file: Path | None = None
@@ -155,8 +160,9 @@ class Settings(BaseSettings):
     # How long a resolved principal (API key, user) is trusted without a database read. Identity events
     # (revoked key, disabled user, logout-all) evict it at once; this is only the backstop.
     principal_cache_ttl_s: float = 60.0
-    # FastAPI's built-in OpenTelemetry instrumentation; off unless a provider is configured for it (checking
-    # for one on every request costs a few percent of the ingest path).
+    # FastAPI's built-in OpenTelemetry metrics and logs (its request spans are on whenever tracing is, see
+    # OTEL_EXPORTER_OTLP_ENDPOINT); off by default: checking for a provider on every request costs a few
+    # percent of the ingest path, and Prometheus has the request metrics already.
     otel: bool = False
     # Producer batching: a 202 still waits for acks=all; this only lets concurrent requests share a batch.
     producer_linger_ms: int = 2

@@ -11,16 +11,20 @@ import asyncio
 import logging
 import signal
 import time
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from opentelemetry.trace import Link, Span, SpanKind
 
 from projector.handlers import checked_schema, project
 from projector.settings import Settings
+from zapstream_platform import telemetry
 from zapstream_platform.envelope import Envelope
 from zapstream_platform.errors import is_infrastructure
+from zapstream_platform.metrics import Metrics, record_consumer_lag
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -37,8 +41,12 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
     for it); a rebuild passes the new version's schema explicitly.
     """
 
-    def __init__(self, settings: Settings, pool: asyncpg.Pool, schema: str | None = None) -> None:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, schema: str | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics("projector")
+        self.tracer = telemetry.tracer("projector")
+        self.group_id = f"{settings.group_id}.{settings.projection}"
         self.pool = pool
         self.schema = checked_schema(schema) if schema else None
         self.topic = Topics.from_settings(settings.kafka).session_events
@@ -67,7 +75,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka.bootstrap_servers,
-            group_id=f"{self.settings.group_id}.{self.settings.projection}",
+            group_id=self.group_id,
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
@@ -78,13 +86,20 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         consumer.subscribe([self.topic], listener=self)
         log.info("projector started", extra={"fields": {"projection": self.settings.projection}})
         failures: dict[TopicPartition, tuple[int, int]] = {}
-        last_redrive = 0.0
+        last_redrive = last_sample = 0.0
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=self.settings.batch_max)
                 for tp, records in batches.items():
                     if records:
                         await self._apply_or_dead_letter(consumer, tp, records, failures)
+                        self.metrics.events_consumed.labels(tp.topic, self.group_id).inc(len(records))
+                if time.monotonic() - last_sample > self.settings.metrics_interval_s:
+                    last_sample = time.monotonic()
+                    try:
+                        await record_consumer_lag(self.metrics, consumer, self.group_id)
+                    except Exception:  # between rebalances the assignment can vanish under us
+                        log.debug("lag sample skipped", exc_info=True)
                 if time.monotonic() - last_redrive > 1.0:
                     last_redrive = time.monotonic()
                     try:
@@ -201,24 +216,57 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         The offset check makes a batch that was fetched before a rebalance, and
         is applied after the listener seeked back, a no-op instead of a repeat.
         """
-        async with self.pool.acquire() as conn, conn.transaction():
-            schema = await self._use_schema(conn)
-            stored = await conn.fetchval(
-                """SELECT next_offset FROM projector_offsets
-                   WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE""",
-                self.settings.projection, tp.topic, tp.partition,
-            )
-            fresh = [r for r in records if stored is None or r.offset >= stored]
-            if not fresh:
-                return
-            # The whole batch in set-based statements (see handlers.py), in the offsets' transaction.
-            await project(conn, schema, [Envelope.from_record(r.value, r.headers) for r in fresh])
-            await conn.execute(
-                """INSERT INTO projector_offsets (projection, topic, partition, next_offset)
-                   VALUES ($1, $2, $3, $4)
-                   ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
-                self.settings.projection, tp.topic, tp.partition, fresh[-1].offset + 1,
-            )
+        started = time.time_ns()
+        with self.tracer.start_as_current_span("project batch", kind=SpanKind.CONSUMER, attributes={
+                "messaging.system": "kafka", "messaging.destination.name": tp.topic,
+                "messaging.destination.partition.id": str(tp.partition)}) as batch:
+            async with self.pool.acquire() as conn:
+                async with conn.transaction():
+                    schema = await self._use_schema(conn)
+                    stored = await conn.fetchval(
+                        """SELECT next_offset FROM projector_offsets
+                           WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE""",
+                        self.settings.projection, tp.topic, tp.partition,
+                    )
+                    fresh = [r for r in records if stored is None or r.offset >= stored]
+                    if not fresh:
+                        return
+                    envelopes = [Envelope.from_record(r.value, r.headers) for r in fresh]
+                    # The whole batch in set-based statements (see handlers.py), in the offsets' transaction.
+                    await project(conn, schema, envelopes)
+                    await conn.execute(
+                        """INSERT INTO projector_offsets (projection, topic, partition, next_offset)
+                           VALUES ($1, $2, $3, $4)
+                           ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
+                        self.settings.projection, tp.topic, tp.partition, fresh[-1].offset + 1,
+                    )
+                    committing = time.perf_counter()
+                # Leaving the block committed the rows and the offset.
+                self.metrics.projector_commit.labels(self.settings.projection).observe(
+                    time.perf_counter() - committing)
+            self._observe(envelopes, batch, started)
+
+    def _observe(self, envelopes: list[Envelope], batch: Span, started_ns: int) -> None:
+        """Batch size, event age (live projection only: a rebuild's events are old by design), and, when
+        tracing, a span per event in the event's own trace, covering the batch's transaction and linked
+        to the batch span (the rows are written set-based, so the batch's time is each event's)."""
+        projection = self.settings.projection
+        self.metrics.projector_batch.labels(projection).observe(len(envelopes))
+        if self.schema is None:
+            now = time.time()
+            age = self.metrics.projector_lag.labels(projection)
+            for env in envelopes:
+                occurred = _epoch(env.occurred_on)
+                if occurred is not None:
+                    age.observe(max(0.0, now - occurred))
+        if not batch.is_recording():
+            return
+        links = [Link(batch.get_span_context())]
+        ended = time.time_ns()
+        for env in envelopes:
+            span = self.tracer.start_span(f"project {env.type}", context=telemetry.context_from_traceparent(
+                env.traceparent), kind=SpanKind.CONSUMER, links=links, start_time=started_ns)
+            span.end(end_time=ended)
 
     async def _use_schema(self, conn: asyncpg.Connection) -> str:
         schema = self.schema
@@ -236,6 +284,13 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             return schema
         await conn.execute(f"SET LOCAL search_path TO {checked_schema(schema)}, public")
         return schema
+
+
+def _epoch(iso: str) -> float | None:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def install_signal_handlers(projector: Projector) -> None:

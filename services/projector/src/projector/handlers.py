@@ -32,6 +32,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -525,6 +526,14 @@ FOLDS: dict[str, Callable[[Batch, Envelope], None]] = {
 PROJECTED = frozenset(FOLDS)
 
 
+def epoch_seconds(value: str | int | None) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+
+
 def _is_chat_clear(env: Envelope) -> bool:
     return env.type == "session.messages.delete" and bool(env.payload.get("scope") == "chat")
 
@@ -532,7 +541,8 @@ def _is_chat_clear(env: Envelope) -> bool:
 async def _clear_chat(conn: asyncpg.Connection, schema: str, env: Envelope) -> None:
     """Everything up to ``deletedAt`` in the chat is gone: a range of rows the batch never named."""
     pl = env.payload
-    cleared_at = pl.get("deletedAt") or 0
+    # The read model keeps epoch seconds, like every message timestamp; the payload says RFC 3339 (v2).
+    cleared_at = epoch_seconds(pl.get("deletedAt"))
     await conn.execute(
         f"""UPDATE {schema}.rm_messages SET is_deleted = true, deleted_at = $3, unread = false, text = NULL
             WHERE session_id = $1 AND chat_jid = $2 AND ts <= $3""",

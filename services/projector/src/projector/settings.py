@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from zapstream_platform.settings import KafkaSettings, PostgresSettings, service_config
+from zapstream_platform.telemetry import TelemetrySettings
 
 
-class Settings(BaseSettings):
+class Settings(TelemetrySettings, BaseSettings):
+    """``OTEL_EXPORTER_OTLP_ENDPOINT`` (unprefixed, from :class:`TelemetrySettings`) turns tracing on."""
+
     model_config = service_config("PROJECTOR_")
 
     kafka: KafkaSettings = KafkaSettings()
@@ -20,3 +24,8 @@ class Settings(BaseSettings):
     max_attempts: int = 4
     retry_backoff_s: float = 0.2
     log_level: str = "INFO"
+    # /metrics on its own port (docs/operations.md); 0: none. Several projectors on one host need one each.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9102, ge=0, le=65535)
+    # How often the consumer lag is sampled for the metrics.
+    metrics_interval_s: float = Field(default=5.0, gt=0)

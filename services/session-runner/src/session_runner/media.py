@@ -24,9 +24,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import zapstream_platform.mediaproc as mediaproc
 from session_runner.drivers import port as d
 from zapstream_domain import payloads as p
-from zapstream_platform import mediaproc
 from zapstream_platform.storage import (
     SNIFF_BYTES,
     MediaStore,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -48,7 +49,9 @@ from zapstream_domain import commands as c
 from zapstream_domain import payloads as p
 from zapstream_domain.errors import CommandRejected, InvalidJid
 from zapstream_domain.session import Session, iso
+from zapstream_platform import telemetry
 from zapstream_platform.envelope import Envelope
+from zapstream_platform.metrics import Metrics
 from zapstream_platform.topics import Topics
 from zapstream_platform.tracing import child_of
 
@@ -124,8 +127,12 @@ class PartitionOwner:
         hold_deadline_s: float = 60.0,
         sends_per_session: int = 8,
         checkpoint_events: int = 1000,
+        metrics: Metrics | None = None,
     ) -> None:
         self.partition = partition
+        self.metrics = metrics or Metrics("session-runner")
+        self.tracer = telemetry.tracer("session-runner")
+        self._produced = 0  # events sent in the open transaction, counted once it commits
         self.topics = topics
         self.bootstrap = bootstrap_servers
         self.group_id = group_id
@@ -143,7 +150,7 @@ class PartitionOwner:
         self.pipeline = SendPipeline(
             driver=driver, media=media, links=links, standing=self._standing,
             report=lambda outcome: self.inbox.put((outcome.session_id, outcome)),
-            hold_deadline_s=hold_deadline_s, per_session=sends_per_session,
+            hold_deadline_s=hold_deadline_s, per_session=sends_per_session, metrics=self.metrics,
         )
         # Per session: incoming messages whose media is being fetched → their event seq. Acks stop
         # short of the oldest, so a crash makes WhatsApp re-deliver the message and the fetch resumes.
@@ -306,16 +313,31 @@ class PartitionOwner:
                 self.topics.session_commands_dlq,
                 value=record.value,
                 key=record.key,
-                headers=[("zs_reason", f"unparseable command: {exc}"[:1000].encode())],
+                headers=[*(h for h in (record.headers or ()) if not h[0].startswith("zs_")),
+                         ("zs_reason", f"unparseable command: {exc}"[:1000].encode()),
+                         *_origin(record)],
             )
             return
-        trace = child_of(command.traceparent)
+        if not telemetry.enabled():
+            await self._decide(producer, command, effects, child_of(command.traceparent))
+            return
+        # A CONSUMER span continuing the API's trace; the events below, and the driver call of a send
+        # (sends.py), are its children through ``trace``.
+        with telemetry.consume_span(self.tracer, f"handle {command.TYPE}", traceparent=command.traceparent,
+                                    attributes={"messaging.system": "kafka", "messaging.destination.name":
+                                                record.topic, "messaging.destination.partition.id":
+                                                str(self.partition)}):
+            await self._decide(producer, command, effects, telemetry.current_traceparent()
+                               or child_of(command.traceparent))
+
+    async def _decide(self, producer: AIOKafkaProducer, command: c.Command, effects: Effects, trace: str) -> None:
         ctx = Context(command=command, session=self.sessions.get(command.session_id), at=now(),
                       driver=self.driver, effects=effects, trace=trace, media=self.media)
         try:
             await HANDLERS[type(command)](ctx)
         except (CommandRejected, InvalidJid) as exc:
             code = exc.code if isinstance(exc, CommandRejected) else "invalid_jid"
+            self.metrics.commands.labels(command.TYPE, "rejected").inc()
             session = self.sessions.get(command.session_id)
             if session is None or session.tenant_id != command.tenant_id:
                 await self._send_orphan_failure(producer, command, code, str(exc), trace)
@@ -323,6 +345,7 @@ class PartitionOwner:
             session.record_command_failed(ctx.at, command.command_id, command.TYPE, code, str(exc))
             await self._publish(producer, session, trace)
             return
+        self.metrics.commands.labels(command.TYPE, "handled").inc()
         session = ctx.session
         assert session is not None
         if command.session_id not in self.sessions:
@@ -338,13 +361,7 @@ class PartitionOwner:
                 return
             async with self._transaction() as producer:
                 headers = [h for h in (record.headers or ()) if not h[0].startswith("zs_")]
-                headers += [
-                    ("zs_reason", reason[:2000].encode()),
-                    ("zs_origin_topic", record.topic.encode()),
-                    ("zs_origin_partition", str(record.partition).encode()),
-                    ("zs_origin_offset", str(record.offset).encode()),
-                    ("zs_failed_at", iso(now()).encode()),
-                ]
+                headers += [("zs_reason", reason[:2000].encode()), *_origin(record)]
                 await producer.send(self.topics.session_commands_dlq, value=record.value, key=record.key,
                                     headers=headers)
                 try:
@@ -599,14 +616,19 @@ class PartitionOwner:
         producer = self._producer()
         await producer.begin_transaction()
         self.snapshots.begin()
+        self._produced = 0
         try:
             yield producer
             await self.snapshots.write_if_due(producer, self.sessions)
+            started = time.perf_counter()
             await producer.commit_transaction()
+            self.metrics.txn_commit.observe(time.perf_counter() - started)
         except Exception:
             await self._abort_and_reset(producer)
             raise
         self.snapshots.committed()
+        if self._produced:
+            self.metrics.events_produced.labels(self.topics.session_events).inc(self._produced)
 
     def _producer(self) -> AIOKafkaProducer:
         assert self.producer is not None, "partition owner not started"
@@ -629,6 +651,7 @@ class PartitionOwner:
             headers=env.headers(SOURCE),
         )
         self.snapshots.track(sent)
+        self._produced += 1
 
     async def _abort_and_reset(self, producer: AIOKafkaProducer) -> None:
         """After a failed transaction memory may be ahead of Kafka: abort and rebuild from the topics."""
@@ -646,3 +669,13 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _origin(record: Any) -> list[tuple[str, bytes]]:
+    """Where a dead-lettered record came from, and when it was moved (the dead-letter topic's zs_* headers)."""
+    return [
+        ("zs_origin_topic", record.topic.encode()),
+        ("zs_origin_partition", str(record.partition).encode()),
+        ("zs_origin_offset", str(record.offset).encode()),
+        ("zs_failed_at", iso(now()).encode()),
+    ]

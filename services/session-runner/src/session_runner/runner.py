@@ -20,8 +20,10 @@ make it quick and quiet (see docs/architecture.md, "Failover"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections import Counter
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
@@ -33,6 +35,7 @@ from session_runner.partition import PartitionOwner
 from session_runner.sends import Links
 from session_runner.settings import Settings
 from zapstream_platform.errors import is_infrastructure
+from zapstream_platform.metrics import Metrics, record_consumer_lag
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -41,8 +44,11 @@ log = logging.getLogger(__name__)
 class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
     """Runs partition owners for whatever partitions the group gives this instance."""
 
-    def __init__(self, settings: Settings, driver: d.WhatsAppDriver, media: MediaPipeline | None = None) -> None:
+    def __init__(self, settings: Settings, driver: d.WhatsAppDriver, media: MediaPipeline | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics("session-runner")
+        self._linked_before: set[str] = set()  # sessions this runner has seen connected (reconnect count)
         self.driver = driver
         self.media = media
         self.topics = Topics.from_settings(settings.kafka)
@@ -53,12 +59,16 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
         self._stopping = asyncio.Event()
         # partition → (offset, attempts) of the batch that keeps failing there
         self._failures: dict[int, tuple[int, int]] = {}
+        self._states_seen: set[str] = set()
 
     # driver events -------------------------------------------------------------------
     async def on_driver_event(self, session_id: str, event: d.DriverEvent) -> None:
         """The one handler every connection of this runner reports to."""
         if isinstance(event, d.Connected):
             self.links.up(session_id)
+            if session_id in self._linked_before:
+                self.metrics.runner_reconnects.inc()
+            self._linked_before.add(session_id)
         elif isinstance(event, (d.Disconnected, d.LoggedOut)):
             self.links.down(session_id)
         owner = self.session_owner.get(session_id)
@@ -123,10 +133,14 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
             hold_deadline_s=s.hold_deadline_s,
             sends_per_session=s.sends_per_session,
             checkpoint_events=s.checkpoint_events,
+            metrics=self.metrics,
         )
 
     async def _release(self, parts: list[int], *, disconnect: bool) -> None:
         owners = [self.owners.pop(p) for p in parts if p in self.owners]
+        for part in parts:  # a partition that moved away has no lag here any more
+            with contextlib.suppress(KeyError):
+                self.metrics.consumer_lag.remove(self.settings.group_id, self.topics.session_commands, str(part))
         await asyncio.gather(*(o.stop(disconnect=disconnect) for o in owners), return_exceptions=True)
         for sid in [sid for sid, o in self.session_owner.items() if o in owners]:
             del self.session_owner[sid]
@@ -158,6 +172,7 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
         consumer.subscribe([self.topics.session_commands], listener=self)
         log.info("runner started", extra={"fields": {"instance": s.instance_id}})
         stopping = asyncio.ensure_future(self._stopping.wait())
+        sampler = asyncio.create_task(self._sample_metrics(consumer), name="metrics")
         try:
             while not self._stopping.is_set():
                 poll = asyncio.ensure_future(consumer.getmany(timeout_ms=s.poll_timeout_ms, max_records=s.batch_max))
@@ -170,7 +185,20 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
                 await asyncio.gather(*(self._dispatch(tp, records) for tp, records in batches.items() if records))
         finally:
             stopping.cancel()
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
             await self._shutdown(consumer)
+
+    async def _sample_metrics(self, consumer: AIOKafkaConsumer) -> None:
+        """Now and then: the sessions this runner owns by state, and its consumer lag per partition."""
+        while True:
+            states: Counter[str] = Counter(str(s.status) for o in list(self.owners.values()) for s in list(o.sessions.values()))
+            for state in set(states) | self._states_seen:
+                self.metrics.runner_sessions.labels(state).set(states.get(state, 0))
+            self._states_seen |= set(states)
+            with contextlib.suppress(Exception):  # between rebalances the assignment can vanish under us
+                await record_consumer_lag(self.metrics, consumer, self.settings.group_id)
+            await asyncio.sleep(self.settings.metrics_interval_s)
 
     async def _shutdown(self, consumer: AIOKafkaConsumer) -> None:
         """Hand over: commit what is in flight, leave the group, let the next owner take the connections."""
@@ -205,6 +233,7 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             await owner.handle_commands(records)
             self._failures.pop(tp.partition, None)
+            self.metrics.events_consumed.labels(tp.topic, self.settings.group_id).inc(len(records))
         except ProducerFenced:
             # Another runner owns this partition now; the rebalance will take it from us.
             log.warning("producer fenced", extra={"fields": {"partition": tp.partition}})

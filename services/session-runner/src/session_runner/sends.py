@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
+
+from opentelemetry.trace import SpanKind
 
 from session_runner.drivers import port as d
 from session_runner.media import MediaFailed, MediaPipeline
 from zapstream_domain import payloads as p
+from zapstream_platform import telemetry
+from zapstream_platform.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,7 @@ Standing = Literal["pending", "settled", "gone"]
 class Sent:
     result: d.SendResult
     media: p.MediaEntry | None = None
+    trace: str | None = None  # the driver call's span: the outcome's events continue from it
 
 
 class Unavailable(Exception):
@@ -91,7 +97,10 @@ class SendPipeline:
         report: Callable[[SendOutcome], None],
         hold_deadline_s: float = 60.0,
         per_session: int = 8,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics("session-runner")
+        self.tracer = telemetry.tracer("session-runner")
         self.driver = driver
         self.media = media
         self.links = links
@@ -122,17 +131,19 @@ class SendPipeline:
         try:
             while queue:
                 intent, trace = queue[0]
-                result = await self._run(sid, intent)
+                result = await self._run(sid, intent, trace)
                 queue.popleft()
                 if result is not None:
-                    self.report(SendOutcome(sid, intent, result, trace))
+                    self.report(SendOutcome(sid, intent, result,
+                                            result.trace if isinstance(result, Sent) and result.trace else trace))
         finally:
             if self._workers.get(key) is asyncio.current_task():
                 del self._workers[key]
                 if not queue:
                     self._lanes.pop(key, None)
 
-    async def _run(self, sid: str, intent: p.SendRequested) -> Sent | d.DriverError | MediaFailed | Unavailable | None:
+    async def _run(self, sid: str, intent: p.SendRequested,
+                   trace: str | None = None) -> Sent | d.DriverError | MediaFailed | Unavailable | None:
         loop = asyncio.get_running_loop()
         deadline = None if intent.campaign_id else loop.time() + self.hold_deadline_s
         while True:
@@ -158,7 +169,7 @@ class SendPipeline:
                 self._in_flight += 1
                 self._idle.clear()
                 try:
-                    return await self._send_one(sid, intent)
+                    return await self._send_one(sid, intent, trace)
                 except (d.DriverError, MediaFailed) as exc:
                     # The link dropped under the call: hold it again (same message id, so a
                     # copy that did get through is de-duplicated by the server).
@@ -174,23 +185,38 @@ class SendPipeline:
                     if self._in_flight == 0:
                         self._idle.set()
 
-    async def _with_retries(self, call: Callable[[], Awaitable[d.SendResult]]) -> d.SendResult:
-        """When the answer is lost, re-send with the same id if the driver makes that safe."""
+    async def _with_retries(self, call: Callable[[], Awaitable[d.SendResult]], kind: str = "text") -> d.SendResult:
+        """When the answer is lost, re-send with the same id if the driver makes that safe (each call timed)."""
         attempts = 3 if self.driver.supports_client_message_ids else 1
         for attempt in range(attempts):
+            started = time.perf_counter()
             try:
                 return await call()
             except d.OutcomeUnknown:
                 if attempt == attempts - 1:
                     raise
                 await asyncio.sleep(0.2 * 2**attempt)
+            finally:
+                self.metrics.runner_send.labels(kind).observe(time.perf_counter() - started)
         raise AssertionError("unreachable")
 
-    async def _send_one(self, sid: str, intent: p.SendRequested) -> Sent:
+    async def _send_one(self, sid: str, intent: p.SendRequested, trace: str | None = None) -> Sent:
+        """The driver call in a CLIENT span continuing the command's trace (``trace``, the runner's
+        handling span), so the outcome's events are its children."""
+        if not telemetry.enabled():
+            return await self._send_traced(sid, intent)
+        kind = "rich" if intent.rich is not None else "text" if intent.media is None else "media"
+        with self.tracer.start_as_current_span(f"whatsapp send {kind}", kind=SpanKind.CLIENT,
+                                               context=telemetry.context_from_traceparent(trace)):
+            sent = await self._send_traced(sid, intent)
+            return replace(sent, trace=telemetry.current_traceparent() or trace)
+
+    async def _send_traced(self, sid: str, intent: p.SendRequested) -> Sent:
         if intent.rich is not None:
             rich = intent.rich
             return Sent(await self._with_retries(lambda: self.driver.send_rich(
-                sid, intent.to, rich, message_id=intent.message_id, reply_to_id=intent.reply_to_message_id)))
+                sid, intent.to, rich, message_id=intent.message_id, reply_to_id=intent.reply_to_message_id),
+                "rich"))
         if intent.media is None:
             # Only when there are some: drivers (and test doubles) written before mentions keep working.
             extra = {"mentions": tuple(intent.mentions)} if intent.mentions else {}
@@ -202,7 +228,7 @@ class SendPipeline:
         async with self.media.outgoing(intent.tenant_id, sid, intent) as prepared:
             result = await self._with_retries(lambda: self.driver.send_media(
                 sid, intent.to, prepared.outgoing, message_id=intent.message_id,
-                reply_to_id=intent.reply_to_message_id, forwarded=intent.forwarded))
+                reply_to_id=intent.reply_to_message_id, forwarded=intent.forwarded), "media")
             return Sent(result, await self.media.keep_sent(prepared, result.message_id, intent.to))
 
     def pause(self) -> None:

@@ -10,13 +10,16 @@ from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from zapstream_platform.settings import KafkaSettings, S3Settings, service_config
+from zapstream_platform.telemetry import TelemetrySettings
 
 
 def _default_instance() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Settings(BaseSettings):
+class Settings(TelemetrySettings, BaseSettings):
+    """``OTEL_EXPORTER_OTLP_ENDPOINT`` (unprefixed, from :class:`TelemetrySettings`) turns tracing on."""
+
     model_config = service_config("RUNNER_")
 
     kafka: KafkaSettings = KafkaSettings()
@@ -55,3 +58,8 @@ class Settings(BaseSettings):
     media_scratch_dir: str | None = None
     media_attempts: int = Field(default=5, ge=1)
     log_level: str = "INFO"
+    # /metrics on its own port (docs/operations.md); 0: none. Several runners on one machine need one each.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9101, ge=0, le=65535)
+    # How often sessions by state and consumer lag are sampled for the metrics.
+    metrics_interval_s: float = Field(default=5.0, gt=0)

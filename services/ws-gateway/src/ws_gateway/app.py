@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from starlette.responses import Response
 
 from ws_gateway.hub import CAMPAIGN_TYPES, Client, Hub, pump, qr_data_url
 from ws_gateway.seed002 import Linker
@@ -26,6 +27,7 @@ from ws_gateway.settings import Settings
 from zapstream_platform.db import create_pool
 from zapstream_platform.envelope import snapshot
 from zapstream_platform.http import JsonResponse
+from zapstream_platform.metrics import HttpMetricsMiddleware, Metrics, exposition
 from zapstream_platform.readmodels import latest_session
 from zapstream_platform.tokens import Principal, TokenSigner, assigned_chats, resolve
 from zapstream_platform.topics import Topics
@@ -43,10 +45,18 @@ async def _snapshot_session(pool: asyncpg.Pool, who: Principal) -> dict[str, Any
     return session | {"qrImage": qr_data_url(session["qr"]) if session.get("qr") else None}
 
 
-def create_app(settings: Settings) -> FastAPI:
+def tenant_class(who: Principal) -> str:
+    """The connection gauge's label: what kind of caller, never which tenant (bounded cardinality)."""
+    if who.is_machine:
+        return "apikey"
+    return "agent" if who.is_agent else "user"
+
+
+def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     auth = settings
     signer = TokenSigner(auth.jwt)
-    hub = Hub()
+    metrics = metrics or Metrics("ws-gateway")
+    hub = Hub(metrics)
     state: dict[str, asyncpg.Pool] = {}
     watched: dict[Client, tuple[str, Principal]] = {}
     linker = Linker(settings, hub, signer)  # seed 002's /ws/session/{sessionId}
@@ -78,10 +88,10 @@ def create_app(settings: Settings) -> FastAPI:
         stopping = asyncio.Event()
         tasks = [
             asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,
-                                     Topics.from_settings(settings.kafka).session_events, stopping)),
+                                     Topics.from_settings(settings.kafka).session_events, stopping, metrics)),
             # Campaign progress and status reach the same sockets (routed by ce_tenantid alike).
             asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,
-                                     Topics.from_settings(settings.kafka).campaign_events, stopping,
+                                     Topics.from_settings(settings.kafka).campaign_events, stopping, metrics,
                                      only=CAMPAIGN_TYPES, signals_ready=False)),
             asyncio.create_task(rechecker(stopping)),
         ]
@@ -96,7 +106,15 @@ def create_app(settings: Settings) -> FastAPI:
             await linker.stop()
             await state["pool"].close()
 
-    app = FastAPI(title="zapstream ws-gateway", version="0.1.0", lifespan=lifespan)
+    # Request spans come from this module's push spans instead (one per pushed record, in the record's trace).
+    app = FastAPI(title="zapstream ws-gateway", version="0.1.0", lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def scrape() -> Response:
+        body, content_type = exposition(metrics)
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz")
     async def healthz() -> JsonResponse:
@@ -120,6 +138,8 @@ def create_app(settings: Settings) -> FastAPI:
         # Register before reading the snapshot so nothing falls between the two.
         hub.add(client)
         watched[client] = (token, who)
+        connections = metrics.ws_connections.labels(tenant_class(who))
+        connections.inc()
         try:
             session = await _snapshot_session(pool, who)
             env = snapshot(session["id"] if session else None, who.tenant_id, session, datetime.now(UTC))
@@ -128,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
         except WebSocketDisconnect:
             pass
         finally:
+            connections.dec()
             watched.pop(client, None)
             hub.remove(client)
 

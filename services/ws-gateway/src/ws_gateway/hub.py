@@ -22,6 +22,8 @@ import orjson
 import segno
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from zapstream_platform import telemetry
+from zapstream_platform.metrics import Metrics, record_consumer_lag
 from zapstream_platform.topics import partitions_of
 
 log = logging.getLogger(__name__)
@@ -134,7 +136,8 @@ class Client:
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or Metrics("ws-gateway")
         self.clients: dict[str, set[Client]] = defaultdict(set)
         self.delivered = 0
         self.ready = asyncio.Event()  # set once the pump is positioned at the live end
@@ -171,11 +174,18 @@ class Hub:
 
 CAMPAIGN_TYPES = frozenset({b"campaign.progress", b"campaign.status"})
 """What the tenant WebSocket forwards from the campaign event topic (the rest is for the read models)."""
+PUMP_GROUP = "ws-gateway"  # the metrics' group label: the gateway reads without a consumer group
+LAG_SAMPLE_S = 5.0
 
 
-async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event,
+async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event, metrics: Metrics | None = None,
                only: frozenset[bytes] | None = None, signals_ready: bool = True) -> None:
-    """Tail every partition of an event topic from its live end (read-committed); ``only``: these types."""
+    """Tail every partition of an event topic from its live end (read-committed); ``only``: these types.
+
+    A record pushed to a tenant's sockets gets a CONSUMER span continuing its ``traceparent``: the last
+    hop of the trace a request started."""
+    metrics = metrics or hub.metrics
+    tracer = telemetry.tracer("ws-gateway")
     partitions = await partitions_of(bootstrap, topic)
     while not partitions:
         log.warning("waiting for topic %s", topic)
@@ -193,17 +203,28 @@ async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event,
             await consumer.position(tp)
         if signals_ready:
             hub.ready.set()
+        loop = asyncio.get_running_loop()
+        sampled = 0.0
         while not stopping.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)
-            for records in batches.values():
+            if loop.time() - sampled >= LAG_SAMPLE_S:
+                sampled = loop.time()
+                await record_consumer_lag(metrics, consumer, PUMP_GROUP)
+            tracing = telemetry.enabled()
+            for tp, records in batches.items():
+                metrics.events_consumed.labels(tp.topic, PUMP_GROUP).inc(len(records))
                 for record in records:
                     headers = dict(record.headers)
                     type_ = headers.get("ce_type", b"")
                     if type_ in INTERNAL_TYPES or (only is not None and type_ not in only):
                         continue
                     tenant = headers.get("ce_tenantid", b"").decode()
-                    if tenant and tenant in hub.clients:
+                    if tenant and tenant in hub.clients and not tracing:
                         hub.publish(tenant, with_qr_image(record.value) if type_ == QR_TYPE else record.value)
+                    elif tenant and tenant in hub.clients:
+                        with telemetry.consume_span(tracer, f"push {type_.decode(errors='replace')}",
+                                                    headers=record.headers):
+                            hub.publish(tenant, with_qr_image(record.value) if type_ == QR_TYPE else record.value)
     finally:
         await consumer.stop()
 

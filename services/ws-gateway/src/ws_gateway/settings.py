@@ -6,6 +6,7 @@ from pydantic import BaseModel, model_validator
 from pydantic_settings import BaseSettings
 
 from zapstream_platform.settings import KafkaSettings, PostgresSettings, service_config
+from zapstream_platform.telemetry import TelemetrySettings
 from zapstream_platform.tokens import JwtSettings, require_strong_keys
 
 
@@ -15,7 +16,9 @@ class WsAuth(BaseModel):
     refresh_s: float = 2.0
 
 
-class Settings(BaseSettings):
+class Settings(TelemetrySettings, BaseSettings):
+    """``OTEL_EXPORTER_OTLP_ENDPOINT`` (unprefixed, from :class:`TelemetrySettings`) turns tracing on."""
+
     model_config = service_config("WS_GATEWAY_")
 
     kafka: KafkaSettings = KafkaSettings()

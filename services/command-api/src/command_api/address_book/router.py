@@ -48,8 +48,8 @@ async def csv_chunks(request: Request) -> AsyncIterator[bytes]:
         yield chunk
 
 
-@router.post("/address-book/contacts", status_code=201)
-@router.post("/contacts", status_code=201)
+@router.post("/address-book/contacts", status_code=201, responses=responses(409))
+@router.post("/contacts", status_code=201, responses=responses(409))
 async def create_contact(who: Who, ctx: Ctx, body: s.ContactIn) -> s.ContactOut:
     return await service(ctx).create(who.tenant_id, body)
 
@@ -93,8 +93,8 @@ async def get_contact(who: Who, ctx: Ctx, contact_id: str) -> s.ContactOut:
     return await service(ctx).get(who.tenant_id, contact_id)
 
 
-@router.put("/address-book/contacts/{contact_id}")
-@router.put("/contacts/{contact_id}")
+@router.put("/address-book/contacts/{contact_id}", responses=responses(409))
+@router.put("/contacts/{contact_id}", responses=responses(409))
 async def update_contact(who: Who, ctx: Ctx, contact_id: str, body: s.ContactIn) -> s.ContactOut:
     return await service(ctx).update(who.tenant_id, contact_id, body)
 

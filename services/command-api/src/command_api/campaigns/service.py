@@ -26,8 +26,11 @@ from zapstream_domain.campaign_pacing import render
 from zapstream_domain.campaign_payloads import CampaignMessage, CampaignSession, Counts, Recipient
 from zapstream_domain.payloads import MediaRef
 from zapstream_domain.session import iso
+from zapstream_platform.envelope import command_headers
 from zapstream_platform.tokens import Principal
 from zapstream_platform.tracing import child_of
+
+SOURCE = "/zapstream/command-api"
 
 CHUNK = 1000
 TERMINAL = ("completed", "cancelled", "failed")
@@ -204,7 +207,8 @@ class CampaignService:
     async def _publish(self, campaign_id: str, commands: list[cc.CampaignCommand]) -> None:
         """All on one key, so one partition keeps their order; 202 only once every record is acknowledged."""
         futures = [await self.ctx.producer.send(self.ctx.topics.campaign_commands, key=campaign_id.encode(),
-                                                value=cmd.model_dump_json(by_alias=True).encode())
+                                                value=cmd.model_dump_json(by_alias=True).encode(),
+                                                headers=command_headers(cmd, SOURCE))
                    for cmd in commands]
         await asyncio.gather(*futures)
 

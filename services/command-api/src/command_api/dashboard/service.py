@@ -56,7 +56,8 @@ class DashboardService:
     async def summary(self, tenant_id: str, tz: str | None, start: str | None, end: str | None) -> s.Summary:
         name, _, lo, hi = await self.range(tenant_id, tz, start, end)
         totals = _totals(await self.repo.totals(tenant_id, lo, hi))
-        reached = totals.delivered + totals.read
+        # A read message was delivered first, and the analytics count it in both: reached is the larger.
+        reached = min(max(totals.delivered, totals.read), totals.sent)
         return s.Summary(range_start=lo.isoformat(), range_end=hi.isoformat(), timezone=name, totals=totals,
                          campaigns=await self.repo.campaigns(tenant_id, lo, hi),
                          delivery_rate=round(reached / totals.sent, 4) if totals.sent else 0.0,

@@ -74,7 +74,9 @@ class DeadLettersRepository:
             return False
         await self.producer.send_and_wait(
             self.topics.session_commands, value=record.value, key=record.key,
-            headers=[("zs_redriven_from", f"{dlq}:{partition}:{offset}".encode())])
+            # The command's own CloudEvents headers go with it; the dead-letter ones (zs_*) do not.
+            headers=[*((k, v) for k, v in (record.headers or ()) if not k.startswith("zs_")),
+                     ("zs_redriven_from", f"{dlq}:{partition}:{offset}".encode())])
         return True
 
     async def request_event_redrive(self, dead_letter_id: int) -> int | None:

@@ -104,6 +104,20 @@ class IdentityRepository:
         await conn.execute("UPDATE users SET token_version = token_version + 1, updated_at = now() WHERE id = $1",
                            user_id)
 
+    async def anonymize_user(self, conn: Conn, user_id: uuid.UUID, erased: str) -> None:
+        """Erasure: the row stays (references, audit) but holds nothing personal and can never sign in again."""
+        row = await conn.fetchrow("SELECT email FROM users WHERE id = $1", user_id)
+        if row is not None:
+            await conn.execute("DELETE FROM mail_outbox WHERE lower(recipient) = lower($1) AND sent_at IS NULL",
+                               row["email"])
+        await conn.execute(
+            """UPDATE users SET email = $2, name = $3, password_hash = '!', token_version = token_version + 1,
+                      disabled_at = coalesce(disabled_at, now()), updated_at = now() WHERE id = $1""",
+            user_id, f"erased-{user_id}@erased.invalid", erased)
+        await conn.execute("DELETE FROM one_time_codes WHERE user_id = $1", user_id)
+        await conn.execute("DELETE FROM chat_assignments WHERE user_id = $1", user_id)
+        await self.revoke_user_tokens(conn, user_id)
+
     # -- refresh tokens --
 
     async def insert_refresh(self, conn: Conn, family: uuid.UUID, user_id: uuid.UUID, token_hash: bytes,

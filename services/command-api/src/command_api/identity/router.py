@@ -80,6 +80,23 @@ async def me(who: Who, svc: Service) -> JsonResponse:
     return JsonResponse(await svc.me(who))
 
 
+@router.delete("/users/me", status_code=204, response_class=Response, responses=responses(*AUTHED, 403))
+async def delete_my_account(who: Who, svc: Service) -> Response:
+    """Delete your own account: your personal data is erased (crypto-shredded) everywhere, including every
+    copy in the event log, and you are signed out on every device."""
+    await svc.erase(who, require_user(who))
+    return Response(status_code=204)
+
+
+@router.delete("/users/{user_id}", status_code=204, response_class=Response,
+               responses=responses(*AUTHED, 403, 404))
+async def erase_user(user_id: IdPath, who: Who, svc: Service) -> Response:
+    """Erase a user of your tenant (owner or admin; only an owner may erase an owner): the account is closed
+    and its e-mail and name become unreadable in every stored copy, the event log included."""
+    await svc.erase(who, user_id)
+    return Response(status_code=204)
+
+
 @router.post("/users/{user_id}/verify", response_model=UserView, responses=responses(429))
 async def verify(request: Request, user_id: IdPath, body: VerifyBody, svc: Service) -> JsonResponse:
     """The 6-digit code or the link token from the verification mail."""

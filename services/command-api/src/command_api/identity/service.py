@@ -33,6 +33,7 @@ from command_api.identity.schemas import EmailBody, LoginBody, RegisterBody, Res
 from command_api.settings import AuthSettings, Limit
 from command_api.shared import mailer, outbox
 from command_api.shared.problems import Problem
+from zapstream_platform import pii
 from zapstream_platform.tokens import Principal, TokenSigner
 
 log = logging.getLogger(__name__)
@@ -165,8 +166,10 @@ class IdentityService:
                 await self.repo.insert_tenant(conn, tenant_id, body.tenant_name or body.name)
                 user = await self.repo.insert_user(conn, user_id, tenant_id, str(body.email), body.name,
                                                    password_hash, "owner")
+                # A tenant named after its owner carries personal data: encrypted with the owner's key.
                 await outbox.record(conn, "tenant.created", tenant_id,
-                                    {"tenantId": tenant_id, "name": body.tenant_name or body.name})
+                                    {"tenantId": tenant_id, "name": body.tenant_name or body.name},
+                                    pii=() if body.tenant_name else ("name",), subject=str(user_id))
                 await outbox.record(conn, "user.registered", tenant_id, user_event(user))
                 await self.send_verification(conn, user)
         except asyncpg.UniqueViolationError:
@@ -302,6 +305,33 @@ class IdentityService:
             await self.revoke_everything(conn, user["id"], user["tenant_id"])
             await outbox.record(conn, "user.password_reset", user["tenant_id"], {"userId": str(user["id"])})
         self.evict(user["tenant_id"])
+
+    async def erase(self, who: Principal, user_id: str) -> None:
+        """Erase a user: destroy its data key (every e-mail and name it left in the identity topic becomes
+        unreadable: crypto-shredding), anonymize its row, end its sessions, and record ``user.erased``.
+
+        The user itself may (its own account deletion), and so may the owner or an admin of its tenant; an
+        admin cannot erase an owner. Another tenant's user looks missing (404). Erasing twice is a no-op.
+        """
+        actor = who.user_id
+        if actor is None:
+            raise Problem(403, "API keys are not users")
+        if actor != user_id and not who.is_admin:
+            raise Problem(403, "only the tenant's owner and admins may erase another user")
+        try:
+            uid = uuid.UUID(user_id)
+        except ValueError:
+            raise Problem(404, "no such user") from None
+        async with self.repo.transaction() as conn:
+            user = await self.repo.user_by_id(conn, uid, lock=True)
+            if user is None or user["tenant_id"] != who.tenant_id:
+                raise Problem(404, "no such user")
+            if actor != user_id and user["role"] == "owner" and who.role != "owner":
+                raise Problem(403, "only an owner may erase an owner")
+            if await pii.erase(conn, user_id, who.tenant_id, "user", by=actor):
+                await self.repo.anonymize_user(conn, uid, pii.ERASED)
+                await outbox.record(conn, "user.erased", who.tenant_id, {"userId": user_id, "by": actor})
+        self.evict(who.tenant_id)
 
     async def me(self, who: Principal) -> dict[str, Any]:
         assert who.user_id is not None

@@ -12,6 +12,7 @@ from command_api.shared.idempotency import Idem, IdempotencyStore, run_once
 from command_api.shared.responses import ApiJson as JsonResponse
 from zapstream_domain import commands as c
 from zapstream_domain.decisions import message_id_for
+from zapstream_platform.metrics import Metrics
 from zapstream_platform.tokens import Principal
 
 IDEMPOTENT_COMMANDS = uuid.UUID("6f1c2d3e-8a7b-4c5d-9e0f-1a2b3c4d5e6f")  # namespace of key-derived command ids
@@ -20,10 +21,12 @@ Answer = tuple[dict[str, Any], bool]  # (the 202 body, replayed)
 
 
 class Commands:
-    def __init__(self, bus: CommandBus, idempotency: IdempotencyStore, access: Access) -> None:
+    def __init__(self, bus: CommandBus, idempotency: IdempotencyStore, access: Access,
+                 metrics: Metrics | None = None) -> None:
         self.bus = bus
         self.idempotency = idempotency
         self.access = access
+        self.metrics = metrics
 
     async def idempotent(self, who: Principal, idem: Idem,
                          produce: Callable[[str | None], Awaitable[dict[str, Any]]]) -> Answer:
@@ -33,13 +36,23 @@ class Commands:
     async def publish(self, who: Principal, cls: type[c.Command], session_id: str, seed: str | None,
                       traceparent: str | None, index: int = 0, **fields: Any) -> dict[str, Any]:
         command_id = str(uuid.uuid5(IDEMPOTENT_COMMANDS, f"{seed}\0{index}")) if seed else None
-        command_id = await self.bus.send(cls, who.tenant_id, session_id, traceparent, command_id=command_id,
-                                         **fields)
+        try:
+            command_id = await self.bus.send(cls, who.tenant_id, session_id, traceparent, command_id=command_id,
+                                             **fields)
+        except BaseException:
+            # Not on Kafka: the caller gets an error, not a 202 (the runner counts the domain's rejections).
+            self._count(cls, "rejected")
+            raise
+        self._count(cls, "accepted")
         await self.access.record_issuer(who, command_id)
         body: dict[str, Any] = {"commandId": command_id, "status": "accepted", "sessionId": session_id}
         if cls is c.SendMessage:
             body["messageId"] = message_id_for(command_id)
         return body
+
+    def _count(self, cls: type[c.Command], outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.commands.labels(cls.TYPE, outcome).inc()
 
     async def accept(self, who: Principal, idem: Idem, traceparent: str | None, cls: type[c.Command],
                      session_id: str, **fields: Any) -> Answer:

@@ -23,18 +23,36 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from zapstream_platform import pii as pii_keys
+from zapstream_platform.envelope import identity_headers
+from zapstream_platform.identity_events import IDENTITY_SOURCE, PII_FIELDS, identity_dataschema
+from zapstream_platform.metrics import Metrics
 from zapstream_platform.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
-SOURCE = "/zapstream/command-api"
+SOURCE = IDENTITY_SOURCE
 
 
 def identity_topic(kafka: KafkaSettings) -> str:
     return f"{kafka.topic_prefix}.identity.events"
 
 
-async def record(conn: asyncpg.Connection, event_type: str, tenant_id: str, payload: dict[str, Any]) -> None:
-    """Add an event to the outbox; the caller's transaction decides whether it ever existed."""
+async def record(conn: asyncpg.Connection, event_type: str, tenant_id: str, payload: dict[str, Any],
+                 pii: tuple[str, ...] | None = None, subject: str | None = None) -> None:
+    """Add an event to the outbox; the caller's transaction decides whether it ever existed.
+
+    Personal data (``pii``: by default the type's ``PII_FIELDS``) is encrypted with the data key of
+    ``subject`` (by default the payload's ``userId``) before it is stored, so the outbox row and every copy
+    on the kept-forever topic become unreadable once that user is erased.
+    """
+    fields = PII_FIELDS.get(event_type, ()) if pii is None else pii
+    owner = subject or payload.get("userId")
+    if fields and owner:
+        key = await pii_keys.data_key(conn, str(owner), tenant_id)
+        if key is None:  # already erased: nothing personal is written again
+            payload = {k: (pii_keys.ERASED if k in fields and v is not None else v) for k, v in payload.items()}
+        else:
+            payload = pii_keys.encrypt_fields(payload, fields, key, str(owner))
     await conn.execute(
         "INSERT INTO outbox (event_id, event_type, tenant_id, payload) VALUES ($1, $2, $3, $4)",
         uuid.uuid4(), event_type, tenant_id, orjson.dumps(payload).decode(),
@@ -74,11 +92,8 @@ async def relay_once(pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str,
             event_id, occurred = str(r["event_id"]), _iso(r["created_at"])
             value = {"type": r["event_type"], "eventId": event_id, "occurredOn": occurred,
                      "tenantId": r["tenant_id"], "payload": orjson.loads(r["payload"])}
-            headers = [
-                ("ce_specversion", b"1.0"), ("ce_id", event_id.encode()), ("ce_source", SOURCE.encode()),
-                ("ce_type", r["event_type"].encode()), ("ce_time", occurred.encode()),
-                ("ce_tenantid", r["tenant_id"].encode()), ("content-type", b"application/json"),
-            ]
+            headers = identity_headers(r["event_type"], event_id, occurred, r["tenant_id"],
+                                       identity_dataschema(r["event_type"]), SOURCE)
             # Keyed by tenant: a tenant's identity events keep their order.
             pending.append(await producer.send(topic, value=orjson.dumps(value), key=r["tenant_id"].encode(),
                                                headers=headers))
@@ -88,7 +103,7 @@ async def relay_once(pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str,
 
 
 async def run_relay(pool: asyncpg.Pool, producer: AIOKafkaProducer, kafka: KafkaSettings,
-                    stopping: asyncio.Event, interval_s: float) -> None:
+                    stopping: asyncio.Event, interval_s: float, metrics: Metrics | None = None) -> None:
     topic = identity_topic(kafka)
     while not stopping.is_set():
         try:
@@ -100,6 +115,8 @@ async def run_relay(pool: asyncpg.Pool, producer: AIOKafkaProducer, kafka: Kafka
     while not stopping.is_set():
         try:
             sent = await relay_once(pool, producer, topic)
+            if sent and metrics is not None:
+                metrics.events_produced.labels(topic).inc(sent)
         except Exception:
             log.exception("outbox relay failed; retrying")
             sent = 0

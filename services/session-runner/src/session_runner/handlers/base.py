@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
 from session_runner.drivers import port as d
 from zapstream_domain import commands as c
 from zapstream_domain import payloads as p
 from zapstream_domain.decisions import decide
 from zapstream_domain.errors import InvalidJid
 from zapstream_domain.session import Session
+from zapstream_platform import telemetry
 
 
 @dataclass
@@ -65,7 +68,12 @@ class Context:
         failure.
         """
         try:
-            return await call()
+            if not telemetry.enabled():
+                return await call()
+            # A CLIENT span, child of the command's handling span (partition.py).
+            with telemetry.tracer("session-runner").start_as_current_span(
+                    f"whatsapp {self.command.TYPE}", kind=SpanKind.CLIENT):
+                return await call()
         except d.OutcomeUnknown as exc:
             self.failed("outcome_unknown", str(exc))
         except (d.DriverError, InvalidJid) as exc:
