@@ -99,7 +99,19 @@ async def test_every_route_with_another_tenants_ids_is_a_404(pg: asyncpg.Pool, s
 
     await eventually(outcome)
 
+    r = await a.http.post("/address-book/contacts", json={"phone": "595981123456", "nombre": "Ana", "grupo": "g"})
+    assert r.status_code == 201, r.text
+    contact_id = r.json()["id"]
+    r = await a.http.post("/address-book/import", content=b"numero,sustantivo,nombre,grupo\n595981123457,Sr,Luis,g\n",
+                          headers={"Content-Type": "text/csv"})
+    assert r.status_code == 201, r.text
+    import_id = r.json()["importId"]
+    assert (await a.http.post("/suppressions", json={"phone": "595981123458"})).status_code in (200, 201)
     ids = {"session_id": sid, "command_id": command_id, "media_id": media_id, "user_id": agent_id,
+           "contact_id": contact_id, "import_id": import_id, "phone": "595981123458",
+           # A campaign needs a connected number to be created; another tenant's and a missing one answer
+           # alike, so an unknown id walks the same code.
+           "campaign_id": str(uuid.uuid4()),
            "key_id": key_id, "jid": JID, "message_id": "3EB0C0FFEE",
            # Registering a real endpoint needs a public HTTPS receiver; another tenant's and a missing
            # one answer alike, so an unknown id walks the same code.
@@ -107,6 +119,9 @@ async def test_every_route_with_another_tenants_ids_is_a_404(pg: asyncpg.Pool, s
            # Seed 003's chat ids are JIDs; groups are named by a group JID.
            "chat_id": JID}
     bodies: dict[tuple[str, str], Any] = {
+        ("PUT", "/address-book/contacts/{contact_id}"): {"phone": "595981123459"},
+        ("PUT", "/contacts/{contact_id}"): {"phone": "595981123459"},
+        ("POST", "/campaigns/{campaign_id}/schedule"): {"at": "2030-01-01T00:00:00Z"},
         ("POST", "/sessions/{session_id}/messages"): {"to": "51911111111", "content": "x"},
         ("POST", "/sessions/{session_id}/pair-code"): {"phone": "51911111111"},
         ("POST", "/sessions/{session_id}/stop"): {"reason": "logout"},

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import ProducerFenced
 from pydantic import ValidationError
 
 from session_runner.drivers import port as d
@@ -166,6 +167,8 @@ class PartitionOwner:
         self._suspended = False
         self._resumed = asyncio.Event()
         self._resumed.set()
+        # Set once another owner fenced this partition's producer: this owner is finished.
+        self.fenced = False
         # Next command offset this owner may process; records before it were
         # handled already (a batch fetched before a rebalance can arrive late).
         self.next_offset = 0
@@ -486,7 +489,7 @@ class PartitionOwner:
     # ----- driver events -----------------------------------------------------------
 
     async def _flush_loop(self) -> None:
-        while not self._closing:
+        while not self._closing and not self.fenced:
             await self.inbox.wait()
             await self._resumed.wait()
             # Let a burst gather for a few ms: every transaction costs several broker round
@@ -614,7 +617,13 @@ class PartitionOwner:
         cancellation leaves the transaction open; the next owner's fencing aborts it.
         """
         producer = self._producer()
-        await producer.begin_transaction()
+        if self.fenced:
+            raise ProducerFenced()
+        try:
+            await producer.begin_transaction()
+        except AssertionError as exc:  # aiokafka's state machine after a fatal error (e.g. fenced)
+            self.fenced = True
+            raise ProducerFenced() from exc
         self.snapshots.begin()
         self._produced = 0
         try:
@@ -623,6 +632,11 @@ class PartitionOwner:
             started = time.perf_counter()
             await producer.commit_transaction()
             self.metrics.txn_commit.observe(time.perf_counter() - started)
+        except ProducerFenced:
+            # Another owner took the partition: this producer can never commit again. Nothing to rebuild;
+            # the runner releases this owner and the new one recovers from the topics.
+            self.fenced = True
+            raise
         except Exception:
             await self._abort_and_reset(producer)
             raise

@@ -94,6 +94,8 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
             return  # leaving the group: whoever gets these partitions next starts them
         keep = {tp.partition for tp in assigned}
         await self._release([p for p in self.owners if p not in keep], disconnect=True)
+        # A fenced owner (another runner held the partition meanwhile) cannot commit again: start afresh.
+        await self._release([p for p in keep if p in self.owners and self.owners[p].fenced], disconnect=False)
         for part in keep & set(self.owners):
             # Records fetched while suspended were not handled: read on from what was committed.
             self.consumer.seek(TopicPartition(self.topics.session_commands, part), self.owners[part].next_offset)
@@ -216,36 +218,49 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._release(list(self.owners), disconnect=True)
         log.info("runner stopped")
 
+    def _seek(self, tp: TopicPartition, offset: int) -> None:
+        """Seek, unless a rebalance took the partition away meanwhile (its next owner starts from the commit)."""
+        assert self.consumer is not None
+        if tp in self.consumer.assignment():
+            self.consumer.seek(tp, offset)
+
+    def _pause(self, tp: TopicPartition) -> None:
+        assert self.consumer is not None
+        if tp in self.consumer.assignment():
+            self.consumer.pause(tp)
+
     async def _dispatch(self, tp: TopicPartition, records: list) -> None:  # type: ignore[type-arg]
         owner = self.owners.get(tp.partition)
         assert self.consumer is not None
         if owner is None:
             # Never drop records: fetch them again once the partition has an owner.
-            self.consumer.seek(tp, records[0].offset)
+            self._seek(tp, records[0].offset)
             return
         failing = self._failures.get(tp.partition)
         if failing is not None and failing[0] == owner.next_offset:
             # After a failure, go one record at a time so the poison is the only one held back.
             pending = [r for r in records if r.offset >= owner.next_offset][:1]
             if pending and records[-1] is not pending[0]:
-                self.consumer.seek(tp, pending[0].offset + 1)
+                self._seek(tp, pending[0].offset + 1)
             records = pending or records
         try:
             await owner.handle_commands(records)
             self._failures.pop(tp.partition, None)
             self.metrics.events_consumed.labels(tp.topic, self.settings.group_id).inc(len(records))
         except ProducerFenced:
-            # Another runner owns this partition now; the rebalance will take it from us.
-            log.warning("producer fenced", extra={"fields": {"partition": tp.partition}})
-            await asyncio.sleep(1.0)
-            self.consumer.seek(tp, owner.next_offset)
+            # Another runner owns this partition now. This owner can never commit again: release it and
+            # hold the partition until the rebalance says who has it (a fresh owner starts if it is ours).
+            log.warning("producer fenced; releasing the partition", extra={"fields": {"partition": tp.partition}})
+            self._pause(tp)
+            if self.owners.get(tp.partition) is owner:
+                await self._release([tp.partition], disconnect=False)
         except Exception as exc:
             offset = owner.next_offset
             if is_infrastructure(exc):
                 log.warning("infrastructure unavailable; retrying", extra={"fields": {"partition": tp.partition,
                                                                                      "error": repr(exc)[:300]}})
                 await asyncio.sleep(1.0)
-                self.consumer.seek(tp, offset)
+                self._seek(tp, offset)
                 return
             attempts = self._failures.get(tp.partition, (offset, 0))[1] + 1 if failing and failing[0] == offset else 1
             self._failures[tp.partition] = (offset, attempts)
@@ -261,7 +276,7 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
                     await asyncio.sleep(1.0)
             else:
                 await asyncio.sleep(min(self.settings.retry_backoff_s * 2 ** (attempts - 1), 10.0))
-            self.consumer.seek(tp, owner.next_offset)
+            self._seek(tp, owner.next_offset)
 
 
 def install_signal_handlers(runner: SessionRunner) -> None:
