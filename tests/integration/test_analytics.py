@@ -8,22 +8,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaProducer
 
 from tests.conftest import service_env
 from tests.support.clients import eventually
 from tests.support.stack import LOG_DIR, Proc
 from zapstream_domain.session import iso
+from zapstream_platform.campaign_envelope import CampaignEnvelope
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import Topics
 
 T0 = datetime(2026, 5, 4, 10, 30, tzinfo=UTC)
 
 
-def envelope(type_: str, cid: str, payload: dict[str, Any], at: datetime) -> bytes:
-    return orjson.dumps({"type": type_, "campaignId": cid, "eventId": str(uuid.uuid4()), "occurredOn": iso(at),
-                         "payload": payload})
+def envelope(type_: str, cid: str, payload: dict[str, Any], at: datetime, version: int) -> CampaignEnvelope:
+    """A campaign event as the campaign runner writes it (value and CloudEvents headers)."""
+    return CampaignEnvelope(type=type_, campaign_id=cid, event_id=str(uuid.uuid4()), occurred_on=iso(at),
+                            payload=payload, version=version)
 
 
 async def rows(pg: asyncpg.Pool, tenant: str) -> list[tuple[Any, ...]]:
@@ -56,9 +57,10 @@ async def test_windows_per_group_and_contact_and_identical_rebuild(
                 if i < 3:
                     ups.append({"recipientId": f"r{i}", "status": "read", "at": iso(at)})
                 records.append(("campaign.recipients.updated", {"tenantId": tenant, "updates": ups}, at))
-            for type_, payload, at in records:
-                await producer.send_and_wait(topics.campaign_events, envelope(type_, cid, payload, at),
-                                             key=cid.encode(), timestamp_ms=int(at.timestamp() * 1000))
+            for version, (type_, payload, at) in enumerate(records, start=1):
+                env = envelope(type_, cid, payload, at, version)
+                await producer.send_and_wait(topics.campaign_events, env.value(), key=cid.encode(),
+                                             headers=env.headers(), timestamp_ms=int(at.timestamp() * 1000))
     finally:
         await producer.stop()
 

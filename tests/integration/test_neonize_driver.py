@@ -517,7 +517,8 @@ class FakeHost:
         return "pairing"
 
     async def send_text(
-        self, session_id: str, to_jid: str, text: str, reply_to_id: str | None, forwarded: bool
+        self, session_id: str, to_jid: str, text: str, reply_to_id: str | None, forwarded: bool,
+        mentions: list[str] | None = None,
     ) -> SendResult:
         if text == "crash":
             os._exit(3)  # what a Go panic does to the process
