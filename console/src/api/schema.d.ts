@@ -247,6 +247,198 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/create-station": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Station
+         * @description A station is an employee: an agent of the tenant, who sees only the chats assigned to it.
+         */
+        post: operations["create_station_api_auth_create_station_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/employees": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Employees */
+        get: operations["employees_api_auth_employees_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Login
+         * @description `data.accessToken` is the JWT for `Authorization: Bearer` and for Socket.IO's `auth.token`.
+         */
+        post: operations["login_api_auth_login_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/register": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Register
+         * @description Register an admin (a new tenant); the account is verified by the mailed code (`POST /users/{id}/verify`).
+         */
+        post: operations["register_api_auth_register_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/chats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Chats
+         * @description The tenant's chats (an employee sees its assigned ones), groups included.
+         */
+        get: operations["chats_api_chats_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/chats/{chat_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Chat Messages */
+        get: operations["chat_messages_api_chats__chat_id__messages_get"];
+        put?: never;
+        /** Send */
+        post: operations["send_api_chats__chat_id__messages_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/media/profile-photo/{chat_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Profile Photo
+         * @description The chat's profile photo URL (null when it has none or hides it).
+         */
+        get: operations["profile_photo_api_media_profile_photo__chat_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/media/{message_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Media
+         * @description A message's media: type, name and a signed download URL.
+         */
+        get: operations["media_api_media__message_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/permissions/assign": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Assign
+         * @description Give an employee access to a chat.
+         */
+        post: operations["assign_api_permissions_assign_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/permissions/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke */
+        post: operations["revoke_api_permissions_revoke_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/send-pdf": {
         parameters: {
             query?: never;
@@ -261,6 +453,46 @@ export interface paths {
          * @description Seed 002: a PDF (invoice, receipt) as a document; `sessionId` may be a declared session's name.
          */
         post: operations["send_pdf_api_send_pdf_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/whatsapp/init": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Init
+         * @description Create the tenant's WhatsApp session, or start it again; `qr` and `session_status` follow on Socket.IO.
+         */
+        post: operations["init_api_whatsapp_init_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/whatsapp/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Logout
+         * @description Unlink the device of the tenant's session (a new QR is needed afterwards).
+         */
+        post: operations["logout_api_whatsapp_logout_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -723,6 +955,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/chats/{jid}/photo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Photo
+         * @description The chat's (contact's or group's) profile photo: fetched through the session's runner, cached in storage
+         *     for a day; `url` is a signed link, null when there is no photo or it is hidden.
+         */
+        get: operations["photo_chats__jid__photo_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/chats/{jid}/presence": {
         parameters: {
             query?: never;
@@ -1032,6 +1285,126 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Groups
+         * @description The account's groups with metadata (subject, owner, participants and admins), from the read model that
+         *     `POST /groups` and `POST /groups/sync` fill.
+         */
+        get: operations["list_groups_groups_get"];
+        put?: never;
+        /**
+         * Create Group
+         * @description Create a group; its metadata follows as `session.groups.upsert`, its JID at `GET /commands/{id}`.
+         */
+        post: operations["create_group_groups_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/groups/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sync Groups
+         * @description List every group the account is in, with metadata (subject, owner, participants and admins), as one
+         *     `session.groups.upsert` event.
+         */
+        post: operations["sync_groups_groups_sync_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/groups/{jid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Group */
+        get: operations["get_group_groups__jid__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/groups/{jid}/invite-link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Invite Link
+         * @description The group's invite link (200 once the runner has it, else 202 to poll).
+         */
+        post: operations["invite_link_groups__jid__invite_link_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/groups/{jid}/leave": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Leave */
+        post: operations["leave_groups__jid__leave_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/groups/{jid}/participants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Participants
+         * @description Add, remove, promote or demote participants; the change follows as `session.groups.participants`.
+         */
+        post: operations["participants_groups__jid__participants_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/media": {
         parameters: {
             query?: never;
@@ -1132,6 +1505,27 @@ export interface paths {
          * @description Delete the session: the device is unlinked and its credentials erased; the session answers 404 at once.
          */
         delete: operations["delete_session_sessions__session_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{session_id}/calls/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Call Settings
+         * @description Reject incoming calls automatically (each still recorded as `session.call.received`), optionally answering
+         *     the caller with `replyText`.
+         */
+        post: operations["call_settings_sessions__session_id__calls_settings_post"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1283,7 +1677,33 @@ export interface paths {
         get: operations["me_users_me_get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete My Account
+         * @description Delete your own account: your personal data is erased (crypto-shredded) everywhere, including every
+         *     copy in the event log, and you are signed out on every device.
+         */
+        delete: operations["delete_my_account_users_me_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Erase User
+         * @description Erase a user of your tenant (owner or admin; only an owner may erase an owner): the account is closed
+         *     and its e-mail and name become unreadable in every stored copy, the event log included.
+         */
+        delete: operations["erase_user_users__user_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1549,6 +1969,141 @@ export interface components {
             /** Agents */
             agents: components["schemas"]["UserView"][];
         };
+        /** Answer[Accepted] */
+        Answer_Accepted_: {
+            data: components["schemas"]["Accepted"];
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             */
+            success: boolean;
+        };
+        /** Answer[AgentAccepted] */
+        Answer_AgentAccepted_: {
+            data: components["schemas"]["AgentAccepted"];
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             */
+            success: boolean;
+        };
+        /** Answer[ChatList] */
+        Answer_ChatList_: {
+            data: components["schemas"]["ChatList"];
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             */
+            success: boolean;
+        };
+        /** Answer[EmployeeList] */
+        Answer_EmployeeList_: {
+            data: components["schemas"]["EmployeeList"];
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             */
+            success: boolean;
+        };
+        /** Answer[MessageMedia] */
+        Answer_MessageMedia_: {
+            data: components["schemas"]["MessageMedia"];
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             */
+            success: boolean;
+        };
+        /** Answer[MessagePage] */
+        Answer_MessagePage_: {
+            data: components["schemas"]["MessagePage"];
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             */
+            success: boolean;
+        };
+        /** Answer[Permission] */
+        Answer_Permission_: {
+            data: components["schemas"]["Permission"];
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             */
+            success: boolean;
+        };
+        /** Answer[ProfilePhoto] */
+        Answer_ProfilePhoto_: {
+            data: components["schemas"]["ProfilePhoto"];
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             */
+            success: boolean;
+        };
+        /** Answer[Sent] */
+        Answer_Sent_: {
+            data: components["schemas"]["Sent"];
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             */
+            success: boolean;
+        };
+        /** Answer[SessionInit] */
+        Answer_SessionInit_: {
+            data: components["schemas"]["SessionInit"];
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             */
+            success: boolean;
+        };
+        /** Answer[TokenAnswer] */
+        Answer_TokenAnswer_: {
+            data: components["schemas"]["TokenAnswer"];
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             */
+            success: boolean;
+        };
+        /** Answer[dict[str, Any]] */
+        Answer_dict_str__Any__: {
+            /** Data */
+            data: {
+                [key: string]: unknown;
+            };
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             */
+            success: boolean;
+        };
         /**
          * ApiKeyBody
          * @example {
@@ -1674,6 +2229,23 @@ export interface components {
             /** Timezone */
             timezone: string;
         };
+        /**
+         * CallSettingsBody
+         * @description ``rejectCalls: true`` rejects every incoming call; ``replyText`` then answers the caller in chat.
+         * @example {
+         *       "rejectCalls": true,
+         *       "replyText": "No atendemos llamadas; escríbenos por aquí."
+         *     }
+         * @example {
+         *       "rejectCalls": false
+         *     }
+         */
+        CallSettingsBody: {
+            /** Rejectcalls */
+            rejectCalls: boolean;
+            /** Replytext */
+            replyText?: string | null;
+        };
         /** CampaignAccepted */
         CampaignAccepted: {
             /** Campaignid */
@@ -1770,11 +2342,23 @@ export interface components {
             sessionId: string | null;
         };
         /**
+         * ChatMessageBody
+         * @description Seed 003 sends text as ``message`` (``text`` and ``content`` are read too).
+         * @example {
+         *       "message": "Hola, ¿en qué te ayudo?"
+         *     }
+         */
+        ChatMessageBody: {
+            /** Message */
+            message?: string | null;
+        };
+        /**
          * ChatSendBody
          * @description Text, a reply (``replyToMessageId``), a forward (``forwardMessageId``) or media (``media``).
          *
          *     ``media`` is one file or a list of images (an album); ``caption`` (or ``content``) goes
-         *     with the first; ``ptt: true`` sends an audio as a voice note.
+         *     with the first; ``ptt: true`` sends an audio as a voice note. ``location``, ``contact`` (a vCard)
+         *     and ``poll`` each send one message of that kind, alone.
          * @example {
          *       "content": "Hola!"
          *     }
@@ -1792,16 +2376,51 @@ export interface components {
          *       },
          *       "ptt": true
          *     }
+         * @example {
+         *       "location": {
+         *         "address": "Av. Larco 123, Miraflores",
+         *         "latitude": -12.0464,
+         *         "longitude": -77.0428,
+         *         "name": "Tienda Lima"
+         *       }
+         *     }
+         * @example {
+         *       "contact": {
+         *         "displayName": "Soporte",
+         *         "vcard": "BEGIN:VCARD\nVERSION:3.0\nFN:Soporte\nTEL;type=CELL;waid=51988887777:+51 988 887 777\nEND:VCARD"
+         *       }
+         *     }
+         * @example {
+         *       "poll": {
+         *         "name": "¿Qué horario prefieres?",
+         *         "options": [
+         *           "Mañana",
+         *           "Tarde"
+         *         ],
+         *         "selectableCount": 1
+         *       }
+         *     }
+         * @example {
+         *       "content": "Hola @51988887777, ¿confirmas el pedido?",
+         *       "mentions": [
+         *         "51988887777"
+         *       ]
+         *     }
          */
         ChatSendBody: {
             /** Caption */
             caption?: string | null;
+            contact?: components["schemas"]["ContactCard"] | null;
             /** Content */
             content?: string | null;
             /** Forwardmessageid */
             forwardMessageId?: string | null;
+            location?: components["schemas"]["Location"] | null;
             /** Media */
             media?: components["schemas"]["MediaSpec"] | components["schemas"]["MediaSpec"][] | null;
+            /** Mentions */
+            mentions?: string[] | null;
+            poll?: components["schemas"]["Poll"] | null;
             /**
              * Ptt
              * @default false
@@ -1860,6 +2479,22 @@ export interface components {
             status: string;
             /** Type */
             type: string;
+        };
+        /**
+         * ContactCard
+         * @description A contact card: its display name and the vCard text (``BEGIN:VCARD`` … ``END:VCARD``).
+         */
+        ContactCard: {
+            /** Displayname */
+            displayName: string;
+            /**
+             * Kind
+             * @default contact
+             * @constant
+             */
+            kind: "contact";
+            /** Vcard */
+            vcard: string;
         };
         /**
          * ContactIn
@@ -2008,6 +2643,27 @@ export interface components {
             start: boolean;
         };
         /**
+         * CreateGroupBody
+         * @example {
+         *       "participants": [
+         *         "51988887777",
+         *         "51977776666@s.whatsapp.net"
+         *       ],
+         *       "subject": "Ventas Lima"
+         *     }
+         */
+        CreateGroupBody: {
+            /** Participants */
+            participants: string[];
+            /**
+             * Sessionid
+             * @description A session id; the tenant's latest when absent.
+             */
+            sessionId?: string | null;
+            /** Subject */
+            subject: string;
+        };
+        /**
          * CreateSessionBody
          * @example {}
          * @example {
@@ -2091,6 +2747,11 @@ export interface components {
              * @example ada@example.com
              */
             email: string;
+        };
+        /** EmployeeList */
+        EmployeeList: {
+            /** Employees */
+            employees: components["schemas"]["UserView"][];
         };
         /**
          * EndpointCreate
@@ -2221,6 +2882,72 @@ export interface components {
             /** Grupo */
             grupo: string | null;
         };
+        /** GroupList */
+        GroupList: {
+            /** Groups */
+            groups: components["schemas"]["GroupView"][];
+            /** Sessionid */
+            sessionId: string | null;
+        };
+        /**
+         * GroupSessionBody
+         * @example {}
+         */
+        GroupSessionBody: {
+            /**
+             * Sessionid
+             * @description A session id; the tenant's latest when absent.
+             */
+            sessionId?: string | null;
+        };
+        /**
+         * GroupView
+         * @description A group as WhatsApp describes it (Baileys' ``GroupMetadata`` keys); ``left``: this account left it.
+         * @example {
+         *       "announce": false,
+         *       "creation": 1767220000,
+         *       "id": "120363025246125486@g.us",
+         *       "left": false,
+         *       "owner": "51999999999@s.whatsapp.net",
+         *       "participants": [
+         *         {
+         *           "admin": "superadmin",
+         *           "id": "51999999999@s.whatsapp.net"
+         *         },
+         *         {
+         *           "id": "51988887777@s.whatsapp.net"
+         *         }
+         *       ],
+         *       "restrict": false,
+         *       "sessionId": "4b1a9c08-6b70-4c1c-9d5b-2b7d8fd5b901",
+         *       "size": 2,
+         *       "subject": "Ventas Lima"
+         *     }
+         */
+        GroupView: {
+            /** Announce */
+            announce: boolean;
+            /** Creation */
+            creation: number | null;
+            /** Desc */
+            desc: string | null;
+            /** Id */
+            id: string;
+            /** Left */
+            left: boolean;
+            /** Owner */
+            owner: string | null;
+            /** Participants */
+            participants: components["schemas"]["Participant"][];
+            /** Restrict */
+            restrict: boolean;
+            /** Sessionid */
+            sessionId: string;
+            /** Size */
+            size: number;
+            /** Subject */
+            subject: string;
+        };
         /** Groups */
         Groups: {
             /** Groups */
@@ -2260,6 +2987,22 @@ export interface components {
             /** Reason */
             reason: string;
         };
+        /**
+         * InviteLink
+         * @example {
+         *       "commandId": "0f8e0c1e-3c2b-4a59-9a55-63d8a0b1c2d3",
+         *       "groupJid": "120363025246125486@g.us",
+         *       "inviteLink": "https://chat.whatsapp.com/AbCdEfGhIjK"
+         *     }
+         */
+        InviteLink: {
+            /** Commandid */
+            commandId: string;
+            /** Groupjid */
+            groupJid: string;
+            /** Invitelink */
+            inviteLink: string;
+        };
         /** LastMessage */
         LastMessage: {
             /** Id */
@@ -2268,6 +3011,28 @@ export interface components {
             text?: string | null;
             /** Timestamp */
             timestamp: number;
+        };
+        /**
+         * Location
+         * @description A pin, optionally named (a shop) with its address.
+         */
+        Location: {
+            /** Address */
+            address?: string | null;
+            /**
+             * Kind
+             * @default location
+             * @constant
+             */
+            kind: "location";
+            /** Latitude */
+            latitude: number;
+            /** Longitude */
+            longitude: number;
+            /** Name */
+            name?: string | null;
+            /** Url */
+            url?: string | null;
         };
         /**
          * LoginBody
@@ -2378,6 +3143,23 @@ export interface components {
             /** Voicenotemediaid */
             voiceNoteMediaId?: string | null;
         };
+        /** MessageMedia */
+        MessageMedia: {
+            /** Chatid */
+            chatId: string;
+            /** Filename */
+            fileName?: string | null;
+            /** Kind */
+            kind?: string | null;
+            /** Messageid */
+            messageId: string;
+            /** Mimetype */
+            mimetype?: string | null;
+            /** Size */
+            size?: number | null;
+            /** Url */
+            url?: string | null;
+        };
         /** MessagePage */
         MessagePage: {
             /** Chatjid */
@@ -2456,6 +3238,13 @@ export interface components {
             media?: components["schemas"]["MediaView"] | null;
             /** Participant */
             participant?: string | null;
+            /**
+             * Polltally
+             * @description A poll's votes per option.
+             */
+            pollTally?: {
+                [key: string]: unknown;
+            }[] | null;
             /** Pushname */
             pushName?: string | null;
             /** Reactions */
@@ -2471,6 +3260,13 @@ export interface components {
              * @description Deprecated: use `replyTo`. Kept for one minor version.
              */
             replyToMessageId?: string | null;
+            /**
+             * Rich
+             * @description A location, contact card or poll (`kind`).
+             */
+            rich?: {
+                [key: string]: unknown;
+            } | null;
             /** Status */
             status?: string | null;
             /** Statusat */
@@ -2591,6 +3387,42 @@ export interface components {
              */
             phone: string;
         };
+        /** Participant */
+        Participant: {
+            /** Admin */
+            admin?: ("admin" | "superadmin") | null;
+            /** Id */
+            id: string;
+        };
+        /**
+         * ParticipantsBody
+         * @example {
+         *       "action": "add",
+         *       "participants": [
+         *         "51988887777"
+         *       ]
+         *     }
+         * @example {
+         *       "action": "promote",
+         *       "participants": [
+         *         "51988887777@s.whatsapp.net"
+         *       ]
+         *     }
+         */
+        ParticipantsBody: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "add" | "remove" | "promote" | "demote";
+            /** Participants */
+            participants: string[];
+            /**
+             * Sessionid
+             * @description A session id; the tenant's latest when absent.
+             */
+            sessionId?: string | null;
+        };
         /**
          * PdfAccepted
          * @description Seed 002's answer: ``{success: true, message, ...}``.
@@ -2634,11 +3466,76 @@ export interface components {
              */
             success: boolean;
         };
+        /** Permission */
+        Permission: {
+            /** Chatid */
+            chatId: string;
+            /** Employeeid */
+            employeeId: string;
+        };
+        /**
+         * PermissionBody
+         * @description The employee (a station: an agent of the tenant) and the chat it may see and answer.
+         * @example {
+         *       "chatId": "51988887777@c.us",
+         *       "employeeId": "2f1d3c4b-5a69-4877-8695-a4b3c2d1e0f9"
+         *     }
+         */
+        PermissionBody: {
+            /**
+             * Chatid
+             * @example 51988887777@s.whatsapp.net
+             */
+            chatId: string;
+            /** Employeeid */
+            employeeId: string;
+        };
+        /**
+         * PhotoView
+         * @description ``url`` is null when the chat has no photo or hides it; ``cached``: served from the cache.
+         * @example {
+         *       "cached": true,
+         *       "chatJid": "51988887777@s.whatsapp.net",
+         *       "sessionId": "4b1a9c08-6b70-4c1c-9d5b-2b7d8fd5b901",
+         *       "url": "https://storage.example.com/zapstream/tenants/t/sessions/s/photos/51988887777%40s.whatsapp.net/20453.jpg?X-Amz-Signature=…"
+         *     }
+         */
+        PhotoView: {
+            /** Cached */
+            cached: boolean;
+            /** Chatjid */
+            chatJid: string;
+            /** Sessionid */
+            sessionId: string;
+            /** Url */
+            url: string | null;
+        };
         /** Point */
         Point: {
             /** Period */
             period: string;
             totals: components["schemas"]["Totals"];
+        };
+        /**
+         * Poll
+         * @description A poll: its question, 2 to 12 distinct options, and how many a voter may pick.
+         */
+        Poll: {
+            /**
+             * Kind
+             * @default poll
+             * @constant
+             */
+            kind: "poll";
+            /** Name */
+            name: string;
+            /** Options */
+            options: string[];
+            /**
+             * Selectablecount
+             * @default 1
+             */
+            selectableCount: number;
         };
         /**
          * PresenceBody
@@ -2716,6 +3613,13 @@ export interface components {
             type: string;
         } & {
             [key: string]: unknown;
+        };
+        /** ProfilePhoto */
+        ProfilePhoto: {
+            /** Chatid */
+            chatId: string;
+            /** Url */
+            url: string | null;
         };
         /**
          * ReactBody
@@ -2954,12 +3858,17 @@ export interface components {
         SendBody: {
             /** Caption */
             caption?: string | null;
+            contact?: components["schemas"]["ContactCard"] | null;
             /** Content */
             content?: string | null;
             /** Forwardmessageid */
             forwardMessageId?: string | null;
+            location?: components["schemas"]["Location"] | null;
             /** Media */
             media?: components["schemas"]["MediaSpec"] | components["schemas"]["MediaSpec"][] | null;
+            /** Mentions */
+            mentions?: string[] | null;
+            poll?: components["schemas"]["Poll"] | null;
             /**
              * Ptt
              * @default false
@@ -3005,6 +3914,36 @@ export interface components {
              * @example 51988887777@s.whatsapp.net
              */
             to: string;
+        };
+        /** Sent */
+        Sent: {
+            /** Commandid */
+            commandId: string;
+            /** Messageid */
+            messageId?: string | null;
+            /** Sessionid */
+            sessionId: string;
+            /**
+             * Status
+             * @default accepted
+             */
+            status: string;
+        };
+        /**
+         * SessionInit
+         * @example {
+         *       "commandId": "0f8e0c1e-3c2b-4a59-9a55-63d8a0b1c2d3",
+         *       "sessionId": "4b1a9c08-6b70-4c1c-9d5b-2b7d8fd5b901",
+         *       "status": "initializing"
+         *     }
+         */
+        SessionInit: {
+            /** Commandid */
+            commandId?: string | null;
+            /** Sessionid */
+            sessionId: string;
+            /** Status */
+            status: string;
         };
         /** SessionList */
         SessionList: {
@@ -3494,6 +4433,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetail"];
                 };
             };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
             /** @description Body larger than allowed. */
             413: {
                 headers: {
@@ -3664,6 +4612,15 @@ export interface operations {
             };
             /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4956,6 +5913,929 @@ export interface operations {
             };
         };
     };
+    create_station_api_auth_create_station_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewAgentBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Answer_AgentAccepted_"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Body larger than allowed. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    employees_api_auth_employees_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Answer_EmployeeList_"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    login_api_auth_login_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Answer_TokenAnswer_"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Body larger than allowed. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    register_api_auth_register_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Answer_Accepted_"];
+                };
+            };
+            /** @description Body larger than allowed. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    chats_api_chats_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Answer_ChatList_"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    chat_messages_api_chats__chat_id__messages_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description A JID or E.164 phone number */
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Answer_MessagePage_"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    send_api_chats__chat_id__messages_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key and request replay the first answer and send nothing twice; the same key for a different request is a 422. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description A JID or E.164 phone number */
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatMessageBody"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the message is durably on Kafka. */
+            202: {
+                headers: {
+                    /** @description `true` when this answer replays the first one for the Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Answer_Sent_"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Body larger than allowed. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    profile_photo_api_media_profile_photo__chat_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A JID or E.164 phone number */
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Answer_ProfilePhoto_"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    media_api_media__message_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Answer_MessageMedia_"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    assign_api_permissions_assign_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PermissionBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Answer_Permission_"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Body larger than allowed. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    revoke_api_permissions_revoke_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PermissionBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Answer_Permission_"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Body larger than allowed. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
     send_pdf_api_send_pdf_post: {
         parameters: {
             query?: never;
@@ -5039,6 +6919,194 @@ export interface operations {
             };
             /** @description Unsupported media type. */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    init_api_whatsapp_init_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key and request replay the first answer and send nothing twice; the same key for a different request is a 422. */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Linking: the QR follows on Socket.IO (`qr`). */
+            202: {
+                headers: {
+                    /** @description `true` when this answer replays the first one for the Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Answer_SessionInit_"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    logout_api_whatsapp_logout_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key and request replay the first answer and send nothing twice; the same key for a different request is a 422. */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: the device is being unlinked. */
+            202: {
+                headers: {
+                    /** @description `true` when this answer replays the first one for the Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Answer_dict_str__Any__"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7328,6 +9396,100 @@ export interface operations {
             };
         };
     };
+    photo_chats__jid__photo_get: {
+        parameters: {
+            query?: {
+                sessionId?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description A JID or E.164 phone number */
+                jid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PhotoView"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
     chat_presence_chats__jid__presence_post: {
         parameters: {
             query?: never;
@@ -7854,6 +10016,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetail"];
                 };
             };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
             /** @description Body larger than allowed. */
             413: {
                 headers: {
@@ -8119,6 +10290,15 @@ export interface operations {
             };
             /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8927,6 +11107,729 @@ export interface operations {
             };
         };
     };
+    list_groups_groups_get: {
+        parameters: {
+            query?: {
+                sessionId?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupList"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    create_group_groups_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key and request replay the first answer and send nothing twice; the same key for a different request is a 422. */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateGroupBody"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the command is durably on Kafka. */
+            202: {
+                headers: {
+                    /** @description `true` when this answer replays the first one for the Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["command_api__shared__bodies__CommandAccepted"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Body larger than allowed. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    sync_groups_groups_sync_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key and request replay the first answer and send nothing twice; the same key for a different request is a 422. */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["GroupSessionBody"] | null;
+            };
+        };
+        responses: {
+            /** @description Accepted: the command is durably on Kafka. */
+            202: {
+                headers: {
+                    /** @description `true` when this answer replays the first one for the Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["command_api__shared__bodies__CommandAccepted"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Body larger than allowed. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    get_group_groups__jid__get: {
+        parameters: {
+            query?: {
+                sessionId?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description A JID or E.164 phone number */
+                jid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupView"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    invite_link_groups__jid__invite_link_post: {
+        parameters: {
+            query?: {
+                /** @description Revoke the current link first. */
+                reset?: boolean;
+            };
+            header?: {
+                /** @description Makes a retry safe: the same key and request replay the first answer and send nothing twice; the same key for a different request is a 422. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description A JID or E.164 phone number */
+                jid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["GroupSessionBody"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InviteLink"];
+                };
+            };
+            /** @description Not there yet: poll GET /commands/{commandId}. */
+            202: {
+                headers: {
+                    /** @description `true` when this answer replays the first one for the Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["command_api__shared__bodies__CommandAccepted"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Body larger than allowed. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    leave_groups__jid__leave_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key and request replay the first answer and send nothing twice; the same key for a different request is a 422. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description A JID or E.164 phone number */
+                jid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["GroupSessionBody"] | null;
+            };
+        };
+        responses: {
+            /** @description Accepted: the command is durably on Kafka. */
+            202: {
+                headers: {
+                    /** @description `true` when this answer replays the first one for the Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["command_api__shared__bodies__CommandAccepted"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Body larger than allowed. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    participants_groups__jid__participants_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key and request replay the first answer and send nothing twice; the same key for a different request is a 422. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description A JID or E.164 phone number */
+                jid: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParticipantsBody"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the command is durably on Kafka. */
+            202: {
+                headers: {
+                    /** @description `true` when this answer replays the first one for the Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["command_api__shared__bodies__CommandAccepted"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Body larger than allowed. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
     upload_media_post: {
         parameters: {
             query?: never;
@@ -9504,6 +12407,115 @@ export interface operations {
             };
             /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    call_settings_sessions__session_id__calls_settings_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key and request replay the first answer and send nothing twice; the same key for a different request is a 422. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CallSettingsBody"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the command is durably on Kafka. */
+            202: {
+                headers: {
+                    /** @description `true` when this answer replays the first one for the Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["command_api__shared__bodies__CommandAccepted"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Conflicts with the current state (or an Idempotency-Key whose first request is still running). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Body larger than allowed. */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10338,6 +13350,155 @@ export interface operations {
             };
             /** @description Authenticated, but not allowed to do this. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    delete_my_account_users_me_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    erase_user_users__user_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
