@@ -90,6 +90,8 @@ unclean.leader.election.enable=false
 auto.create.topics.enable=false
 num.partitions=1
 group.initial.rebalance.delay.ms=0
+# Runners detect a dead peer within 1.5 s (RUNNER_SESSION_TIMEOUT_MS); the default floor (6 s) would refuse them.
+group.min.session.timeout.ms=500
 # The same starvation allowance as the single node (2 shared cores); a SIGKILLed broker is
 # still noticed quickly because its TCP connections drop at once.
 broker.session.timeout.ms=30000
