@@ -142,7 +142,8 @@ async def run() -> dict[str, Any]:
         env.start(Proc("campaigns-projector", ["-m", "projector"], env.env("PROJECTOR_")
                        | {"PROJECTOR_GROUP_ID": f"{env.kafka.topic_prefix}-projector"}))
         env.start(Proc("campaigns-command-api", ["-m", "command_api"], env.env("COMMAND_API_")
-                       | {"COMMAND_API_PORT": str(api_port)}, health=f"{api_url}/healthz"))
+                       | {"COMMAND_API_PORT": str(api_port),
+                          "COMMAND_API_RUNNER_GROUP_ID": f"{env.kafka.topic_prefix}-runner"}, health=f"{api_url}/healthz"))
         env.start(Proc("campaigns-campaign-runner", ["-m", "campaign_runner"], env.env("CAMPAIGN_RUNNER_")
                        | {"CAMPAIGN_RUNNER_GROUP_ID": f"{env.kafka.topic_prefix}-campaigns",
                           "CAMPAIGN_RUNNER_TICK_MS": "50"}))

@@ -112,6 +112,7 @@ def stack(infra: str, kafka: KafkaSettings, simulator_url: str, run_id: str) -> 
         "runner": runner,
         "command-api": Proc("command-api", "command_api", _env("COMMAND_API_", kafka, infra)
                             | {"COMMAND_API_PORT": str(api_port),
+                               "COMMAND_API_RUNNER_GROUP_ID": f"zc-{run_id}-runner",
                                "COMMAND_API_JWT__KEYS": jwt["KEYS"], "COMMAND_API_JWT__ACTIVE_KID": jwt["ACTIVE_KID"],
                                "COMMAND_API_OPERATOR_TOKEN": OPERATOR_TOKEN},
                             health=f"http://127.0.0.1:{api_port}/healthz"),
