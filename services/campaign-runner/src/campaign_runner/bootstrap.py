@@ -13,9 +13,10 @@ from campaign_runner.group import PartitionGroup, Worker
 from campaign_runner.projection import CampaignProjection, replay
 from campaign_runner.router import OutcomeRouter, TenantWords
 from campaign_runner.settings import Settings
-from zapstream_platform import logs, telemetry
+from zapstream_platform import logs
 from zapstream_platform.db import create_pool
-from zapstream_platform.metrics import Metrics, serve
+from zapstream_platform.metrics import Metrics
+from zapstream_platform.observed import run_observed
 from zapstream_platform.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -76,20 +77,4 @@ def main() -> None:
     if sys.argv[1:2] == ["replay"]:
         asyncio.run(run_replay(settings))
         return
-    metrics = Metrics("campaign-runner")
-    server = None
-    if settings.metrics_port:
-        try:
-            server = serve(metrics, settings.metrics_port, settings.metrics_host)[0]
-        except OSError as exc:
-            # Campaigns matter more than their scrape target: run on, and say so loudly.
-            log.error("metrics port unavailable; serving no metrics", extra={"fields": {
-                "port": settings.metrics_port, "error": str(exc)}})
-    provider = telemetry.setup_tracing("campaign-runner", settings)
-    try:
-        asyncio.run(run(settings, metrics))
-    finally:
-        if provider is not None:
-            provider.shutdown()
-        if server is not None:
-            server.shutdown()
+    run_observed("campaign-runner", settings, lambda metrics: run(settings, metrics))

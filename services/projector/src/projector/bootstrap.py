@@ -12,9 +12,10 @@ import orjson
 from projector.app import Projector, install_signal_handlers
 from projector.replay import compare, replay
 from projector.settings import Settings
-from zapstream_platform import logs, telemetry
+from zapstream_platform import logs
 from zapstream_platform.db import create_pool
-from zapstream_platform.metrics import Metrics, serve
+from zapstream_platform.metrics import Metrics
+from zapstream_platform.observed import run_observed
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +33,7 @@ async def run(settings: Settings, metrics: Metrics | None = None) -> None:
 def main() -> None:
     settings = Settings()
     logs.configure("projector", settings.log_level)
-    metrics = Metrics("projector")
-    server = None
-    if settings.metrics_port:
-        try:
-            server = serve(metrics, settings.metrics_port, settings.metrics_host)[0]
-        except OSError as exc:
-            # The read model matters more than its scrape target: run on, and say so loudly.
-            log.error("metrics port unavailable; serving no metrics", extra={"fields": {
-                "port": settings.metrics_port, "error": str(exc)}})
-    provider = telemetry.setup_tracing("projector", settings)
-    try:
-        asyncio.run(run(settings, metrics))
-    finally:
-        if provider is not None:
-            provider.shutdown()
-        if server is not None:
-            server.shutdown()
+    run_observed("projector", settings, lambda metrics: run(settings, metrics))
 
 
 async def _replay(settings: Settings, keep_old: bool) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from session_runner.drivers.port import WhatsAppDriver
 from session_runner.media import MediaPipeline
 from session_runner.runner import SessionRunner, install_signal_handlers
 from session_runner.settings import Settings
-from zapstream_platform import logs, telemetry
-from zapstream_platform.metrics import Metrics, serve
+from zapstream_platform import logs
+from zapstream_platform.metrics import Metrics
+from zapstream_platform.observed import run_observed
 from zapstream_platform.storage import MediaStore
 
 log = logging.getLogger(__name__)
@@ -53,20 +53,4 @@ async def run(settings: Settings, metrics: Metrics | None = None) -> None:
 def main() -> None:
     settings = Settings()
     logs.configure("session-runner", settings.log_level)
-    metrics = Metrics("session-runner")
-    server = None
-    if settings.metrics_port:
-        try:
-            server = serve(metrics, settings.metrics_port, settings.metrics_host)[0]
-        except OSError as exc:
-            # The sessions matter more than their scrape target: run on, and say so loudly.
-            log.error("metrics port unavailable; serving no metrics", extra={"fields": {
-                "port": settings.metrics_port, "error": str(exc)}})
-    provider = telemetry.setup_tracing("session-runner", settings)
-    try:
-        asyncio.run(run(settings, metrics))
-    finally:
-        if provider is not None:
-            provider.shutdown()
-        if server is not None:
-            server.shutdown()
+    run_observed("session-runner", settings, lambda metrics: run(settings, metrics))
