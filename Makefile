@@ -118,7 +118,7 @@ test-faults: infra-up  ## fault tests: SIGKILLs, broker and database restarts (~
 test-faults-cluster: infra-up  ## a broker SIGKILLed under load on its own 3-broker cluster (ports 19192-19194; ~5 min)
 	$(RUN) pytest tests/faults/test_5_broker_loss.py
 
-bench: infra-up  ## benchmarks (~7 min) -> bench/results/*.json and bench/README.md
+bench: infra-up  ## benchmarks (~45 min) -> bench/results/*.json and bench/README.md
 	$(RUN) python -m bench
 
 test-unit:  ## pure tests only (no infrastructure)

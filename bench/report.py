@@ -11,8 +11,9 @@ from bench.common import REPO, RESULTS
 
 HEADER = """# Benchmarks
 
-`make bench` (`uv run python -m bench`) runs seven short benchmarks against the
-Kafka broker and PostgreSQL of `make infra-up`, on loopback only, each with its
+`make bench` (`uv run python -m bench`) runs the benchmarks below (figure 7, media upload memory, and
+figure 8, campaigns, have sections of their own) against the Kafka broker and PostgreSQL of
+`make infra-up`, on loopback only, each with its
 own topic prefix and database. Each writes `bench/results/<n>_<name>.json`; this
 file is regenerated from them (`python -m bench.report`). Every figure is shown
 next to a **baseline measured in the same run**, and as a ratio to it.
@@ -166,7 +167,7 @@ def write_readme() -> None:
     text += "\n" + (REPO / "bench" / "end_to_end_notes.md").read_text()
     text += media_upload.readme_section()
     text += campaigns.readme_section()
-    text += ("\n## Running\n\n```bash\nmake bench                       # all seven, ~8 minutes\n"
+    text += ("\n## Running\n\n```bash\nmake bench                       # all of them, ~45 minutes (the 1M replay and failover are the long ones)\n"
              "uv run python -m bench ingest e2e  # some of them\nuv run python -m bench.report    # README only\n```\n")
     (REPO / "bench" / "README.md").write_text(text)
 
