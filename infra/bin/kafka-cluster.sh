@@ -87,27 +87,9 @@ share.coordinator.state.topic.min.isr=2
 # Never elect a replica that missed acknowledged writes.
 unclean.leader.election.enable=false
 
-auto.create.topics.enable=false
-num.partitions=1
-group.initial.rebalance.delay.ms=0
-# Runners detect a dead peer within 1.5 s (RUNNER_SESSION_TIMEOUT_MS); the default floor (6 s) would refuse them.
-group.min.session.timeout.ms=500
-# The same starvation allowance as the single node (2 shared cores); a SIGKILLed broker is
-# still noticed quickly because its TCP connections drop at once.
-broker.session.timeout.ms=30000
-broker.heartbeat.interval.ms=2000
 EOF
-    cat >"$dir/log4j2.properties" <<EOF
-status = warn
-appender.out.type = Console
-appender.out.name = STDOUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = ${KAFKA_LOG_LEVEL:-WARN}
-rootLogger.appenderRef.out.ref = STDOUT
-logger.started.name = kafka.server.KafkaRaftServer
-logger.started.level = INFO
-EOF
+    kafka_common_config >>"$dir/server.properties"
+    kafka_log4j2 "$dir/log4j2.properties"
 }
 
 # Every node is formatted with the same cluster id (kept in $DATA/cluster.id).

@@ -50,33 +50,9 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 
-# Topics are created explicitly by the application; typos must fail loudly.
-auto.create.topics.enable=false
-num.partitions=1
-# No point delaying the first rebalance when tests start consumers one by one.
-group.initial.rebalance.delay.ms=0
-# Runners detect a dead peer within RUNNER_SESSION_TIMEOUT_MS (1.5 s by default) so that
-# sessions fail over in under 2 s; the broker's default floor (6 s) would refuse that.
-group.min.session.timeout.ms=500
-# On a busy 2-core machine a GC pause or CPU starvation can miss a few heartbeats;
-# the default 9 s would fence the only broker (NotEnoughReplicas) mid-test.
-broker.session.timeout.ms=30000
-broker.heartbeat.interval.ms=2000
 EOF
-    # Kafka 4 logs via log4j2. Root at WARN keeps server.log small; the
-    # KafkaRaftServer logger stays at INFO because 'wait' looks for its
-    # "Kafka Server started" line.
-    cat >"$DATA/log4j2.properties" <<EOF
-status = warn
-appender.out.type = Console
-appender.out.name = STDOUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = ${KAFKA_LOG_LEVEL:-WARN}
-rootLogger.appenderRef.out.ref = STDOUT
-logger.started.name = kafka.server.KafkaRaftServer
-logger.started.level = INFO
-EOF
+    kafka_common_config >>"$DATA/server.properties"
+    kafka_log4j2 "$DATA/log4j2.properties"
 }
 
 format_storage() {

@@ -128,3 +128,38 @@ start_detached() {
     setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >"$log" 2>&1 &
     for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$pidfile" ] && break; sleep 0.1; done
 }
+
+# Broker settings both the dev node (kafka.sh) and the 3-broker cluster (kafka-cluster.sh) use.
+kafka_common_config() {
+    cat <<'CONF'
+# Topics are created explicitly by the application; typos must fail loudly.
+auto.create.topics.enable=false
+num.partitions=1
+# No point delaying the first rebalance when tests start consumers one by one.
+group.initial.rebalance.delay.ms=0
+# Runners detect a dead peer within RUNNER_SESSION_TIMEOUT_MS (1.5 s by default) so that
+# sessions fail over in under 2 s; the broker's default floor (6 s) would refuse that.
+group.min.session.timeout.ms=500
+# On a busy 2-core machine a GC pause or CPU starvation can miss a few heartbeats; the
+# default 9 s would fence a broker mid-test. A SIGKILLed broker is still noticed at once
+# because its TCP connections drop.
+broker.session.timeout.ms=30000
+broker.heartbeat.interval.ms=2000
+CONF
+}
+
+# Kafka 4 logs via log4j2. Root at WARN keeps server.log small; the KafkaRaftServer logger
+# stays at INFO because 'wait' looks for its "Kafka Server started" line.
+kafka_log4j2() {
+    cat >"$1" <<CONF
+status = warn
+appender.out.type = Console
+appender.out.name = STDOUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = ${KAFKA_LOG_LEVEL:-WARN}
+rootLogger.appenderRef.out.ref = STDOUT
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = INFO
+CONF
+}
