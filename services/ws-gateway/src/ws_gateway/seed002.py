@@ -31,9 +31,12 @@ from ws_gateway.hub import Client, Hub
 from ws_gateway.settings import Settings
 from zapstream_domain import commands as c
 from zapstream_domain.session import iso
+from zapstream_platform.envelope import command_headers
 from zapstream_platform.readmodels import declare_session, session_by_name_or_id
 from zapstream_platform.tokens import Principal, TokenSigner, resolve
 from zapstream_platform.topics import Topics
+
+SOURCE = "/zapstream/ws-gateway"
 
 # Read-model statuses in which the runner is already linking or linked: no start needed.
 LINKING = frozenset({"created", "qr_pending", "connecting", "connected"})
@@ -90,7 +93,7 @@ class Linker:
         command = cls(command_id=str(uuid.uuid4()), session_id=sid, tenant_id=who.tenant_id,
                       issued_at=iso(datetime.now(UTC)), **fields)
         await self.producer.send_and_wait(self.topic, value=command.model_dump_json(by_alias=True).encode(),
-                                          key=sid.encode(), headers=[("ce_type", command.TYPE.encode())])
+                                          key=sid.encode(), headers=command_headers(command, SOURCE))
         return command.command_id
 
     async def endpoint(self, websocket: WebSocket, session_id: str) -> None:
