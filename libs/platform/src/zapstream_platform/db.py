@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from .settings import PostgresSettings
 
@@ -85,3 +86,19 @@ async def drop_database(admin_dsn: str, name: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{_db_name(name)}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+async def seek_to_stored_offsets(consumer: AIOKafkaConsumer, pool: asyncpg.Pool, projection: str, topic: str,
+                                 assigned: list[TopicPartition]) -> None:
+    """Position a read model's consumer where its last PostgreSQL transaction left each partition.
+
+    The offsets live in ``projector_offsets``, written with the rows; a partition never read starts at 0.
+    """
+    rows = await pool.fetch(
+        "SELECT partition, next_offset FROM projector_offsets WHERE projection = $1 AND topic = $2", projection, topic)
+    stored = {r["partition"]: r["next_offset"] for r in rows}
+    for tp in assigned:
+        if tp.partition in stored:
+            consumer.seek(tp, stored[tp.partition])
+        else:
+            await consumer.seek_to_beginning(tp)

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from zapstream_domain.campaign import SUPPRESSION_ADDED, parse_iso
 from zapstream_platform.campaign_envelope import CampaignEnvelope
+from zapstream_platform.db import seek_to_stored_offsets
 from zapstream_platform.topics import partitions_of
 
 log = logging.getLogger(__name__)
@@ -144,15 +145,7 @@ class CampaignProjection(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         assert self.consumer is not None
-        rows = await self.pool.fetch(
-            "SELECT partition, next_offset FROM projector_offsets WHERE projection = $1 AND topic = $2",
-            PROJECTION, self.topic)
-        stored = {r["partition"]: r["next_offset"] for r in rows}
-        for tp in assigned:
-            if tp.partition in stored:
-                self.consumer.seek(tp, stored[tp.partition])
-            else:
-                await self.consumer.seek_to_beginning(tp)
+        await seek_to_stored_offsets(self.consumer, self.pool, PROJECTION, self.topic, assigned)
 
     def request_stop(self) -> None:
         self._stopping.set()

@@ -22,6 +22,7 @@ from opentelemetry.trace import Link, Span, SpanKind
 from projector.handlers import checked_schema, project
 from projector.settings import Settings
 from zapstream_platform import telemetry
+from zapstream_platform.db import seek_to_stored_offsets
 from zapstream_platform.envelope import Envelope
 from zapstream_platform.errors import is_infrastructure
 from zapstream_platform.metrics import Metrics, record_consumer_lag
@@ -58,16 +59,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         assert self.consumer is not None
-        rows = await self.pool.fetch(
-            "SELECT partition, next_offset FROM projector_offsets WHERE projection = $1 AND topic = $2",
-            self.settings.projection, self.topic,
-        )
-        stored = {r["partition"]: r["next_offset"] for r in rows}
-        for tp in assigned:
-            if tp.partition in stored:
-                self.consumer.seek(tp, stored[tp.partition])
-            else:
-                await self.consumer.seek_to_beginning(tp)
+        await seek_to_stored_offsets(self.consumer, self.pool, self.settings.projection, self.topic, assigned)
 
     def request_stop(self) -> None:
         self._stopping.set()
