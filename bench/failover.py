@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.common import BOOTSTRAP, LOGS, BenchEnv, Proc, bench_env, write_result
 from tests.support.runner_logs import owned_partitions
-from zapstream_platform.envelope import Envelope
+from zapstream_contracts.envelope import Envelope
 from zapstream_platform.topics import partition_for, read_all
 
 SESSIONS = 1000

@@ -37,9 +37,9 @@ from bench.common import BOOTSTRAP, LoadSampler, bench_env, create_database, dro
 from projector.handlers import project
 from projector.replay import bulk_gc, replay, replay_consumer
 from projector.settings import Settings as ProjectorSettings
-from zapstream_domain.session import EVENTS_BY_TYPE
+from zapstream_contracts.envelope import Envelope, dataschema
+from zapstream_contracts.events import SESSION_EVENTS
 from zapstream_platform.db import create_pool
-from zapstream_platform.envelope import Envelope, dataschema
 from zapstream_platform.settings import PostgresSettings
 
 NOTES_PROJECTOR = (
@@ -207,7 +207,7 @@ class Generated:
         self.session_ids = [str(uuid.UUID(int=random.Random(seed + i).getrandbits(128), version=4))
                             for i in range(sessions)]
         self.counts: dict[str, int] = {}
-        self._static = {t: (t.encode(), dataschema(t, c.class_version).encode()) for t, c in EVENTS_BY_TYPE.items()}
+        self._static = {t: (t.encode(), dataschema(t, c.version).encode()) for t, c in SESSION_EVENTS.items()}
 
     def records(self) -> Iterator[tuple[int, bytes, bytes, list[tuple[str, bytes]]]]:
         budgets = [self.total // self.sessions + (1 if i < self.total % self.sessions else 0)

@@ -26,8 +26,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.common import BOOTSTRAP, LOGS, bench_env, write_result
-from zapstream_domain import commands as c
-from zapstream_platform.envelope import Envelope
+from zapstream_contracts import commands as c
+from zapstream_contracts.envelope import Envelope
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import Topics, ensure_topics
 

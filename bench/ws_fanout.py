@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import connect
 
 from bench.common import BOOTSTRAP, Proc, bench_env, free_port, raise_nofile, rss_bytes, write_result
-from zapstream_platform.envelope import Envelope
+from zapstream_contracts.envelope import Envelope
 
 TENANTS = 50
 PER_TENANT = 100

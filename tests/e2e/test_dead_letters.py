@@ -12,8 +12,8 @@ from aiokafka import AIOKafkaProducer
 
 from tests.conftest import OPERATOR_TOKEN, Stack, Tenant
 from tests.support.clients import FORGED_SOURCE, eventually, read_records
-from zapstream_domain.commands import parse_command
-from zapstream_platform.envelope import Envelope, command_headers
+from zapstream_contracts.commands import parse_command
+from zapstream_contracts.envelope import Envelope, command_headers
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import Topics
 

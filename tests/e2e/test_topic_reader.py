@@ -22,8 +22,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from tests.conftest import Stack, Tenant
 from tests.e2e.conftest import link_session, new_phone
 from tests.support.clients import FORGED_SOURCE, WsCollector, eventually
-from zapstream_domain import commands as c
-from zapstream_platform.envelope import command_headers
+from zapstream_contracts import commands as c
+from zapstream_contracts.envelope import command_headers
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import read_all
 

@@ -28,8 +28,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tests.conftest import ADMIN_DSN, PG_BASE
 from tests.support.reference_projection import HANDLERS
 from tests.support.stack import REPO
+from zapstream_contracts.envelope import Envelope
 from zapstream_platform.db import create_database, drop_database, migrate
-from zapstream_platform.envelope import Envelope
 from zapstream_platform.topics import partitions_of
 
 # Every read-model table and its primary key (the only thing the comparison ignores is row order).

@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaProducer
 from tests.conftest import service_env
 from tests.support.clients import eventually
 from tests.support.stack import LOG_DIR, Proc
-from zapstream_domain.session import iso
-from zapstream_platform.campaign_envelope import CampaignEnvelope
+from zapstream_contracts.campaign_envelope import CampaignEnvelope
+from zapstream_contracts.timefmt import iso
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import Topics
 

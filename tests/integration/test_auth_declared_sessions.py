@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from command_api.sessions.declared import declare_sessions
-from zapstream_domain import commands as c
+from zapstream_contracts import commands as c
 
 
 class FakeBus:

@@ -1149,7 +1149,7 @@ async def test_sim_driver_survives_a_simulator_restart(tmp_path: Path) -> None:
 
 
 async def test_location_contact_card_and_poll_between_accounts(driver_factory: Adapter) -> None:
-    from zapstream_domain.payloads import ContactCard, Location, Poll
+    from zapstream_contracts.payloads import ContactCard, Location, Poll
 
     a, b = await link(driver_factory), await link(driver_factory)
     vcard = "BEGIN:VCARD\nVERSION:3.0\nFN:Soporte\nTEL;type=CELL;waid=51988887777:+51 988 887 777\nEND:VCARD"

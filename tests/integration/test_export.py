@@ -17,11 +17,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.clients import produce_envelopes
-from zapstream_domain.payloads import MessageSummary
+from zapstream_contracts.envelope import Envelope, dataschema, identity_headers
+from zapstream_contracts.identity_events import identity_dataschema
+from zapstream_contracts.payloads import MessageSummary
 from zapstream_domain.session import Session
 from zapstream_platform import export, pii
-from zapstream_platform.envelope import Envelope, dataschema, identity_headers
-from zapstream_platform.identity_events import identity_dataschema
 from zapstream_platform.settings import KafkaSettings
 
 AT = datetime(2026, 1, 1, 0, 2, tzinfo=UTC)

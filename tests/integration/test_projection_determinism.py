@@ -22,11 +22,11 @@ from projector.replay import clone_schema
 from tests.conftest import ADMIN_DSN, PG_BASE
 from tests.support.reference_projection import HANDLERS
 from tests.support.stack import REPO
-from zapstream_domain import commands as c
-from zapstream_domain import payloads as p
+from zapstream_contracts import commands as c
+from zapstream_contracts import payloads as p
+from zapstream_contracts.envelope import Envelope
 from zapstream_domain.decisions import decide
 from zapstream_platform.db import create_database, drop_database, migrate
-from zapstream_platform.envelope import Envelope
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TABLES = {

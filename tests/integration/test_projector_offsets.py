@@ -11,10 +11,10 @@ import asyncpg
 from projector.app import Projector
 from projector.settings import Settings
 from tests.support.clients import eventually, produce_envelopes
-from zapstream_domain import commands as c
+from zapstream_contracts import commands as c
+from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.payloads import MessageSummary, StatusUpdate
 from zapstream_domain.decisions import decide
-from zapstream_domain.payloads import MessageSummary, StatusUpdate
-from zapstream_platform.envelope import Envelope
 from zapstream_platform.settings import KafkaSettings, PostgresSettings
 from zapstream_platform.topics import Topics, ensure_topics
 

@@ -12,10 +12,10 @@ from projector.replay import active_schema, compare, replay
 from projector.settings import Settings
 from tests.conftest import Stack
 from tests.support.clients import eventually, produce_envelopes
-from zapstream_domain import commands as c
+from zapstream_contracts import commands as c
+from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.payloads import MessageSummary
 from zapstream_domain.decisions import decide
-from zapstream_domain.payloads import MessageSummary
-from zapstream_platform.envelope import Envelope
 from zapstream_platform.settings import KafkaSettings, PostgresSettings
 from zapstream_platform.topics import Topics
 

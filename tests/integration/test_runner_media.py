@@ -18,7 +18,7 @@ import pytest
 from session_runner.drivers import port as d
 from session_runner.media import MediaFailed, MediaPipeline
 from tests.support import media_samples as samples
-from zapstream_domain import payloads as p
+from zapstream_contracts import payloads as p
 from zapstream_platform.settings import S3Settings
 from zapstream_platform.storage import MediaStore
 

@@ -32,7 +32,7 @@ from command_api.webhooks.service import WebhooksConfig, WebhooksService
 from tests.conftest import service_env
 from tests.support.clients import eventually, produce_envelopes
 from tests.support.stack import Proc, free_port
-from zapstream_platform.envelope import Envelope
+from zapstream_contracts.envelope import Envelope
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import Topics
 

@@ -12,7 +12,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import ClientConnection, connect
 
-from zapstream_platform.envelope import Envelope
+from zapstream_contracts.envelope import Envelope
 from zapstream_platform.topics import read_all
 
 Event = dict[str, Any]

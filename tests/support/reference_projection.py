@@ -16,8 +16,8 @@ import asyncpg
 import orjson
 
 from projector.handlers import epoch_seconds
-from zapstream_domain.payloads import STATUS_RANK
-from zapstream_platform.envelope import Envelope
+from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.payloads import STATUS_RANK
 
 Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
 

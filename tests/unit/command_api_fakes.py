@@ -13,7 +13,7 @@ from command_api.shared.commands import Commands
 from command_api.shared.idempotency import Claim
 from command_api.shared.ratelimit import RateLimiter
 from command_api.shared.security import Authenticator, KeyAuth, UserAuth
-from zapstream_domain import commands as c
+from zapstream_contracts import commands as c
 from zapstream_platform import apikeys
 from zapstream_platform.tokens import JwtSettings, Principal, TokenSigner
 

@@ -15,11 +15,11 @@ import jsonschema
 import orjson
 import pytest
 
-from zapstream_domain import campaign_commands as cc
-from zapstream_domain import commands as c
+from zapstream_contracts import campaign_commands as cc
+from zapstream_contracts import commands as c
+from zapstream_contracts.envelope import Envelope, command_headers, identity_headers
+from zapstream_contracts.identity_events import IDENTITY_EVENTS, identity_dataschema
 from zapstream_domain.session import Session
-from zapstream_platform.envelope import Envelope, command_headers, identity_headers
-from zapstream_platform.identity_events import IDENTITY_EVENTS, identity_dataschema
 from zapstream_platform.schemagen import breaking_changes, generate
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import Topics

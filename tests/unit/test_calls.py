@@ -10,8 +10,8 @@ import pytest
 
 from session_runner.drivers import port as d
 from session_runner.observe import observe
-from zapstream_domain import commands as c
-from zapstream_domain import payloads as p
+from zapstream_contracts import commands as c
+from zapstream_contracts import payloads as p
 from zapstream_domain.decisions import decide
 from zapstream_domain.session import Session
 

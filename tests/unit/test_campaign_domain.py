@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from zapstream_domain import campaign_commands as cc
+from zapstream_contracts import campaign_commands as cc
+from zapstream_contracts import commands as c
+from zapstream_contracts.campaign_payloads import CampaignMessage, CampaignSession, Outcome, Pacing, Recipient
+from zapstream_contracts.timefmt import iso
 from zapstream_domain import campaign_pacing as pace
-from zapstream_domain import commands as c
 from zapstream_domain.campaign import Campaign, decide, event_from_wire, evolve, tick
-from zapstream_domain.campaign_payloads import CampaignMessage, CampaignSession, Outcome, Pacing, Recipient
 from zapstream_domain.errors import CommandRejected
-from zapstream_domain.session import iso
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # 12:00 in Asunción (UTC-3): outside quiet hours
 TENANT = "t1"
@@ -154,7 +154,7 @@ def test_cancel_stops_pending_recipients() -> None:
 
 
 def test_media_parts_and_voice_note_text_first() -> None:
-    from zapstream_domain.payloads import MediaRef
+    from zapstream_contracts.payloads import MediaRef
 
     img = MediaRef(kind="image", key="tenants/t1/a.png", mime="image/png", size=10)
     voice = MediaRef(kind="audio", key="tenants/t1/a.ogg", mime="audio/ogg", size=10, ptt=True)

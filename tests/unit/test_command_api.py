@@ -30,7 +30,7 @@ from tests.unit.command_api_fakes import (
     world,
 )
 from ws_gateway.settings import Settings as GatewaySettings
-from zapstream_domain import commands as c
+from zapstream_contracts import commands as c
 from zapstream_platform.tokens import JwtSettings
 
 NO_KEY = Idem(None)

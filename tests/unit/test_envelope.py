@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import orjson
 
-from zapstream_domain import commands as c
+from zapstream_contracts import commands as c
+from zapstream_contracts.envelope import Envelope
 from zapstream_domain.decisions import decide
-from zapstream_platform.envelope import Envelope
 from zapstream_platform.logs import redact
 from zapstream_platform.tracing import child_of, is_valid, new_traceparent
 

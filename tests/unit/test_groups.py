@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from zapstream_domain import commands as c
-from zapstream_domain import payloads as p
+from zapstream_contracts import commands as c
+from zapstream_contracts import payloads as p
 from zapstream_domain.decisions import decide
 from zapstream_domain.errors import CommandRejected
 from zapstream_domain.session import Session

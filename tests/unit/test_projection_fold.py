@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from projector.handlers import Batch
-from zapstream_platform.envelope import Envelope
+from zapstream_contracts.envelope import Envelope
 
 SID = str(uuid.uuid4())
 CHAT = "51988887777@s.whatsapp.net"

@@ -12,8 +12,8 @@ import pytest
 from session_runner.drivers import port as d
 from session_runner.handlers import HANDLERS
 from session_runner.sends import Links, SendOutcome, SendPipeline, Sent, Standing, Unavailable
-from zapstream_domain import commands as c
-from zapstream_domain import payloads as p
+from zapstream_contracts import commands as c
+from zapstream_contracts import payloads as p
 from zapstream_domain.decisions import DECIDERS, decide
 from zapstream_domain.errors import CommandRejected
 from zapstream_domain.session import Session

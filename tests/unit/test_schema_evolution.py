@@ -9,9 +9,10 @@ from pathlib import Path
 
 import orjson
 
+from zapstream_contracts.envelope import Envelope, dataschema
+from zapstream_contracts.events import COMMAND_FAILED
 from zapstream_domain.decisions import event_from_wire, evolve
 from zapstream_domain.session import Session
-from zapstream_platform.envelope import Envelope, dataschema
 from zapstream_platform.schemagen import breaking_changes, compatibility, generate
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -31,7 +32,7 @@ def _v1_failed_record(code: str) -> tuple[bytes, list[tuple[str, bytes]]]:
 
 
 def test_v1_events_are_upcast_when_read() -> None:
-    assert Session.CommandFailed.class_version == 2
+    assert COMMAND_FAILED.version == 2
     env = Envelope.from_record(*_v1_failed_record("not_connected"))
     assert env.payload["retryable"] is True
     assert Envelope.from_record(*_v1_failed_record("session_deleted")).payload["retryable"] is False
@@ -82,7 +83,7 @@ def test_a_breaking_edit_without_a_version_bump_fails_the_check(tmp_path: Path) 
     committed.write_bytes(orjson.dumps(doc))
     problems = compatibility(root)
     assert len(problems) == 1 and "session.status.connected v1 changed incompatibly" in problems[0]
-    assert "bump class_version to 2" in problems[0]
+    assert "bump its version to 2" in problems[0]
 
 
 def test_deleting_an_old_version_fails_the_check(tmp_path: Path) -> None:

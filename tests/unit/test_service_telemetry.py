@@ -22,8 +22,8 @@ from tests.support import tracing
 from tests.unit.command_api_fakes import FakeIdempotency, FakeSessions, machine
 from ws_gateway.app import tenant_class
 from ws_gateway.hub import Client, Hub
-from zapstream_domain import commands as c
-from zapstream_domain import payloads as p
+from zapstream_contracts import commands as c
+from zapstream_contracts import payloads as p
 from zapstream_platform import telemetry
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.tokens import Principal

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from zapstream_domain import commands as c
-from zapstream_domain import payloads as p
+from zapstream_contracts import commands as c
+from zapstream_contracts import payloads as p
 from zapstream_domain.decisions import decide, event_from_wire, evolve, message_id_for
 from zapstream_domain.errors import CommandRejected, InvalidJid
 from zapstream_domain.jids import normalize_jid

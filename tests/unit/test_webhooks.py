@@ -14,9 +14,9 @@ from webhooks.backoff import delay, total_span
 from webhooks.consumer import deliveries_for
 from webhooks.settings import Settings
 from webhooks.store import Endpoint
+from zapstream_contracts.envelope import Envelope
 from zapstream_domain.session import EVENTS_BY_TYPE
 from zapstream_platform import webhooks as wh
-from zapstream_platform.envelope import Envelope
 
 BODY = b'{"type":"session.messages.upsert","eventId":"e-1"}'
 

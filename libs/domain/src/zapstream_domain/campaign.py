@@ -15,18 +15,18 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 from pydantic import BaseModel
 
-from . import campaign_commands as cc
-from . import campaign_pacing as pace
-from . import commands as c
-from .campaign_payloads import (
+from zapstream_contracts import campaign_commands as cc
+from zapstream_contracts import commands as c
+from zapstream_contracts import events as ev
+from zapstream_contracts.campaign_payloads import (
     MAX_RETRIES,
     NOT_AUTO_RETRIED,
     RECEIPT_RANK,
@@ -47,16 +47,11 @@ from .campaign_payloads import (
     StatusChanged,
     Typing,
 )
+from zapstream_contracts.timefmt import iso, parse_iso
+
+from . import campaign_pacing as pace
 from .decisions import message_id_for
 from .errors import CommandRejected
-from .session import iso
-
-
-def parse_iso(value: str) -> datetime:
-    """Inverse of :func:`iso` (also accepts offsets and missing milliseconds)."""
-    text = value.replace("Z", "+00:00")
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -90,13 +85,24 @@ WAITING = ("pending", "retrying")
 
 class Campaign(Aggregate):
     class Event(Aggregate.Event):
+        """Each event class names its contract entry (``SPEC``, in :mod:`zapstream_contracts.events`)."""
+
+        SPEC: ClassVar[ev.EventSpec[Any]]
         TYPE: ClassVar[str] = ""
         PAYLOAD: ClassVar[type[BaseModel]] = BaseModel
-        class_version: ClassVar[int] = 1
+
+        if TYPE_CHECKING:  # each subclass declares its own payload field (a dataclass field of the event)
+            payload: BaseModel
+
+        def __init_subclass__(cls, **kwargs: Any) -> None:
+            super().__init_subclass__(**kwargs)
+            spec = cls.__dict__.get("SPEC")
+            if spec is not None:
+                cls.TYPE = spec.type
+                cls.PAYLOAD = spec.payload
 
     class Created(Event, Aggregate.Created):
-        TYPE = "campaign.created"
-        PAYLOAD = CampaignCreated
+        SPEC = ev.CAMPAIGN_CREATED
         payload: CampaignCreated
 
     def __init__(self, payload: CampaignCreated) -> None:
@@ -124,8 +130,7 @@ class Campaign(Aggregate):
     # ----- evolve ---------------------------------------------------------------
 
     class RecipientsAdded(Event):
-        TYPE = "campaign.recipients.added"
-        PAYLOAD = RecipientsAdded
+        SPEC = ev.CAMPAIGN_RECIPIENTS_ADDED
         payload: RecipientsAdded
 
         def apply(self, aggregate: Any) -> None:
@@ -145,8 +150,7 @@ class Campaign(Aggregate):
                 a.counts[state.status] += 1
 
     class StatusChanged(Event):
-        TYPE = "campaign.status"
-        PAYLOAD = StatusChanged
+        SPEC = ev.CAMPAIGN_STATUS
         payload: StatusChanged
 
         def apply(self, aggregate: Any) -> None:
@@ -164,8 +168,7 @@ class Campaign(Aggregate):
                 a.retry_wait.clear()
 
     class RecipientsTyping(Event):
-        TYPE = "campaign.recipients.typing"
-        PAYLOAD = RecipientsTyping
+        SPEC = ev.CAMPAIGN_TYPING
         payload: RecipientsTyping
 
         def apply(self, aggregate: Any) -> None:
@@ -178,8 +181,7 @@ class Campaign(Aggregate):
                 a.in_flight[rs.session_id].add(rs.r.id)
 
     class RecipientsDispatched(Event):
-        TYPE = "campaign.recipients.dispatched"
-        PAYLOAD = RecipientsDispatched
+        SPEC = ev.CAMPAIGN_DISPATCHED
         payload: RecipientsDispatched
 
         def apply(self, aggregate: Any) -> None:
@@ -201,8 +203,7 @@ class Campaign(Aggregate):
                     history.pop(0)
 
     class RecipientsUpdated(Event):
-        TYPE = "campaign.recipients.updated"
-        PAYLOAD = RecipientsUpdated
+        SPEC = ev.CAMPAIGN_UPDATED
         payload: RecipientsUpdated
 
         def apply(self, aggregate: Any) -> None:
@@ -225,8 +226,7 @@ class Campaign(Aggregate):
                 a._set(rs, u.status)
 
     class RetryRequested(Event):
-        TYPE = "campaign.retry_requested"
-        PAYLOAD = RetryRequested
+        SPEC = ev.CAMPAIGN_RETRY_REQUESTED
         payload: RetryRequested
 
         def apply(self, aggregate: Any) -> None:
@@ -240,8 +240,7 @@ class Campaign(Aggregate):
                 a._set(rs, "retrying")
 
     class Progressed(Event):
-        TYPE = "campaign.progress"
-        PAYLOAD = Progressed
+        SPEC = ev.CAMPAIGN_PROGRESS
         payload: Progressed
 
     # ----- helpers --------------------------------------------------------------
@@ -552,7 +551,7 @@ EVENT_CLASSES: tuple[type[Campaign.Event], ...] = (
     Campaign.Progressed,
 )
 EVENTS_BY_TYPE: dict[str, type[Campaign.Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
-SUPPRESSION_ADDED = "campaign.suppression.added"
+SUPPRESSION_ADDED = ev.SUPPRESSION_ADDED.type
 """Not an event of one campaign: a tenant-wide fact on the same topic, keyed by tenant."""
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .campaign_payloads import Pacing
+from zapstream_contracts.campaign_payloads import Pacing
 
 CAMPAIGN_SENDS = uuid.UUID("0b6a3c52-64a4-4b1e-9d59-2f4c3a7e1c11")
 """Namespace of campaign send command ids."""

@@ -12,7 +12,8 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from . import commands as c
+from zapstream_contracts import commands as c
+
 from .errors import CommandRejected, InvalidJid
 from .jids import normalize_jid
 from .session import EVENTS_BY_TYPE, Session

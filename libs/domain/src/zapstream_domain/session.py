@@ -3,7 +3,7 @@
 Lifecycle: created → qr_pending → connected ↔ disconnected → logged_out / deleted.
 
 Each nested event class is past tense, carries one wire ``payload`` (see
-:mod:`zapstream_domain.payloads`) and its ``apply`` is the evolve function.
+:mod:`zapstream_contracts.payloads`) and its ``apply`` is the evolve function.
 The methods on :class:`Session` are the decisions: they validate, then trigger
 events. Nothing here performs I/O.
 """
@@ -12,24 +12,21 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from . import payloads as p
+from zapstream_contracts import events as ev
+from zapstream_contracts import payloads as p
+from zapstream_contracts.payloads import STATUS_RANK
+from zapstream_contracts.timefmt import iso
+
 from .errors import CommandRejected
-from .payloads import STATUS_RANK
 
 # The runner keeps one Session per owned session in memory; these caps bound
 # what a long-lived session remembers for de-duplication.
 MAX_TRACKED_MESSAGES = 20_000
-
-
-def iso(ts: datetime) -> str:
-    """ISO-8601 with milliseconds and a ``Z``, as in the client's envelope."""
-    # isoformat is several times faster than strftime, and this runs for every event.
-    return ts.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def _remember(store: dict[str, Any], key: str, value: Any) -> None:
@@ -48,15 +45,25 @@ class Session(Aggregate):
     call_reply_text: str | None = None
 
     class Event(Aggregate.Event):
+        """Each event class names its contract entry (``SPEC``): type name, payload model and version
+        are declared once, in :mod:`zapstream_contracts.events`; the class adds only ``apply``."""
+
+        SPEC: ClassVar[ev.EventSpec[Any]]
         TYPE: ClassVar[str] = ""
         PAYLOAD: ClassVar[type[p.EventPayload]] = p.EventPayload
-        # Schema version of PAYLOAD. Bumping it needs a static
-        # ``upcast_vN_vN+1(state: dict) -> None`` per step (eventsourcing's convention).
-        class_version: ClassVar[int] = 1
+
+        if TYPE_CHECKING:  # each subclass declares its own payload field (a dataclass field of the event)
+            payload: p.EventPayload
+
+        def __init_subclass__(cls, **kwargs: Any) -> None:
+            super().__init_subclass__(**kwargs)
+            spec = cls.__dict__.get("SPEC")
+            if spec is not None:
+                cls.TYPE = spec.type
+                cls.PAYLOAD = spec.payload
 
     class Created(Event, Aggregate.Created):
-        TYPE = "session.created"
-        PAYLOAD = p.SessionCreated
+        SPEC = ev.SESSION_CREATED
         payload: p.SessionCreated
 
     def __init__(self, payload: p.SessionCreated) -> None:
@@ -88,8 +95,7 @@ class Session(Aggregate):
     # ----- events (evolve) -------------------------------------------------
 
     class QrUpdated(Event):
-        TYPE = "session.qr.updated"
-        PAYLOAD = p.QrUpdated
+        SPEC = ev.QR_UPDATED
         payload: p.QrUpdated
 
         def apply(self, aggregate: Any) -> None:
@@ -100,8 +106,7 @@ class Session(Aggregate):
             s.updated_at = iso(self.timestamp)
 
     class Connected(Event):
-        TYPE = "session.status.connected"
-        PAYLOAD = p.StatusConnected
+        SPEC = ev.STATUS_CONNECTED
         payload: p.StatusConnected
 
         def apply(self, aggregate: Any) -> None:
@@ -114,8 +119,7 @@ class Session(Aggregate):
             s.updated_at = self.payload.connected_at
 
     class Disconnected(Event):
-        TYPE = "session.status.disconnected"
-        PAYLOAD = p.StatusDisconnected
+        SPEC = ev.STATUS_DISCONNECTED
         payload: p.StatusDisconnected
 
         def apply(self, aggregate: Any) -> None:
@@ -130,8 +134,7 @@ class Session(Aggregate):
             s.updated_at = self.payload.disconnected_at
 
     class LoggedOut(Event):
-        TYPE = "session.status.logged_out"
-        PAYLOAD = p.StatusLoggedOut
+        SPEC = ev.STATUS_LOGGED_OUT
         payload: p.StatusLoggedOut
 
         def apply(self, aggregate: Any) -> None:
@@ -146,8 +149,7 @@ class Session(Aggregate):
             s.updated_at = self.payload.logged_out_at
 
     class Deleted(Event):
-        TYPE = "session.deleted"
-        PAYLOAD = p.SessionDeleted
+        SPEC = ev.SESSION_DELETED
         payload: p.SessionDeleted
 
         def apply(self, aggregate: Any) -> None:
@@ -160,8 +162,7 @@ class Session(Aggregate):
     class Started(Event):
         """A stopped or logged-out session was asked to connect again."""
 
-        TYPE = "session.started"
-        PAYLOAD = p.EventPayload
+        SPEC = ev.SESSION_STARTED
         payload: p.EventPayload
 
         def apply(self, aggregate: Any) -> None:
@@ -169,8 +170,7 @@ class Session(Aggregate):
             s.wants_connection = True
 
     class SendRequested(Event):
-        TYPE = "session.messages.send_requested"
-        PAYLOAD = p.SendRequested
+        SPEC = ev.SEND_REQUESTED
         payload: p.SendRequested
 
         def apply(self, aggregate: Any) -> None:
@@ -178,8 +178,7 @@ class Session(Aggregate):
             s.pending_sends[self.payload.message_id] = self.payload
 
     class MessagesUpserted(Event):
-        TYPE = "session.messages.upsert"
-        PAYLOAD = p.MessagesUpsert
+        SPEC = ev.MESSAGES_UPSERT
         payload: p.MessagesUpsert
 
         def apply(self, aggregate: Any) -> None:
@@ -203,8 +202,7 @@ class Session(Aggregate):
                     _remember(s.poll_state(), m.id, {"options": list(m.rich.options), "votes": {}})
 
     class MessagesUpdated(Event):
-        TYPE = "session.messages.update"
-        PAYLOAD = p.MessagesUpdate
+        SPEC = ev.MESSAGES_UPDATE
         payload: p.MessagesUpdate
 
         def apply(self, aggregate: Any) -> None:
@@ -217,8 +215,7 @@ class Session(Aggregate):
                 s.advance_status(u.message_id, u.status)
 
     class HistorySynced(Event):
-        TYPE = "session.history.sync"
-        PAYLOAD = p.HistorySync
+        SPEC = ev.HISTORY_SYNC
         payload: p.HistorySync
 
         def apply(self, aggregate: Any) -> None:
@@ -227,8 +224,7 @@ class Session(Aggregate):
                 _remember(s.known_messages, m.id, True)
 
     class ContactsUpserted(Event):
-        TYPE = "session.contacts.upsert"
-        PAYLOAD = p.ContactsUpsert
+        SPEC = ev.CONTACTS_UPSERT
         payload: p.ContactsUpsert
 
         def apply(self, aggregate: Any) -> None:
@@ -237,18 +233,15 @@ class Session(Aggregate):
                 _remember(s.contact_names, c.id, f"{c.name}|{c.notify}")
 
     class GroupsUpserted(Event):
-        TYPE = "session.groups.upsert"
-        PAYLOAD = p.GroupsUpsert
+        SPEC = ev.GROUPS_UPSERT
         payload: p.GroupsUpsert
 
     class GroupParticipantsUpdated(Event):
-        TYPE = "session.groups.participants"
-        PAYLOAD = p.GroupParticipants
+        SPEC = ev.GROUP_PARTICIPANTS
         payload: p.GroupParticipants
 
     class PollVoted(Event):
-        TYPE = "session.polls.vote"
-        PAYLOAD = p.PollVote
+        SPEC = ev.POLL_VOTE
         payload: p.PollVote
 
         def apply(self, aggregate: Any) -> None:
@@ -258,8 +251,7 @@ class Session(Aggregate):
                 poll["votes"][self.payload.voter] = list(self.payload.selected_options)
 
     class CallReceived(Event):
-        TYPE = "session.call.received"
-        PAYLOAD = p.CallReceived
+        SPEC = ev.CALL_RECEIVED
         payload: p.CallReceived
 
         def apply(self, aggregate: Any) -> None:
@@ -267,8 +259,7 @@ class Session(Aggregate):
             _remember(s.seen_facts, f"call:{self.payload.id}", True)
 
     class SettingsUpdated(Event):
-        TYPE = "session.settings.updated"
-        PAYLOAD = p.SettingsUpdated
+        SPEC = ev.SETTINGS_UPDATED
         payload: p.SettingsUpdated
 
         def apply(self, aggregate: Any) -> None:
@@ -277,13 +268,11 @@ class Session(Aggregate):
             s.call_reply_text = self.payload.call_reply_text
 
     class PresenceUpdated(Event):
-        TYPE = "session.presence.update"
-        PAYLOAD = p.PresenceUpdate
+        SPEC = ev.PRESENCE_UPDATE
         payload: p.PresenceUpdate
 
     class MessagesEdited(Event):
-        TYPE = "session.messages.edit"
-        PAYLOAD = p.MessagesEdit
+        SPEC = ev.MESSAGES_EDIT
         payload: p.MessagesEdit
 
         def apply(self, aggregate: Any) -> None:
@@ -292,16 +281,8 @@ class Session(Aggregate):
                 _remember(s.seen_facts, f"edit:{e.message_id}:{e.edited_at}:{e.text}", True)
 
     class MessagesDeleted(Event):
-        TYPE = "session.messages.delete"
-        PAYLOAD = p.MessagesDelete
+        SPEC = ev.MESSAGES_DELETE
         payload: p.MessagesDelete
-        class_version = 2
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            """v2 writes a chat clear's ``deletedAt`` as RFC 3339 (our own field; v1 wrote epoch seconds)."""
-            if isinstance(state.get("deletedAt"), int):
-                state["deletedAt"] = iso(datetime.fromtimestamp(state["deletedAt"], UTC))
 
         def apply(self, aggregate: Any) -> None:
             s: Session = aggregate
@@ -311,8 +292,7 @@ class Session(Aggregate):
                 _remember(s.seen_facts, f"revoke:{d.message_id}", True)
 
     class ReactionsRecorded(Event):
-        TYPE = "session.messages.reaction"
-        PAYLOAD = p.MessagesReaction
+        SPEC = ev.MESSAGES_REACTION
         payload: p.MessagesReaction
 
         def apply(self, aggregate: Any) -> None:
@@ -323,8 +303,7 @@ class Session(Aggregate):
     class MediaStored(Event):
         """Media bytes of messages are in object storage (or could not be fetched)."""
 
-        TYPE = "session.messages.media"
-        PAYLOAD = p.MessagesMedia
+        SPEC = ev.MESSAGES_MEDIA
         payload: p.MessagesMedia
 
         def apply(self, aggregate: Any) -> None:
@@ -333,8 +312,7 @@ class Session(Aggregate):
                 _remember(s.seen_facts, f"media:{m.message_id}", True)
 
     class CommandSucceeded(Event):
-        TYPE = "session.command.succeeded"
-        PAYLOAD = p.CommandSucceeded
+        SPEC = ev.COMMAND_SUCCEEDED
         payload: p.CommandSucceeded
 
         def apply(self, aggregate: Any) -> None:
@@ -343,15 +321,8 @@ class Session(Aggregate):
                 s.presence_subscriptions.add(self.payload.result["jid"])
 
     class CommandFailed(Event):
-        TYPE = "session.command.failed"
-        PAYLOAD = p.CommandFailed
+        SPEC = ev.COMMAND_FAILED
         payload: p.CommandFailed
-        class_version = 2
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            """v2 added ``retryable``; v1 events derive it from their code."""
-            state["retryable"] = state.get("code") in p.RETRYABLE_CODES
 
         def apply(self, aggregate: Any) -> None:
             s: Session = aggregate
@@ -785,13 +756,3 @@ EVENT_CLASSES: tuple[type[Session.Event], ...] = (
 )
 EVENTS_BY_TYPE: dict[str, type[Session.Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
 
-
-def upcast(type_: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
-    """Bring a stored payload written at schema ``version`` up to its event class's current version."""
-    cls = EVENTS_BY_TYPE.get(type_)
-    if cls is None or version >= cls.class_version:
-        return payload
-    state = dict(payload)
-    for v in range(max(version, 1), cls.class_version):
-        getattr(cls, f"upcast_v{v}_v{v + 1}")(state)
-    return state

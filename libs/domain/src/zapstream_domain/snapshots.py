@@ -14,7 +14,8 @@ from uuid import UUID
 from eventsourcing.domain import Snapshot
 from eventsourcing.utils import get_topic
 
-from . import payloads as p
+from zapstream_contracts import payloads as p
+
 from .session import Session
 
 SNAPSHOT_VERSION = 1

@@ -25,9 +25,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from zapstream_domain.session import upcast
+from zapstream_contracts.envelope import schema_version_of
+from zapstream_contracts.events import upcast
 
-from .envelope import schema_version_of
 from .settings import KafkaSettings
 from .topics import partitions_of
 

@@ -14,16 +14,12 @@ from typing import Any
 
 import orjson
 
-from zapstream_domain.campaign import EVENT_CLASSES as CAMPAIGN_EVENT_CLASSES
-from zapstream_domain.campaign import SUPPRESSION_ADDED
-from zapstream_domain.campaign_commands import CAMPAIGN_COMMAND_TYPES
-from zapstream_domain.campaign_payloads import SuppressionAdded
-from zapstream_domain.commands import COMMAND_TYPES
-from zapstream_domain.payloads import SessionSnapshot
-from zapstream_domain.session import EVENT_CLASSES
+from zapstream_contracts.campaign_commands import CAMPAIGN_COMMAND_TYPES
+from zapstream_contracts.commands import COMMAND_TYPES
+from zapstream_contracts.envelope import command_dataschema
+from zapstream_contracts.events import CAMPAIGN_EVENTS, SESSION_EVENTS, SESSION_SNAPSHOT, SUPPRESSION_ADDED
+from zapstream_contracts.identity_events import IDENTITY_EVENTS, IdentityPayload, identity_dataschema
 
-from .envelope import command_dataschema
-from .identity_events import IDENTITY_EVENTS, IdentityPayload, identity_dataschema
 from .settings import KafkaSettings
 from .topics import Topics
 
@@ -87,21 +83,17 @@ def _identity_schema(model: type[IdentityPayload]) -> dict[str, Any]:
 def generate() -> dict[str, bytes]:
     """Return ``{relative path: file bytes}`` for everything under ``schemas/``."""
     files: dict[str, dict[str, Any]] = {}
-    for ev in EVENT_CLASSES:
-        payload = ev.PAYLOAD.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
-        files[f"events/{ev.TYPE}.v{ev.class_version}.json"] = _envelope_schema(ev.TYPE, payload, ev.class_version)
-    files["events/session.snapshot.v1.json"] = _envelope_schema(
-        "session.snapshot", SessionSnapshot.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
-    )
+    for ev in (*SESSION_EVENTS.values(), SESSION_SNAPSHOT):
+        payload = ev.payload.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        files[f"events/{ev.type}.v{ev.version}.json"] = _envelope_schema(ev.type, payload, ev.version)
     for cmd in COMMAND_TYPES:
         schema = cmd.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
         schema = {"$schema": DIALECT, "$id": command_dataschema(cmd.TYPE), **schema}
         files[f"commands/{cmd.TYPE}.json"] = schema
-    campaign_events = [(ev.TYPE, ev.PAYLOAD) for ev in CAMPAIGN_EVENT_CLASSES]
-    campaign_events.append((SUPPRESSION_ADDED, SuppressionAdded))
-    for type_, model in campaign_events:
-        payload = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
-        files[f"events/{type_}.v1.json"] = _envelope_schema(type_, payload, 1, subject="campaignId")
+    for cev in (*CAMPAIGN_EVENTS.values(), SUPPRESSION_ADDED):
+        payload = cev.payload.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        files[f"events/{cev.type}.v{cev.version}.json"] = _envelope_schema(cev.type, payload, cev.version,
+                                                                           subject="campaignId")
     for ccmd in CAMPAIGN_COMMAND_TYPES:
         schema = ccmd.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
         files[f"commands/{ccmd.TYPE}.json"] = {"$schema": DIALECT, "$id": command_dataschema(ccmd.TYPE), **schema}
@@ -357,7 +349,7 @@ def write(root: Path) -> list[str]:
 
 def _older_versions() -> set[str]:
     """Files of earlier versions of each event: kept forever, never regenerated."""
-    return {f"events/{ev.TYPE}.v{v}.json" for ev in EVENT_CLASSES for v in range(1, ev.class_version)}
+    return {f"events/{ev.type}.v{v}.json" for ev in SESSION_EVENTS.values() for v in range(1, ev.version)}
 
 
 def stale(root: Path) -> list[str]:
@@ -437,30 +429,29 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def compatibility(root: Path) -> list[str]:
     """Problems that make the current schemas unable to read what earlier versions wrote.
 
-    A breaking change is allowed only as a new ``class_version`` with an upcaster
+    A breaking change is allowed only as a new ``version`` (in ``zapstream_contracts.events``) with an upcaster
     for every step; additive changes (new optional fields) need neither. Identity events and
     commands are checked the same way (a command or identity event that must break gets a new type).
     """
     problems = []
     generated = generate()
-    for ev in EVENT_CLASSES:
-        current = orjson.loads(generated[f"events/{ev.TYPE}.v{ev.class_version}.json"])
-        committed = root / f"events/{ev.TYPE}.v{ev.class_version}.json"
+    for ev in SESSION_EVENTS.values():
+        current = orjson.loads(generated[f"events/{ev.type}.v{ev.version}.json"])
+        committed = root / f"events/{ev.type}.v{ev.version}.json"
         if committed.exists():
             reasons = breaking_changes(orjson.loads(committed.read_bytes()), current)
             if reasons:
                 problems.append(
-                    f"{ev.TYPE} v{ev.class_version} changed incompatibly ({'; '.join(reasons)}): "
-                    f"bump class_version to {ev.class_version + 1} and add upcast_v{ev.class_version}_v"
-                    f"{ev.class_version + 1}"
+                    f"{ev.type} v{ev.version} changed incompatibly ({'; '.join(reasons)}): "
+                    f"bump its version to {ev.version + 1} and add an upcaster from v{ev.version}"
                 )
-        for v in range(1, ev.class_version):
-            if not callable(getattr(ev, f"upcast_v{v}_v{v + 1}", None)):
-                problems.append(f"{ev.TYPE}: class_version {ev.class_version} lacks upcast_v{v}_v{v + 1}")
-            older = root / f"events/{ev.TYPE}.v{v}.json"
+        for v in range(1, ev.version):
+            if not callable(ev.upcasters.get(v)):
+                problems.append(f"{ev.type}: version {ev.version} lacks an upcaster from v{v} to v{v + 1}")
+            older = root / f"events/{ev.type}.v{v}.json"
             if not older.exists():
-                problems.append(f"{ev.TYPE}: schema of v{v} is missing from schemas/ (it must be kept)")
-    session_current = {f"events/{ev.TYPE}.v{ev.class_version}.json" for ev in EVENT_CLASSES}
+                problems.append(f"{ev.type}: schema of v{v} is missing from schemas/ (it must be kept)")
+    session_current = {f"events/{ev.type}.v{ev.version}.json" for ev in SESSION_EVENTS.values()}
     for rel, data in generated.items():
         if (not rel.startswith(("commands/", "identity/", "events/")) or rel in session_current
                 or not (root / rel).exists()):

@@ -28,13 +28,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
-from zapstream_domain import campaign_commands as cc
+from zapstream_contracts import campaign_commands as cc
+from zapstream_contracts.campaign_envelope import SOURCE, CampaignEnvelope
+from zapstream_contracts.commands import Command
+from zapstream_contracts.envelope import command_headers
+from zapstream_contracts.timefmt import iso
 from zapstream_domain.campaign import EVENTS_BY_TYPE, Campaign, decide, event_from_wire, evolve, tick
-from zapstream_domain.commands import Command
 from zapstream_domain.errors import CommandRejected
-from zapstream_domain.session import iso
-from zapstream_platform.campaign_envelope import SOURCE, CampaignEnvelope
-from zapstream_platform.envelope import command_headers
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.topics import Topics
 from zapstream_platform.tracing import child_of

@@ -18,8 +18,9 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from zapstream_domain.campaign import SUPPRESSION_ADDED, parse_iso
-from zapstream_platform.campaign_envelope import CampaignEnvelope
+from zapstream_contracts.campaign_envelope import CampaignEnvelope
+from zapstream_contracts.timefmt import parse_iso
+from zapstream_domain.campaign import SUPPRESSION_ADDED
 from zapstream_platform.db import seek_to_stored_offsets
 from zapstream_platform.topics import partitions_of
 

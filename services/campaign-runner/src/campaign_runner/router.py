@@ -28,14 +28,14 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from zapstream_domain import campaign_commands as cc
+from zapstream_contracts import campaign_commands as cc
+from zapstream_contracts.campaign_envelope import SOURCE, CampaignEnvelope
+from zapstream_contracts.campaign_payloads import Outcome, SuppressionAdded
+from zapstream_contracts.envelope import Envelope, command_headers
+from zapstream_contracts.timefmt import iso
 from zapstream_domain.campaign import SUPPRESSION_ADDED
-from zapstream_domain.campaign_payloads import Outcome, SuppressionAdded
 from zapstream_domain.decisions import message_id_for
 from zapstream_domain.jids import phone_of
-from zapstream_domain.session import iso
-from zapstream_platform.campaign_envelope import SOURCE, CampaignEnvelope
-from zapstream_platform.envelope import Envelope, command_headers
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.topics import Topics
 

@@ -21,9 +21,9 @@ from opentelemetry.trace import Link, Span, SpanKind
 
 from projector.handlers import checked_schema, project
 from projector.settings import Settings
+from zapstream_contracts.envelope import Envelope
 from zapstream_platform import telemetry
 from zapstream_platform.db import seek_to_stored_offsets
-from zapstream_platform.envelope import Envelope
 from zapstream_platform.errors import is_infrastructure
 from zapstream_platform.metrics import Metrics, record_consumer_lag
 from zapstream_platform.topics import Topics

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from zapstream_platform.envelope import Envelope
+from zapstream_contracts.envelope import Envelope
 
 GROUP_TYPES = frozenset({"session.groups.upsert", "session.groups.participants"})
 

@@ -39,8 +39,8 @@ import asyncpg
 import orjson
 
 from projector import groups, rich
-from zapstream_domain.payloads import STATUS_RANK
-from zapstream_platform.envelope import Envelope
+from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.payloads import STATUS_RANK
 
 SCHEMA_NAME = re.compile(r"^rm_v[0-9]{1,6}$")
 

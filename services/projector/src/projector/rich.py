@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncpg
 import orjson
 
-from zapstream_platform.envelope import Envelope
+from zapstream_contracts.envelope import Envelope
 
 RICH_TYPES = frozenset({"session.messages.upsert", "session.history.sync", "session.polls.vote"})
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import zapstream_platform.mediaproc as mediaproc
 from session_runner.drivers import port as d
-from zapstream_domain import payloads as p
+from zapstream_contracts import payloads as p
 from zapstream_platform.storage import (
     SNIFF_BYTES,
     MediaStore,

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from session_runner.drivers import port as d
-from zapstream_domain import payloads as p
+from zapstream_contracts import payloads as p
+from zapstream_contracts.timefmt import iso
 from zapstream_domain.decisions import message_id_for
 from zapstream_domain.errors import CommandRejected
-from zapstream_domain.session import Session, iso
+from zapstream_domain.session import Session
 
 # Auto-replies to rejected calls get command ids derived from the call, so a re-delivered call
 # (before its acknowledgement) never makes a second intent.

@@ -46,12 +46,13 @@ from session_runner.media import MediaFailed, MediaPipeline, failed_entry
 from session_runner.observe import RejectCall, observe
 from session_runner.sends import Links, SendOutcome, SendPipeline, Sent, Standing, Unavailable
 from session_runner.snapshots import SnapshotLog
-from zapstream_domain import commands as c
-from zapstream_domain import payloads as p
+from zapstream_contracts import commands as c
+from zapstream_contracts import payloads as p
+from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.timefmt import iso
 from zapstream_domain.errors import CommandRejected, InvalidJid
-from zapstream_domain.session import Session, iso
+from zapstream_domain.session import Session
 from zapstream_platform import telemetry
-from zapstream_platform.envelope import Envelope
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.topics import Topics
 from zapstream_platform.tracing import child_of

@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanKind
 
 from session_runner.drivers import port as d
 from session_runner.media import MediaFailed, MediaPipeline
-from zapstream_domain import payloads as p
+from zapstream_contracts import payloads as p
 from zapstream_platform import telemetry
 from zapstream_platform.metrics import Metrics
 

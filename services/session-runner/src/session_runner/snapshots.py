@@ -22,10 +22,10 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from zapstream_contracts.envelope import Envelope
 from zapstream_domain.decisions import event_from_wire, evolve
 from zapstream_domain.session import EVENTS_BY_TYPE, Session
 from zapstream_domain.snapshots import session_from_snapshot, snapshot_of
-from zapstream_platform.envelope import Envelope
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)

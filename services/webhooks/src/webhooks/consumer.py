@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 
 from webhooks import store
 from webhooks.settings import Settings
-from zapstream_platform.envelope import Envelope
+from zapstream_contracts.envelope import Envelope
 from zapstream_platform.errors import is_infrastructure
 from zapstream_platform.metrics import Health, Metrics, record_consumer_lag
 from zapstream_platform.webhooks import wants

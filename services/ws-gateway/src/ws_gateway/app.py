@@ -24,8 +24,8 @@ from starlette.responses import Response
 from ws_gateway.hub import CAMPAIGN_TYPES, Client, Hub, pump, qr_data_url
 from ws_gateway.seed002 import Linker
 from ws_gateway.settings import Settings
+from zapstream_contracts.envelope import snapshot
 from zapstream_platform.db import create_pool
-from zapstream_platform.envelope import snapshot
 from zapstream_platform.http import JsonResponse
 from zapstream_platform.metrics import HttpMetricsMiddleware, Metrics, exposition
 from zapstream_platform.readmodels import latest_session

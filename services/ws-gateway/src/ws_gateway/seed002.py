@@ -29,9 +29,9 @@ from fastapi import WebSocket, WebSocketDisconnect
 
 from ws_gateway.hub import Client, Hub
 from ws_gateway.settings import Settings
-from zapstream_domain import commands as c
-from zapstream_domain.session import iso
-from zapstream_platform.envelope import command_headers
+from zapstream_contracts import commands as c
+from zapstream_contracts.envelope import command_headers
+from zapstream_contracts.timefmt import iso
 from zapstream_platform.readmodels import declare_session, session_by_name_or_id
 from zapstream_platform.tokens import Principal, TokenSigner, resolve
 from zapstream_platform.topics import Topics

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from zapstream_domain.campaign_payloads import Counts, Pacing
+from zapstream_contracts.campaign_payloads import Counts, Pacing
 
 
 class Model(BaseModel):

@@ -20,13 +20,12 @@ from command_api.campaigns import schemas as s
 from command_api.campaigns.context import CampaignContext
 from command_api.campaigns.repository import CampaignRepository
 from command_api.shared.problems import Problem
-from zapstream_domain import campaign_commands as cc
-from zapstream_domain.campaign import parse_iso
+from zapstream_contracts import campaign_commands as cc
+from zapstream_contracts.campaign_payloads import CampaignMessage, CampaignSession, Counts, Recipient
+from zapstream_contracts.envelope import command_headers
+from zapstream_contracts.payloads import MediaRef
+from zapstream_contracts.timefmt import iso, parse_iso
 from zapstream_domain.campaign_pacing import render
-from zapstream_domain.campaign_payloads import CampaignMessage, CampaignSession, Counts, Recipient
-from zapstream_domain.payloads import MediaRef
-from zapstream_domain.session import iso
-from zapstream_platform.envelope import command_headers
 from zapstream_platform.tokens import Principal
 from zapstream_platform.tracing import child_of
 

@@ -12,7 +12,7 @@ from command_api.shared.access import Access
 from command_api.shared.commands import Answer, Commands
 from command_api.shared.idempotency import Idem
 from command_api.shared.problems import Problem
-from zapstream_domain import commands as c
+from zapstream_contracts import commands as c
 from zapstream_platform.tokens import Principal
 
 

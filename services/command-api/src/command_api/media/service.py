@@ -3,7 +3,7 @@
 Every stored upload has a ``media_uploads`` row (tenant, key, type, size, dimensions,
 duration). A send refers to media by ``mediaId``, by a URL this API handed out, or
 by base64 bytes (stored here first, so commands on Kafka stay small). Whatever the
-form, the runner gets a :class:`~zapstream_domain.payloads.MediaRef` that points
+form, the runner gets a :class:`~zapstream_contracts.payloads.MediaRef` that points
 into the tenant's own prefix.
 """
 
@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from command_api.settings import MediaSettings
 from command_api.shared.problems import Problem
-from zapstream_domain import payloads as p
+from zapstream_contracts import payloads as p
 from zapstream_platform import mediaproc
 from zapstream_platform.storage import (
     SNIFF_BYTES,

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from command_api.shared.bodies import Body, CommandAccepted, Jid, MessageId, SessionRef
-from zapstream_domain.payloads import ContactCard, Location, Poll
+from zapstream_contracts.payloads import ContactCard, Location, Poll
 
 Kind = Literal["image", "video", "audio", "document", "sticker"]
 

@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from command_api.sessions.repository import SessionsRepository
 from command_api.shared.bus import CommandBus
-from zapstream_domain import commands as c
+from zapstream_contracts import commands as c
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from command_api.shared.commands import Answer, Commands
 from command_api.shared.idempotency import Idem
 from command_api.shared.problems import Problem
 from command_api.shared.qr import qr_data_url
-from zapstream_domain import commands as c
+from zapstream_contracts import commands as c
 from zapstream_platform.tokens import Principal
 from zapstream_platform.topics import partition_for
 

@@ -10,10 +10,10 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from zapstream_domain import commands as c
-from zapstream_domain.session import iso
+from zapstream_contracts import commands as c
+from zapstream_contracts.envelope import command_headers
+from zapstream_contracts.timefmt import iso
 from zapstream_platform import telemetry
-from zapstream_platform.envelope import command_headers
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.tracing import child_of
 

@@ -10,7 +10,7 @@ from command_api.shared.access import Access
 from command_api.shared.bus import CommandBus
 from command_api.shared.idempotency import Idem, IdempotencyStore, run_once
 from command_api.shared.responses import ApiJson as JsonResponse
-from zapstream_domain import commands as c
+from zapstream_contracts import commands as c
 from zapstream_domain.decisions import message_id_for
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.tokens import Principal

@@ -23,9 +23,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from zapstream_contracts.envelope import identity_headers
+from zapstream_contracts.identity_events import IDENTITY_SOURCE, PII_FIELDS, identity_dataschema
 from zapstream_platform import pii as pii_keys
-from zapstream_platform.envelope import identity_headers
-from zapstream_platform.identity_events import IDENTITY_SOURCE, PII_FIELDS, identity_dataschema
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.settings import KafkaSettings
 

@@ -63,7 +63,7 @@ from session_runner.drivers.port import (
     Rich,
     SendResult,
 )
-from zapstream_domain.payloads import GroupInfo
+from zapstream_contracts.payloads import GroupInfo
 
 log = logging.getLogger(__name__)
 

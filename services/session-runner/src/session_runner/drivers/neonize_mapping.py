@@ -51,7 +51,7 @@ from session_runner.drivers.port import (
     ReceiptStatus,
     Rich,
 )
-from zapstream_domain.payloads import ContactCard, GroupInfo, GroupParticipant, Location, Poll
+from zapstream_contracts.payloads import ContactCard, GroupInfo, GroupParticipant, Location, Poll
 
 # whatsmeow's QR channel: the first code is valid 60 s, every following one 20 s.
 FIRST_QR_TTL_MS = 60_000

@@ -70,7 +70,7 @@ from session_runner.drivers.port import (
     Rich,
     SendResult,
 )
-from zapstream_domain.payloads import GroupInfo, Poll
+from zapstream_contracts.payloads import GroupInfo, Poll
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from zapstream_domain.payloads import ContactCard, GroupInfo, Location, Poll
+from zapstream_contracts.payloads import ContactCard, GroupInfo, Location, Poll
 
 Rich = Location | ContactCard | Poll
 """A location, contact card or poll: the domain's own value types (pure data, no I/O)."""

@@ -91,7 +91,7 @@ from session_runner.drivers.port import (
     Rich,
     SendResult,
 )
-from zapstream_domain.payloads import GroupInfo, RichContent
+from zapstream_contracts.payloads import GroupInfo, RichContent
 
 log = logging.getLogger(__name__)
 

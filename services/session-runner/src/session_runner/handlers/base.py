@@ -10,8 +10,8 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from session_runner.drivers import port as d
-from zapstream_domain import commands as c
-from zapstream_domain import payloads as p
+from zapstream_contracts import commands as c
+from zapstream_contracts import payloads as p
 from zapstream_domain.decisions import decide
 from zapstream_domain.errors import InvalidJid
 from zapstream_domain.session import Session

@@ -8,7 +8,7 @@ goes through the send pipeline as an intent like any send.
 from __future__ import annotations
 
 from session_runner.handlers.base import Context, Handler
-from zapstream_domain import commands as c
+from zapstream_contracts import commands as c
 
 
 async def configure(ctx: Context) -> None:

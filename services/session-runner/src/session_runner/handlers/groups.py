@@ -10,8 +10,8 @@ subject); participant changes, leaving and links repeat harmlessly.
 from __future__ import annotations
 
 from session_runner.handlers.base import Context, Handler
-from zapstream_domain import commands as c
-from zapstream_domain import payloads as p
+from zapstream_contracts import commands as c
+from zapstream_contracts import payloads as p
 from zapstream_domain.jids import normalize_jid
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from session_runner.handlers.base import Context, Handler
-from zapstream_domain import commands as c
+from zapstream_contracts import commands as c
 
 
 async def create_or_start(ctx: Context) -> None:

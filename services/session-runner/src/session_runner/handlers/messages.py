@@ -7,8 +7,8 @@ pipeline after the commit; the others are idempotent calls made inside the trans
 from __future__ import annotations
 
 from session_runner.handlers.base import Context, Handler
-from zapstream_domain import commands as c
-from zapstream_domain import payloads as p
+from zapstream_contracts import commands as c
+from zapstream_contracts import payloads as p
 from zapstream_domain.jids import normalize_jid
 
 

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from session_runner.handlers.base import Context, Handler
-from zapstream_domain import commands as c
-from zapstream_domain import payloads as p
+from zapstream_contracts import commands as c
+from zapstream_contracts import payloads as p
 from zapstream_domain.jids import normalize_jid
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024

@@ -7,18 +7,20 @@ ws-gateway can forward ``campaign.progress`` and ``campaign.status`` as they are
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel
 
-from zapstream_domain.campaign import Campaign
-from zapstream_domain.session import iso
+from .envelope import DomainEventLike, dataschema, schema_version_of
+from .events import ALL_EVENTS, current_version, upcast
+from .timefmt import iso
 
-from .envelope import dataschema
+P = TypeVar("P", bound=BaseModel)
 
 SOURCE = "/zapstream/campaign-runner"
 
@@ -54,7 +56,7 @@ class CampaignEnvelope:
             ("ce_subject", (self.campaign_id or self.tenant_id).encode()),
             ("ce_sequence", str(self.version).encode()),
             ("ce_tenantid", self.tenant_id.encode()),
-            ("ce_dataschema", dataschema(self.type, 1).encode()),
+            ("ce_dataschema", dataschema(self.type, current_version(self.type)).encode()),
             ("content-type", b"application/json"),
         ]
         if self.traceparent:
@@ -62,8 +64,8 @@ class CampaignEnvelope:
         return headers
 
     @classmethod
-    def from_domain(cls, event: Campaign.Event, traceparent: str | None = None) -> CampaignEnvelope:
-        payload: BaseModel = getattr(event, "payload")  # noqa: B009
+    def from_domain(cls, event: DomainEventLike, traceparent: str | None = None) -> CampaignEnvelope:
+        payload = event.payload
         return cls(type=event.TYPE, campaign_id=str(event.originator_id), event_id=str(uuid.uuid4()),
                    occurred_on=iso(event.timestamp), payload=payload.model_dump(by_alias=True, mode="json"),
                    version=event.originator_version, traceparent=traceparent)
@@ -79,9 +81,18 @@ class CampaignEnvelope:
         body = orjson.loads(value)
         hdr = {k: v for k, v in headers or ()}
         return cls(type=body["type"], campaign_id=body.get("campaignId", ""), event_id=body["eventId"],
-                   occurred_on=body["occurredOn"], payload=body["payload"],
+                   occurred_on=body["occurredOn"],
+                   payload=upcast(body["type"], schema_version_of(
+                       hdr["ce_dataschema"].decode() if "ce_dataschema" in hdr else None), body["payload"]),
                    version=int(hdr.get("ce_sequence", b"0") or 0),
                    traceparent=hdr["traceparent"].decode() if "traceparent" in hdr else None)
+
+    def data(self, model: builtins.type[P]) -> P:
+        """The payload as its contract model; ``TypeError`` when ``model`` is not this type's."""
+        spec = ALL_EVENTS.get(self.type)
+        if spec is not None and spec.payload is not model:
+            raise TypeError(f"{self.type} carries {spec.payload.__name__}, not {model.__name__}")
+        return model.model_validate(self.payload)
 
     def occurred_at(self) -> datetime:
         return datetime.strptime(self.occurred_on, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

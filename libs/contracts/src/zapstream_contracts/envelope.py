@@ -7,14 +7,19 @@ as JSON. Headers: CloudEvents' Kafka binding (``ce_*``), the aggregate version
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import orjson
+from pydantic import BaseModel
 
-from zapstream_domain.session import EVENTS_BY_TYPE, Session, iso, upcast
+from .events import SESSION_EVENTS, current_version, upcast
+from .timefmt import iso
+
+P = TypeVar("P", bound=BaseModel)
 
 SPEC_VERSION = b"1.0"
 SCHEMA_BASE = "https://zapstream.dev/schemas/events"
@@ -32,8 +37,20 @@ def command_dataschema(type_: str) -> str:
     return f"{COMMAND_SCHEMA_BASE}/{type_}.json"
 
 
+class DomainEventLike(Protocol):
+    """A domain event (``zapstream_domain``'s aggregates' events): what an envelope is built from."""
+
+    TYPE: ClassVar[str]
+    originator_id: Any
+    originator_version: int
+    timestamp: datetime
+
+    @property
+    def payload(self) -> BaseModel: ...
+
+
 class CommandLike(Protocol):
-    """A session or campaign command (``zapstream_domain.commands`` / ``campaign_commands``)."""
+    """A session or campaign command (``zapstream_contracts.commands`` / ``campaign_commands``)."""
 
     TYPE: ClassVar[str]
     command_id: str
@@ -138,17 +155,27 @@ class Envelope:
     def current_schema_version(self) -> int:
         if self.schema_version:
             return self.schema_version
-        event_class = EVENTS_BY_TYPE.get(self.type)
-        return event_class.class_version if event_class else 1
+        return current_version(self.type)
+
+    def data(self, model: builtins.type[P]) -> P:
+        """The payload as its contract model (``env.data(p.MessagesEdit).edits``): the typed way to read it.
+
+        Raises ``pydantic.ValidationError`` when the payload does not match, and ``TypeError`` when
+        ``model`` is not the model of this envelope's type (reading an edit as an upsert is a bug).
+        """
+        spec = SESSION_EVENTS.get(self.type)
+        if spec is not None and spec.payload is not model:
+            raise TypeError(f"{self.type} carries {spec.payload.__name__}, not {model.__name__}")
+        return model.model_validate(self.payload)
 
     @classmethod
-    def from_domain(cls, event: Session.Event, traceparent: str | None = None) -> Envelope:
+    def from_domain(cls, event: DomainEventLike, traceparent: str | None = None) -> Envelope:
         return cls(
             type=event.TYPE,
             session_id=str(event.originator_id),
             event_id=str(uuid.uuid4()),
             occurred_on=iso(event.timestamp),
-            payload=getattr(event, "payload").model_dump(by_alias=True, mode="json"),  # noqa: B009
+            payload=event.payload.model_dump(by_alias=True, mode="json"),
             version=event.originator_version,
             traceparent=traceparent,
         )
