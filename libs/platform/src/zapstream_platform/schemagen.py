@@ -135,6 +135,10 @@ _CE = {
     "ce_time": _string("When it happened: RFC 3339 UTC with milliseconds.", format="date-time"),
     "ce_dataschema": _string("URI of the JSON Schema of the value, ending in .vN.json for event versions "
                              "(records written before versioning lack it: read them as v1).", format="uri"),
+    "ce_schemaversion": _string("The value's schema version (the N of ce_dataschema's .vN.json; 1 for commands), "
+                                "as its own header so a consumer can switch on it without parsing the URI. "
+                                "Records written before it existed lack it: use ce_dataschema, else 1.",
+                                pattern="^[1-9][0-9]*$"),
     "ce_subject": _string("What the record is about: the sessionId (campaignId on campaign topics)."),
     "ce_tenantid": _string("The tenant the record belongs to (CloudEvents extension attribute)."),
     "content-type": {"type": "string", "const": "application/json"},
