@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import Stack, Tenant, service_env
 from tests.e2e.conftest import link_session, new_phone
 from tests.integration.test_export import ZAPSTREAM, cli
-from tests.integration.test_export_analytics import doc_queries
+from tests.integration.test_export_analytics import doc_polars, doc_queries
 from tests.support.clients import WsCollector, eventually
 from tests.support.stack import Proc, free_port
 from zapstream_platform.settings import KafkaSettings
@@ -107,6 +107,9 @@ async def test_the_worked_example_on_real_traffic(  # type: ignore[no-untyped-de
         relation = db.sql(queries[title].replace("'export/", f"'{tmp_path}/export/"))
         shown.append(f"-- {title}\n{relation}")
         results[title] = relation.fetchall()
+    printed: list[str] = []
+    exec(doc_polars().replace('"export/', f'"{tmp_path}/export/'), {"print": lambda x: printed.append(str(x))})
+    shown.append(f"-- polars\n{printed[0]}")
     print("\n".join(shown))  # what docs/analytics.md shows (pytest -s)
 
     mine = {a.id: "a", b.id: "b"}
