@@ -52,9 +52,13 @@ async def traffic(stack: Stack, tenant: Tenant, ws: WsCollector, sends: int) -> 
     for n in range(sends):
         r = await tenant.http.post(f"/sessions/{sid}/messages", json={"to": new_phone(), "content": f"hola {n}"})
         assert r.status_code == 202, r.text
-        message_id = r.json()["messageId"]
-        await ws.wait_for(lambda e, m=message_id: e["type"] == "session.messages.update" and any(
-            u["messageId"] == m and u["status"] in ("delivered", "read") for u in e["payload"]["updates"]))
+        message_id: str = r.json()["messageId"]
+
+        def delivered(e: dict[str, Any], m: str = message_id) -> bool:
+            return e["type"] == "session.messages.update" and any(
+                u["messageId"] == m and u["status"] in ("delivered", "read") for u in e["payload"]["updates"])
+
+        await ws.wait_for(delivered)
     return sid
 
 

@@ -134,11 +134,11 @@ async def test_export_reveals_personal_data_until_the_user_is_erased(kafka: Kafk
             assert key is not None
             payload = pii.encrypt_fields({"userId": user, "email": f"u{n}@example.com", "name": f"U{n}",
                                           "role": "agent"}, ("email", "name"), key, user)
-            value = {"type": "user.created", "eventId": str(uuid.uuid4()), "occurredOn": "2026-01-01T00:00:00.000Z",
-                     "tenantId": "t1", "payload": payload}
+            event_id, occurred_on = str(uuid.uuid4()), "2026-01-01T00:00:00.000Z"
+            value = {"type": "user.created", "eventId": event_id, "occurredOn": occurred_on, "tenantId": "t1",
+                     "payload": payload}
             await producer.send_and_wait(topic, orjson.dumps(value), key=b"t1", headers=identity_headers(
-                "user.created", value["eventId"], value["occurredOn"], "t1", identity_dataschema("user.created"),
-                "/tests"))
+                "user.created", event_id, occurred_on, "t1", identity_dataschema("user.created"), "/tests"))
     finally:
         await producer.stop()
     async with pg.acquire() as conn, conn.transaction():
