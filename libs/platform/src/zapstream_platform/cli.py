@@ -72,7 +72,8 @@ async def export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="zapstream", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="zapstream", description="zapstream's command line for operators and "
+                                     "analysts. Kafka: ZAPSTREAM_KAFKA__BOOTSTRAP_SERVERS (default 127.0.0.1:19092).")
     groups = parser.add_subparsers(dest="group", required=True)
     events = groups.add_parser("events", help="the event log")
     commands = events.add_subparsers(dest="command", required=True)
