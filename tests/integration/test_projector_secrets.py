@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from projector.handlers import project
@@ -14,7 +15,7 @@ from projector.secrets import SecretsApplier
 from tests.support.clients import eventually
 from zapstream_contracts import commands as c
 from zapstream_contracts import secrets
-from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.envelope import Envelope, dataschema
 from zapstream_domain.decisions import decide
 from zapstream_domain.session import Session
 from zapstream_platform.settings import KafkaSettings
@@ -130,3 +131,16 @@ async def test_the_applier_follows_the_topic(pg: asyncpg.Pool, kafka: KafkaSetti
     finally:
         stopping.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_v1_records_with_their_codes_project_without_them(pg: asyncpg.Pool) -> None:
+    # What a replay meets in a log written before v2: the QR inside session.qr.updated.
+    session, created = _new_session(f"t-{uuid.uuid4().hex[:8]}")
+    v1 = orjson.dumps({"type": "session.qr.updated", "sessionId": session.session_id, "eventId": str(uuid.uuid4()),
+                       "occurredOn": "2026-01-01T00:00:00.000Z",
+                       "payload": {"tenantId": session.tenant_id, "qr": "2@v1-secret", "expiresAt": LATER}})
+    old = Envelope.from_record(v1, [("ce_dataschema", dataschema("session.qr.updated", 1).encode()),
+                                    ("ce_sequence", b"2")])
+    await _project(pg, [*created, old])
+    row = await _session_row(pg, session.session_id)
+    assert (row["status"], row["qr"], row["qr_expires_at"], row["version"]) == ("qr_pending", None, LATER, 2)
