@@ -496,7 +496,8 @@ class Batch:
 
 
 SESSION_UPDATES: dict[str, Callable[[dict[str, Any]], Row]] = {
-    "session.qr.updated": lambda pl: {"status": "qr_pending", "qr": pl["qr"], "qr_expires_at": pl["expiresAt"]},
+    # The code itself is not on the event log (v2): projector.secrets fills ``qr`` from the secrets topic.
+    "session.qr.updated": lambda pl: {"status": "qr_pending", "qr": None, "qr_expires_at": pl["expiresAt"]},
     "session.status.connected": lambda pl: {"status": "connected", "phone": pl["phone"],
                                             "connected_at": pl["connectedAt"], "qr": None, "qr_expires_at": None},
     "session.status.disconnected": lambda pl: {"status": "disconnected", "disconnected_at": pl["disconnectedAt"],

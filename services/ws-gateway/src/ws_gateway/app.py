@@ -87,8 +87,10 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         await linker.start(state["pool"])
         stopping = asyncio.Event()
         tasks = [
+            # QR and pairing codes come from the secrets topic, in place of their redacted event-log copies.
             asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,
-                                     Topics.from_settings(settings.kafka).session_events, stopping, metrics)),
+                                     [Topics.from_settings(settings.kafka).session_events,
+                                      Topics.from_settings(settings.kafka).session_secrets], stopping, metrics)),
             # Campaign progress and status reach the same sockets (routed by ce_tenantid alike).
             asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,
                                      Topics.from_settings(settings.kafka).campaign_events, stopping, metrics,

@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import segno
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from zapstream_contracts.secrets import REDACTED_HEADER
 from zapstream_platform import telemetry
 from zapstream_platform.metrics import Metrics, record_consumer_lag
 from zapstream_platform.topics import partitions_of
@@ -94,8 +96,8 @@ def qr_data_url(qr: str) -> str:
 
 
 def with_qr_image(frame: bytes) -> bytes:
-    """Adds ``qrImage`` to a ``session.qr.updated`` frame on its way out. Made here, never stored:
-    the QR is a secret that must not outlive its minute in the event log's copies."""
+    """Adds ``qrImage`` to a ``session.qr.updated`` frame (from the secrets topic) on its way out. Made
+    here, never stored: the QR is a secret that must not outlive its minute."""
     try:
         event = orjson.loads(frame)
         qr = event["payload"]["qr"]
@@ -178,25 +180,30 @@ PUMP_GROUP = "ws-gateway"  # the metrics' group label: the gateway reads without
 LAG_SAMPLE_S = 5.0
 
 
-async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event, metrics: Metrics | None = None,
-               only: frozenset[bytes] | None = None, signals_ready: bool = True) -> None:
-    """Tail every partition of an event topic from its live end (read-committed); ``only``: these types.
+async def pump(hub: Hub, bootstrap: str, topic: str | Sequence[str], stopping: asyncio.Event,
+               metrics: Metrics | None = None, only: frozenset[bytes] | None = None,
+               signals_ready: bool = True) -> None:
+    """Tail every partition of event topics from their live end (read-committed); ``only``: these types.
 
+    Given the session event topic and the secrets topic, records whose whole copy is on the secrets topic
+    (``zs_redacted``) are skipped: the sockets get that copy, with the QR or pairing code, as always.
     A record pushed to a tenant's sockets gets a CONSUMER span continuing its ``traceparent``: the last
     hop of the trace a request started."""
     metrics = metrics or hub.metrics
     tracer = telemetry.tracer("ws-gateway")
-    partitions = await partitions_of(bootstrap, topic)
-    while not partitions:
-        log.warning("waiting for topic %s", topic)
-        await asyncio.sleep(1)
-        partitions = await partitions_of(bootstrap, topic)
+    tps: list[TopicPartition] = []
+    for name in [topic] if isinstance(topic, str) else topic:
+        partitions = await partitions_of(bootstrap, name)
+        while not partitions:
+            log.warning("waiting for topic %s", name)
+            await asyncio.sleep(1)
+            partitions = await partitions_of(bootstrap, name)
+        tps += [TopicPartition(name, p) for p in sorted(partitions)]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
     )
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_end(*tps)
         for tp in tps:
@@ -216,7 +223,8 @@ async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event, me
                 for record in records:
                     headers = dict(record.headers)
                     type_ = headers.get("ce_type", b"")
-                    if type_ in INTERNAL_TYPES or (only is not None and type_ not in only):
+                    if (type_ in INTERNAL_TYPES or REDACTED_HEADER in headers
+                            or (only is not None and type_ not in only)):
                         continue
                     tenant = headers.get("ce_tenantid", b"").decode()
                     if tenant and tenant in hub.clients and not tracing:
