@@ -69,9 +69,10 @@ def redacted_headers(event: Envelope, source: str) -> list[tuple[str, bytes]]:
 
 
 def headers(secret: Envelope, source: str) -> list[tuple[str, bytes]]:
-    """The event's headers, with ``ce_dataschema`` naming the secrets schema."""
-    uri = secret_dataschema(secret.type, secret.schema_version or 1).encode()
-    return [(k, uri if k == "ce_dataschema" else v) for k, v in secret.headers(source)]
+    """The event's headers, with ``ce_dataschema`` and ``ce_schemaversion`` naming the secrets schema."""
+    version = secret.schema_version or 1
+    own = {"ce_dataschema": secret_dataschema(secret.type, version).encode(), "ce_schemaversion": str(version).encode()}
+    return [(k, own.get(k, v)) for k, v in secret.headers(source)]
 
 
 def from_record(value: bytes, record_headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]) -> Envelope:
