@@ -9,6 +9,11 @@ sessions sees only those sessions' events; an agent sees session status events
 chats. Batch events are filtered item by item (and their ``*Count`` adjusted);
 an event left with no item, and every other event type (QR, created, deleted,
 command outcomes), is dropped for agents.
+
+Frames go out as the topic holds them. Filtering reads the record through the
+contract (its :class:`Envelope`, and for an agent the payload's typed model),
+decoded once per record whatever the number of sockets; a frame narrowed for an
+agent is the typed payload with fewer items, dumped as the producer dumps it.
 """
 
 from __future__ import annotations
@@ -16,12 +21,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import orjson
 import segno
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
 
+from zapstream_contracts import events as ev
+from zapstream_contracts import payloads as p
+from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.events import SESSION_EVENTS, EventSpec
+from zapstream_contracts.payloads import Wire
 from zapstream_platform import telemetry
 from zapstream_platform.metrics import Metrics, record_consumer_lag
 from zapstream_platform.topics import partitions_of
@@ -33,56 +46,135 @@ INTERNAL_TYPES = frozenset({b"session.messages.send_requested", b"session.starte
 
 
 STATUS_TYPES = frozenset({"session.status.connected", "session.status.disconnected", "session.status.logged_out"})
-# event type → (list in the payload, key of the chat in each item)
-CHAT_LISTS = {
-    "session.messages.upsert": ("messages", "remoteJid"),
-    "session.history.sync": ("messages", "remoteJid"),
-    "session.messages.update": ("updates", "remoteJid"),
-    "session.messages.edit": ("edits", "chatJid"),
-    "session.messages.reaction": ("reactions", "chatJid"),
-    "session.messages.media": ("media", "chatJid"),
-    "session.contacts.upsert": ("contacts", "id"),
-}
 
 
-def _filter_items(payload: dict[str, Any], key: str, item_key: str, chats: frozenset[str],
-                  default_chat: Any = None) -> dict[str, Any] | None:
-    items = payload.get(key)
-    if not isinstance(items, list):
-        return None
-    kept = [i for i in items if isinstance(i, dict) and i.get(item_key, default_chat) in chats]
+W = TypeVar("W", bound=Wire)
+Headers = list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]
+
+
+def _narrowed(d: W, total: int, kept: list[Any], **update: Any) -> W | None:
+    """``d`` with only the ``kept`` items (None: none kept; ``d`` itself: all kept, so its frame goes out as is)."""
     if not kept:
         return None
-    if len(kept) == len(items):
-        return payload
-    out = payload | {key: kept}
-    if f"{key}Count" in payload:
-        out[f"{key}Count"] = len(kept)
-    return out
+    if len(kept) == total:
+        return d
+    return d.model_copy(update=update)
 
 
-def for_agent(event: dict[str, Any], chats: frozenset[str]) -> dict[str, Any] | None:
-    """The part of ``event`` an agent assigned to ``chats`` may see, or None."""
-    type_ = event.get("type")
-    payload = event.get("payload")
-    if type_ in STATUS_TYPES:
-        return event
-    if not isinstance(payload, dict):
+def _upsert(d: p.MessagesUpsert, chats: frozenset[str]) -> p.MessagesUpsert | None:
+    kept = [m for m in d.messages if m.remote_jid in chats]
+    return _narrowed(d, len(d.messages), kept, messages=kept, messages_count=len(kept))
+
+
+def _history(d: p.HistorySync, chats: frozenset[str]) -> p.HistorySync | None:
+    kept = [m for m in d.messages if m.remote_jid in chats]
+    return _narrowed(d, len(d.messages), kept, messages=kept, messages_count=len(kept))
+
+
+def _update(d: p.MessagesUpdate, chats: frozenset[str]) -> p.MessagesUpdate | None:
+    kept = [u for u in d.updates if u.remote_jid in chats]
+    return _narrowed(d, len(d.updates), kept, updates=kept, updates_count=len(kept))
+
+
+def _edit(d: p.MessagesEdit, chats: frozenset[str]) -> p.MessagesEdit | None:
+    kept = [e for e in d.edits if e.chat_jid in chats]
+    return _narrowed(d, len(d.edits), kept, edits=kept, edits_count=len(kept))
+
+
+def _reaction(d: p.MessagesReaction, chats: frozenset[str]) -> p.MessagesReaction | None:
+    kept = [r for r in d.reactions if r.chat_jid in chats]
+    return _narrowed(d, len(d.reactions), kept, reactions=kept, reactions_count=len(kept))
+
+
+def _media(d: p.MessagesMedia, chats: frozenset[str]) -> p.MessagesMedia | None:
+    kept = [m for m in d.media if m.chat_jid in chats]
+    return _narrowed(d, len(d.media), kept, media=kept, media_count=len(kept))
+
+
+def _contacts(d: p.ContactsUpsert, chats: frozenset[str]) -> p.ContactsUpsert | None:
+    kept = [c for c in d.contacts if c.id in chats]
+    return _narrowed(d, len(d.contacts), kept, contacts=kept, contacts_count=len(kept))
+
+
+def _presence(d: p.PresenceUpdate, chats: frozenset[str]) -> p.PresenceUpdate | None:
+    return d if d.chat_jid in chats else None
+
+
+def _delete(d: p.MessagesDelete, chats: frozenset[str]) -> p.MessagesDelete | None:
+    if d.scope == "chat":
+        return d if d.chat_jid in chats else None
+    # A revoked message names its chat; the event's chat stands in for an item that does not.
+    kept = [x for x in d.deletes if (x.chat_jid if x.chat_jid is not None else d.chat_jid) in chats]
+    return _narrowed(d, len(d.deletes), kept, deletes=kept, deletes_count=len(kept))
+
+
+_FILTERS: list[tuple[EventSpec[Any], Callable[[Any, frozenset[str]], Wire | None]]] = [
+    (ev.MESSAGES_UPSERT, _upsert), (ev.HISTORY_SYNC, _history), (ev.MESSAGES_UPDATE, _update),
+    (ev.MESSAGES_EDIT, _edit), (ev.MESSAGES_REACTION, _reaction), (ev.MESSAGES_MEDIA, _media),
+    (ev.CONTACTS_UPSERT, _contacts), (ev.PRESENCE_UPDATE, _presence), (ev.MESSAGES_DELETE, _delete),
+]
+CHAT_FILTERS: dict[str, Callable[[Any, frozenset[str]], Wire | None]] = {spec.type: fn for spec, fn in _FILTERS}
+"""The chat events an agent sees: event type → its payload narrowed to the agent's chats (each batch item by
+item, with its count adjusted; None when nothing is left)."""
+
+
+class Event:
+    """One record on its way to a tenant's sockets: the frame, sent as it is, and what filtering reads from it,
+    decoded on first need and then once for every socket (the typed payload only for a chat event)."""
+
+    __slots__ = ("_data", "_env", "frame", "headers")
+
+    def __init__(self, frame: bytes, headers: Headers = ()) -> None:
+        self.frame = frame
+        self.headers = headers
+        self._env: Envelope | bool | None = False
+        self._data: Wire | bool | None = False
+
+    @property
+    def envelope(self) -> Envelope | None:
+        """The session event's envelope; None for a campaign event or a frame that is not one."""
+        if self._env is False:
+            self._env = decode(self.frame, self.headers)
+        return self._env if isinstance(self._env, Envelope) else None
+
+    def chat_data(self) -> Wire | None:
+        """The payload of a chat event as its contract model; None for other types or a payload that is not valid."""
+        if self._data is False:
+            self._data = None
+            env = self.envelope
+            if env is not None and env.type in CHAT_FILTERS:
+                try:
+                    self._data = env.data(SESSION_EVENTS[env.type].payload)
+                except ValidationError:
+                    log.warning("dropping an invalid %s for filtered sockets", env.type)
+        return self._data if isinstance(self._data, Wire) else None
+
+
+def decode(frame: bytes, headers: Headers = ()) -> Envelope | None:
+    """A session event frame as its envelope (None when it is not one, e.g. a campaign event)."""
+    try:
+        return Envelope.from_record(frame, headers)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return None
-    if type_ == "session.presence.update":
-        return event if payload.get("chatJid") in chats else None
-    if type_ == "session.messages.delete":
-        if payload.get("scope") == "chat" or "deletes" not in payload:
-            return event if payload.get("chatJid") in chats else None
-        kept = _filter_items(payload, "deletes", "chatJid", chats, payload.get("chatJid"))
-    elif type_ in CHAT_LISTS:
-        key, item_key = CHAT_LISTS[type_]
-        kept = _filter_items(payload, key, item_key, chats)
-    else:
+
+
+def for_agent(event: Event, chats: frozenset[str]) -> bytes | None:
+    """The frame an agent assigned to ``chats`` may see of ``event``, or None."""
+    env = event.envelope
+    if env is None:
         return None
+    if env.type in STATUS_TYPES:
+        return event.frame
+    narrow = CHAT_FILTERS.get(env.type)
+    data = event.chat_data() if narrow is not None else None
+    if narrow is None or data is None:
+        return None
+    kept = narrow(data, chats)
     if kept is None:
         return None
-    return event if kept is payload else event | {"payload": kept}
+    if kept is data:
+        return event.frame
+    return replace(env, payload=kept.model_dump(by_alias=True, mode="json")).value()
 
 
 QR_TYPE = b"session.qr.updated"
@@ -96,15 +188,16 @@ def qr_data_url(qr: str) -> str:
 def with_qr_image(frame: bytes) -> bytes:
     """Adds ``qrImage`` to a ``session.qr.updated`` frame on its way out. Made here, never stored:
     the QR is a secret that must not outlive its minute in the event log's copies."""
-    try:
-        event = orjson.loads(frame)
-        qr = event["payload"]["qr"]
-        if not isinstance(qr, str) or not qr:
-            return frame
-        event["payload"]["qrImage"] = qr_data_url(qr)
-        return orjson.dumps(event)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+    env = decode(frame)
+    if env is None:
         return frame
+    try:
+        qr = env.data(p.QrUpdated).qr
+    except (ValidationError, TypeError):
+        return frame
+    if not qr:
+        return frame
+    return replace(env, payload=env.payload | {"qrImage": qr_data_url(qr)}).value()
 
 
 class Client:
@@ -121,12 +214,15 @@ class Client:
     def filtered(self) -> bool:
         return self.chats is not None or self.sessions is not None
 
-    def view(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        if self.sessions is not None and event.get("sessionId") not in self.sessions:
-            return None
+    def view(self, event: Event) -> bytes | None:
+        """The frame this socket gets of ``event``, or None."""
+        if self.sessions is not None:
+            env = event.envelope
+            if env is None or env.session_id not in self.sessions:
+                return None
         if self.chats is not None:
             return for_agent(event, self.chats)
-        return event
+        return event.frame
 
     def offer(self, frame: bytes) -> None:
         try:
@@ -152,21 +248,15 @@ class Hub:
             if not group:
                 del self.clients[client.tenant_id]
 
-    def publish(self, tenant_id: str, frame: bytes) -> None:
-        event: Any = None
+    def publish(self, tenant_id: str, frame: bytes, headers: Headers = ()) -> None:
+        event: Event | None = None  # decoded once, for every filtered socket, only when there is one
         for client in list(self.clients.get(tenant_id, ())):
             if client.filtered:
-                if event is None:
-                    try:
-                        event = orjson.loads(frame)
-                    except orjson.JSONDecodeError:
-                        event = {}
-                    if not isinstance(event, dict):
-                        event = {}
+                event = event or Event(frame, headers)
                 view = client.view(event)
                 if view is None:
                     continue
-                client.offer(frame if view is event else orjson.dumps(view))
+                client.offer(view)
             else:
                 client.offer(frame)
             self.delivered += 1
@@ -220,11 +310,13 @@ async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event, me
                         continue
                     tenant = headers.get("ce_tenantid", b"").decode()
                     if tenant and tenant in hub.clients and not tracing:
-                        hub.publish(tenant, with_qr_image(record.value) if type_ == QR_TYPE else record.value)
+                        hub.publish(tenant, with_qr_image(record.value) if type_ == QR_TYPE else record.value,
+                                    record.headers)
                     elif tenant and tenant in hub.clients:
                         with telemetry.consume_span(tracer, f"push {type_.decode(errors='replace')}",
                                                     headers=record.headers):
-                            hub.publish(tenant, with_qr_image(record.value) if type_ == QR_TYPE else record.value)
+                            hub.publish(tenant, with_qr_image(record.value) if type_ == QR_TYPE else record.value,
+                                        record.headers)
     finally:
         await consumer.stop()
 
