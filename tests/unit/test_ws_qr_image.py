@@ -1,5 +1,5 @@
 """The gateway adds ``qrImage`` to ``session.qr.updated`` frames on their way out (never to the stored event);
-seed 002's socket renames events into its frames."""
+seed 002's socket and seed 003's Socket.IO bridge rename them into their own frames."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import base64
 
 import orjson
 
+from command_api.seed003 import realtime
 from ws_gateway.hub import decode, with_qr_image
 from ws_gateway.seed002 import translate
 from zapstream_contracts.envelope import Envelope
@@ -46,3 +47,28 @@ def test_seed_002_frames_are_read_through_the_contract() -> None:
         '{"event":"error","data":"r"}', False)
     assert translate(env("session.command.failed", failed), {"other"}) == (None, False)
     assert translate(env("session.qr.updated", {"qr": None}), set()) == (None, False)
+
+
+def test_seed_003_bridge_reads_the_gateway_frames_through_the_contract() -> None:
+    def frame(type_: str, payload: dict[str, object]) -> str:
+        return orjson.dumps({"type": type_, "sessionId": "s", "eventId": "e", "occurredOn": "t",
+                             "payload": {"tenantId": "a", **payload}}).decode()
+
+    shown = with_qr_image(frame("session.qr.updated", {"qr": "2@abc", "expiresAt": "t"}).encode()).decode()
+    [(qr, image), status] = realtime.translate(shown)
+    assert qr == "qr" and image.startswith("data:image/png;base64,")
+    assert status == ("session_status", {"status": "qr_pending", "sessionId": "s"})
+    assert realtime.translate(frame("session.qr.updated", {"qr": "2@abc", "expiresAt": "t"})) == []
+    assert realtime.translate(frame("session.status.connected", {"phone": "595981", "connectedAt": "t"})) == [
+        ("session_status", {"status": "connected", "sessionId": "s", "phone": "595981"})]
+    assert realtime.translate(frame("session.status.logged_out", {"reason": "x", "loggedOutAt": "t"})) == [
+        ("session_status", {"status": "logged_out", "sessionId": "s", "reason": "x"})]
+    session = {"id": "s", "tenantId": "a", "name": "n", "status": "qr_pending", "phone": None, "qr": "2@abc",
+               "qrExpiresAt": "t", "connectedAt": None, "disconnectedAt": None, "disconnectedReason": None,
+               "createdAt": "t", "updatedAt": "t", "qrImage": "data:image/png;base64,AA"}
+    assert realtime.translate(frame("session.snapshot", {"session": session})) == [
+        ("session_status", {"status": "qr_pending", "sessionId": "s", "phone": None}),
+        ("qr", "data:image/png;base64,AA")]
+    assert realtime.translate(frame("session.snapshot", {"session": None})) == []
+    assert realtime.translate("not json") == []
+    assert realtime.translate(frame("session.status.connected", {})) == []
