@@ -213,3 +213,53 @@ def test_hub_sends_each_client_its_view() -> None:
     assert [m["id"] for m in orjson.loads(agent.queue.get_nowait())["payload"]["messages"]] == ["1"]
     assert scoped.queue.qsize() == 0
     assert mine.queue.qsize() == 1 and mine.queue.get_nowait() == frame
+
+
+def two_chat_batches() -> dict[str, tuple[Wire, str]]:
+    """A payload of each batch type with one item of each chat, and the key of its list."""
+    return {
+        "session.messages.upsert": (p.MessagesUpsert(tenant_id="t1", upsert_type="append", request_id="r",
+                                                     messages_count=2, messages=[msg("1", MINE), msg("2", THEIRS)]),
+                                    "messages"),
+        "session.history.sync": (p.HistorySync(tenant_id="t1", sync_type="recent", progress=1, is_latest=False,
+                                               chats_count=2, contacts_count=0, messages_count=2,
+                                               messages_truncated=True, messages=[msg("2", THEIRS), msg("1", MINE)]),
+                                 "messages"),
+        "session.messages.update": (p.MessagesUpdate(tenant_id="t1", updates_count=2, source="receipt", updates=[
+            p.StatusUpdate(message_id="1", remote_jid=MINE, status="delivered", status_at=1),
+            p.StatusUpdate(message_id="2", remote_jid=THEIRS, status="read", status_at=2)]), "updates"),
+        "session.messages.edit": (p.MessagesEdit(tenant_id="t1", edits_count=2, edits=[
+            p.MessageEdit(message_id="1", chat_jid=MINE, text="a", edited_at=1, from_me=True),
+            p.MessageEdit(message_id="2", chat_jid=THEIRS, text="b", edited_at=1)]), "edits"),
+        "session.messages.reaction": (p.MessagesReaction(tenant_id="t1", reactions_count=2, reactions=[
+            p.ReactionEntry(message_id=str(i), chat_jid=c, actor_jid=c, from_me=False, emoji=None, reacted_at=1,
+                            removed=True) for i, c in enumerate((THEIRS, MINE))]), "reactions"),
+        "session.messages.media": (p.MessagesMedia(tenant_id="t1", media_count=2, media=[
+            p.MediaEntry(message_id="1", chat_jid=MINE, kind="audio", url=None, mime="audio/ogg", size=None,
+                         ptt=True, error="gone"),
+            p.MediaEntry(message_id="2", chat_jid=THEIRS, kind="image", url="u", mime="image/png", size=3)]),
+                                   "media"),
+        "session.contacts.upsert": (p.ContactsUpsert(tenant_id="t1", contacts_count=2, contacts_truncated=True,
+                                                     contacts=[p.Contact(id=THEIRS), p.Contact(id=MINE, name="Ana")]),
+                                    "contacts"),
+        "session.messages.delete": (p.MessagesDelete(tenant_id="t1", scope="message", deletes_count=2, deletes=[
+            p.MessageDelete(message_id="1", deleted_at=1, chat_jid=MINE, from_me=True),
+            p.MessageDelete(message_id="2", deleted_at=1, chat_jid=THEIRS)]), "deletes"),
+    }
+
+
+@pytest.mark.parametrize("type_", sorted(two_chat_batches()))
+def test_an_agents_narrowed_frame_is_byte_for_byte_the_old_one(type_: str) -> None:
+    """Before payloads were read through the contract, the gateway cut the wire dict: the frame minus the other
+    chats' items, ``<list>Count`` adjusted. Building it from the typed payload sends the same bytes."""
+    payload, key = two_chat_batches()[type_]
+    frame = frame_of(type_, payload)
+    wire = orjson.loads(frame)
+    item_chat = "id" if key == "contacts" else "remoteJid" if key in ("messages", "updates") else "chatJid"
+    kept = [i for i in wire["payload"][key] if i[item_chat] == MINE]
+    old = orjson.dumps(wire | {"payload": wire["payload"] | {key: kept, f"{key}Count": len(kept)}})
+    event = Event(frame)
+    assert for_agent(event, CHATS) == old
+    assert for_agent(event, CHATS) is for_agent(event, frozenset({MINE, "other"}))  # built once per record
+    assert for_agent(event, frozenset({MINE, THEIRS})) is frame
+    assert for_agent(event, frozenset({"other"})) is None

@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import replace
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 import orjson
 import segno
@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from zapstream_contracts import events as ev
 from zapstream_contracts import payloads as p
 from zapstream_contracts.envelope import Envelope
-from zapstream_contracts.events import SESSION_EVENTS, EventSpec
+from zapstream_contracts.events import SESSION_EVENTS
 from zapstream_contracts.payloads import Wire
 from zapstream_platform import telemetry
 from zapstream_platform.metrics import Metrics, record_consumer_lag
@@ -48,87 +48,60 @@ INTERNAL_TYPES = frozenset({b"session.messages.send_requested", b"session.starte
 STATUS_TYPES = frozenset({"session.status.connected", "session.status.disconnected", "session.status.logged_out"})
 
 
-W = TypeVar("W", bound=Wire)
 Headers = list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]
+PayloadT = TypeVar("PayloadT", bound=Wire)
+ItemT = TypeVar("ItemT", bound=Wire)
 
 
-def _narrowed(d: W, total: int, kept: list[Any], **update: Any) -> W | None:
-    """``d`` with only the ``kept`` items (None: none kept; ``d`` itself: all kept, so its frame goes out as is)."""
-    if not kept:
-        return None
-    if len(kept) == total:
-        return d
-    return d.model_copy(update=update)
+@dataclass(frozen=True)  # no slots: ``Batch[P, I](...)`` sets ``__orig_class__``, which typing allows to fail
+class Batch(Generic[PayloadT, ItemT]):
+    """A chat event whose payload lists items of several chats: an agent gets only its chats' items."""
+
+    items: Callable[[PayloadT], Sequence[ItemT]]
+    chat: Callable[[PayloadT, ItemT], str | None]  # an item's chat
+    field: str  # the list's field; a narrowed payload has the kept items there and their number in ``<field>_count``
 
 
-def _upsert(d: p.MessagesUpsert, chats: frozenset[str]) -> p.MessagesUpsert | None:
-    kept = [m for m in d.messages if m.remote_jid in chats]
-    return _narrowed(d, len(d.messages), kept, messages=kept, messages_count=len(kept))
-
-
-def _history(d: p.HistorySync, chats: frozenset[str]) -> p.HistorySync | None:
-    kept = [m for m in d.messages if m.remote_jid in chats]
-    return _narrowed(d, len(d.messages), kept, messages=kept, messages_count=len(kept))
-
-
-def _update(d: p.MessagesUpdate, chats: frozenset[str]) -> p.MessagesUpdate | None:
-    kept = [u for u in d.updates if u.remote_jid in chats]
-    return _narrowed(d, len(d.updates), kept, updates=kept, updates_count=len(kept))
-
-
-def _edit(d: p.MessagesEdit, chats: frozenset[str]) -> p.MessagesEdit | None:
-    kept = [e for e in d.edits if e.chat_jid in chats]
-    return _narrowed(d, len(d.edits), kept, edits=kept, edits_count=len(kept))
-
-
-def _reaction(d: p.MessagesReaction, chats: frozenset[str]) -> p.MessagesReaction | None:
-    kept = [r for r in d.reactions if r.chat_jid in chats]
-    return _narrowed(d, len(d.reactions), kept, reactions=kept, reactions_count=len(kept))
-
-
-def _media(d: p.MessagesMedia, chats: frozenset[str]) -> p.MessagesMedia | None:
-    kept = [m for m in d.media if m.chat_jid in chats]
-    return _narrowed(d, len(d.media), kept, media=kept, media_count=len(kept))
-
-
-def _contacts(d: p.ContactsUpsert, chats: frozenset[str]) -> p.ContactsUpsert | None:
-    kept = [c for c in d.contacts if c.id in chats]
-    return _narrowed(d, len(d.contacts), kept, contacts=kept, contacts_count=len(kept))
-
-
-def _presence(d: p.PresenceUpdate, chats: frozenset[str]) -> p.PresenceUpdate | None:
-    return d if d.chat_jid in chats else None
-
-
-def _delete(d: p.MessagesDelete, chats: frozenset[str]) -> p.MessagesDelete | None:
-    if d.scope == "chat":
-        return d if d.chat_jid in chats else None
+BATCHES: dict[str, Batch[Any, Any]] = {
+    ev.MESSAGES_UPSERT.type: Batch[p.MessagesUpsert, p.MessageSummary](
+        lambda d: d.messages, lambda d, m: m.remote_jid, "messages"),
+    ev.HISTORY_SYNC.type: Batch[p.HistorySync, p.MessageSummary](
+        lambda d: d.messages, lambda d, m: m.remote_jid, "messages"),
+    ev.MESSAGES_UPDATE.type: Batch[p.MessagesUpdate, p.StatusUpdate](
+        lambda d: d.updates, lambda d, u: u.remote_jid, "updates"),
+    ev.MESSAGES_EDIT.type: Batch[p.MessagesEdit, p.MessageEdit](lambda d: d.edits, lambda d, e: e.chat_jid, "edits"),
+    ev.MESSAGES_REACTION.type: Batch[p.MessagesReaction, p.ReactionEntry](
+        lambda d: d.reactions, lambda d, r: r.chat_jid, "reactions"),
+    ev.MESSAGES_MEDIA.type: Batch[p.MessagesMedia, p.MediaEntry](lambda d: d.media, lambda d, m: m.chat_jid, "media"),
+    ev.CONTACTS_UPSERT.type: Batch[p.ContactsUpsert, p.Contact](lambda d: d.contacts, lambda d, c: c.id, "contacts"),
     # A revoked message names its chat; the event's chat stands in for an item that does not.
-    kept = [x for x in d.deletes if (x.chat_jid if x.chat_jid is not None else d.chat_jid) in chats]
-    return _narrowed(d, len(d.deletes), kept, deletes=kept, deletes_count=len(kept))
+    ev.MESSAGES_DELETE.type: Batch[p.MessagesDelete, p.MessageDelete](
+        lambda d: d.deletes, lambda d, x: x.chat_jid if x.chat_jid is not None else d.chat_jid, "deletes"),
+}
+"""The batch events an agent sees, item by item (with their count adjusted; nothing when no item is left)."""
+CHAT_TYPES = frozenset(BATCHES) | {ev.PRESENCE_UPDATE.type}
+"""Every chat event an agent may see (presence and a chat's clearing go to the agents of their one chat)."""
 
 
-_FILTERS: list[tuple[EventSpec[Any], Callable[[Any, frozenset[str]], Wire | None]]] = [
-    (ev.MESSAGES_UPSERT, _upsert), (ev.HISTORY_SYNC, _history), (ev.MESSAGES_UPDATE, _update),
-    (ev.MESSAGES_EDIT, _edit), (ev.MESSAGES_REACTION, _reaction), (ev.MESSAGES_MEDIA, _media),
-    (ev.CONTACTS_UPSERT, _contacts), (ev.PRESENCE_UPDATE, _presence), (ev.MESSAGES_DELETE, _delete),
-]
-CHAT_FILTERS: dict[str, Callable[[Any, frozenset[str]], Wire | None]] = {spec.type: fn for spec, fn in _FILTERS}
-"""The chat events an agent sees: event type → its payload narrowed to the agent's chats (each batch item by
-item, with its count adjusted; None when nothing is left)."""
+Plan = bool | str | tuple[str | None, ...]
+"""Who of the agents gets a record: all (True), none (False), those of one chat (str), or of each item's chat."""
 
 
 class Event:
     """One record on its way to a tenant's sockets: the frame, sent as it is, and what filtering reads from it,
-    decoded on first need and then once for every socket (the typed payload only for a chat event)."""
+    decoded on first need and then once for every socket: the envelope, and for agents the typed payload's
+    chats, and each narrowed frame (built once for all the agents that keep the same items)."""
 
-    __slots__ = ("_data", "_env", "frame", "headers")
+    __slots__ = ("_env", "_narrowing", "_parts", "_plan", "_views", "frame", "headers")
 
     def __init__(self, frame: bytes, headers: Headers = ()) -> None:
         self.frame = frame
         self.headers = headers
         self._env: Envelope | bool | None = False
-        self._data: Wire | bool | None = False
+        self._plan: Plan | None = None
+        self._narrowing: tuple[Envelope, Wire, Batch[Any, Any]] | None = None
+        self._parts: tuple[dict[str, Any], list[dict[str, Any] | None]] | None = None
+        self._views: dict[tuple[int, ...], bytes] = {}
 
     @property
     def envelope(self) -> Envelope | None:
@@ -137,17 +110,51 @@ class Event:
             self._env = decode(self.frame, self.headers)
         return self._env if isinstance(self._env, Envelope) else None
 
-    def chat_data(self) -> Wire | None:
-        """The payload of a chat event as its contract model; None for other types or a payload that is not valid."""
-        if self._data is False:
-            self._data = None
-            env = self.envelope
-            if env is not None and env.type in CHAT_FILTERS:
-                try:
-                    self._data = env.data(SESSION_EVENTS[env.type].payload)
-                except ValidationError:
-                    log.warning("dropping an invalid %s for filtered sockets", env.type)
-        return self._data if isinstance(self._data, Wire) else None
+    def plan(self) -> Plan:
+        if self._plan is None:
+            self._plan = self._make_plan()
+        return self._plan
+
+    def _make_plan(self) -> Plan:
+        env = self.envelope
+        if env is None:
+            return False
+        if env.type in STATUS_TYPES:
+            return True
+        if env.type not in CHAT_TYPES:
+            return False
+        try:
+            data = env.data(SESSION_EVENTS[env.type].payload)
+        except ValidationError:
+            log.warning("dropping an invalid %s for agents", env.type)
+            return False
+        if isinstance(data, p.PresenceUpdate) or (isinstance(data, p.MessagesDelete) and data.scope == "chat"):
+            return data.chat_jid or False
+        batch = BATCHES[env.type]
+        self._narrowing = (env, data, batch)
+        return tuple(batch.chat(data, item) for item in batch.items(data))
+
+    def narrowed(self, kept: tuple[int, ...]) -> bytes:
+        """The frame with only the items at ``kept``: the typed payload dumped as the producer dumps it, each
+        part dumped once per record (agents differ only in which items they keep)."""
+        frame = self._views.get(kept)
+        if frame is None:
+            assert self._narrowing is not None
+            env, data, batch = self._narrowing
+            if self._parts is None:
+                # Dumped with no item, the payload keeps the list's place among its keys for the kept ones.
+                self._parts = (data.model_copy(update={batch.field: []}).model_dump(by_alias=True, mode="json"),
+                               [None] * len(batch.items(data)))
+            base, dumped = self._parts
+            items = batch.items(data)
+            for k in kept:
+                if dumped[k] is None:
+                    dumped[k] = items[k].model_dump(by_alias=True, mode="json")
+            fields = type(data).model_fields
+            payload = base | {fields[batch.field].alias or batch.field: [dumped[k] for k in kept],
+                              fields[f"{batch.field}_count"].alias or f"{batch.field}_count": len(kept)}
+            frame = self._views[kept] = replace(env, payload=payload).value()
+        return frame
 
 
 def decode(frame: bytes, headers: Headers = ()) -> Envelope | None:
@@ -160,21 +167,19 @@ def decode(frame: bytes, headers: Headers = ()) -> Envelope | None:
 
 def for_agent(event: Event, chats: frozenset[str]) -> bytes | None:
     """The frame an agent assigned to ``chats`` may see of ``event``, or None."""
-    env = event.envelope
-    if env is None:
-        return None
-    if env.type in STATUS_TYPES:
+    plan = event.plan()
+    if plan is True:
         return event.frame
-    narrow = CHAT_FILTERS.get(env.type)
-    data = event.chat_data() if narrow is not None else None
-    if narrow is None or data is None:
+    if plan is False:
         return None
-    kept = narrow(data, chats)
-    if kept is None:
+    if isinstance(plan, str):
+        return event.frame if plan in chats else None
+    kept = tuple(k for k, chat in enumerate(plan) if chat in chats)
+    if not kept:
         return None
-    if kept is data:
+    if len(kept) == len(plan):
         return event.frame
-    return replace(env, payload=kept.model_dump(by_alias=True, mode="json")).value()
+    return event.narrowed(kept)
 
 
 QR_TYPE = b"session.qr.updated"
