@@ -164,7 +164,8 @@ async def _pump(
     limit = batch * (len(tps) + 2)  # records fetched ahead of the writes, at most
 
     async def apply(tp: TopicPartition, records: list[Any]) -> int:
-        await builder.apply_batch(tp, records)
+        # A record that cannot be projected is parked, as the live projector parks it, and the rebuild goes on.
+        stats["dead_lettered"] += await builder.apply_or_park(tp, records)
         return len(records)
 
     try:
@@ -220,7 +221,8 @@ async def replay(
         await clone_schema(conn, old, new)
         deferred = await defer_indexes(conn, new)
     rebuild_name = f"{projection}@{new}"
-    builder = Projector(settings.model_copy(update={"projection": rebuild_name}), pool, schema=new)
+    builder = Projector(settings.model_copy(update={"projection": rebuild_name}), pool, schema=new,
+                        parks_as=projection)
 
     topic = Topics.from_settings(settings.kafka).session_events
     tps = [TopicPartition(topic, p) for p in await partitions_of(settings.kafka.bootstrap_servers, topic)]
@@ -234,7 +236,7 @@ async def replay(
         if progress_out is not None:
             bar.out = progress_out
         bar.start()
-        stats = {"transactions": 0, "waiting_ms": 0}
+        stats = {"transactions": 0, "waiting_ms": 0, "dead_lettered": 0}
 
         async def pump_until(targets: dict[TopicPartition, int]) -> None:
             with bulk_gc():
@@ -284,7 +286,7 @@ async def replay(
         await pool.execute(f"DROP SCHEMA {checked_schema(old)} CASCADE")
     return {"projection": projection, "from": old, "to": new, "events": bar.done, "events_per_s": round(rate),
             "transactions": stats["transactions"], "waiting_for_writes_s": stats["waiting_ms"] / 1000,
-            "index_build_s": stats["index_build_ms"] / 1000,
+            "index_build_s": stats["index_build_ms"] / 1000, "dead_lettered": stats["dead_lettered"],
             "old_dropped": not keep_old}
 
 
