@@ -11,6 +11,9 @@
    offsets, make it active and repoint the views. The live projector resumes in
    the new schema and skips what the rebuild already applied.
 4. Drop the old schema.
+
+An event that cannot be projected does not stop a rebuild: it is parked in ``projector_dead_letters`` like the
+live projector parks it (``Projector.apply_or_park``).
 """
 
 from __future__ import annotations
