@@ -58,7 +58,8 @@ async def record(conn: asyncpg.Connection, event_type: str, tenant_id: str, payl
     if fields and owner:
         key = await pii_keys.data_key(conn, str(owner), tenant_id)
         if key is None:  # already erased: nothing personal is written again
-            payload = {k: (pii_keys.ERASED if k in fields and v is not None else v) for k, v in payload.items()}
+            # PII field names are single words (email, name): the same as the model's attributes.
+            payload = {**payload, **{f: pii_keys.ERASED for f in fields if getattr(event, f, None) is not None}}
         else:
             payload = pii_keys.encrypt_fields(payload, fields, key, str(owner))
     await conn.execute(
