@@ -102,3 +102,20 @@ def pair_code_of(secret: Envelope) -> p.CommandSucceeded | None:
         return None
     outcome = p.CommandSucceeded.model_validate(secret.payload)
     return outcome if outcome.command_type == PAIR_CODE_COMMAND and "code" in outcome.result else None
+
+
+def redacted(secret: Envelope) -> Envelope | None:
+    """The event-log copy of a secrets-topic record: the inverse of :func:`with_qr` / :func:`with_pair_code`.
+
+    None when the record holds no secret. For a reader that received the whole copy and must keep the event
+    longer than the secret may live (a webhook delivery row, once delivered).
+    """
+    qr = qr_of(secret)
+    if qr is not None:
+        kept = p.QrUpdated(tenant_id=qr.tenant_id, expires_at=qr.expires_at)
+        return replace(secret, payload=kept.model_dump(by_alias=True, mode="json"), schema_version=0)
+    paired = pair_code_of(secret)
+    if paired is not None:
+        rest = paired.model_copy(update={"result": {k: v for k, v in paired.result.items() if k != "code"}})
+        return replace(secret, payload=rest.model_dump(by_alias=True, mode="json"), schema_version=0)
+    return None

@@ -26,9 +26,11 @@ async def run(settings: Settings, metrics: Metrics, health: Health) -> None:
     limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
     client = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_s), follow_redirects=False, limits=limits,
                                trust_env=False)
-    topic = Topics.from_settings(settings.kafka).session_events
+    topics = Topics.from_settings(settings.kafka)
+    topic = topics.session_events
     dispatcher = Dispatcher(settings, pool, client, metrics, health=health)
-    enqueuer = Enqueuer(settings, pool, topic, metrics, dispatcher.wake, health=health)
+    enqueuer = Enqueuer(settings, pool, topic, metrics, dispatcher.wake, health=health,
+                        secrets_topic=topics.session_secrets)
     stopping = asyncio.Event()
 
     def stop() -> None:
@@ -40,7 +42,8 @@ async def run(settings: Settings, metrics: Metrics, health: Health) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
     tasks = [asyncio.create_task(enqueuer.run()), asyncio.create_task(dispatcher.run()),
-             asyncio.create_task(replay_loop(settings, pool, topic, stopping, dispatcher.wake))]
+             asyncio.create_task(replay_loop(settings, pool, topic, stopping, dispatcher.wake,
+                                                     secrets_topic=topics.session_secrets))]
     log.info("webhooks started", extra={"fields": {"topic": topic, "metrics_port": settings.metrics_port}})
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

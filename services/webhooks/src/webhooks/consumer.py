@@ -3,6 +3,10 @@
 Offsets live in ``webhook_offsets`` (PostgreSQL), not in Kafka: on assignment the consumer seeks to
 what PostgreSQL says, so a crash between enqueueing and committing can neither skip an event nor
 enqueue it twice (and ``UNIQUE (endpoint_id, event_id)`` would absorb a repeat anyway).
+
+Events whose QR or pairing code is off the event log (``zs_redacted``) are delivered as their whole copy
+from the secrets topic, in their place (webhooks.secrets); that topic's offsets are stored beside the
+event topic's, per partition, in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from webhooks import store
+from webhooks.secrets import KafkaSource, SecretCopies
 from webhooks.settings import Settings
 from zapstream_contracts.envelope import Envelope
 from zapstream_platform.errors import is_infrastructure
@@ -61,7 +66,7 @@ def decode(record: Any) -> Envelope | None:
 
 class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, settings: Settings, pool: asyncpg.Pool, topic: str, metrics: Metrics,
-                 wake: Callable[[], None], health: Health | None = None) -> None:
+                 wake: Callable[[], None], health: Health | None = None, *, secrets_topic: str) -> None:
         self.settings = settings
         self.health = health or Health(())
         self.pool = pool
@@ -69,6 +74,9 @@ class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
         self.metrics = metrics
         self.wake = wake
         self.consumer: AIOKafkaConsumer | None = None
+        self.secrets_topic = secrets_topic
+        self.secrets_source: KafkaSource | None = None
+        self.secrets: SecretCopies | None = None
         self.assigned = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -85,6 +93,7 @@ class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.consumer.seek(tp, stored[tp.partition])
         if fresh:
             await self._seek_fresh(fresh)
+        await self._follow_in_secrets(assigned)
         self.assigned.set()
         self.health.report("assigned", bool(assigned))
 
@@ -109,6 +118,15 @@ class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
             hit = found.get(tp)
             self.consumer.seek(tp, hit.offset if hit is not None else ends[tp])
 
+    async def _follow_in_secrets(self, assigned: list[TopicPartition]) -> None:
+        """Read the same-numbered secrets partitions, from their stored offsets (or what the topic still has:
+        the copies before the first one needed are skipped by eventId)."""
+        assert self.secrets_source is not None and self.secrets is not None
+        stored = await store.stored_offsets(self.pool, self.secrets_topic)
+        partitions = [tp.partition for tp in assigned]
+        await self.secrets_source.assign({p: stored.get(p) for p in partitions})
+        self.secrets.reset(partitions)
+
     def request_stop(self) -> None:
         self._stopping.set()
 
@@ -122,6 +140,14 @@ class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
             max_poll_records=self.settings.batch_max,
         )
         self.consumer = consumer
+        # Group-less: it follows the event consumer's assignment (the runner writes a whole copy to the
+        # partition number of its redacted event).
+        secrets_consumer = AIOKafkaConsumer(**self.settings.kafka.client_options(), enable_auto_commit=False,
+                                            isolation_level="read_committed", auto_offset_reset="earliest")
+        self.secrets_source = KafkaSource(secrets_consumer, self.secrets_topic)
+        self.secrets = SecretCopies(self.secrets_source, retention_ms=self.settings.kafka.secret_retention_ms,
+                                    wait_s=self.settings.secret_wait_s)
+        await secrets_consumer.start()
         await consumer.start()
         consumer.subscribe([self.topic], listener=self)
         rounds = 0
@@ -141,15 +167,23 @@ class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
                     await record_consumer_lag(self.metrics, consumer, self.settings.group_id)
         finally:
             await consumer.stop()
+            await secrets_consumer.stop()
 
     async def _apply(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[Any]) -> None:
         envs = [env for env in map(decode, records) if env is not None]
         tenants = sorted({env.tenant_id for env in envs if env.tenant_id})
+        assert self.secrets is not None
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with self.pool.acquire() as conn:
                 endpoints = await store.endpoints_of(conn, tenants) if tenants else []
-                added = await store.enqueue(conn, deliveries_for(envs, endpoints))
-                await store.save_offset(conn, tp.topic, tp.partition, records[-1].offset + 1)
+                # Redacted events: their whole copies (QR, pairing code) instead, never both. Read from
+                # Kafka before the transaction opens.
+                joined = await self.secrets.join(tp.partition, records, deliveries_for(envs, endpoints))
+                async with conn.transaction():
+                    added = await store.enqueue(conn, joined.deliveries)
+                    await store.save_offset(conn, tp.topic, tp.partition, records[-1].offset + 1)
+                    if joined.next_offset is not None:
+                        await store.save_offset(conn, self.secrets_topic, tp.partition, joined.next_offset)
         except Exception as exc:
             # Nothing here depends on the record's content (bad records are skipped), so every failure is
             # treated as the infrastructure's: wait, and read the same records again.
@@ -158,6 +192,10 @@ class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
             await asyncio.sleep(1.0)
             consumer.seek(tp, records[0].offset)
             return
+        self.secrets.advance(tp.partition, joined.next_offset)
+        if joined.missing:
+            log.warning("events sent without their secrets (no longer, or not yet, on the secrets topic)",
+                        extra={"fields": {"partition": tp.partition, "count": joined.missing}})
         self.metrics.events_consumed.labels(tp.topic, self.settings.group_id).inc(len(records))
         if added:
             self.metrics.webhook_enqueued.inc(added)

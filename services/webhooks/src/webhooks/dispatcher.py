@@ -21,6 +21,7 @@ import httpx
 
 from webhooks import store
 from webhooks.backoff import delay
+from webhooks.secrets import without_secret
 from webhooks.settings import Settings
 from zapstream_platform import telemetry
 from zapstream_platform.metrics import Health, Metrics
@@ -160,11 +161,13 @@ class Dispatcher:
         async with self.pool.acquire() as conn, conn.transaction():
             await store.lock_queue(conn, d)
             await store.record_attempt(conn, d, outcome.status_code, outcome.error, outcome.latency_ms)
+            # A QR or pairing code is kept only while it may still be sent: done rows keep the redacted copy.
             if outcome.ok:
-                await store.mark_delivered(conn, d, outcome.status_code or 0)
+                await store.mark_delivered(conn, d, outcome.status_code or 0, without_secret(d.event_type, d.body))
                 result = "delivered"
             elif d.attempts + 1 >= s.max_attempts:
-                if await store.mark_dead(conn, d, outcome.status_code, outcome.error, s.disable_after_dead):
+                if await store.mark_dead(conn, d, outcome.status_code, outcome.error, s.disable_after_dead,
+                                         without_secret(d.event_type, d.body)):
                     log.warning("webhook endpoint disabled", extra={"fields": fields})
                 result = "dead"
             else:

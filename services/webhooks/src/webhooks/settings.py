@@ -16,6 +16,9 @@ class Settings(TelemetrySettings, BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     group_id: str = "zapstream-webhooks"
     batch_max: int = Field(default=500, ge=1)
+    # How long a young redacted event waits for its whole copy (with the QR or pairing code) to become
+    # readable on the secrets topic before it is sent redacted (webhooks.secrets).
+    secret_wait_s: float = Field(default=10.0, ge=0)
     # Retries: exponential backoff from backoff_base_s, capped at backoff_cap_s, each delay randomised by
     # ±jitter. With the defaults, 15 attempts span about 24 hours (see webhooks.backoff.total_span).
     max_attempts: int = Field(default=15, ge=1)

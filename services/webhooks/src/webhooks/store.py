@@ -114,12 +114,16 @@ async def enqueue(conn: asyncpg.Connection, deliveries: list[NewDelivery]) -> in
 
 
 async def replay_enqueue(conn: asyncpg.Connection, deliveries: list[NewDelivery]) -> int:
-    """Enqueue again: an already delivered or dead delivery of the same event becomes pending anew."""
+    """Enqueue again: an already delivered or dead delivery of the same event becomes pending anew.
+
+    With the body just read (a done delivery's stored body lost its QR or pairing code; the replay's has it
+    again while the secrets topic still does)."""
     if not deliveries:
         return 0
     rows = await conn.fetch(
         _INSERT + """ ON CONFLICT (endpoint_id, event_id) DO UPDATE
-                        SET status = 'pending', attempts = 0, next_attempt_at = now(), dead_at = NULL
+                        SET status = 'pending', attempts = 0, next_attempt_at = now(), dead_at = NULL,
+                            body = EXCLUDED.body
                         WHERE webhook_deliveries.status <> 'pending'
                       RETURNING endpoint_id, session_id""",
         *_columns(deliveries))
@@ -226,11 +230,12 @@ async def record_attempt(conn: asyncpg.Connection, d: Claimed, status_code: int 
         d.id, d.endpoint_id, d.attempts + 1, status_code, error, latency_ms)
 
 
-async def mark_delivered(conn: asyncpg.Connection, d: Claimed, status_code: int) -> bool:
+async def mark_delivered(conn: asyncpg.Connection, d: Claimed, status_code: int, kept_body: bytes | None = None) -> bool:
+    """``kept_body``: what the row keeps instead of the body sent (the copy without a QR or pairing code)."""
     done = await conn.fetchval(
         """UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = now(),
-                  last_status_code = $2, last_error = NULL, last_attempt_at = now()
-           WHERE id = $1 AND status = 'pending' RETURNING true""", d.id, status_code)
+                  last_status_code = $2, last_error = NULL, last_attempt_at = now(), body = coalesce($3, body)
+           WHERE id = $1 AND status = 'pending' RETURNING true""", d.id, status_code, kept_body)
     if done:
         await conn.execute("UPDATE webhook_endpoints SET consecutive_dead = 0 WHERE id = $1 AND consecutive_dead <> 0",
                            d.endpoint_id)
@@ -246,7 +251,7 @@ async def mark_retry(conn: asyncpg.Connection, d: Claimed, status_code: int | No
 
 
 async def mark_dead(conn: asyncpg.Connection, d: Claimed, status_code: int | None, error: str | None,
-                    disable_after: int) -> bool:
+                    disable_after: int, kept_body: bytes | None = None) -> bool:
     """Dead-letter the delivery; disable the endpoint after ``disable_after`` dead letters in a row.
 
     Returns True if this disabled the endpoint (a ``webhook.endpoint.disabled`` event is written to the
@@ -254,8 +259,8 @@ async def mark_dead(conn: asyncpg.Connection, d: Claimed, status_code: int | Non
     """
     dead = await conn.fetchval(
         """UPDATE webhook_deliveries SET status = 'dead', attempts = attempts + 1, dead_at = now(),
-                  last_status_code = $2, last_error = $3, last_attempt_at = now()
-           WHERE id = $1 AND status = 'pending' RETURNING true""", d.id, status_code, error)
+                  last_status_code = $2, last_error = $3, last_attempt_at = now(), body = coalesce($4, body)
+           WHERE id = $1 AND status = 'pending' RETURNING true""", d.id, status_code, error, kept_body)
     if not dead:
         return False
     row = await conn.fetchrow(
