@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -92,8 +93,9 @@ class Receiver:
             return [h for h in self.hits if h.path == path]
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
+@contextmanager
+def serving() -> Iterator[Receiver]:
+    """A receiver listening on a free loopback port (tests/e2e/test_webhook_secrets.py has one too)."""
     rec = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -116,9 +118,17 @@ def receiver() -> Iterator[Receiver]:
     rec.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield rec
-    server.shutdown()
-    server.server_close()
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    with serving() as rec:
+        yield rec
 
 
 @pytest.fixture(scope="module")
