@@ -23,6 +23,7 @@ import asyncpg
 import httpx
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Header
 from standardwebhooks.webhooks import Webhook
 
@@ -33,6 +34,8 @@ from command_api.webhooks.service import WebhooksConfig, WebhooksService
 from tests.conftest import service_env
 from tests.support.clients import eventually, produce_envelopes
 from tests.support.stack import Proc, free_port
+from zapstream_contracts import payloads as p
+from zapstream_contracts import secrets
 from zapstream_contracts.envelope import Envelope
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import Topics
@@ -433,3 +436,78 @@ async def test_sigkilled_sender_loses_nothing_and_repeats_only_with_the_same_id(
         order[sid].append(version)
     assert all(vs == list(range(1, 16)) for vs in order.values()), order
     assert at_kill < len(want), "the kill came too late to be mid-delivery"
+
+
+async def produce_with_secrets(kafka: KafkaSettings, events: list[Envelope], codes: dict[str, str]) -> None:
+    """As the session runner writes them: events whose eventId is in ``codes`` go to the event log redacted,
+    with their whole copy (that QR code) on the secrets topic, in the same transaction and partition."""
+    topics = Topics.from_settings(kafka)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, transactional_id=f"t-{uuid.uuid4()}")
+    await producer.start()
+    try:
+        async with producer.transaction():
+            for env in events:
+                key = env.session_id.encode()  # same key, same partition count: the same partition number
+                if env.event_id not in codes:
+                    await producer.send(topics.session_events, env.value(), key=key, headers=env.headers("/test"))
+                    continue
+                whole = secrets.with_qr(env, codes[env.event_id])
+                await producer.send(topics.session_events, env.value(), key=key,
+                                    headers=secrets.redacted_headers(env, "/test"))
+                await producer.send(topics.session_secrets, whole.value(), key=key,
+                                    headers=secrets.headers(whole, "/test"))
+    finally:
+        await producer.stop()
+
+
+def qr_event(tenant: str, session: str, version: int) -> Envelope:
+    redacted = p.QrUpdated(tenant_id=tenant, expires_at=now_iso())
+    return Envelope("session.qr.updated", session, str(uuid.uuid4()), now_iso(),
+                    redacted.model_dump(by_alias=True, mode="json"), version=version)
+
+
+async def test_qr_codes_come_from_the_secrets_topic_in_place_and_again_on_replay(
+    api: httpx.AsyncClient, receiver: Receiver, webhooks_proc: Proc, kafka: KafkaSettings, pg: asyncpg.Pool,
+) -> None:
+    tq = f"t-{uuid.uuid4().hex[:8]}"
+    q = await register(api, tq, receiver.url("/q"))
+    session = str(uuid.uuid4())
+    qr1, qr2 = qr_event(tq, session, 2), qr_event(tq, session, 3)
+    events = [msg_event(tq, session, 1, "before"), qr1, qr2, status_event(tq, session, 4)]
+    codes = {qr1.event_id: "2@first,code", qr2.event_id: "2@second,code"}
+    await produce_with_secrets(kafka, events, codes)
+
+    async def all_accepted() -> bool:
+        return len(receiver.accepted("/q")) == len(events)
+
+    await eventually(all_accepted, timeout=60, interval=0.2)
+    hits = receiver.all_hits("/q")
+    # Once per event id, in the session's order, the QR events with their codes (no redacted copy as well).
+    assert [h.headers["webhook-id"] for h in hits] == [e.event_id for e in events]
+    sent = [verified(h, q["secret"]) for h in hits]
+    assert [s["payload"].get("qr") for s in sent] == [None, "2@first,code", "2@second,code", None]
+    assert sent[1] == {**qr1.to_wire(), "payload": {"tenantId": tq, "qr": "2@first,code",
+                                                    "expiresAt": qr1.to_wire()["payload"]["expiresAt"]}}
+    # The secrets topic's offsets are stored beside the event topic's.
+    stored = await pg.fetch("SELECT topic FROM webhook_offsets")
+    assert Topics.from_settings(kafka).session_secrets in {r["topic"] for r in stored}
+
+    # Delivered rows keep the QR events without their codes.
+    async def cleared() -> bool:
+        rows = await pg.fetch("SELECT body FROM webhook_deliveries WHERE endpoint_id = $1", uuid.UUID(q["id"]))
+        return len(rows) == len(events) and not any(c.encode() in bytes(r["body"]) for r in rows for c in codes.values())
+
+    await eventually(cleared, timeout=20, interval=0.2)
+
+    # A replay re-sends them with their codes while the secrets topic still has them (it keeps an hour).
+    r = await api.post(f"/webhooks/{q['id']}/replay", json={"from": datetime(2020, 1, 1, tzinfo=UTC).isoformat()},
+                       headers={"X-Test-Tenant": tq})
+    assert r.status_code == 202, r.text
+
+    async def replayed() -> bool:
+        return len(receiver.all_hits("/q")) >= 2 * len(events)
+
+    await eventually(replayed, timeout=60, interval=0.2)
+    again = receiver.all_hits("/q")[len(events):]
+    assert [h.headers["webhook-id"] for h in again] == [e.event_id for e in events]
+    assert [orjson.loads(h.body)["payload"].get("qr") for h in again] == [None, "2@first,code", "2@second,code", None]
