@@ -150,7 +150,9 @@ class SecretCopies:
 
     async def join(self, partition: int, records: Sequence[Any], deliveries: list[store.NewDelivery]) -> Joined:
         """``deliveries`` made from ``records`` (one event partition's batch), with the whole copies' bodies."""
-        wanted = {d.event_id for d in deliveries}
+        if not any(d.event_type in secrets.SECRET_EVENTS for d in deliveries):
+            return Joined(deliveries)  # the usual batch: no header is looked at
+        wanted = {d.event_id for d in deliveries if d.event_type in secrets.SECRET_EVENTS}
         needed = [(eid, ts) for eid, ts in redacted_events(records) if eid in wanted]
         if not needed:
             return Joined(deliveries)
