@@ -511,3 +511,40 @@ async def test_qr_codes_come_from_the_secrets_topic_in_place_and_again_on_replay
     again = receiver.all_hits("/q")[len(events):]
     assert [h.headers["webhook-id"] for h in again] == [e.event_id for e in events]
     assert [orjson.loads(h.body)["payload"].get("qr") for h in again] == [None, "2@first,code", "2@second,code", None]
+
+
+async def test_after_a_restart_qr_codes_still_come_once_from_the_stored_secrets_offsets(
+    api: httpx.AsyncClient, receiver: Receiver, webhooks_proc: Proc, kafka: KafkaSettings, pg: asyncpg.Pool,
+) -> None:
+    tr = f"t-{uuid.uuid4().hex[:8]}"
+    r = await register(api, tr, receiver.url("/r"), eventTypes=["session.qr.updated", "session.status.*"])
+    sessions = [str(uuid.uuid4()) for _ in range(4)]
+    first = [qr_event(tr, s, 1) for s in sessions]
+    await produce_with_secrets(kafka, first, {e.event_id: f"2@{e.event_id}" for e in first})
+    secrets_topic = Topics.from_settings(kafka).session_secrets
+
+    async def recorded() -> bool:
+        n = await pg.fetchval("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'delivered'",
+                              uuid.UUID(r["id"]))
+        return bool(n == len(first))
+
+    await eventually(recorded, timeout=60, interval=0.2)
+    before = dict(await pg.fetch("SELECT partition, next_offset FROM webhook_offsets WHERE topic = $1", secrets_topic))
+    assert before  # the copies used are behind the stored offsets
+
+    webhooks_proc.kill()
+    second = [e for s in sessions for e in (qr_event(tr, s, 2), status_event(tr, s, 3))]
+    await produce_with_secrets(kafka, second, {e.event_id: f"2@{e.event_id}" for e in second
+                                               if e.type == "session.qr.updated"})
+    webhooks_proc.start()
+
+    async def all_accepted() -> bool:
+        return len(receiver.accepted("/r")) == len(first) + len(second)
+
+    await eventually(all_accepted, timeout=90, interval=0.2)
+    hits = receiver.all_hits("/r")
+    assert sorted(h.headers["webhook-id"] for h in hits) == sorted(e.event_id for e in first + second)
+    for body in (verified(h, r["secret"]) for h in hits):
+        assert body["payload"].get("qr") == (f"2@{body['eventId']}" if body["type"] == "session.qr.updated" else None)
+    after = dict(await pg.fetch("SELECT partition, next_offset FROM webhook_offsets WHERE topic = $1", secrets_topic))
+    assert sum(after.values()) - sum(before.values()) >= len(sessions)  # each new copy was used once
