@@ -368,7 +368,9 @@ def _payload(schema: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-_ANNOTATIONS = {"title", "description", "examples", "default", "deprecated", "$comment", "additionalProperties"}
+# ``x-pii`` marks a personal field (encrypted per data subject): documentation, the wire type stays the same.
+_ANNOTATIONS = {"title", "description", "examples", "default", "deprecated", "$comment", "additionalProperties",
+                "x-pii"}
 
 
 def _resolve(spec: Any, doc: dict[str, Any]) -> Any:
