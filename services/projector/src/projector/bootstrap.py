@@ -16,6 +16,7 @@ from zapstream_platform import logs
 from zapstream_platform.db import create_pool
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.observed import run_observed
+from zapstream_platform.pii import KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 async def run(settings: Settings, metrics: Metrics | None = None) -> None:
     pool = await create_pool(settings.postgres)
     try:
-        projector = Projector(settings, pool, metrics=metrics)
+        projector = Projector(settings, pool, metrics=metrics, keys=KeyRing(pool))
         install_signal_handlers(projector)
         await projector.run()
     finally:

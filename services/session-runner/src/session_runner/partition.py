@@ -54,6 +54,7 @@ from zapstream_domain.errors import CommandRejected, InvalidJid
 from zapstream_domain.session import Session
 from zapstream_platform import telemetry
 from zapstream_platform.metrics import Metrics
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import Topics
 from zapstream_platform.tracing import child_of
 
@@ -130,8 +131,11 @@ class PartitionOwner:
         sends_per_session: int = 8,
         checkpoint_events: int = 1000,
         metrics: Metrics | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
         self.partition = partition
+        # Personal fields are encrypted with the tenant's key as envelopes are serialized (memory stays clear).
+        self.keys = keys
         self.metrics = metrics or Metrics("session-runner")
         self.tracer = telemetry.tracer("session-runner")
         self._produced = 0  # events sent in the open transaction, counted once it commits
@@ -148,7 +152,7 @@ class PartitionOwner:
         self.media_attempts = media_attempts
         self.command_tp = TopicPartition(topics.session_commands, partition)
         self.sessions: dict[str, Session] = {}
-        self.snapshots = SnapshotLog(topics, partition, bootstrap_servers, checkpoint_events)
+        self.snapshots = SnapshotLog(topics, partition, bootstrap_servers, checkpoint_events, keys)
         self.pipeline = SendPipeline(
             driver=driver, media=media, links=links, standing=self._standing,
             report=lambda outcome: self.inbox.put((outcome.session_id, outcome)),
@@ -658,6 +662,8 @@ class PartitionOwner:
             await self._send_env(producer, Envelope.from_domain(event, trace or child_of(None)))
 
     async def _send_env(self, producer: AIOKafkaProducer, env: Envelope) -> None:
+        if self.keys is not None:
+            env = await self.keys.seal(env)
         sent = await producer.send(
             self.topics.session_events,
             value=env.value(),

@@ -26,6 +26,7 @@ from zapstream_contracts.envelope import Envelope
 from zapstream_domain.decisions import event_from_wire, evolve
 from zapstream_domain.session import EVENTS_BY_TYPE, Session
 from zapstream_domain.snapshots import session_from_snapshot, snapshot_of
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,10 @@ CHECKPOINT_KEY = b"__checkpoint__"
 
 
 class SnapshotLog:
-    def __init__(self, topics: Topics, partition: int, bootstrap: str, checkpoint_events: int) -> None:
+    def __init__(self, topics: Topics, partition: int, bootstrap: str, checkpoint_events: int,
+                 keys: KeyRing | None = None) -> None:
         self.topics = topics
+        self.keys = keys  # to decrypt the events' personal fields: the rebuilt state is what was written
         self.partition = partition
         self.bootstrap = bootstrap
         self.checkpoint_events = checkpoint_events
@@ -91,7 +94,10 @@ class SnapshotLog:
             while await consumer.position(event_tp) < ends[event_tp]:
                 batch = await consumer.getmany(event_tp, timeout_ms=500, max_records=10_000)
                 for record in batch.get(event_tp, []):
-                    if _apply_stored(sessions, record.value, record.headers):
+                    env = Envelope.from_record(record.value, record.headers)
+                    if self.keys is not None:
+                        env = await self.keys.open(env)
+                    if _apply_stored(sessions, env):
                         count += 1
             self.tail_read = count
             self.event_end = ends[event_tp]
@@ -141,8 +147,7 @@ class SnapshotLog:
         self._pending_versions = {}
 
 
-def _apply_stored(sessions: dict[str, Session], value: bytes, headers: Any) -> bool:
-    env = Envelope.from_record(value, headers)
+def _apply_stored(sessions: dict[str, Session], env: Envelope) -> bool:
     if env.type not in EVENTS_BY_TYPE or env.version <= 0:
         return False
     current = sessions.get(env.session_id)

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from zapstream_platform import telemetry
 from zapstream_platform.metrics import Metrics, record_consumer_lag
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import partitions_of
 
 log = logging.getLogger(__name__)
@@ -179,9 +180,10 @@ LAG_SAMPLE_S = 5.0
 
 
 async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event, metrics: Metrics | None = None,
-               only: frozenset[bytes] | None = None, signals_ready: bool = True) -> None:
+               only: frozenset[bytes] | None = None, signals_ready: bool = True, keys: KeyRing | None = None) -> None:
     """Tail every partition of an event topic from its live end (read-committed); ``only``: these types.
 
+    ``keys`` decrypts the records' personal fields, so sockets get the clear text the runner produced.
     A record pushed to a tenant's sockets gets a CONSUMER span continuing its ``traceparent``: the last
     hop of the trace a request started."""
     metrics = metrics or hub.metrics
@@ -219,12 +221,15 @@ async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event, me
                     if type_ in INTERNAL_TYPES or (only is not None and type_ not in only):
                         continue
                     tenant = headers.get("ce_tenantid", b"").decode()
-                    if tenant and tenant in hub.clients and not tracing:
-                        hub.publish(tenant, with_qr_image(record.value) if type_ == QR_TYPE else record.value)
-                    elif tenant and tenant in hub.clients:
+                    if not tenant or tenant not in hub.clients:
+                        continue
+                    value = record.value if keys is None else await keys.open_value(record.value)
+                    if not tracing:
+                        hub.publish(tenant, with_qr_image(value) if type_ == QR_TYPE else value)
+                    else:
                         with telemetry.consume_span(tracer, f"push {type_.decode(errors='replace')}",
                                                     headers=record.headers):
-                            hub.publish(tenant, with_qr_image(record.value) if type_ == QR_TYPE else record.value)
+                            hub.publish(tenant, with_qr_image(value) if type_ == QR_TYPE else value)
     finally:
         await consumer.stop()
 
