@@ -34,6 +34,7 @@ from zapstream_contracts.pii import (
     subjects_in,
     subjects_of,
 )
+from zapstream_platform.errors import is_infrastructure
 
 __all__ = [
     "ERASED", "PREFIX", "KeyRing", "Revealer", "data_key", "decrypt", "encrypt", "encrypt_fields", "erase",
@@ -107,6 +108,8 @@ class KeyRing:
     or :meth:`open_value` a raw record value. Keys (and the absence of one) are cached for ``ttl_s``, so an
     erasure reaches a long-running reader within that time; a replay started after it sees it at once.
     An erased tenant's new records are sealed with a throwaway key: they are erased from the start.
+    While the database is unreachable, keys cached earlier keep serving (stale rather than stopped: the
+    runner and the readers ride out a PostgreSQL restart for the tenants they have seen).
     """
 
     def __init__(self, pool: asyncpg.Pool, ttl_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -121,6 +124,12 @@ class KeyRing:
             return False, None
         return True, hit[1]
 
+    def _stale(self, subjects: Iterable[str], exc: BaseException) -> dict[str, bytes | None]:
+        """What was cached for ``subjects`` when the database failed; re-raises unless all were."""
+        if not is_infrastructure(exc) or any(s not in self._keys for s in subjects):
+            raise exc
+        return {s: self._keys[s][1] for s in subjects}
+
     async def keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
         """The keys of ``subjects`` that exist (erased or unknown ones are left out)."""
         out: dict[str, bytes] = {}
@@ -132,7 +141,10 @@ class KeyRing:
             elif key is not None:
                 out[subject] = key
         if unknown:
-            found = await keys_for(self.pool, unknown)
+            try:
+                found = await keys_for(self.pool, unknown)
+            except Exception as exc:
+                return out | {s: k for s, k in self._stale(unknown, exc).items() if k is not None}
             now = self.clock()
             for subject in unknown:
                 self._keys[subject] = (now, found.get(subject))
@@ -143,9 +155,13 @@ class KeyRing:
         """The tenant's key, created on first use; a throwaway one when the tenant was erased."""
         known, key = self._cached(tenant_id)
         if not known:
-            async with self.pool.acquire() as conn, conn.transaction():
-                key = await data_key(conn, tenant_id, tenant_id, "tenant")
-            self._keys[tenant_id] = (self.clock(), key)
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    key = await data_key(conn, tenant_id, tenant_id, "tenant")
+            except Exception as exc:
+                key = self._stale([tenant_id], exc)[tenant_id]
+            else:
+                self._keys[tenant_id] = (self.clock(), key)
         return key if key is not None else new_key()
 
     async def seal(self, env: Envelope) -> Envelope:
