@@ -133,7 +133,7 @@ def _session_script(index: int, seed: int) -> Iterator[tuple[str, Payload]]:
 
     yield "session.created", {"tenantId": tenant, "id": "", "status": "created", "createdAt": _iso(clock),
                               "name": f"line {index}"}
-    yield "session.qr.updated", {"tenantId": tenant, "qr": f"2@{index}", "expiresAt": _iso(clock + 60)}
+    yield "session.qr.updated", {"tenantId": tenant, "expiresAt": _iso(clock + 60)}  # v2: the code is not logged
     yield "session.status.connected", {"tenantId": tenant, "phone": f"5199{index:07d}", "connectedAt": _iso(clock)}
     yield "session.contacts.upsert", {
         "tenantId": tenant, "contactsCount": len(chats), "contactsTruncated": False, "source": "history",

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import email
+import os
 import random
 import re
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,9 +29,10 @@ from aiosmtpd.controller import Controller
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import Stack, Tenant
+from tests.conftest import Stack, Tenant, service_env
 from tests.e2e.conftest import link_session, new_phone
 from tests.support.clients import WsCollector, eventually
+from tests.support.stack import REPO
 from zapstream_platform import pii
 from zapstream_platform.settings import KafkaSettings
 from zapstream_platform.topics import read_all
@@ -425,6 +428,95 @@ async def test_erasing_users_makes_their_personal_data_unreadable_everywhere(
     row = await pg.fetchrow("SELECT email, name FROM users WHERE id = $1", uuid.UUID(erased.id))
     assert row is not None and erased.email not in row["email"] and row["name"] == pii.ERASED
     assert await pg.fetchval("SELECT count(*) FROM pii_keys WHERE subject_id = $1", erased.id) == 0
+
+
+async def tables_containing(pg: asyncpg.Pool, needle: str) -> list[str]:
+    """Every ``schema.table.column`` of the database (read models in every ``rm_v*`` schema included) whose
+    text, JSON, array or bytes holds ``needle``, case-insensitively."""
+    columns = await pg.fetch(
+        """SELECT c.table_schema, c.table_name, c.column_name, c.data_type
+             FROM information_schema.columns c
+             JOIN information_schema.tables t USING (table_schema, table_name)
+            WHERE t.table_type = 'BASE TABLE' AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
+              AND c.table_schema NOT LIKE 'pg\\_%'
+              AND c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'ARRAY', 'bytea')""")
+    assert any(c["table_name"] == "users" for c in columns) and any(c["table_name"] == "rm_messages" for c in columns)
+    found = []
+    for c in columns:
+        name = ".".join('"' + str(c[k]).replace('"', '""') + '"' for k in ("table_schema", "table_name", "column_name"))
+        column = name.rsplit(".", 1)[1]
+        if c["data_type"] == "bytea":  # raw bytes (e.g. dead-lettered records): the needle as UTF-8 bytes
+            where = f"position(convert_to($1, 'UTF8') in {column}) > 0"
+        else:
+            where = f"strpos(lower({column}::text), $1) > 0"
+        table = name.rsplit(".", 1)[0]
+        if await pg.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {where})", needle.lower()):
+            found.append(f"{c['table_schema']}.{c['table_name']}.{c['column_name']}")
+    return found
+
+
+async def run_module(env: dict[str, str], *argv: str) -> str:
+    """``python -m …`` as an operator runs it (the projector's and the campaign runner's replays)."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", *argv, env={**os.environ, **env}, cwd=REPO,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 240)
+    assert proc.returncode == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
+async def test_an_erased_email_is_nowhere_after_replaying_every_read_model(
+        stack: Stack, inbox: Inbox, clients: list, kafka: KafkaSettings, pg: asyncpg.Pool, infra: str) -> None:
+    """Issue 17's erase test: erase users, rebuild every read model from the log, then look for their e-mail in
+    every text column of every table, and in every frame the tenant's WebSockets received across it all."""
+    admin = await owner(stack, inbox, clients)
+    agent, kept = await agent_of(stack, admin, clients), await agent_of(stack, admin, clients)
+    solo = await owner(stack, inbox, clients)  # erases itself; its verification mail went out
+    # The scan sees what is there: before the erasure, the addresses are in the database.
+    assert "public.users.email" in await tables_containing(pg, agent.email)
+    assert "public.mail_outbox.recipient" in await tables_containing(pg, solo.email)
+
+    contact = new_phone()
+    admin_ws = f"{stack.ws_url}/ws/sessions?accessToken={admin.access}"
+    agent_ws = f"{stack.ws_url}/ws/sessions?accessToken={agent.access}"
+    async with WsCollector(admin_ws) as ws_admin, WsCollector(agent_ws) as ws_agent:
+        sid, _ = await link_session(stack, admin.as_tenant(), ws_admin)
+        r = await admin.http.post(f"/agents/{agent.id}/chats", json={"chatJid": contact})
+        assert r.status_code == 201, r.text
+
+        async def send(who: User, text: str) -> None:
+            r = await who.http.post(f"/sessions/{sid}/messages", json={"to": contact, "content": text})
+            assert r.status_code == 202, r.text
+            command = r.json()["commandId"]
+            await ws_admin.wait_for(lambda e: e["type"] == "session.messages.upsert"
+                                    and e["payload"].get("requestId") == command)
+
+        await send(agent, "hola, soy su agente")  # the erased agent's own work stays; its identity does not
+        assert (await admin.http.delete(f"/users/{agent.id}")).status_code == 204
+        assert (await solo.http.delete("/users/me")).status_code == 204
+        await send(admin, "seguimos")
+
+        topic = f"{kafka.topic_prefix}.identity.events"
+
+        async def erasures_published() -> bool:
+            events = await identity_events(kafka.bootstrap_servers, topic)
+            return {agent.id, solo.id} <= {e["payload"].get("userId") for e in events if e["type"] == "user.erased"}
+
+        await eventually(erasures_published, timeout=30)
+        # Replay everything: every read model rebuilt from offset 0 of its topic.
+        projector_env = stack.procs["projector"].env
+        await run_module(projector_env, "projector", "replay")
+        await run_module(service_env("CAMPAIGN_RUNNER_", kafka, infra), "campaign_runner", "replay")
+        await send(admin, "después de la reconstrucción")  # the live projection and socket go on
+
+    frames = orjson.dumps(ws_admin.events + ws_agent.events).decode().lower()
+    assert len(ws_admin.events) > 10
+    for gone in (agent, solo):
+        assert gone.email.lower() not in frames
+        assert await tables_containing(pg, gone.email) == []
+    assert "public.users.email" in await tables_containing(pg, kept.email)  # others are untouched
+    # The rebuilt read model still has the erased agent's message (the work stays, the person goes).
+    r = await admin.http.get(f"/chats/{contact}@s.whatsapp.net/messages", params={"sessionId": sid})
+    assert r.status_code == 200 and "hola, soy su agente" in [m.get("text") for m in r.json()["messages"]]
 
 
 async def identity_events(bootstrap: str, topic: str) -> list[dict[str, Any]]:

@@ -160,7 +160,9 @@ async def test_every_record_of_every_topic_is_valid(stack: Stack, tenant: Tenant
             reader.check(topic, record)
 
     assert reader.problems == [], "\n".join(reader.problems[:40])
-    for suffix in ("session.commands", "session.events", "session.commands.dlq", "identity.events"):
+    # session.secrets: the QR codes of the linking above (whole copies of their redacted events).
+    for suffix in ("session.commands", "session.events", "session.commands.dlq", "identity.events",
+                   "session.secrets"):
         assert reader.count[f"{kafka.topic_prefix}.{suffix}"] > 0, suffix
     # Per session, the aggregate versions are 1, 2, 3, … (orphan failures carry 0 and belong to no stream).
     for session_id, seqs in reader.sequences.items():

@@ -39,6 +39,18 @@ async def _topic(kafka: KafkaSettings) -> str:
     return name
 
 
+ZAPSTREAM = str(Path(sys.executable).parent / "zapstream")  # the console script `uv sync` installs
+
+
+async def cli(kafka: KafkaSettings, *argv: str) -> tuple[int | None, str, str]:
+    """Run the export as an analyst does, in its own process; (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env={**os.environ, "ZAPSTREAM_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode, out.decode(), err.decode()
+
+
 async def test_export_writes_one_flat_table_per_type(kafka: KafkaSettings, infra: str, tmp_path: Path) -> None:
     topic = await _topic(kafka)
     sessions = []
@@ -67,10 +79,10 @@ async def test_export_writes_one_flat_table_per_type(kafka: KafkaSettings, infra
     seen: list[tuple[int, int]] = []
     rows = await export.read_rows(kafka, topic, progress=lambda d, t: seen.append((d, t)))
     assert seen[-1][0] == seen[-1][1]  # offsets (transaction markers included) up to the end it began with
-    assert sum(len(r) for r in rows.values()) == 10
+    assert sum(len(r) for t, r in rows.items() if "__" not in t) == 10
     written = export.write_tables(rows, tmp_path / "parquet", "parquet")
     assert set(written) == {"session.created", "session.status.connected", "session.messages.upsert",
-                            "session.command.failed"}
+                            "session.messages.upsert__messages", "session.command.failed"}
 
     connected = pq.read_table(written["session.status.connected"])
     assert connected.num_rows == 3
@@ -80,6 +92,11 @@ async def test_export_writes_one_flat_table_per_type(kafka: KafkaSettings, infra
 
     upsert = pq.read_table(written["session.messages.upsert"]).to_pylist()
     assert orjson.loads(upsert[0]["payload.messages"])[0]["text"] == "hola"
+    # The list of messages is also a table of its own, one typed row per message, keyed by the event.
+    items = pq.read_table(written["session.messages.upsert__messages"])
+    assert str(items.schema.field("messages.fromMe").type) == "bool"
+    assert str(items.schema.field("messages.timestamp").type) == "int64"
+    assert {r["event_id"] for r in items.to_pylist()} == {r["event_id"] for r in upsert}
 
     failed = pq.read_table(written["session.command.failed"]).to_pylist()
     assert failed[0]["payload.retryable"] is True and failed[0]["schema_version"] == 1
@@ -89,17 +106,19 @@ async def test_export_writes_one_flat_table_per_type(kafka: KafkaSettings, infra
 
     # --since: by the records' Kafka timestamps (all were written just now).
     assert await export.read_rows(kafka, topic, since=datetime.now(UTC) + timedelta(hours=1)) == {}
-    assert sum(map(len, (await export.read_rows(kafka, topic, since=AT)).values())) == 10
+    assert sum(len(r) for t, r in (await export.read_rows(kafka, topic, since=AT)).items() if "__" not in t) == 10
 
-    # The operator CLI, as an analyst runs it.
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "zapstream_platform", "export", "--topic", topic, "--out", str(tmp_path / "cli"),
-        "--format", "csv", env={**os.environ, "ZAPSTREAM_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0, err.decode()
-    assert "session.created: 3 rows" in out.decode() and "records" in err.decode()  # the progress bar
+    # The older operator spelling still works.
+    code, out, err = await cli(kafka, sys.executable, "-m", "zapstream_platform", "export", "--topic", topic,
+                               "--out", str(tmp_path / "cli"), "--format", "csv")
+    assert code == 0, err
+    assert "session.created: 3 rows" in out and "records" in err  # the progress bar
     assert (tmp_path / "cli" / "session.messages.upsert.csv").exists()
+    # Bad input: a clear message and a non-zero exit, no traceback.
+    code, out, err = await cli(kafka, ZAPSTREAM, "events", "export", "--topic", f"{topic}-missing")
+    assert code == 2 and "does not exist" in err and "Traceback" not in err
+    code, out, err = await cli(kafka, ZAPSTREAM, "events", "export", "--topic", topic, "--since", "yesterday")
+    assert code == 2 and "not a date or RFC 3339 time" in err
 
 
 async def test_export_reveals_personal_data_until_the_user_is_erased(kafka: KafkaSettings, pg: asyncpg.Pool,
@@ -115,11 +134,11 @@ async def test_export_reveals_personal_data_until_the_user_is_erased(kafka: Kafk
             assert key is not None
             payload = pii.encrypt_fields({"userId": user, "email": f"u{n}@example.com", "name": f"U{n}",
                                           "role": "agent"}, ("email", "name"), key, user)
-            value = {"type": "user.created", "eventId": str(uuid.uuid4()), "occurredOn": "2026-01-01T00:00:00.000Z",
-                     "tenantId": "t1", "payload": payload}
+            event_id, occurred_on = str(uuid.uuid4()), "2026-01-01T00:00:00.000Z"
+            value = {"type": "user.created", "eventId": event_id, "occurredOn": occurred_on, "tenantId": "t1",
+                     "payload": payload}
             await producer.send_and_wait(topic, orjson.dumps(value), key=b"t1", headers=identity_headers(
-                "user.created", value["eventId"], value["occurredOn"], "t1", identity_dataschema("user.created"),
-                "/tests"))
+                "user.created", event_id, occurred_on, "t1", identity_dataschema("user.created"), "/tests"))
     finally:
         await producer.stop()
     async with pg.acquire() as conn, conn.transaction():

@@ -44,7 +44,7 @@ def _session_stream(rng: random.Random) -> list[Envelope]:
     cmd = c.CreateSession(command_id=str(uuid.uuid4()), session_id=sid, tenant_id="t", issued_at="x")
     s, events = decide(None, cmd, NOW)
     assert s is not None
-    s.record_qr(NOW, "qr-1", "2026-01-01T00:01:00.000Z")
+    s.record_qr(NOW, "2026-01-01T00:01:00.000Z")
     s.record_connected(NOW, "51999999999")
     chats = [f"5198888{i:04d}@s.whatsapp.net" for i in range(3)]
     s.record_history(NOW, p.HistorySync(

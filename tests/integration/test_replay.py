@@ -7,11 +7,12 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 
 from projector.replay import active_schema, compare, replay
 from projector.settings import Settings
 from tests.conftest import Stack
-from tests.support.clients import eventually, produce_envelopes
+from tests.support.clients import FORGED_SOURCE, eventually, produce_envelopes
 from zapstream_contracts import commands as c
 from zapstream_contracts.envelope import Envelope
 from zapstream_contracts.payloads import MessageSummary
@@ -87,3 +88,42 @@ async def test_rebuild_swaps_in_a_new_version_while_reads_continue(
 
 async def _count_is(pg: asyncpg.Pool, sid: str, n: int) -> bool:
     return await _count(pg, sid) == n
+
+
+async def test_a_rebuild_parks_a_poison_event_like_the_live_projector_and_goes_on(
+    stack: Stack, infra: str, pg: asyncpg.Pool, kafka: KafkaSettings
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    sid = str(uuid.uuid4())
+    # An upsert with no messages does not fit its contract; the session's next event is fine.
+    broken = Envelope(type="session.messages.upsert", session_id=sid, event_id=str(uuid.uuid4()),
+                      occurred_on="2026-01-01T00:00:00.000Z", payload={"tenantId": tenant}, version=1)
+    fine = Envelope(type="session.created", session_id=sid, event_id=str(uuid.uuid4()),
+                    occurred_on="2026-01-01T00:00:00.000Z",
+                    payload={"tenantId": tenant, "id": sid, "status": "created",
+                             "createdAt": "2026-01-01T00:00:00.000Z"}, version=2)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, transactional_id=f"t-{uuid.uuid4()}")
+    await producer.start()
+    try:
+        async with producer.transaction():
+            for env in (broken, fine):
+                # Marked as forged: the topic reader (test_topic_reader) leaves deliberate corruption aside.
+                await producer.send(Topics.from_settings(kafka).session_events, env.value(), key=sid.encode(),
+                                    headers=env.headers(FORGED_SOURCE))
+    finally:
+        await producer.stop()
+
+    async def session_row() -> bool:
+        return bool(await pg.fetchval("SELECT 1 FROM rm_sessions WHERE id = $1", uuid.UUID(sid)))
+
+    await eventually(session_row, timeout=60)  # the live projector parked the upsert and moved on
+
+    settings = Settings(kafka=kafka, postgres=PostgresSettings(dsn=infra), batch_max=100, retry_backoff_s=0.01)
+    summary = await replay(settings, pg)
+    assert int(summary["dead_lettered"]) >= 1  # type: ignore[call-overload]
+    assert await session_row()  # read through the views: the rebuilt schema, swapped in
+    parked = await pg.fetch("SELECT projection, event_type, reason FROM projector_dead_letters WHERE session_id = $1",
+                            sid)
+    # One dead letter, listed under the projection the rebuild replaced (the live projector's own, re-driven by it).
+    assert [(r["projection"], r["event_type"]) for r in parked] == [("main", "session.messages.upsert")]
+    assert parked[0]["reason"].startswith("ValidationError")

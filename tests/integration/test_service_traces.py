@@ -90,7 +90,9 @@ async def services(infra: str, run_id: str, simulator_url: str, pg: asyncpg.Pool
     socket = Client(tenant, 10_000)
     hub.add(socket)
     tasks = [asyncio.create_task(runner.run()), asyncio.create_task(projector.run()),
-             asyncio.create_task(pump(hub, kafka.bootstrap_servers, Topics.from_settings(kafka).session_events,
+             # As the gateway does: the event log plus the secrets topic (the QR frames come from there).
+             asyncio.create_task(pump(hub, kafka.bootstrap_servers, [Topics.from_settings(kafka).session_events,
+                                                                     Topics.from_settings(kafka).session_secrets],
                                       stopping, metrics["ws-gateway"]))]
     try:
         async with app.router.lifespan_context(app), httpx.AsyncClient(

@@ -47,7 +47,7 @@ def _session_update(fields: Callable[[dict[str, Any], Envelope], dict[str, Any]]
     return handler
 
 
-session_qr = _session_update(lambda pl, _: {"status": "qr_pending", "qr": pl["qr"], "qr_expires_at": pl["expiresAt"]})
+session_qr = _session_update(lambda pl, _: {"status": "qr_pending", "qr": None, "qr_expires_at": pl["expiresAt"]})
 session_connected = _session_update(
     lambda pl, _: {"status": "connected", "phone": pl["phone"], "connected_at": pl["connectedAt"], "qr": None,
                    "qr_expires_at": None}

@@ -17,6 +17,7 @@ import pytest
 
 from zapstream_contracts import campaign_commands as cc
 from zapstream_contracts import commands as c
+from zapstream_contracts import secrets
 from zapstream_contracts.envelope import Envelope, command_headers, identity_headers
 from zapstream_contracts.identity_events import IDENTITY_EVENTS, identity_dataschema
 from zapstream_domain.session import Session
@@ -60,7 +61,7 @@ def test_every_topic_is_a_channel_with_keyed_messages(doc: dict[str, Any]) -> No
     addresses = {ch["address"] for ch in doc["channels"].values()}
     assert addresses == {topics.session_commands, topics.session_events, topics.session_commands_dlq,
                          topics.session_snapshots, f"{kafka.topic_prefix}.identity.events",
-                         topics.campaign_commands, topics.campaign_events}
+                         topics.campaign_commands, topics.campaign_events, topics.session_secrets}
     for channel in doc["channels"].values():
         assert "key" not in channel["bindings"]["kafka"]
         assert channel["messages"], channel["address"]
@@ -75,7 +76,7 @@ def test_every_topic_is_a_channel_with_keyed_messages(doc: dict[str, Any]) -> No
 
 def test_every_event_command_and_identity_type_has_a_message(doc: dict[str, Any]) -> None:
     names = {m["name"] for m in doc["components"]["messages"].values()}
-    files = {p for p in generate() if p.startswith(("events/", "commands/", "identity/"))}
+    files = {p for p in generate() if p.startswith(("events/", "commands/", "identity/", "secrets/"))}
     assert {Path(p).stem for p in files} <= names
     assert {f"{m.TYPE}.v{m.class_version}" for m in IDENTITY_EVENTS} <= names
 
@@ -115,7 +116,7 @@ def test_the_headers_we_write_match_the_documented_headers(doc: dict[str, Any]) 
 
 def test_published_schemas_tolerate_added_fields() -> None:
     for rel, data in generate().items():
-        if rel.startswith(("events/", "commands/", "identity/")):
+        if rel.startswith(("events/", "commands/", "identity/", "secrets/")):
             assert b'"additionalProperties": false' not in data, rel
 
 
@@ -137,3 +138,40 @@ def test_adding_an_optional_field_is_not_breaking_but_nested_removal_is() -> Non
     required = orjson.loads(orjson.dumps(current))
     required["$defs"]["MessageSummary"]["required"].append("pushName")
     assert breaking_changes(current, required) == ["new required field 'messages[].pushName'"]
+
+
+def test_the_secrets_topic_is_documented_with_its_short_retention_and_its_messages(doc: dict[str, Any]) -> None:
+    kafka = KafkaSettings()
+    channel = doc["channels"]["sessionSecrets"]
+    assert channel["address"] == Topics.from_settings(kafka).session_secrets
+    config = channel["bindings"]["kafka"]["topicConfiguration"]
+    assert config == {"cleanup.policy": ["delete"], "retention.ms": kafka.secret_retention_ms}
+    assert 0 < kafka.secret_retention_ms <= 24 * 3600 * 1000  # short, unlike the event log's forever (-1)
+    messages = [doc["components"]["messages"][ref["$ref"].rsplit("/", 1)[1]] for ref in channel["messages"].values()]
+    assert {m["payload"]["$ref"] for m in messages} == {"secrets/session.qr.updated.v1.json",
+                                                       "secrets/session.command.succeeded.v1.json"}
+    assert {m["headers"]["$ref"] for m in messages} == {"#/components/schemas/SecretHeaders"}
+    assert {op["channel"]["$ref"] for op in doc["operations"].values()} >= {"#/channels/sessionSecrets"}
+    assert secrets.REDACTED_HEADER in doc["components"]["schemas"]["EventHeaders"]["properties"]
+
+
+def test_the_secret_and_its_redacted_event_carry_the_documented_headers(doc: dict[str, Any]) -> None:
+    schemas = doc["components"]["schemas"]
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    session = Session.create(uuid.uuid4(), "t1", at)
+    session.record_qr(at, "2026-01-01T00:01:00.000Z")
+    qr_event = session.collect_events()[-1]
+    env = Envelope.from_domain(qr_event)
+    redacted = _headers_dict(secrets.redacted_headers(env, "/zapstream/session-runner"))
+    _validator(schemas["EventHeaders"]).validate(redacted)
+    assert redacted["ce_dataschema"].endswith("/events/session.qr.updated.v2.json")
+    whole = secrets.with_qr(env, "2@secret")
+    secret = _headers_dict(secrets.headers(whole, "/zapstream/session-runner"))
+    _validator(schemas["SecretHeaders"]).validate(secret)
+    assert secret["ce_dataschema"] == "https://zapstream.dev/schemas/secrets/session.qr.updated.v1.json"
+    assert secret["ce_id"] == redacted["ce_id"] and secret["ce_sequence"] == redacted["ce_sequence"]
+    assert secrets.REDACTED_HEADER not in secret
+    value = orjson.loads(whole.value())
+    _validator(orjson.loads((ROOT / "secrets" / "session.qr.updated.v1.json").read_bytes())).validate(value)
+    _validator(orjson.loads((ROOT / "events" / "session.qr.updated.v2.json").read_bytes())).validate(
+        orjson.loads(env.value()))

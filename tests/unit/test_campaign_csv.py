@@ -6,6 +6,9 @@ import pytest
 
 from analytics.windows import Fact, facts, recipients_added, window_start
 from command_api.address_book.csvparse import BadRow, InvalidPhone, Row, normalize, parse_stream, parse_text
+from zapstream_contracts import campaign_payloads as cp
+from zapstream_contracts.campaign_envelope import CampaignEnvelope
+from zapstream_contracts.payloads import Wire
 
 
 @pytest.mark.parametrize("raw", ["595981123456", "0981 123456", "981123456", "+595 981 123 456", "(0981) 123-456",
@@ -55,20 +58,31 @@ async def test_stream_split_anywhere_gives_the_same_rows() -> None:
     assert len(expected) == 300 and expected[0].nombre == "Ñandú 0"  # type: ignore[union-attr]
 
 
+def campaign_env(type_: str, payload: Wire) -> CampaignEnvelope:
+    return CampaignEnvelope(type=type_, campaign_id="c", event_id="e", occurred_on="2026-01-01T00:00:00.000Z",
+                            payload=payload.model_dump(by_alias=True, mode="json"))
+
+
 def test_analytics_facts_per_tenant_group_and_contact() -> None:
-    added = {"campaignId": "c", "payload": {"recipients": [
-        {"id": "r0", "phone": "595981000001", "grupo": "VIP"}, {"id": "r1", "phone": "595981000002"},
-        {"id": "r2", "phone": "595981000003", "skipReason": "suppressed"}]}}
+    added = campaign_env("campaign.recipients.added", cp.RecipientsAdded(tenant_id="t", chunk=0, recipients=[
+        cp.Recipient(id="r0", seq=0, phone="595981000001", grupo="VIP"), cp.Recipient(id="r1", seq=1, phone="595981000002"),
+        cp.Recipient(id="r2", seq=2, phone="595981000003", skip_reason="suppressed")]))
     lookup = dict(recipients_added(added))
     assert set(lookup) == {"c:r0", "c:r1"}
-    updated = {"campaignId": "c", "payload": {"tenantId": "t", "updates": [
-        {"recipientId": "r0", "status": "sent"}, {"recipientId": "r1", "status": "sending", "part": 0},
-        {"recipientId": "r1", "status": "retrying"}, {"recipientId": "r1", "status": "failed"}]}}
-    assert list(facts(updated, lookup)) == [
+
+    def updated(*updates: cp.RecipientUpdate) -> CampaignEnvelope:
+        return campaign_env("campaign.recipients.updated", cp.RecipientsUpdated(tenant_id="t", updates=list(updates)))
+
+    at = "2026-01-01T00:00:00.000Z"
+    assert list(facts(updated(
+        cp.RecipientUpdate(recipient_id="r0", status="sent", at=at),
+        cp.RecipientUpdate(recipient_id="r1", status="sending", part=0, at=at),
+        cp.RecipientUpdate(recipient_id="r1", status="retrying", at=at),
+        cp.RecipientUpdate(recipient_id="r1", status="failed", at=at)), lookup)) == [
         Fact("t", "all", "", "sent"), Fact("t", "group", "VIP", "sent"), Fact("t", "contact", "595981000001", "sent"),
         Fact("t", "all", "", "failed"), Fact("t", "group", "", "failed"), Fact("t", "contact", "595981000002", "failed"),
     ]
     assert window_start(7300.5, 3600) == 7200
-    overtaken = {"campaignId": "c", "payload": {"tenantId": "t", "updates": [
-        {"recipientId": "r0", "status": "read", "messageId": "3EB0X"}, {"recipientId": "r0", "status": "read"}]}}
+    overtaken = updated(cp.RecipientUpdate(recipient_id="r0", status="read", message_id="3EB0X", at=at),
+                        cp.RecipientUpdate(recipient_id="r0", status="read", at=at))
     assert [f.metric for f in facts(overtaken, lookup) if f.dim == "all"] == ["sent", "read", "read"]

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import orjson
 
 from zapstream_contracts import commands as c
-from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.envelope import Envelope, command_headers
+from zapstream_contracts.events import COMMAND_FAILED
 from zapstream_domain.decisions import decide
 from zapstream_platform.logs import redact
 from zapstream_platform.tracing import child_of, is_valid, new_traceparent
@@ -40,6 +41,8 @@ def test_headers_carry_cloudevents_and_traceparent() -> None:
     assert headers["ce_subject"] == env.session_id.encode()
     assert headers["ce_tenantid"] == b"t1"
     assert headers["ce_sequence"] == b"1"
+    assert headers["ce_schemaversion"] == b"1"
+    assert headers["ce_dataschema"].endswith(b"/session.created.v1.json")
     assert headers["content-type"] == b"application/json"
     assert is_valid(headers["traceparent"].decode())
 
@@ -61,3 +64,13 @@ def test_child_span_keeps_the_trace() -> None:
 def test_secrets_are_redacted_from_log_lines() -> None:
     line = redact("GET /ws/sessions?accessToken=zs_live_abc.def Bearer zs_live_xyz postgresql://u:hunter2@h/db")
     assert "abc.def" not in line and "zs_live_xyz" not in line and "hunter2" not in line
+
+
+def test_the_schema_version_is_a_header_of_its_own() -> None:
+    env = Envelope(type=COMMAND_FAILED.type, session_id="s", event_id="e", occurred_on="2026-01-01T00:00:00.000Z",
+                   payload={"tenantId": "t"}, version=3)
+    headers = dict(env.headers("/x"))
+    assert headers["ce_schemaversion"] == str(COMMAND_FAILED.version).encode()
+    assert headers["ce_dataschema"].endswith(f".v{COMMAND_FAILED.version}.json".encode())
+    cmd = c.StartSession(command_id="c", session_id="s", tenant_id="t", issued_at="2026-01-01T00:00:00.000Z")
+    assert dict(command_headers(cmd, "/x"))["ce_schemaversion"] == b"1"

@@ -26,7 +26,7 @@ def _connected() -> Session:
     sid = str(uuid.uuid4())
     s, _ = decide(None, _cmd(c.CreateSession, sid), NOW)
     assert s is not None
-    s.record_qr(NOW, "qr-1", "2026-01-01T00:01:00.000Z")
+    s.record_qr(NOW, "2026-01-01T00:01:00.000Z")
     s.record_connected(NOW, "51999999999")
     s.collect_events()
     return s
@@ -37,10 +37,10 @@ def test_lifecycle_created_qr_connected_disconnected_logged_out() -> None:
     s, events = decide(None, _cmd(c.CreateSession, sid), NOW)
     assert s is not None and s.status == "created"
     assert [e.TYPE for e in events] == ["session.created"]
-    s.record_qr(NOW, "qr", "later")
+    s.record_qr(NOW, "later")
     assert s.status == "qr_pending"
     s.record_connected(NOW, "51999999999")
-    assert s.status == "connected" and s.qr is None
+    assert s.status == "connected" and s.qr_expires_at is None
     s.record_disconnected(NOW, "network")
     assert s.status == "disconnected"
     s.record_connected(NOW, "51999999999")
@@ -101,7 +101,7 @@ def test_rehydration_from_wire_matches_live_state() -> None:
     sid = str(uuid.uuid4())
     s, events = decide(None, _cmd(c.CreateSession, sid), NOW)
     assert s is not None
-    s.record_qr(NOW, "qr", "later")
+    s.record_qr(NOW, "later")
     s.record_connected(NOW, "51999999999")
     events += s.collect_events()
     rebuilt: Session | None = None

@@ -47,6 +47,7 @@ class CampaignEnvelope:
         return orjson.dumps(self.to_wire())
 
     def headers(self, source: str = SOURCE) -> list[tuple[str, bytes]]:
+        version = current_version(self.type)
         headers = [
             ("ce_specversion", b"1.0"),
             ("ce_id", self.event_id.encode()),
@@ -56,7 +57,8 @@ class CampaignEnvelope:
             ("ce_subject", (self.campaign_id or self.tenant_id).encode()),
             ("ce_sequence", str(self.version).encode()),
             ("ce_tenantid", self.tenant_id.encode()),
-            ("ce_dataschema", dataschema(self.type, current_version(self.type)).encode()),
+            ("ce_dataschema", dataschema(self.type, version).encode()),
+            ("ce_schemaversion", str(version).encode()),
             ("content-type", b"application/json"),
         ]
         if self.traceparent:

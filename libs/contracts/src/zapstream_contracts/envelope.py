@@ -75,6 +75,7 @@ def command_headers(command: CommandLike, source: str) -> list[tuple[str, bytes]
         ("ce_subject", str(subject).encode()),
         ("ce_tenantid", command.tenant_id.encode()),
         ("ce_dataschema", command_dataschema(command.TYPE).encode()),
+        ("ce_schemaversion", b"1"),
         ("content-type", JSON),
     ]
     if command.traceparent:
@@ -93,6 +94,7 @@ def identity_headers(type_: str, event_id: str, occurred_on: str, tenant_id: str
         ("ce_time", occurred_on.encode()),
         ("ce_tenantid", tenant_id.encode()),
         ("ce_dataschema", dataschema_uri.encode()),
+        ("ce_schemaversion", str(schema_version_of(dataschema_uri)).encode()),
         ("content-type", JSON),
     ]
 
@@ -136,6 +138,7 @@ class Envelope:
         return orjson.dumps(self.to_wire())
 
     def headers(self, source: str) -> list[tuple[str, bytes]]:
+        version = self.current_schema_version()
         headers = [
             ("ce_specversion", SPEC_VERSION),
             ("ce_id", self.event_id.encode()),
@@ -145,7 +148,8 @@ class Envelope:
             ("ce_subject", self.session_id.encode()),
             ("ce_sequence", str(self.version).encode()),
             ("ce_tenantid", self.tenant_id.encode()),
-            ("ce_dataschema", dataschema(self.type, self.current_schema_version()).encode()),
+            ("ce_dataschema", dataschema(self.type, version).encode()),
+            ("ce_schemaversion", str(version).encode()),
             ("content-type", JSON),
         ]
         if self.traceparent:

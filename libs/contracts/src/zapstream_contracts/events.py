@@ -59,13 +59,30 @@ def _failed_v1_v2(state: dict[str, Any]) -> None:
     state["retryable"] = state.get("code") in p.RETRYABLE_CODES
 
 
+PAIR_CODE_COMMAND = "session.request_pair_code"
+
+
+def _qr_v1_v2(state: dict[str, Any]) -> None:
+    """v2 no longer carries the QR code (a short-lived secret; it lives on the secrets topic for an hour)."""
+    state.pop("qr", None)
+
+
+def _succeeded_v1_v2(state: dict[str, Any]) -> None:
+    """v2 no longer carries a pairing code in ``result`` (a secret; it lives on the secrets topic for an hour)."""
+    result = state.get("result")
+    if state.get("commandType") == PAIR_CODE_COMMAND and isinstance(result, dict) and "code" in result:
+        state["result"] = {k: v for k, v in result.items() if k != "code"}
+
+
 def _spec(type_: str, payload: type[P], version: int = 1, upcasters: Mapping[int, Upcaster] | None = None,
           description: str = "") -> EventSpec[P]:
     return EventSpec(type_, payload, version, upcasters or {}, description)
 
 
 SESSION_CREATED = _spec("session.created", p.SessionCreated)
-QR_UPDATED = _spec("session.qr.updated", p.QrUpdated)
+QR_UPDATED = _spec("session.qr.updated", p.QrUpdated, 2, {1: _qr_v1_v2},
+                   description="The session shows a QR until expiresAt; the code itself is only on the secrets "
+                               "topic (v1 carried it as qr).")
 STATUS_CONNECTED = _spec("session.status.connected", p.StatusConnected)
 STATUS_DISCONNECTED = _spec("session.status.disconnected", p.StatusDisconnected)
 STATUS_LOGGED_OUT = _spec("session.status.logged_out", p.StatusLoggedOut)
@@ -88,7 +105,9 @@ MESSAGES_DELETE = _spec("session.messages.delete", p.MessagesDelete, 2, {1: _del
 MESSAGES_REACTION = _spec("session.messages.reaction", p.MessagesReaction)
 MESSAGES_MEDIA = _spec("session.messages.media", p.MessagesMedia,
                        description="Media bytes of messages are in object storage (or could not be fetched).")
-COMMAND_SUCCEEDED = _spec("session.command.succeeded", p.CommandSucceeded)
+COMMAND_SUCCEEDED = _spec("session.command.succeeded", p.CommandSucceeded, 2, {1: _succeeded_v1_v2},
+                          description="A command's outcome. A pairing code is only on the secrets topic (v1 "
+                                      "kept it in result.code).")
 COMMAND_FAILED = _spec("session.command.failed", p.CommandFailed, 2, {1: _failed_v1_v2})
 
 SESSION_SNAPSHOT = _spec("session.snapshot", p.SessionSnapshot,

@@ -89,6 +89,15 @@ class SessionCreated(EventPayload):
 
 
 class QrUpdated(EventPayload):
+    """v2: the session shows a QR until ``expiresAt``. The code itself is a short-lived secret: it is on the
+    secrets topic (:class:`QrSecret`, kept an hour), never on the event log (v1 carried it as ``qr``)."""
+
+    expires_at: str
+
+
+class QrSecret(EventPayload):
+    """``session.qr.updated`` with its code, as clients receive it (seed 001) and as the secrets topic keeps it."""
+
     qr: str
     expires_at: str
 

@@ -71,7 +71,8 @@ class Session(Aggregate):
         self.name = payload.name
         self.status: p.SessionStatus = "created"
         self.phone: str | None = None
-        self.qr: str | None = None
+        # Only when the QR expires: the code itself is a secret that never enters the event log (the
+        # runner writes it to the secrets topic beside the event; see zapstream_contracts.secrets).
         self.qr_expires_at: str | None = None
         self.connected_at: str | None = None
         self.disconnected_at: str | None = None
@@ -101,7 +102,6 @@ class Session(Aggregate):
         def apply(self, aggregate: Any) -> None:
             s: Session = aggregate
             s.status = "qr_pending"
-            s.qr = self.payload.qr
             s.qr_expires_at = self.payload.expires_at
             s.updated_at = iso(self.timestamp)
 
@@ -113,7 +113,6 @@ class Session(Aggregate):
             s: Session = aggregate
             s.status = "connected"
             s.phone = self.payload.phone
-            s.qr = None
             s.qr_expires_at = None
             s.connected_at = self.payload.connected_at
             s.updated_at = self.payload.connected_at
@@ -125,7 +124,6 @@ class Session(Aggregate):
         def apply(self, aggregate: Any) -> None:
             s: Session = aggregate
             s.status = "disconnected"
-            s.qr = None
             s.qr_expires_at = None
             s.disconnected_at = self.payload.disconnected_at
             s.disconnected_reason = self.payload.reason
@@ -142,7 +140,6 @@ class Session(Aggregate):
             s.status = "logged_out"
             s.wants_connection = False
             s.phone = None
-            s.qr = None
             s.qr_expires_at = None
             s.disconnected_at = self.payload.logged_out_at
             s.disconnected_reason = self.payload.reason
@@ -354,7 +351,6 @@ class Session(Aggregate):
             tenant_id=self.tenant_id,
             status=self.status,
             phone=self.phone,
-            qr=self.qr,
             qr_expires_at=self.qr_expires_at,
             connected_at=self.connected_at,
             disconnected_at=self.disconnected_at,
@@ -557,9 +553,12 @@ class Session(Aggregate):
         )
         self._emit(Session.MessagesUpdated, at, updates_count=1, updates=[update], source="recovery")
 
-    def record_qr(self, at: datetime, qr: str, expires_at: str) -> None:
+    def record_qr(self, at: datetime, expires_at: str) -> bool:
+        """A new QR is showing until ``expires_at``; True when that is recorded (the caller keeps the code)."""
         if self.is_live and self.status != "connected":
-            self._emit(Session.QrUpdated, at, qr=qr, expires_at=expires_at)
+            self._emit(Session.QrUpdated, at, expires_at=expires_at)
+            return True
+        return False
 
     def record_connected(self, at: datetime, phone: str) -> None:
         if self.status != "connected" or self.phone != phone:

@@ -22,6 +22,11 @@ SNAPSHOT_VERSION = 1
 """Bump (with a conversion in :func:`session_from_snapshot`) when the state's shape changes."""
 
 
+_NO_LONGER_KEPT = frozenset({"qr"})
+"""State older snapshots hold that the aggregate no longer keeps: dropped on restore, so a restored session's
+next snapshot does not carry it on (``qr``: the QR code, a secret kept off the log and the snapshots)."""
+
+
 def snapshot_of(session: Session) -> dict[str, Any]:
     """The session's state as plain JSON values (version included)."""
     taken = Snapshot.take(session)
@@ -44,6 +49,8 @@ def session_from_snapshot(data: dict[str, Any]) -> Session:
         raise ValueError(f"unsupported snapshot version {data.get('v')!r}")
     state: dict[str, Any] = {}
     for key, value in data["state"].items():
+        if key in _NO_LONGER_KEPT:
+            continue
         if isinstance(value, dict) and "$dt" in value:
             state[key] = datetime.fromisoformat(value["$dt"])
         elif isinstance(value, dict) and "$set" in value:

@@ -19,6 +19,7 @@ from zapstream_contracts.commands import COMMAND_TYPES
 from zapstream_contracts.envelope import command_dataschema
 from zapstream_contracts.events import CAMPAIGN_EVENTS, SESSION_EVENTS, SESSION_SNAPSHOT, SUPPRESSION_ADDED
 from zapstream_contracts.identity_events import IDENTITY_EVENTS, IdentityPayload, identity_dataschema
+from zapstream_contracts.secrets import REDACTED_HEADER, SECRET_EVENTS, secret_dataschema
 
 from .settings import KafkaSettings
 from .topics import Topics
@@ -37,11 +38,11 @@ def _open(schema: Any) -> Any:
 
 
 def _envelope_schema(type_: str, payload: dict[str, Any], version: int = 1,
-                     subject: str = "sessionId") -> dict[str, Any]:
+                     subject: str = "sessionId", folder: str = "events") -> dict[str, Any]:
     defs = payload.pop("$defs", {})
     schema: dict[str, Any] = {
         "$schema": DIALECT,
-        "$id": f"{ID_BASE}/events/{type_}.v{version}.json",
+        "$id": f"{ID_BASE}/{folder}/{type_}.v{version}.json",
         "title": type_,
         "type": "object",
         "required": ["type", subject, "eventId", "occurredOn", "payload"],
@@ -86,6 +87,12 @@ def generate() -> dict[str, bytes]:
     for ev in (*SESSION_EVENTS.values(), SESSION_SNAPSHOT):
         payload = ev.payload.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
         files[f"events/{ev.type}.v{ev.version}.json"] = _envelope_schema(ev.type, payload, ev.version)
+    for sev in SECRET_EVENTS.values():
+        payload = sev.payload.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        doc = _envelope_schema(sev.type, payload, sev.version, folder="secrets")
+        doc["description"] = sev.description
+        assert doc["$id"] == secret_dataschema(sev.type, sev.version)
+        files[f"secrets/{sev.type}.v{sev.version}.json"] = doc
     for cmd in COMMAND_TYPES:
         schema = cmd.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
         schema = {"$schema": DIALECT, "$id": command_dataschema(cmd.TYPE), **schema}
@@ -105,7 +112,7 @@ def generate() -> dict[str, bytes]:
         return sorted(k for k in files if k.startswith(prefix))
 
     files["asyncapi.json"] = _asyncapi(under("events/session."), under("commands/session."), under("identity/"),
-                                       under("events/campaign."), under("commands/campaign."))
+                                       under("events/campaign."), under("commands/campaign."), under("secrets/"))
     files["openapi.json"] = openapi()
     return {path: orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
             for path, doc in files.items()}
@@ -135,6 +142,10 @@ _CE = {
     "ce_time": _string("When it happened: RFC 3339 UTC with milliseconds.", format="date-time"),
     "ce_dataschema": _string("URI of the JSON Schema of the value, ending in .vN.json for event versions "
                              "(records written before versioning lack it: read them as v1).", format="uri"),
+    "ce_schemaversion": _string("The value's schema version (the N of ce_dataschema's .vN.json; 1 for commands), "
+                                "as its own header so a consumer can switch on it without parsing the URI. "
+                                "Records written before it existed lack it: use ce_dataschema, else 1.",
+                                pattern="^[1-9][0-9]*$"),
     "ce_subject": _string("What the record is about: the sessionId (campaignId on campaign topics)."),
     "ce_tenantid": _string("The tenant the record belongs to (CloudEvents extension attribute)."),
     "content-type": {"type": "string", "const": "application/json"},
@@ -164,7 +175,16 @@ def header_schemas() -> dict[str, dict[str, Any]]:
                                  [*ce_required, "ce_subject", "ce_tenantid", "ce_sequence"],
                                  {"ce_sequence": _string("Aggregate version of the session after this event: "
                                                          "1, 2, 3, … with no gaps per session.",
-                                                         pattern="^[0-9]+$")}),
+                                                         pattern="^[0-9]+$"),
+                                  REDACTED_HEADER: {"type": "string", "const": "true", "description":
+                                                    "Set when a secret (QR or pairing code) was left out of this "
+                                                    "record: its whole copy, same eventId, is on the secrets "
+                                                    "topic for a short while."}}),
+        "SecretHeaders": _headers("Secrets topic headers: those of the session event it is the whole copy of "
+                                  "(ce_id, ce_sequence, …), with ce_dataschema under schemas/secrets/",
+                                  [*ce_required, "ce_subject", "ce_tenantid", "ce_sequence", "ce_dataschema"],
+                                  {"ce_sequence": _string("The session event's ce_sequence.",
+                                                          pattern="^[0-9]+$")}),
         "CommandHeaders": _headers(
             "Session command headers", [*ce_required, "ce_subject", "ce_tenantid", "ce_dataschema"],
             {"zs_redriven_from": _string("Set when an operator re-drove the command from the dead-letter topic: "
@@ -202,7 +222,7 @@ SNAPSHOT_SCHEMAS: dict[str, dict[str, Any]] = {
 
 
 def _asyncapi(events: list[str], commands: list[str], identity: list[str], campaign_events: list[str],
-              campaign_commands: list[str]) -> dict[str, Any]:
+              campaign_commands: list[str], secret_events: list[str]) -> dict[str, Any]:
     kafka = KafkaSettings()
     topics = Topics.from_settings(kafka)
 
@@ -231,6 +251,9 @@ def _asyncapi(events: list[str], commands: list[str], identity: list[str], campa
     cev_refs = add(campaign_events, "event", "CampaignEventHeaders",
                    "campaignId (tenantId for campaign.suppression.added)", "A campaign event (ce_type = type).")
     ccmd_refs = add(campaign_commands, "command", "CommandHeaders", "campaignId", "A command for a campaign.")
+    secret_refs = add(secret_events, "secret", "SecretHeaders", "sessionId",
+                      "The whole copy of a session event whose secret (QR or pairing code) the event log leaves "
+                      "out: same type, eventId and ce_sequence, with the secret.")
     messages["deadLetteredCommand"] = {
         "name": "deadLetteredCommand", "title": "Dead-lettered command",
         "summary": "A command that could not be parsed or kept failing, moved aside with the reason.",
@@ -266,6 +289,13 @@ def _asyncapi(events: list[str], commands: list[str], identity: list[str], campa
         "sessionEvents": channel(
             topics.session_events, "Every event of the Session aggregate, kept forever; the source of truth "
             "replays read. Keyed by sessionId, co-partitioned with the commands.", ev_refs, kafka.event_retention_ms),
+        "sessionSecrets": channel(
+            topics.session_secrets, "Short-lived secrets, off the event log kept forever: the whole copies of the "
+            "session events that carry a QR code (session.qr.updated) or a pairing code (a "
+            "session.request_pair_code's session.command.succeeded), written in the same transactions as their "
+            "redacted copies on the session event topic (header zs_redacted). Kept only an hour by default "
+            "(KAFKA__SECRET_RETENTION_MS): the codes expire within minutes and replays do not need them. Keyed by "
+            "sessionId, co-partitioned with the session events.", secret_refs, kafka.secret_retention_ms),
         "sessionCommandsDlq": channel(
             topics.session_commands_dlq, "Commands the runner could not parse or that failed after bounded "
             "retries, with the reason and origin in zs_* headers.",
@@ -318,6 +348,9 @@ def _asyncapi(events: list[str], commands: list[str], identity: list[str], campa
             "receiveSessionCommand": op("receive", "sessionCommands", "A session runner handles a command."),
             "receiveSessionEvent": op("receive", "sessionEvents", "Projector, ws-gateway, webhooks, analytics."),
             "sendSessionEvent": op("send", "sessionEvents", "A session runner commits events (transactional)."),
+            "sendSessionSecret": op("send", "sessionSecrets", "A session runner commits a secret with its event."),
+            "receiveSessionSecret": op("receive", "sessionSecrets",
+                                       "The ws-gateway (to sockets) and the projector (current QR, pairing codes)."),
             "sendDeadLetter": op("send", "sessionCommandsDlq", "A runner moves a failing command aside."),
             "receiveDeadLetter": op("receive", "sessionCommandsDlq", "Operators list and re-drive dead letters."),
             "sendSnapshot": op("send", "sessionSnapshots", "A runner checkpoints its sessions."),
@@ -457,7 +490,7 @@ def compatibility(root: Path) -> list[str]:
                 problems.append(f"{ev.type}: schema of v{v} is missing from schemas/ (it must be kept)")
     session_current = {f"events/{ev.type}.v{ev.version}.json" for ev in SESSION_EVENTS.values()}
     for rel, data in generated.items():
-        if (not rel.startswith(("commands/", "identity/", "events/")) or rel in session_current
+        if (not rel.startswith(("commands/", "identity/", "events/", "secrets/")) or rel in session_current
                 or not (root / rel).exists()):
             continue
         reasons = breaking_changes(orjson.loads((root / rel).read_bytes()), orjson.loads(data))

@@ -23,6 +23,9 @@ class KafkaSettings(BaseModel):
     # -1: event topics are the source of truth and keep everything.
     event_retention_ms: int = -1
     dlq_retention_ms: int = 30 * DAY_MS
+    # The secrets topic (QR and pairing codes): they expire within minutes and replay never needs them,
+    # so they are kept only long enough for the gateway and the projector to pass them on.
+    secret_retention_ms: int = Field(default=60 * 60 * 1000, ge=60 * 1000)
     # Snapshot topic segments roll this often so the log cleaner can compact them.
     snapshot_segment_ms: int = 10 * 60 * 1000
     # Copies of each partition, and how many must have a write before it is acknowledged (acks=all).

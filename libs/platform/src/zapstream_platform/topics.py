@@ -28,6 +28,9 @@ class Topics:
     # Campaigns (keyed by campaignId; suppression facts by tenantId). Events kept forever.
     campaign_commands: str = ""
     campaign_events: str = ""
+    # Short retention, keyed by sessionId: the whole copies of session events that carry a secret (QR and
+    # pairing codes), written in the same transactions as the events (zapstream_contracts.secrets).
+    session_secrets: str = ""
 
     @classmethod
     def from_settings(cls, kafka: KafkaSettings) -> Topics:
@@ -39,6 +42,7 @@ class Topics:
             session_snapshots=f"{prefix}.session.snapshots",
             campaign_commands=f"{prefix}.campaign.commands",
             campaign_events=f"{prefix}.campaign.events",
+            session_secrets=f"{prefix}.session.secrets",
         )
 
 
@@ -91,6 +95,7 @@ async def ensure_topics(kafka: KafkaSettings, extra: dict[str, int] | None = Non
         **(extra or {}),
         topics.campaign_commands: kafka.command_retention_ms,
         topics.campaign_events: kafka.event_retention_ms,
+        topics.session_secrets: kafka.secret_retention_ms,
     }
     configs = {topics.session_snapshots: _snapshot_configs(kafka)}
     admin = AIOKafkaAdminClient(**kafka.client_options())

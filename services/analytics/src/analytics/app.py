@@ -20,10 +20,11 @@ from typing import Any
 
 import asyncpg
 import faust
-import orjson
 
 from analytics.settings import Settings
 from analytics.windows import DAY, HOUR, METRICS, SEP, Fact, facts, recipients_added, window_start
+from zapstream_contracts.campaign_envelope import CampaignEnvelope
+from zapstream_contracts.events import CAMPAIGN_RECIPIENTS_ADDED, CAMPAIGN_UPDATED
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -72,13 +73,13 @@ def build_app(settings: Settings) -> faust.App:
             processed[str(part)] = offset
             if b'"campaign.recipients.' not in value:
                 continue
-            envelope = orjson.loads(value)
-            if envelope["type"] == "campaign.recipients.added":
-                for key, info in recipients_added(envelope):
+            env = CampaignEnvelope.from_record(value, event.message.headers)
+            if env.type == CAMPAIGN_RECIPIENTS_ADDED.type:
+                for key, info in recipients_added(env):
                     recipients[key] = info
-            elif envelope["type"] == "campaign.recipients.updated":
+            elif env.type == CAMPAIGN_UPDATED.type:
                 ts = float(event.message.timestamp)  # faust gives seconds
-                for fact in facts(envelope, recipients):
+                for fact in facts(env, recipients):
                     key = fact.table_key(part)
                     hourly[key] += 1
                     daily[key] += 1

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from zapstream_contracts import campaign_payloads as cp
+from zapstream_contracts.campaign_envelope import CampaignEnvelope
 
 METRICS = ("sent", "delivered", "read", "failed")
 HOUR = 3600
@@ -39,25 +41,24 @@ def recipient_key(campaign_id: str, recipient_id: str) -> str:
     return f"{campaign_id}:{recipient_id}"
 
 
-def recipients_added(envelope: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """(table key, "group␟phone") for each recipient that will be sent to."""
-    cid = envelope["campaignId"]
-    for r in envelope["payload"]["recipients"]:
-        if not r.get("skipReason"):
-            yield recipient_key(cid, r["id"]), f"{r.get('grupo') or ''}{SEP}{r['phone']}"
+def recipients_added(env: CampaignEnvelope) -> Iterator[tuple[str, str]]:
+    """(table key, "group␟phone") for each recipient of a ``campaign.recipients.added`` that will be sent to."""
+    for r in env.data(cp.RecipientsAdded).recipients:
+        if not r.skip_reason:
+            yield recipient_key(env.campaign_id, r.id), f"{r.grupo or ''}{SEP}{r.phone}"
 
 
-def facts(envelope: Mapping[str, Any], lookup: Mapping[str, str | None]) -> Iterator[Fact]:
+def facts(env: CampaignEnvelope, lookup: Mapping[str, str | None]) -> Iterator[Fact]:
     """The facts of one ``campaign.recipients.updated`` envelope (``lookup``: recipient key → group␟phone)."""
-    payload = envelope["payload"]
-    tenant = payload["tenantId"]
-    for u in payload["updates"]:
-        if u.get("part") is not None or u["status"] not in METRICS:
+    updated = env.data(cp.RecipientsUpdated)
+    tenant = updated.tenant_id
+    for u in updated.updates:
+        if u.part is not None or u.status not in METRICS:
             continue
-        info = lookup.get(recipient_key(envelope["campaignId"], u["recipientId"]))
+        info = lookup.get(recipient_key(env.campaign_id, u.recipient_id))
         group, _, phone = (info or SEP).partition(SEP)
-        metrics = [u["status"]]
-        if u["status"] in ("delivered", "read") and u.get("messageId"):
+        metrics: list[str] = [u.status]
+        if u.status in ("delivered", "read") and u.message_id:
             metrics.insert(0, "sent")  # a receipt overtook the send's outcome: the message was sent as well
         for metric in metrics:
             yield Fact(tenant, "all", "", metric)

@@ -17,7 +17,10 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from pydantic import BaseModel
 
+from zapstream_contracts import campaign_payloads as cp
+from zapstream_contracts import events as ev
 from zapstream_contracts.campaign_envelope import CampaignEnvelope
 from zapstream_contracts.timefmt import parse_iso
 from zapstream_domain.campaign import SUPPRESSION_ADDED
@@ -34,36 +37,41 @@ def _ts(value: str | None) -> datetime | None:
     return parse_iso(value) if value else None
 
 
+def _json(model: BaseModel) -> str:
+    return orjson.dumps(model.model_dump(by_alias=True, mode="json")).decode()
+
+
 async def apply(conn: asyncpg.Connection, env: CampaignEnvelope) -> None:
-    t, p = env.type, env.payload
+    t = env.type
     at = env.occurred_at()
     if t == SUPPRESSION_ADDED:
+        s = env.data(cp.SuppressionAdded)
         await conn.execute(
             """INSERT INTO suppressions (tenant_id, phone, reason, source, created_at) VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (tenant_id, phone) DO NOTHING""",
-            p["tenantId"], p["phone"], p["reason"], p["source"], _ts(p["at"]))
+            s.tenant_id, s.phone, s.reason, s.source, _ts(s.at))
         return
     if not env.campaign_id:
         return
     cid = env.campaign_id
-    if t == "campaign.created":
+    if t == ev.CAMPAIGN_CREATED.type:
+        c = env.data(cp.CampaignCreated)
         await conn.execute(
             """INSERT INTO campaigns (id, tenant_id, name, status, message, session_ids, pacing, timezone, total,
                                       pending, created_at, updated_at)
                VALUES ($1, $2, $3, 'draft', $4, $5, $6, $7, $8, $8, $9, $9) ON CONFLICT (id) DO NOTHING""",
-            cid, p["tenantId"], p["name"], orjson.dumps(p["message"]).decode(),
-            [s["sessionId"] for s in p["sessions"]], orjson.dumps(p["pacing"]).decode(), p["timezone"],
-            p["expectedRecipients"], at)
-    elif t == "campaign.recipients.added":
+            cid, c.tenant_id, c.name, _json(c.message), [s.session_id for s in c.sessions], _json(c.pacing),
+            c.timezone, c.expected_recipients, at)
+    elif t == ev.CAMPAIGN_RECIPIENTS_ADDED.type:
+        added = env.data(cp.RecipientsAdded)
         await conn.executemany(
             """INSERT INTO campaign_recipients (campaign_id, recipient_id, seq, tenant_id, phone, nombre, sustantivo,
                                                grupo, contact_id, status, reason, updated_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING""",
-            [(cid, r["id"], r["seq"], p["tenantId"], r["phone"], r.get("nombre"), r.get("sustantivo"),
-              r.get("grupo"), r.get("contactId"), "skipped" if r.get("skipReason") else "pending",
-              r.get("skipReason"), at) for r in p["recipients"]])
-    elif t == "campaign.status":
-        status = p["status"]
+            [(cid, r.id, r.seq, added.tenant_id, r.phone, r.nombre, r.sustantivo, r.grupo, r.contact_id,
+              "skipped" if r.skip_reason else "pending", r.skip_reason, at) for r in added.recipients])
+    elif t == ev.CAMPAIGN_STATUS.type:
+        st = env.data(cp.StatusChanged)
         await conn.execute(
             """UPDATE campaigns SET status = $2, status_reason = $3,
                    scheduled_at = coalesce($4, scheduled_at),
@@ -71,24 +79,24 @@ async def apply(conn: asyncpg.Connection, env: CampaignEnvelope) -> None:
                    finished_at = CASE WHEN $2 = ANY($6::text[]) THEN $5 ELSE NULL END,
                    updated_at = $5
                WHERE id = $1""",
-            cid, status, p.get("reason"), _ts(p.get("scheduledAt")), at, list(TERMINAL))
-        if status == "cancelled":
+            cid, st.status, st.reason, _ts(st.scheduled_at), at, list(TERMINAL))
+        if st.status == "cancelled":
             await conn.execute(
                 """UPDATE campaign_recipients SET status = 'cancelled', updated_at = $2
                    WHERE campaign_id = $1 AND status IN ('pending', 'retrying')""", cid, at)
-    elif t == "campaign.recipients.typing":
+    elif t == ev.CAMPAIGN_TYPING.type:
         await conn.executemany(
             """UPDATE campaign_recipients SET status = 'typing', session_id = $3, updated_at = $4
                WHERE campaign_id = $1 AND recipient_id = $2""",
-            [(cid, i["recipientId"], i["sessionId"], at) for i in p["items"]])
-    elif t == "campaign.recipients.dispatched":
+            [(cid, i.recipient_id, i.session_id, at) for i in env.data(cp.RecipientsTyping).items])
+    elif t == ev.CAMPAIGN_DISPATCHED.type:
         await conn.executemany(
             """UPDATE campaign_recipients SET status = 'sending', session_id = $3, attempts = $4, updated_at = $5
                WHERE campaign_id = $1 AND recipient_id = $2""",
-            [(cid, i["recipientId"], i["sessionId"], i["attempt"], at) for i in p["items"]])
-    elif t == "campaign.recipients.updated":
-        rows = [(cid, u["recipientId"], u["status"], u.get("code"), u.get("reason"), u.get("messageId"),
-                 _ts(u["at"])) for u in p["updates"] if u.get("part") is None]
+            [(cid, i.recipient_id, i.session_id, i.attempt, at) for i in env.data(cp.RecipientsDispatched).items])
+    elif t == ev.CAMPAIGN_UPDATED.type:
+        rows = [(cid, u.recipient_id, u.status, u.code, u.reason, u.message_id, _ts(u.at))
+                for u in env.data(cp.RecipientsUpdated).updates if u.part is None]
         await conn.executemany(
             """UPDATE campaign_recipients SET status = $3, code = $4, reason = $5,
                    message_id = coalesce($6, message_id),
@@ -98,17 +106,17 @@ async def apply(conn: asyncpg.Connection, env: CampaignEnvelope) -> None:
                    read_at = CASE WHEN $3 = 'read' THEN $7 ELSE read_at END,
                    updated_at = $7
                WHERE campaign_id = $1 AND recipient_id = $2""", rows)
-    elif t == "campaign.retry_requested":
+    elif t == ev.CAMPAIGN_RETRY_REQUESTED.type:
         await conn.execute(
             """UPDATE campaign_recipients SET status = 'retrying', code = NULL, reason = NULL, updated_at = $3
-               WHERE campaign_id = $1 AND recipient_id = ANY($2::text[])""", cid, p["recipientIds"], at)
-    elif t == "campaign.progress":
-        n = p["counts"]
+               WHERE campaign_id = $1 AND recipient_id = ANY($2::text[])""",
+            cid, env.data(cp.RetryRequested).recipient_ids, at)
+    elif t == ev.CAMPAIGN_PROGRESS.type:
+        n = env.data(cp.Progressed).counts
         await conn.execute(
             """UPDATE campaigns SET total = $2, pending = $3, sending = $4, sent = $5, delivered = $6, read = $7,
                    failed = $8, skipped = $9, cancelled = $10, updated_at = $11 WHERE id = $1""",
-            cid, n["total"], n["pending"], n["sending"], n["sent"], n["delivered"], n["read"], n["failed"],
-            n["skipped"], n["cancelled"], at)
+            cid, n.total, n.pending, n.sending, n.sent, n.delivered, n.read, n.failed, n.skipped, n.cancelled, at)
 
 
 async def project_batch(pool: asyncpg.Pool, topic: str, partition: int, records: list[Any]) -> int:

@@ -25,12 +25,15 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
 
 from zapstream_contracts import campaign_commands as cc
+from zapstream_contracts import events as ev
+from zapstream_contracts import payloads as p
 from zapstream_contracts.campaign_envelope import SOURCE, CampaignEnvelope
-from zapstream_contracts.campaign_payloads import Outcome, SuppressionAdded
+from zapstream_contracts.campaign_payloads import Outcome, OutcomeKind, SuppressionAdded
+from zapstream_contracts.commands import SendMessage, parse_command
 from zapstream_contracts.envelope import Envelope, command_headers
 from zapstream_contracts.timefmt import iso
 from zapstream_domain.campaign import SUPPRESSION_ADDED
@@ -43,7 +46,7 @@ from zapstream_platform.topics import Topics
 log = logging.getLogger(__name__)
 
 MAX_INDEXED = 2_000_000
-RECEIPTS = {"delivered": "delivered", "read": "read", "played": "read"}
+RECEIPTS: dict[str, OutcomeKind] = {"delivered": "delivered", "read": "read", "played": "read"}
 
 StopWords = Callable[[str], Awaitable[frozenset[str]]]
 
@@ -104,13 +107,13 @@ class OutcomeRouter:
                 if b'"campaignId":"' not in record.value:
                     continue
                 try:
-                    body = orjson.loads(record.value)
-                except orjson.JSONDecodeError:
+                    command = parse_command(record.value)
+                except ValidationError:
                     continue
-                if body.get("type") != "session.send_message" or not body.get("campaignId"):
+                if not isinstance(command, SendMessage) or not command.campaign_id:
                     continue
-                cid = body["commandId"]
-                self.index[cid] = (body["campaignId"], body["tenantId"])
+                cid = command.command_id
+                self.index[cid] = (command.campaign_id, command.tenant_id)
                 self.by_message[message_id_for(cid)] = cid
                 while len(self.index) > MAX_INDEXED:
                     old, _ = self.index.popitem(last=False)
@@ -159,39 +162,55 @@ class OutcomeRouter:
             return
         env = Envelope.from_record(record.value, record.headers)
         if self.keys is not None and env.type == "session.messages.upsert":
-            env = await self.keys.open(env)
-        payload = env.payload
-        if env.type in ("session.command.succeeded", "session.command.failed"):
-            hit = self.index.get(str(payload.get("commandId")))
-            if hit is None:
+            env = await self.keys.open(env)  # replies' text is encrypted on the topic
+        try:
+            await self._route_event(env, outcomes, suppressions)
+        except ValidationError:
+            # Not the contract's payload: nothing here can be about a campaign's send; skipping it beats
+            # stalling every campaign of the partition behind it.
+            log.warning("skipping an invalid %s", env.type, extra={"fields": {"eventId": env.event_id}})
+
+    async def _route_event(self, env: Envelope, outcomes: dict[tuple[str, str], list[Outcome]],
+                           suppressions: list[SuppressionAdded]) -> None:
+        if env.type == ev.COMMAND_SUCCEEDED.type:
+            done = env.data(p.CommandSucceeded)
+            hit = self.index.get(done.command_id)
+            if hit is not None:
+                outcomes[hit].append(Outcome(command_id=done.command_id, kind="succeeded", at=env.occurred_on))
+        elif env.type == ev.COMMAND_FAILED.type:
+            failed = env.data(p.CommandFailed)
+            hit = self.index.get(failed.command_id)
+            if hit is not None:
+                outcomes[hit].append(Outcome(command_id=failed.command_id, kind="failed", at=env.occurred_on,
+                                             code=failed.code, reason=failed.reason, retryable=failed.retryable))
+        elif env.type == ev.MESSAGES_UPDATE.type:
+            update = env.data(p.MessagesUpdate)
+            if update.source == "read":
                 return
-            ok = env.type == "session.command.succeeded"
-            outcomes[hit].append(Outcome(
-                command_id=payload["commandId"], kind="succeeded" if ok else "failed", at=env.occurred_on,
-                code=None if ok else payload.get("code"), reason=None if ok else payload.get("reason"),
-                retryable=bool(payload.get("retryable")) if not ok else False))
-        elif env.type == "session.messages.update" and payload.get("source") != "read":
-            for u in payload.get("updates", []):
-                cid = self.by_message.get(u.get("messageId", ""))
-                kind = RECEIPTS.get(u.get("status", ""))
+            for u in update.updates:
+                cid = self.by_message.get(u.message_id)
+                kind = RECEIPTS.get(u.status)
                 if cid is None or kind is None:
                     continue
                 hit = self.index.get(cid)
                 if hit is not None:
-                    outcomes[hit].append(Outcome(command_id=cid, kind=kind, at=env.occurred_on))  # type: ignore[arg-type]
-        elif env.type == "session.messages.upsert" and payload.get("upsertType") == "notify":
-            tenant = str(payload.get("tenantId", ""))
+                    outcomes[hit].append(Outcome(command_id=cid, kind=kind, at=env.occurred_on))
+        elif env.type == ev.MESSAGES_UPSERT.type:
+            upsert = env.data(p.MessagesUpsert)
+            if upsert.upsert_type != "notify":
+                return
             words: frozenset[str] | None = None
-            for m in payload.get("messages", []):
-                if m.get("fromMe") or not m.get("text") or "@s.whatsapp.net" not in m.get("remoteJid", ""):
+            for m in upsert.messages:
+                if m.from_me or not m.text or "@s.whatsapp.net" not in m.remote_jid:
                     continue
-                if len(m["text"]) > 40:
+                if len(m.text) > 40:
                     continue  # an opt-out is a word or two, not a paragraph that happens to contain one
-                words = words if words is not None else await self.stop_words(tenant)
-                if normalize_word(m["text"]) in words:
+                words = words if words is not None else await self.stop_words(upsert.tenant_id)
+                if normalize_word(m.text) in words:
                     suppressions.append(SuppressionAdded(
-                        tenant_id=tenant, phone=phone_of(m["remoteJid"]), reason=f"replied {normalize_word(m['text'])}",
-                        source="reply", session_id=env.session_id, message_id=m.get("id"), at=env.occurred_on))
+                        tenant_id=upsert.tenant_id, phone=phone_of(m.remote_jid),
+                        reason=f"replied {normalize_word(m.text)}", source="reply", session_id=env.session_id,
+                        message_id=m.id, at=env.occurred_on))
 
 
 class TenantWords:

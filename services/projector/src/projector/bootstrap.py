@@ -11,6 +11,7 @@ import orjson
 
 from projector.app import Projector, install_signal_handlers
 from projector.replay import compare, replay
+from projector.secrets import SecretsApplier
 from projector.settings import Settings
 from zapstream_platform import logs
 from zapstream_platform.db import create_pool
@@ -23,10 +24,19 @@ log = logging.getLogger(__name__)
 
 async def run(settings: Settings, metrics: Metrics | None = None) -> None:
     pool = await create_pool(settings.postgres)
+    stopping = asyncio.Event()
     try:
         projector = Projector(settings, pool, metrics=metrics, keys=KeyRing(pool))
         install_signal_handlers(projector)
-        await projector.run()
+        # QR and pairing codes from the secrets topic (best effort, beside the event projection).
+        applier = asyncio.create_task(SecretsApplier(settings.kafka, pool, settings.projection,
+                                                     settings.secrets_lookback_s).run(stopping))
+        try:
+            await projector.run()
+        finally:
+            stopping.set()
+            applier.cancel()
+            await asyncio.gather(applier, return_exceptions=True)
     finally:
         await pool.close()
 

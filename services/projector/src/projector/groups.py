@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from zapstream_contracts import payloads as p
 from zapstream_contracts.envelope import Envelope
 
 GROUP_TYPES = frozenset({"session.groups.upsert", "session.groups.participants"})
@@ -31,11 +32,12 @@ def changed(participants: list[dict[str, Any]], action: str, jids: list[str]) ->
     return list(by_id.values())
 
 
-async def apply(conn: asyncpg.Connection, schema: str, env: Envelope) -> None:
-    pl, sid = env.payload, env.session_id
+async def apply(conn: asyncpg.Connection, schema: str, env: Envelope,
+                pl: p.GroupsUpsert | p.GroupParticipants) -> None:
+    sid = env.session_id
     at = int(datetime.fromisoformat(env.occurred_on.replace("Z", "+00:00")).timestamp())
-    if env.type == "session.groups.upsert":
-        for g in pl["groups"]:
+    if isinstance(pl, p.GroupsUpsert):
+        for g in pl.groups:
             await conn.execute(
                 f"""INSERT INTO {schema}.rm_groups (session_id, jid, tenant_id, subject, owner, creation, description,
                                                    announce, restrict, size, participants, left_at, updated_at)
@@ -45,18 +47,18 @@ async def apply(conn: asyncpg.Connection, schema: str, env: Envelope) -> None:
                       description = EXCLUDED.description, announce = EXCLUDED.announce,
                       restrict = EXCLUDED.restrict, size = EXCLUDED.size, participants = EXCLUDED.participants,
                       left_at = NULL, updated_at = EXCLUDED.updated_at""",
-                sid, g["id"], pl["tenantId"], g["subject"], g.get("owner"), g.get("creation"), g.get("desc"),
-                bool(g.get("announce")), bool(g.get("restrict")), g["size"],
-                orjson.dumps(g["participants"]).decode(), at)
+                sid, g.id, pl.tenant_id, g.subject, g.owner, g.creation, g.desc, g.announce, g.restrict, g.size,
+                # The jsonb column keeps the participants in their wire form ({"id", "admin"}), as ``changed`` does.
+                orjson.dumps([m.model_dump(by_alias=True, mode="json") for m in g.participants]).decode(), at)
         return
     row = await conn.fetchrow(
         f"SELECT participants::text AS p FROM {schema}.rm_groups WHERE session_id = $1 AND jid = $2 FOR UPDATE",
-        sid, pl["id"])
+        sid, pl.id)
     if row is None:
         return  # a change to a group never listed: its metadata comes with the next sync
-    participants = changed(orjson.loads(row["p"]), pl["action"], pl["participants"])
+    participants = changed(orjson.loads(row["p"]), pl.action, pl.participants)
     await conn.execute(
         f"""UPDATE {schema}.rm_groups SET participants = $3::jsonb, size = $4, updated_at = $5,
               left_at = CASE WHEN $6 THEN $5 ELSE left_at END
             WHERE session_id = $1 AND jid = $2""",
-        sid, pl["id"], orjson.dumps(participants).decode(), len(participants), at, pl["action"] == "leave")
+        sid, pl.id, orjson.dumps(participants).decode(), len(participants), at, pl.action == "leave")

@@ -37,9 +37,12 @@ from typing import Any
 
 import asyncpg
 import orjson
+from pydantic import BaseModel
 
 from projector import groups, rich
+from zapstream_contracts import payloads as p
 from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.events import SESSION_EVENTS
 from zapstream_contracts.payloads import STATUS_RANK
 
 SCHEMA_NAME = re.compile(r"^rm_v[0-9]{1,6}$")
@@ -54,6 +57,8 @@ def checked_schema(name: str) -> str:
 
 Row = dict[str, Any]
 Key = tuple[str, ...]
+Event = tuple[Envelope, BaseModel]
+"""An envelope with its payload parsed into its contract model (once per envelope, in ``project``)."""
 
 # (column, PostgreSQL type) in table order; the first ``key`` columns are the primary key.
 MESSAGES = [("session_id", "uuid"), ("id", "text"), ("tenant_id", "text"), ("chat_jid", "text"),
@@ -210,31 +215,34 @@ class Batch:
 
     # ----- load -----------------------------------------------------------------------------------------------
 
-    async def load(self, conn: asyncpg.Connection, schema: str, envs: Sequence[Envelope]) -> None:
+    async def load(self, conn: asyncpg.Connection, schema: str, events: Sequence[Event]) -> None:
         messages: list[Key] = []
         chats: list[Key] = []
         last_ids: list[Key] = []
         sessions: list[Key] = []
         reactions: list[Key] = []
-        for env in envs:
-            sid, pl, t = env.session_id, env.payload, env.type
-            if t in ("session.messages.upsert", "session.history.sync"):
-                for m in pl["messages"]:
-                    messages.append((sid, m["id"]))
-                    chats.append((sid, m["remoteJid"]))
-            elif t == "session.messages.update":
-                messages += [(sid, u["messageId"]) for u in pl["updates"]]
-            elif t == "session.messages.edit":
-                messages += [(sid, e["messageId"]) for e in pl["edits"]]
-                last_ids += [(sid, e["messageId"]) for e in pl["edits"]]
-            elif t == "session.messages.delete":
-                messages += [(sid, d["messageId"]) for d in pl["deletes"]]
-                last_ids += [(sid, d["messageId"]) for d in pl["deletes"]]
-            elif t == "session.messages.media":
-                messages += [(sid, m["messageId"]) for m in pl["media"]]
-            elif t == "session.messages.reaction":
-                reactions += [(sid, r["messageId"], r["actorJid"]) for r in pl["reactions"]]
-            elif t in SESSION_UPDATES or t == "session.created":
+        for env, pl in events:
+            sid = env.session_id
+            # Most frequent first: this runs once per event of every batch.
+            if isinstance(pl, p.MessagesUpdate):
+                messages += [(sid, u.message_id) for u in pl.updates]
+            elif isinstance(pl, (p.MessagesUpsert, p.HistorySync)):
+                for m in pl.messages:
+                    messages.append((sid, m.id))
+                    chats.append((sid, m.remote_jid))
+            elif env.type in KEYLESS:
+                continue
+            elif isinstance(pl, p.MessagesEdit):
+                messages += [(sid, e.message_id) for e in pl.edits]
+                last_ids += [(sid, e.message_id) for e in pl.edits]
+            elif isinstance(pl, p.MessagesDelete):
+                messages += [(sid, d.message_id) for d in pl.deletes]
+                last_ids += [(sid, d.message_id) for d in pl.deletes]
+            elif isinstance(pl, p.MessagesMedia):
+                messages += [(sid, m.message_id) for m in pl.media]
+            elif isinstance(pl, p.MessagesReaction):
+                reactions += [(sid, r.message_id, r.actor_jid) for r in pl.reactions]
+            elif env.type in SESSION_UPDATES or env.type == "session.created":
                 sessions.append((sid,))
         await _load(conn, schema, self.messages, messages)
         await _load(conn, schema, self.chats, chats)
@@ -258,31 +266,33 @@ class Batch:
 
     # ----- fold -----------------------------------------------------------------------------------------------
 
-    def apply(self, env: Envelope) -> None:
+    def apply(self, env: Envelope, pl: BaseModel | None = None) -> None:
+        """Fold one event; ``pl`` is its payload when the caller parsed it already (see ``parse``)."""
         fold = FOLDS.get(env.type)
         if fold is not None:
-            fold(self, env)
+            fold(self, env, parse(env) if pl is None else pl)
 
-    def upsert_messages(self, env: Envelope, live: bool) -> None:
+    def upsert_messages(self, env: Envelope, pl: p.MessagesUpsert | p.HistorySync, live: bool) -> None:
         # The hottest loop of a replay: locals instead of attribute lookups.
-        sid, pl = env.session_id, env.payload
-        tenant, request_id = pl["tenantId"], pl.get("requestId")
+        sid = env.session_id
+        tenant = pl.tenant_id
+        request_id = pl.request_id if isinstance(pl, p.MessagesUpsert) else None
         messages, touched = self.messages.rows, self.messages.dirty
         chats, touched_chats = self.chats.rows, self.chats.dirty
         recount, rank_of = self.recount, STATUS_RANK.get
         seq = env.version * 10_000
-        for m in pl["messages"]:
-            status, mid, jid, ts, text = m.get("status"), m["id"], m["remoteJid"], m["timestamp"], m.get("text")
+        for m in pl.messages:
+            status, mid, jid, ts, text = m.status, m.id, m.remote_jid, m.timestamp, m.text
             rank = rank_of(status or "", -1)
             k = (sid, mid)
             row = messages.get(k)
             if row is None:
-                from_me = m["fromMe"]
+                from_me = m.from_me
                 messages[k] = {
                     "session_id": sid, "id": mid, "tenant_id": tenant, "chat_jid": jid, "from_me": from_me, "ts": ts,
-                    "type": m.get("type", "conversation"), "text": text, "participant": m.get("participant"),
-                    "reply_to": m.get("replyToMessageId"), "status": status, "status_rank": rank, "status_at": None,
-                    "request_id": request_id, "forwarded": bool(m.get("forwarded")), "push_name": m.get("pushName"),
+                    "type": m.type, "text": text, "participant": m.participant,
+                    "reply_to": m.reply_to_message_id, "status": status, "status_rank": rank, "status_at": None,
+                    "request_id": request_id, "forwarded": bool(m.forwarded), "push_name": m.push_name,
                     "is_edited": False, "edited_at": None, "is_deleted": False, "deleted_at": None,
                     "unread": live and not from_me, "seq": seq, "media": None,
                 }
@@ -304,18 +314,19 @@ class Batch:
                 touched_chats[ck] = None
             recount[ck] = None
 
-    def upsert_live(self, env: Envelope) -> None:
-        self.upsert_messages(env, live=env.payload.get("upsertType") == "notify")
+    def upsert_live(self, env: Envelope, pl: p.MessagesUpsert) -> None:
+        self.upsert_messages(env, pl, live=pl.upsert_type == "notify")
 
-    def upsert_history(self, env: Envelope) -> None:
-        self.upsert_messages(env, live=False)
+    def upsert_history(self, env: Envelope, pl: p.HistorySync) -> None:
+        self.upsert_messages(env, pl, live=False)
 
-    def update_messages(self, env: Envelope) -> None:
-        sid, pl = env.session_id, env.payload
-        for u in pl["updates"]:
-            k = (sid, u["messageId"])
+    def update_messages(self, env: Envelope, pl: p.MessagesUpdate) -> None:
+        sid = env.session_id
+        read = pl.source == "read"
+        for u in pl.updates:
+            k = (sid, u.message_id)
             row = self.messages.get(k)
-            if pl.get("source") == "read":
+            if read:
                 # This account read an incoming message: it stops counting as unread.
                 if row is not None:
                     row["unread"] = False
@@ -323,105 +334,109 @@ class Batch:
                     if row["chat_jid"]:
                         self.recount[(sid, row["chat_jid"])] = None
                 continue
-            rank = STATUS_RANK.get(u["status"], -1)
+            rank = STATUS_RANK.get(u.status, -1)
             if row is not None and row["status_rank"] < rank:
-                row["status"], row["status_at"], row["status_rank"] = u["status"], u["statusAt"], rank
+                row["status"], row["status_at"], row["status_rank"] = u.status, u.status_at, rank
                 self.messages.touch(k)
 
     def _chats_with_last(self, sid: str, message_id: str) -> list[Row]:
         """The session's chats whose last message this is (all of them are in the batch: see ``load``)."""
         return [row for row in self.session_chats.get(sid, ()) if row["last_message_id"] == message_id]
 
-    def edit_messages(self, env: Envelope) -> None:
+    def edit_messages(self, env: Envelope, pl: p.MessagesEdit) -> None:
         sid = env.session_id
-        for e in env.payload["edits"]:
-            k = (sid, e["messageId"])
+        for e in pl.edits:
+            k = (sid, e.message_id)
             row = self.messages.get(k)
-            if row is not None and (row["edited_at"] is None or row["edited_at"] <= e["editedAt"]):
-                row["text"], row["is_edited"], row["edited_at"] = e["text"], True, e["editedAt"]
+            if row is not None and (row["edited_at"] is None or row["edited_at"] <= e.edited_at):
+                row["text"], row["is_edited"], row["edited_at"] = e.text, True, e.edited_at
                 self.messages.touch(k)
-            for chat in self._chats_with_last(sid, e["messageId"]):
-                chat["last_message_text"] = e["text"]
+            for chat in self._chats_with_last(sid, e.message_id):
+                chat["last_message_text"] = e.text
                 self.chats.touch((sid, chat["jid"]))
 
-    def delete_messages(self, env: Envelope) -> None:
+    def delete_messages(self, env: Envelope, pl: p.MessagesDelete) -> None:
         sid = env.session_id
-        for d in env.payload["deletes"]:
-            k = (sid, d["messageId"])
+        for d in pl.deletes:
+            k = (sid, d.message_id)
             row = self.messages.get(k)
             if row is None:
                 continue
-            row.update(is_deleted=True, deleted_at=d["deletedAt"], unread=False, text=None)
+            row.update(is_deleted=True, deleted_at=d.deleted_at, unread=False, text=None)
             self.messages.touch(k)
             if row["chat_jid"]:
                 self.recount[(sid, row["chat_jid"])] = None
-                for chat in self._chats_with_last(sid, d["messageId"]):
+                for chat in self._chats_with_last(sid, d.message_id):
                     chat["last_message_text"] = None
                     self.chats.touch((sid, chat["jid"]))
 
-    def react(self, env: Envelope) -> None:
-        sid, pl = env.session_id, env.payload
-        for r in pl["reactions"]:
-            k = (sid, r["messageId"], r["actorJid"])
+    def react(self, env: Envelope, pl: p.MessagesReaction) -> None:
+        sid = env.session_id
+        for r in pl.reactions:
+            k = (sid, r.message_id, r.actor_jid)
             row = self.reactions.get(k)
-            if r["removed"] or not r.get("emoji"):
-                if row is not None and row["reacted_at"] <= r["reactedAt"]:
+            if r.removed or not r.emoji:
+                if row is not None and row["reacted_at"] <= r.reacted_at:
                     self.reactions.put(k, None)
             elif row is None:
-                self.reactions.put(k, {"session_id": sid, "message_id": r["messageId"], "actor_jid": r["actorJid"],
-                                       "tenant_id": pl["tenantId"], "emoji": r["emoji"],
-                                       "reacted_at": r["reactedAt"]})
-            elif row["reacted_at"] <= r["reactedAt"]:
-                row["emoji"], row["reacted_at"] = r["emoji"], r["reactedAt"]
+                self.reactions.put(k, {"session_id": sid, "message_id": r.message_id, "actor_jid": r.actor_jid,
+                                       "tenant_id": pl.tenant_id, "emoji": r.emoji, "reacted_at": r.reacted_at})
+            elif row["reacted_at"] <= r.reacted_at:
+                row["emoji"], row["reacted_at"] = r.emoji, r.reacted_at
                 self.reactions.touch(k)
 
-    def attach_media(self, env: Envelope) -> None:
-        for m in env.payload["media"]:
-            k = (env.session_id, m["messageId"])
+    def attach_media(self, env: Envelope, pl: p.MessagesMedia) -> None:
+        for m in pl.media:
+            k = (env.session_id, m.message_id)
             row = self.messages.get(k)
             if row is not None:
-                row["media"] = orjson.dumps(m).decode()
+                # The jsonb column holds the item in its wire form (what the API returns as the message's media).
+                row["media"] = orjson.dumps(m.model_dump(by_alias=True, mode="json")).decode()
                 self.messages.touch(k)
 
-    def upsert_contacts(self, env: Envelope) -> None:
+    def upsert_contacts(self, env: Envelope, pl: p.ContactsUpsert) -> None:
         # INSERT … ON CONFLICT keeps the first tenant and, per field, the last non-null value: fold the same way.
-        for ct in env.payload["contacts"]:
-            k = (env.session_id, ct["id"])
+        for ct in pl.contacts:
+            k = (env.session_id, ct.id)
             row = self.contacts.get(k)
             if row is None:
-                self.contacts[k] = {"session_id": env.session_id, "jid": ct["id"],
-                                    "tenant_id": env.payload["tenantId"], "name": ct.get("name"),
-                                    "notify": ct.get("notify"), "img_url": ct.get("imgUrl")}
+                self.contacts[k] = {"session_id": env.session_id, "jid": ct.id, "tenant_id": pl.tenant_id,
+                                    "name": ct.name, "notify": ct.notify, "img_url": ct.img_url}
                 continue
-            for col, field in (("name", "name"), ("notify", "notify"), ("img_url", "imgUrl")):
-                if ct.get(field) is not None:
-                    row[col] = ct[field]
+            for col, value in (("name", ct.name), ("notify", ct.notify), ("img_url", ct.img_url)):
+                if value is not None:
+                    row[col] = value
 
-    def command_outcome(self, env: Envelope, status: str) -> None:
-        pl = env.payload
-        self.commands.setdefault(pl["commandId"], {
-            "command_id": pl["commandId"], "tenant_id": pl["tenantId"], "session_id": env.session_id,
-            "command_type": pl["commandType"], "status": status, "code": pl.get("code"), "reason": pl.get("reason"),
-            "result": orjson.dumps(pl.get("result") or {}).decode(), "finished_at": env.occurred_on,
+    def command_succeeded(self, env: Envelope, pl: p.CommandSucceeded) -> None:
+        self._command_outcome(env, pl, "succeeded", None, None, pl.result)
+
+    def command_failed(self, env: Envelope, pl: p.CommandFailed) -> None:
+        self._command_outcome(env, pl, "failed", pl.code, pl.reason, {})
+
+    def _command_outcome(self, env: Envelope, pl: p.CommandSucceeded | p.CommandFailed, status: str,
+                         code: str | None, reason: str | None, result: dict[str, str]) -> None:
+        self.commands.setdefault(pl.command_id, {
+            "command_id": pl.command_id, "tenant_id": pl.tenant_id, "session_id": env.session_id,
+            "command_type": pl.command_type, "status": status, "code": code, "reason": reason,
+            "result": orjson.dumps(result).decode(), "finished_at": env.occurred_on,
         })
 
-    def session_created(self, env: Envelope) -> None:
-        pl = env.payload
+    def session_created(self, env: Envelope, pl: p.SessionCreated) -> None:
         k = (env.session_id,)
         if self.sessions.get(k) is None:
             self.sessions.put(k, {
-                "id": env.session_id, "tenant_id": pl["tenantId"], "name": pl.get("name"), "status": pl["status"],
+                "id": env.session_id, "tenant_id": pl.tenant_id, "name": pl.name, "status": pl.status,
                 "phone": None, "qr": None, "qr_expires_at": None, "connected_at": None, "disconnected_at": None,
-                "disconnected_reason": None, "created_at": pl["createdAt"], "updated_at": pl["createdAt"],
+                "disconnected_reason": None, "created_at": pl.created_at, "updated_at": pl.created_at,
                 "version": env.version,
             })
 
-    def session_update(self, env: Envelope) -> None:
+    def session_update(self, env: Envelope, pl: BaseModel) -> None:
         k = (env.session_id,)
         row = self.sessions.get(k)
         if row is None or not row["version"] < env.version:
             return
-        row.update(SESSION_UPDATES[env.type](env.payload))
+        row.update(SESSION_UPDATES[env.type](pl))
         row["updated_at"], row["version"] = env.occurred_on, env.version
         self.sessions.touch(k)
 
@@ -495,21 +510,38 @@ class Batch:
         )
 
 
-SESSION_UPDATES: dict[str, Callable[[dict[str, Any]], Row]] = {
-    "session.qr.updated": lambda pl: {"status": "qr_pending", "qr": pl["qr"], "qr_expires_at": pl["expiresAt"]},
-    "session.status.connected": lambda pl: {"status": "connected", "phone": pl["phone"],
-                                            "connected_at": pl["connectedAt"], "qr": None, "qr_expires_at": None},
-    "session.status.disconnected": lambda pl: {"status": "disconnected", "disconnected_at": pl["disconnectedAt"],
-                                               "disconnected_reason": pl["reason"], "qr": None,
-                                               "qr_expires_at": None},
-    "session.status.logged_out": lambda pl: {"status": "logged_out", "disconnected_at": pl["loggedOutAt"],
-                                             "disconnected_reason": pl["reason"], "phone": None, "qr": None,
-                                             "qr_expires_at": None},
+def _qr_updated(pl: p.QrUpdated) -> Row:
+    # The code itself is not on the event log (v2): projector.secrets fills ``qr`` from the secrets topic.
+    return {"status": "qr_pending", "qr": None, "qr_expires_at": pl.expires_at}
+
+
+def _connected(pl: p.StatusConnected) -> Row:
+    return {"status": "connected", "phone": pl.phone, "connected_at": pl.connected_at, "qr": None,
+            "qr_expires_at": None}
+
+
+def _disconnected(pl: p.StatusDisconnected) -> Row:
+    return {"status": "disconnected", "disconnected_at": pl.disconnected_at, "disconnected_reason": pl.reason,
+            "qr": None, "qr_expires_at": None}
+
+
+def _logged_out(pl: p.StatusLoggedOut) -> Row:
+    return {"status": "logged_out", "disconnected_at": pl.logged_out_at, "disconnected_reason": pl.reason,
+            "phone": None, "qr": None, "qr_expires_at": None}
+
+
+# Each function takes its type's payload model (``parse`` gives the right one; ``Any`` here only because one
+# table holds them all).
+SESSION_UPDATES: dict[str, Callable[[Any], Row]] = {
+    "session.qr.updated": _qr_updated,
+    "session.status.connected": _connected,
+    "session.status.disconnected": _disconnected,
+    "session.status.logged_out": _logged_out,
     "session.deleted": lambda pl: {"status": "deleted"},
     "session.started": lambda pl: {},
 }
 
-FOLDS: dict[str, Callable[[Batch, Envelope], None]] = {
+FOLDS: dict[str, Callable[[Batch, Envelope, Any], None]] = {
     "session.created": Batch.session_created,
     **{t: Batch.session_update for t in SESSION_UPDATES},
     "session.messages.upsert": Batch.upsert_live,
@@ -520,10 +552,12 @@ FOLDS: dict[str, Callable[[Batch, Envelope], None]] = {
     "session.messages.reaction": Batch.react,
     "session.messages.media": Batch.attach_media,
     "session.contacts.upsert": Batch.upsert_contacts,
-    "session.command.succeeded": lambda b, env: b.command_outcome(env, "succeeded"),
-    "session.command.failed": lambda b, env: b.command_outcome(env, "failed"),
+    "session.command.succeeded": Batch.command_succeeded,
+    "session.command.failed": Batch.command_failed,
 }
 PROJECTED = frozenset(FOLDS)
+KEYLESS = frozenset({"session.contacts.upsert", "session.command.succeeded", "session.command.failed"})
+"""Projected types whose rows need no read before the fold."""
 
 
 def epoch_seconds(value: str | int | None) -> int:
@@ -534,65 +568,85 @@ def epoch_seconds(value: str | int | None) -> int:
     return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
 
 
-def _is_chat_clear(env: Envelope) -> bool:
-    return env.type == "session.messages.delete" and bool(env.payload.get("scope") == "chat")
+ONE_BY_ONE = groups.GROUP_TYPES | rich.RICH_TYPES
+PARSED = PROJECTED | ONE_BY_ONE
 
 
-async def _clear_chat(conn: asyncpg.Connection, schema: str, env: Envelope) -> None:
+def parse(env: Envelope) -> BaseModel:
+    """The payload as its type's contract model (raises ``pydantic.ValidationError`` when it does not fit,
+    which parks the record like any other failure to project)."""
+    model: type[BaseModel] = SESSION_EVENTS[env.type].payload
+    return env.data(model)
+
+
+def _chat_cleared(pl: BaseModel) -> str | None:
+    """The chat a chat-scope delete clears; None for anything else."""
+    if not isinstance(pl, p.MessagesDelete) or pl.scope != "chat":
+        return None
+    if pl.chat_jid is None:
+        raise ValueError("a chat-scope delete names no chat")
+    return pl.chat_jid
+
+
+async def _clear_chat(conn: asyncpg.Connection, schema: str, env: Envelope, pl: p.MessagesDelete,
+                      chat_jid: str) -> None:
     """Everything up to ``deletedAt`` in the chat is gone: a range of rows the batch never named."""
-    pl = env.payload
     # The read model keeps epoch seconds, like every message timestamp; the payload says RFC 3339 (v2).
-    cleared_at = epoch_seconds(pl.get("deletedAt"))
+    cleared_at = epoch_seconds(pl.deleted_at)
     await conn.execute(
         f"""UPDATE {schema}.rm_messages SET is_deleted = true, deleted_at = $3, unread = false, text = NULL
             WHERE session_id = $1 AND chat_jid = $2 AND ts <= $3""",
-        env.session_id, pl["chatJid"], cleared_at,
+        env.session_id, chat_jid, cleared_at,
     )
     await conn.execute(
         f"""UPDATE {schema}.rm_chats SET cleared_at = GREATEST(coalesce(cleared_at, 0), $3),
               last_message_text = CASE WHEN last_message_at <= $3 THEN NULL ELSE last_message_text END
             WHERE session_id = $1 AND jid = $2""",
-        env.session_id, pl["chatJid"], cleared_at,
+        env.session_id, chat_jid, cleared_at,
     )
 
 
 async def project(conn: asyncpg.Connection, schema: str, envelopes: Sequence[Envelope]) -> None:
     """Apply ``envelopes`` in order to the read models in ``schema``, inside the caller's transaction."""
     schema = checked_schema(schema)
+    # Each payload is parsed once, here, before anything is written: one that does not fit its contract fails
+    # the batch before its first statement.
+    parsed = [(env, parse(env)) for env in envelopes if env.type in PARSED]
     # Every statement here joins one batch's keys (hundreds to thousands) to a table by an index. On a table
     # that grew since its last ANALYZE (a rebuild's fresh schema always has), the planner prefers a hash join
     # that scans the whole table, once per batch, so replay would slow down as the tables grow. Index probes
     # cost per key, not per row in the table.
     await conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-    envs = [e for e in envelopes if e.type in PROJECTED]
-    clears = [i for i, e in enumerate(envs) if e.type == "session.messages.delete" and _is_chat_clear(e)]
+    events = [e for e in parsed if e[0].type in PROJECTED]
+    clears = [(i, jid) for i, (env, pl) in enumerate(events)
+              if env.type == "session.messages.delete" and (jid := _chat_cleared(pl)) is not None]
     start = 0
-    for end in [*clears, len(envs)]:
+    for end, chat_jid in [*clears, (len(events), None)]:
         if end > start:
             batch = Batch()
-            segment = envs[start:end]
+            segment = events[start:end]
             await batch.load(conn, schema, segment)
-            apply = batch.apply
-            for env in segment:
-                apply(env)
+            folds = FOLDS
+            for env, pl in segment:
+                folds[env.type](batch, env, pl)
             await batch.write(conn, schema)
-        if end < len(envs):
+        if chat_jid is not None:
             # A chat clear: everything before it is written, so set-based statements see the right rows.
-            clear = envs[end]
-            await _clear_chat(conn, schema, clear)
+            clear, pl = events[end]
+            assert isinstance(pl, p.MessagesDelete)
+            await _clear_chat(conn, schema, clear, pl, chat_jid)
             # Its message-scope deletes (if any) fold like any other, in a run of their own.
             rest = Batch()
-            await rest.load(conn, schema, [clear])
-            rest.delete_messages(clear)
-            rest.recount[(clear.session_id, clear.payload["chatJid"])] = None
+            await rest.load(conn, schema, [(clear, pl)])
+            rest.delete_messages(clear, pl)
+            rest.recount[(clear.session_id, chat_jid)] = None
             await rest.write(conn, schema)
         start = end + 1
-    for env in envelopes:  # rare: one by one, in order, after the set-based writes
-        if env.type in groups.GROUP_TYPES:
-            await groups.apply(conn, schema, env)
-        elif env.type in rich.RICH_TYPES and (env.type == "session.polls.vote" or _has_rich(env)):
-            await rich.apply(conn, schema, env)
-
-
-def _has_rich(env: Envelope) -> bool:
-    return any(m.get("rich") for m in env.payload.get("messages", ()))
+    for env, pl in parsed:  # rare: one by one, in order, after the set-based writes
+        if env.type not in ONE_BY_ONE:
+            continue
+        if isinstance(pl, (p.GroupsUpsert, p.GroupParticipants)):
+            await groups.apply(conn, schema, env, pl)
+        elif isinstance(pl, p.PollVote) or (
+                isinstance(pl, (p.MessagesUpsert, p.HistorySync)) and any(m.rich for m in pl.messages)):
+            await rich.apply(conn, schema, env, pl)

@@ -11,6 +11,9 @@
    offsets, make it active and repoint the views. The live projector resumes in
    the new schema and skips what the rebuild already applied.
 4. Drop the old schema.
+
+An event that cannot be projected does not stop a rebuild: it is parked in ``projector_dead_letters`` like the
+live projector parks it (``Projector.apply_or_park``).
 """
 
 from __future__ import annotations
@@ -119,12 +122,16 @@ def bulk_gc() -> Iterator[None]:
 
     A rebuild keeps tens of thousands of fetched records and folded rows alive at once and frees them a batch
     at a time. With the default thresholds the collector keeps walking that whole heap (py-spy: about a third
-    of a replay's CPU). Records, envelopes and rows hold no reference cycles, so collecting rarely frees the
-    same memory, just later. The previous settings are restored afterwards.
+    of a replay's CPU). Records, envelopes, payload models and rows hold no reference cycles, so collecting
+    rarely frees the same memory, just later. A young collection scans what is alive of the batches in flight, so
+    fewer of them cost less, and payload models allocate a few objects per item. Replaying 200,000 events of the
+    bench mix: 100,000 allocations (the setting before payloads were parsed into models) 32–33 µs of CPU per event
+    and a peak RSS of 431–466 MB; 300,000, 30 µs and 444 MB; 1,000,000, 28–29 µs but 495–530 MB (cyclic garbage,
+    from the client libraries, waits longer). The previous settings are restored afterwards.
     """
     before = gc.get_threshold()
     gc.freeze()
-    gc.set_threshold(100_000, 50, 1000)
+    gc.set_threshold(300_000, 50, 1000)
     try:
         yield
     finally:
@@ -164,7 +171,8 @@ async def _pump(
     limit = batch * (len(tps) + 2)  # records fetched ahead of the writes, at most
 
     async def apply(tp: TopicPartition, records: list[Any]) -> int:
-        await builder.apply_batch(tp, records)
+        # A record that cannot be projected is parked, as the live projector parks it, and the rebuild goes on.
+        stats["dead_lettered"] += await builder.apply_or_park(tp, records)
         return len(records)
 
     try:
@@ -220,7 +228,8 @@ async def replay(
         await clone_schema(conn, old, new)
         deferred = await defer_indexes(conn, new)
     rebuild_name = f"{projection}@{new}"
-    builder = Projector(settings.model_copy(update={"projection": rebuild_name}), pool, schema=new)
+    builder = Projector(settings.model_copy(update={"projection": rebuild_name}), pool, schema=new,
+                        parks_as=projection)
 
     topic = Topics.from_settings(settings.kafka).session_events
     tps = [TopicPartition(topic, p) for p in await partitions_of(settings.kafka.bootstrap_servers, topic)]
@@ -234,7 +243,7 @@ async def replay(
         if progress_out is not None:
             bar.out = progress_out
         bar.start()
-        stats = {"transactions": 0, "waiting_ms": 0}
+        stats = {"transactions": 0, "waiting_ms": 0, "dead_lettered": 0}
 
         async def pump_until(targets: dict[TopicPartition, int]) -> None:
             with bulk_gc():
@@ -284,7 +293,7 @@ async def replay(
         await pool.execute(f"DROP SCHEMA {checked_schema(old)} CASCADE")
     return {"projection": projection, "from": old, "to": new, "events": bar.done, "events_per_s": round(rate),
             "transactions": stats["transactions"], "waiting_for_writes_s": stats["waiting_ms"] / 1000,
-            "index_build_s": stats["index_build_ms"] / 1000,
+            "index_build_s": stats["index_build_ms"] / 1000, "dead_lettered": stats["dead_lettered"],
             "old_dropped": not keep_old}
 
 

@@ -22,6 +22,8 @@ class Settings(TelemetrySettings, BaseSettings):
     # Events per transaction while rebuilding (make replay): larger batches mean fewer statements per event.
     replay_batch: int = 5000
     max_attempts: int = 4
+    # On start, how far back the secrets topic is read for QR and pairing codes (older ones have expired).
+    secrets_lookback_s: float = Field(default=120.0, ge=0)
     retry_backoff_s: float = 0.2
     log_level: str = "INFO"
     # /metrics on its own port (docs/operations.md); 0: none. Several projectors on one host need one each.

@@ -58,7 +58,8 @@ def observe(s: Session, ev: d.DriverEvent, at: datetime) -> RejectCall | None:
                            option_hashes=list(ev.option_hashes) if ev.option_hashes is not None else None)
         return None
     if isinstance(ev, d.QrCode):
-        s.record_qr(at, ev.code, iso(datetime.fromtimestamp(ev.expires_at_ms / 1000, UTC)))
+        # The code itself never reaches the aggregate: the runtime writes it to the secrets topic.
+        s.record_qr(at, iso(datetime.fromtimestamp(ev.expires_at_ms / 1000, UTC)))
     elif isinstance(ev, d.Connected):
         if s.is_live:
             s.record_connected(at, ev.phone)

@@ -48,6 +48,7 @@ from session_runner.sends import Links, SendOutcome, SendPipeline, Sent, Standin
 from session_runner.snapshots import SnapshotLog
 from zapstream_contracts import commands as c
 from zapstream_contracts import payloads as p
+from zapstream_contracts import secrets
 from zapstream_contracts.envelope import Envelope
 from zapstream_contracts.timefmt import iso
 from zapstream_domain.errors import CommandRejected, InvalidJid
@@ -360,7 +361,7 @@ class PartitionOwner:
             self.sessions[command.session_id] = session
             self.register(command.session_id, self)
         await self._emit(producer, ctx.events, trace)
-        await self._publish(producer, session, trace)
+        await self._publish(producer, session, trace, {command.command_id: ctx.secret} if ctx.secret else None)
 
     async def dead_letter(self, record: Any, reason: str) -> None:
         """Move a command that keeps failing to the DLQ, with its offset, in one transaction."""
@@ -560,7 +561,7 @@ class PartitionOwner:
                 fetch.append((sid, ev))
             if isinstance(ev, d.Connected) and session.presence_subscriptions:
                 reconnected.add(sid)
-            await self._publish(producer, session, None)
+            await self._publish(producer, session, None, {_QR: ev.code} if isinstance(ev, d.QrCode) else None)
             if ev.seq > acks.get(sid, 0):
                 acks[sid] = ev.seq
         for sid in reconnected:
@@ -653,15 +654,28 @@ class PartitionOwner:
         assert self.producer is not None, "partition owner not started"
         return self.producer
 
-    async def _publish(self, producer: AIOKafkaProducer, session: Session, trace: str | None) -> None:
+    async def _publish(self, producer: AIOKafkaProducer, session: Session, trace: str | None,
+                       found: dict[str, str] | None = None) -> None:
+        """``found``: secrets that came with these events (the QR code under ``_QR``, a pairing code under its
+        command id); they go to the secrets topic beside the events that announce them."""
         events = [e for e in session.collect_events() if isinstance(e, Session.Event)]
-        await self._emit(producer, events, trace)
+        await self._emit(producer, events, trace, found)
 
-    async def _emit(self, producer: AIOKafkaProducer, events: list[Session.Event], trace: str | None) -> None:
+    async def _emit(self, producer: AIOKafkaProducer, events: list[Session.Event], trace: str | None,
+                    found: dict[str, str] | None = None) -> None:
         for event in events:
-            await self._send_env(producer, Envelope.from_domain(event, trace or child_of(None)))
+            env = Envelope.from_domain(event, trace or child_of(None))
+            whole = _with_secret(env, event, found) if found else None
+            if whole is None:
+                await self._send_env(producer, env)
+                continue
+            # Same transaction: the redacted event on the log kept forever, the whole one on the secrets topic.
+            await self._send_env(producer, env, secrets.redacted_headers(env, SOURCE))
+            await producer.send(self.topics.session_secrets, value=whole.value(), key=whole.session_id.encode(),
+                                partition=self.partition, headers=secrets.headers(whole, SOURCE))
 
-    async def _send_env(self, producer: AIOKafkaProducer, env: Envelope) -> None:
+    async def _send_env(self, producer: AIOKafkaProducer, env: Envelope,
+                        headers: list[tuple[str, bytes]] | None = None) -> None:
         if self.keys is not None:
             env = await self.keys.seal(env)
         sent = await producer.send(
@@ -669,7 +683,7 @@ class PartitionOwner:
             value=env.value(),
             key=env.session_id.encode(),
             partition=self.partition,
-            headers=env.headers(SOURCE),
+            headers=headers if headers is not None else env.headers(SOURCE),
         )
         self.snapshots.track(sent)
         self._produced += 1
@@ -682,6 +696,20 @@ class PartitionOwner:
             log.exception("abort failed")
         self.sessions.clear()
         await self._rebuild()
+
+
+_QR = "qr"  # key of a QR code among the secrets found with a batch of events (others are command ids)
+
+
+def _with_secret(env: Envelope, event: Session.Event, found: dict[str, str]) -> Envelope | None:
+    """The whole copy of ``env`` for the secrets topic when a secret belongs to it, else None."""
+    if isinstance(event, Session.QrUpdated) and _QR in found:
+        return secrets.with_qr(env, found[_QR])
+    if isinstance(event, Session.CommandSucceeded):
+        code = found.get(event.payload.command_id)
+        if code is not None and event.payload.command_type == c.RequestPairCode.TYPE:
+            return secrets.with_pair_code(env, code)
+    return None
 
 
 def _is_uuid(value: str) -> bool:

@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from zapstream_contracts.identity_events import WebhookEndpointDisabled
+
 REGISTRATION_SKEW = timedelta(seconds=5)
 
 
@@ -266,11 +268,11 @@ async def mark_dead(conn: asyncpg.Connection, d: Claimed, status_code: int | Non
         d.endpoint_id, disable_after, f"{disable_after} deliveries in a row failed every attempt")
     disabled = row is not None and row["status"] == "disabled" and row["consecutive_dead"] == disable_after
     if disabled:
-        payload = {"endpointId": str(d.endpoint_id), "reason": "consecutive_failures",
-                   "consecutiveDeadLetters": disable_after}
+        notice = WebhookEndpointDisabled(endpoint_id=str(d.endpoint_id), reason="consecutive_failures",
+                                         consecutive_dead_letters=disable_after)
         await conn.execute(
             "INSERT INTO outbox (event_id, event_type, tenant_id, payload) VALUES ($1, $2, $3, $4)",
-            uuid.uuid4(), "webhook.endpoint.disabled", d.tenant_id, orjson.dumps(payload).decode())
+            uuid.uuid4(), notice.TYPE, d.tenant_id, orjson.dumps(notice.model_dump(by_alias=True, mode="json")).decode())
     return disabled
 
 

@@ -25,6 +25,7 @@ from ws_gateway.hub import CAMPAIGN_TYPES, Client, Hub, pump, qr_data_url
 from ws_gateway.seed002 import Linker
 from ws_gateway.settings import Settings
 from zapstream_contracts.envelope import snapshot
+from zapstream_contracts.payloads import SessionView
 from zapstream_platform.db import create_pool
 from zapstream_platform.http import JsonResponse
 from zapstream_platform.metrics import HttpMetricsMiddleware, Metrics, exposition
@@ -43,7 +44,8 @@ async def _snapshot_session(pool: asyncpg.Pool, who: Principal) -> dict[str, Any
         return None
     if who.is_agent:
         return session | {"qr": None, "qrExpiresAt": None}
-    return session | {"qrImage": qr_data_url(session["qr"]) if session.get("qr") else None}
+    qr = SessionView.model_validate(session).qr
+    return session | {"qrImage": qr_data_url(qr) if qr else None}
 
 
 def tenant_class(who: Principal) -> str:
@@ -88,8 +90,10 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         await linker.start(state["pool"])
         stopping = asyncio.Event()
         tasks = [
+            # QR and pairing codes come from the secrets topic, in place of their redacted event-log copies.
             asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,
-                                     Topics.from_settings(settings.kafka).session_events, stopping, metrics,
+                                     [Topics.from_settings(settings.kafka).session_events,
+                                      Topics.from_settings(settings.kafka).session_secrets], stopping, metrics,
                                      keys=KeyRing(state["pool"]))),
             # Campaign progress and status reach the same sockets (routed by ce_tenantid alike).
             asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,

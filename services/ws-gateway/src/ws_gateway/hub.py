@@ -9,6 +9,11 @@ sessions sees only those sessions' events; an agent sees session status events
 chats. Batch events are filtered item by item (and their ``*Count`` adjusted);
 an event left with no item, and every other event type (QR, created, deleted,
 command outcomes), is dropped for agents.
+
+Frames go out as the topic holds them. Filtering reads the record through the
+contract (its :class:`Envelope`, and for an agent the payload's typed model),
+decoded once per record whatever the number of sockets; a frame narrowed for an
+agent is the typed payload with fewer items, dumped as the producer dumps it.
 """
 
 from __future__ import annotations
@@ -16,12 +21,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 import orjson
 import segno
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
 
+from zapstream_contracts import events as ev
+from zapstream_contracts import payloads as p
+from zapstream_contracts import secrets
+from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.events import SESSION_EVENTS
+from zapstream_contracts.payloads import Wire
+from zapstream_contracts.secrets import REDACTED_HEADER
 from zapstream_platform import telemetry
 from zapstream_platform.metrics import Metrics, record_consumer_lag
 from zapstream_platform.pii import KeyRing
@@ -34,56 +49,148 @@ INTERNAL_TYPES = frozenset({b"session.messages.send_requested", b"session.starte
 
 
 STATUS_TYPES = frozenset({"session.status.connected", "session.status.disconnected", "session.status.logged_out"})
-# event type → (list in the payload, key of the chat in each item)
-CHAT_LISTS = {
-    "session.messages.upsert": ("messages", "remoteJid"),
-    "session.history.sync": ("messages", "remoteJid"),
-    "session.messages.update": ("updates", "remoteJid"),
-    "session.messages.edit": ("edits", "chatJid"),
-    "session.messages.reaction": ("reactions", "chatJid"),
-    "session.messages.media": ("media", "chatJid"),
-    "session.contacts.upsert": ("contacts", "id"),
+
+
+Headers = list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]
+PayloadT = TypeVar("PayloadT", bound=Wire)
+ItemT = TypeVar("ItemT", bound=Wire)
+
+
+@dataclass(frozen=True)  # no slots: ``Batch[P, I](...)`` sets ``__orig_class__``, which typing allows to fail
+class Batch(Generic[PayloadT, ItemT]):
+    """A chat event whose payload lists items of several chats: an agent gets only its chats' items."""
+
+    items: Callable[[PayloadT], Sequence[ItemT]]
+    chat: Callable[[PayloadT, ItemT], str | None]  # an item's chat
+    field: str  # the list's field; a narrowed payload has the kept items there and their number in ``<field>_count``
+
+
+BATCHES: dict[str, Batch[Any, Any]] = {
+    ev.MESSAGES_UPSERT.type: Batch[p.MessagesUpsert, p.MessageSummary](
+        lambda d: d.messages, lambda d, m: m.remote_jid, "messages"),
+    ev.HISTORY_SYNC.type: Batch[p.HistorySync, p.MessageSummary](
+        lambda d: d.messages, lambda d, m: m.remote_jid, "messages"),
+    ev.MESSAGES_UPDATE.type: Batch[p.MessagesUpdate, p.StatusUpdate](
+        lambda d: d.updates, lambda d, u: u.remote_jid, "updates"),
+    ev.MESSAGES_EDIT.type: Batch[p.MessagesEdit, p.MessageEdit](lambda d: d.edits, lambda d, e: e.chat_jid, "edits"),
+    ev.MESSAGES_REACTION.type: Batch[p.MessagesReaction, p.ReactionEntry](
+        lambda d: d.reactions, lambda d, r: r.chat_jid, "reactions"),
+    ev.MESSAGES_MEDIA.type: Batch[p.MessagesMedia, p.MediaEntry](lambda d: d.media, lambda d, m: m.chat_jid, "media"),
+    ev.CONTACTS_UPSERT.type: Batch[p.ContactsUpsert, p.Contact](lambda d: d.contacts, lambda d, c: c.id, "contacts"),
+    # A revoked message names its chat; the event's chat stands in for an item that does not.
+    ev.MESSAGES_DELETE.type: Batch[p.MessagesDelete, p.MessageDelete](
+        lambda d: d.deletes, lambda d, x: x.chat_jid if x.chat_jid is not None else d.chat_jid, "deletes"),
 }
+"""The batch events an agent sees, item by item (with their count adjusted; nothing when no item is left)."""
+CHAT_TYPES = frozenset(BATCHES) | {ev.PRESENCE_UPDATE.type}
+"""Every chat event an agent may see (presence and a chat's clearing go to the agents of their one chat)."""
 
 
-def _filter_items(payload: dict[str, Any], key: str, item_key: str, chats: frozenset[str],
-                  default_chat: Any = None) -> dict[str, Any] | None:
-    items = payload.get(key)
-    if not isinstance(items, list):
+Plan = bool | str | tuple[str | None, ...]
+"""Who of the agents gets a record: all (True), none (False), those of one chat (str), or of each item's chat."""
+
+
+class Event:
+    """One record on its way to a tenant's sockets: the frame, sent as it is, and what filtering reads from it,
+    decoded on first need and then once for every socket: the envelope, and for agents the typed payload's
+    chats, and each narrowed frame (built once for all the agents that keep the same items)."""
+
+    __slots__ = ("_env", "_narrowing", "_parts", "_plan", "_views", "frame", "headers")
+
+    def __init__(self, frame: bytes, headers: Headers = ()) -> None:
+        self.frame = frame
+        self.headers = headers
+        self._env: Envelope | bool | None = False
+        self._plan: Plan | None = None
+        self._narrowing: tuple[Envelope, Wire, Batch[Any, Any]] | None = None
+        self._parts: tuple[dict[str, Any], list[dict[str, Any] | None]] | None = None
+        self._views: dict[tuple[int, ...], bytes] = {}
+
+    @property
+    def envelope(self) -> Envelope | None:
+        """The session event's envelope; None for a campaign event or a frame that is not one."""
+        if self._env is False:
+            self._env = decode(self.frame, self.headers)
+        return self._env if isinstance(self._env, Envelope) else None
+
+    def plan(self) -> Plan:
+        if self._plan is None:
+            self._plan = self._make_plan()
+        return self._plan
+
+    def _make_plan(self) -> Plan:
+        env = self.envelope
+        if env is None:
+            return False
+        if env.type in STATUS_TYPES:
+            return True
+        if env.type not in CHAT_TYPES:
+            return False
+        try:
+            data = env.data(SESSION_EVENTS[env.type].payload)
+        except ValidationError:
+            log.warning("dropping an invalid %s for agents", env.type)
+            return False
+        if isinstance(data, p.PresenceUpdate) or (isinstance(data, p.MessagesDelete) and data.scope == "chat"):
+            return data.chat_jid or False
+        batch = BATCHES[env.type]
+        self._narrowing = (env, data, batch)
+        return tuple(batch.chat(data, item) for item in batch.items(data))
+
+    def narrowed(self, kept: tuple[int, ...]) -> bytes:
+        """The frame with only the items at ``kept``: the typed payload dumped as the producer dumps it, each
+        part dumped once per record (agents differ only in which items they keep)."""
+        frame = self._views.get(kept)
+        if frame is None:
+            assert self._narrowing is not None
+            env, data, batch = self._narrowing
+            if self._parts is None:
+                # Dumped with no item, the payload keeps the list's place among its keys for the kept ones.
+                self._parts = (data.model_copy(update={batch.field: []}).model_dump(by_alias=True, mode="json"),
+                               [None] * len(batch.items(data)))
+            base, dumped = self._parts
+            items = batch.items(data)
+            for k in kept:
+                if dumped[k] is None:
+                    dumped[k] = items[k].model_dump(by_alias=True, mode="json")
+            fields = type(data).model_fields
+            payload = base | {fields[batch.field].alias or batch.field: [dumped[k] for k in kept],
+                              fields[f"{batch.field}_count"].alias or f"{batch.field}_count": len(kept)}
+            frame = self._views[kept] = replace(env, payload=payload).value()
+        return frame
+
+
+def decode(frame: bytes, headers: Headers = ()) -> Envelope | None:
+    """A session event frame as its envelope (None when it is not one, e.g. a campaign event).
+
+    With the record's headers, an event-log record is upcast like any reader's. A secrets-topic record,
+    or a frame without headers (what the hub hands to sockets), is already what clients get: never
+    upcast, or the QR a v1→v2 upcaster strips from the log's copy would be stripped from the client's.
+    """
+    try:
+        schema = dict(headers).get("ce_dataschema", b"")
+        if not headers or schema.startswith(secrets.SECRETS_SCHEMA_BASE.encode()):
+            return secrets.from_record(frame, headers)
+        return Envelope.from_record(frame, headers)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return None
-    kept = [i for i in items if isinstance(i, dict) and i.get(item_key, default_chat) in chats]
+
+
+def for_agent(event: Event, chats: frozenset[str]) -> bytes | None:
+    """The frame an agent assigned to ``chats`` may see of ``event``, or None."""
+    plan = event.plan()
+    if plan is True:
+        return event.frame
+    if plan is False:
+        return None
+    if isinstance(plan, str):
+        return event.frame if plan in chats else None
+    kept = tuple(k for k, chat in enumerate(plan) if chat in chats)
     if not kept:
         return None
-    if len(kept) == len(items):
-        return payload
-    out = payload | {key: kept}
-    if f"{key}Count" in payload:
-        out[f"{key}Count"] = len(kept)
-    return out
-
-
-def for_agent(event: dict[str, Any], chats: frozenset[str]) -> dict[str, Any] | None:
-    """The part of ``event`` an agent assigned to ``chats`` may see, or None."""
-    type_ = event.get("type")
-    payload = event.get("payload")
-    if type_ in STATUS_TYPES:
-        return event
-    if not isinstance(payload, dict):
-        return None
-    if type_ == "session.presence.update":
-        return event if payload.get("chatJid") in chats else None
-    if type_ == "session.messages.delete":
-        if payload.get("scope") == "chat" or "deletes" not in payload:
-            return event if payload.get("chatJid") in chats else None
-        kept = _filter_items(payload, "deletes", "chatJid", chats, payload.get("chatJid"))
-    elif type_ in CHAT_LISTS:
-        key, item_key = CHAT_LISTS[type_]
-        kept = _filter_items(payload, key, item_key, chats)
-    else:
-        return None
-    if kept is None:
-        return None
-    return event if kept is payload else event | {"payload": kept}
+    if len(kept) == len(plan):
+        return event.frame
+    return event.narrowed(kept)
 
 
 QR_TYPE = b"session.qr.updated"
@@ -95,17 +202,16 @@ def qr_data_url(qr: str) -> str:
 
 
 def with_qr_image(frame: bytes) -> bytes:
-    """Adds ``qrImage`` to a ``session.qr.updated`` frame on its way out. Made here, never stored:
-    the QR is a secret that must not outlive its minute in the event log's copies."""
+    """Adds ``qrImage`` to a ``session.qr.updated`` frame (from the secrets topic) on its way out. Made
+    here, never stored: the QR is a secret that must not outlive its minute."""
     try:
-        event = orjson.loads(frame)
-        qr = event["payload"]["qr"]
-        if not isinstance(qr, str) or not qr:
-            return frame
-        event["payload"]["qrImage"] = qr_data_url(qr)
-        return orjson.dumps(event)
+        secret = secrets.from_record(frame, ())
+        qr = secrets.qr_of(secret)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return frame
+    if qr is None or not qr.qr:
+        return frame
+    return replace(secret, payload=secret.payload | {"qrImage": qr_data_url(qr.qr)}).value()
 
 
 class Client:
@@ -122,12 +228,15 @@ class Client:
     def filtered(self) -> bool:
         return self.chats is not None or self.sessions is not None
 
-    def view(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        if self.sessions is not None and event.get("sessionId") not in self.sessions:
-            return None
+    def view(self, event: Event) -> bytes | None:
+        """The frame this socket gets of ``event``, or None."""
+        if self.sessions is not None:
+            env = event.envelope
+            if env is None or env.session_id not in self.sessions:
+                return None
         if self.chats is not None:
             return for_agent(event, self.chats)
-        return event
+        return event.frame
 
     def offer(self, frame: bytes) -> None:
         try:
@@ -153,21 +262,15 @@ class Hub:
             if not group:
                 del self.clients[client.tenant_id]
 
-    def publish(self, tenant_id: str, frame: bytes) -> None:
-        event: Any = None
+    def publish(self, tenant_id: str, frame: bytes, headers: Headers = ()) -> None:
+        event: Event | None = None  # decoded once, for every filtered socket, only when there is one
         for client in list(self.clients.get(tenant_id, ())):
             if client.filtered:
-                if event is None:
-                    try:
-                        event = orjson.loads(frame)
-                    except orjson.JSONDecodeError:
-                        event = {}
-                    if not isinstance(event, dict):
-                        event = {}
+                event = event or Event(frame, headers)
                 view = client.view(event)
                 if view is None:
                     continue
-                client.offer(frame if view is event else orjson.dumps(view))
+                client.offer(view)
             else:
                 client.offer(frame)
             self.delivered += 1
@@ -179,26 +282,31 @@ PUMP_GROUP = "ws-gateway"  # the metrics' group label: the gateway reads without
 LAG_SAMPLE_S = 5.0
 
 
-async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event, metrics: Metrics | None = None,
-               only: frozenset[bytes] | None = None, signals_ready: bool = True, keys: KeyRing | None = None) -> None:
-    """Tail every partition of an event topic from its live end (read-committed); ``only``: these types.
+async def pump(hub: Hub, bootstrap: str, topic: str | Sequence[str], stopping: asyncio.Event,
+               metrics: Metrics | None = None, only: frozenset[bytes] | None = None,
+               signals_ready: bool = True, keys: KeyRing | None = None) -> None:
+    """Tail every partition of event topics from their live end (read-committed); ``only``: these types.
 
+    Given the session event topic and the secrets topic, records whose whole copy is on the secrets topic
+    (``zs_redacted``) are skipped: the sockets get that copy, with the QR or pairing code, as always.
     ``keys`` decrypts the records' personal fields, so sockets get the clear text the runner produced.
     A record pushed to a tenant's sockets gets a CONSUMER span continuing its ``traceparent``: the last
     hop of the trace a request started."""
     metrics = metrics or hub.metrics
     tracer = telemetry.tracer("ws-gateway")
-    partitions = await partitions_of(bootstrap, topic)
-    while not partitions:
-        log.warning("waiting for topic %s", topic)
-        await asyncio.sleep(1)
-        partitions = await partitions_of(bootstrap, topic)
+    tps: list[TopicPartition] = []
+    for name in [topic] if isinstance(topic, str) else topic:
+        partitions = await partitions_of(bootstrap, name)
+        while not partitions:
+            log.warning("waiting for topic %s", name)
+            await asyncio.sleep(1)
+            partitions = await partitions_of(bootstrap, name)
+        tps += [TopicPartition(name, p) for p in sorted(partitions)]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
     )
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_end(*tps)
         for tp in tps:
@@ -218,18 +326,19 @@ async def pump(hub: Hub, bootstrap: str, topic: str, stopping: asyncio.Event, me
                 for record in records:
                     headers = dict(record.headers)
                     type_ = headers.get("ce_type", b"")
-                    if type_ in INTERNAL_TYPES or (only is not None and type_ not in only):
+                    if (type_ in INTERNAL_TYPES or REDACTED_HEADER in headers
+                            or (only is not None and type_ not in only)):
                         continue
                     tenant = headers.get("ce_tenantid", b"").decode()
                     if not tenant or tenant not in hub.clients:
                         continue
                     value = record.value if keys is None else await keys.open_value(record.value)
                     if not tracing:
-                        hub.publish(tenant, with_qr_image(value) if type_ == QR_TYPE else value)
+                        hub.publish(tenant, with_qr_image(value) if type_ == QR_TYPE else value, record.headers)
                     else:
                         with telemetry.consume_span(tracer, f"push {type_.decode(errors='replace')}",
                                                     headers=record.headers):
-                            hub.publish(tenant, with_qr_image(value) if type_ == QR_TYPE else value)
+                            hub.publish(tenant, with_qr_image(value) if type_ == QR_TYPE else value, record.headers)
     finally:
         await consumer.stop()
 

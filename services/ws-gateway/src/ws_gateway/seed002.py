@@ -26,11 +26,15 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 from fastapi import WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
 
-from ws_gateway.hub import Client, Hub
+from ws_gateway.hub import Client, Hub, decode
 from ws_gateway.settings import Settings
 from zapstream_contracts import commands as c
-from zapstream_contracts.envelope import command_headers
+from zapstream_contracts import events as ev
+from zapstream_contracts import payloads as p
+from zapstream_contracts import secrets
+from zapstream_contracts.envelope import Envelope, command_headers
 from zapstream_contracts.timefmt import iso
 from zapstream_platform.readmodels import declare_session, session_by_name_or_id
 from zapstream_platform.tokens import Principal, TokenSigner, resolve
@@ -47,23 +51,32 @@ def frame(event: str, data: Any) -> str:
     return orjson.dumps({"event": event, "data": data}).decode()
 
 
-def translate(event: dict[str, Any], commands: set[str]) -> tuple[str | None, bool]:
+def translate(env: Envelope, commands: set[str]) -> tuple[str | None, bool]:
     """An event of the session → (seed 002 frame or None, close after it)."""
-    type_ = event.get("type")
-    payload = event.get("payload") if isinstance(event.get("payload"), dict) else {}
-    assert isinstance(payload, dict)
-    if type_ == "session.qr.updated" and isinstance(payload.get("qr"), str):
-        return frame("qr", payload["qr"]), False
-    if type_ == "session.status.connected":
+    try:
+        return _translate(env, commands)
+    except (ValidationError, TypeError):  # not the contract's payload: nothing seed 002 can show
+        return None, False
+
+
+def _translate(env: Envelope, commands: set[str]) -> tuple[str | None, bool]:
+    type_ = env.type
+    if type_ == ev.QR_UPDATED.type:
+        secret = secrets.qr_of(env)  # frames come from the secrets topic's copy, which has the code
+        return (frame("qr", secret.qr), False) if secret is not None else (None, False)
+    if type_ == ev.STATUS_CONNECTED.type:
         return frame("status", "connected"), True
-    if type_ in ("session.status.disconnected", "session.status.logged_out"):
+    if type_ in (ev.STATUS_DISCONNECTED.type, ev.STATUS_LOGGED_OUT.type):
         return frame("status", "disconnected"), False
-    if type_ == "session.deleted":
+    if type_ == ev.SESSION_DELETED.type:
         return frame("error", "session deleted"), True
-    if type_ == "session.command.failed" and payload.get("commandId") in commands:
-        if payload.get("code") == "already_connected":
+    if type_ == ev.COMMAND_FAILED.type:
+        failed = env.data(p.CommandFailed)
+        if failed.command_id not in commands:
+            return None, False
+        if failed.code == "already_connected":
             return frame("status", "already_connected"), True
-        return frame("error", str(payload.get("reason") or payload.get("code") or "command failed")), False
+        return frame("error", failed.reason or failed.code or "command failed"), False
     return None, False
 
 
@@ -131,10 +144,11 @@ class Linker:
             sid, _, _ = await declare_session(pool, who.tenant_id, name)
             view = None
         else:
-            sid, view, _ = found
+            sid, row, _ = found
+            view = None if row is None else p.SessionView.model_validate(row)
         if who.session_ids is not None and sid not in who.session_ids:
             return await fail("session not in this API key's scope", 4403)
-        if view is not None and view["status"] == "connected":
+        if view is not None and view.status == "connected":
             await websocket.send_text(frame("status", "already_connected"))
             await websocket.close(code=1000)
             return
@@ -148,10 +162,10 @@ class Linker:
                 commands.add(await self.send(c.CreateSession, who, sid, name=name))
             elif view is None:
                 pass  # registered but not projected yet: its create is on its way
-            elif view["status"] not in LINKING:
+            elif view.status not in LINKING:
                 commands.add(await self.send(c.StartSession, who, sid))
-            elif view.get("qr"):
-                await websocket.send_text(frame("qr", view["qr"]))
+            elif view.qr:
+                await websocket.send_text(frame("qr", view.qr))
             await _stream(websocket, client, commands)
         finally:
             self.hub.remove(client)
@@ -175,13 +189,10 @@ async def _stream(websocket: WebSocket, client: Client, commands: set[str]) -> N
                 if overflow in done:
                     await websocket.close(code=1013, reason="client too slow")
                 return
-            try:
-                event = orjson.loads(getter.result())
-            except orjson.JSONDecodeError:
+            env = decode(getter.result())
+            if env is None:
                 continue
-            if not isinstance(event, dict):
-                continue
-            text, close = translate(event, commands)
+            text, close = translate(env, commands)
             if text is not None:
                 await websocket.send_text(text)
             if close:

@@ -108,8 +108,8 @@ class IdentityRepository:
         """Erasure: the row stays (references, audit) but holds nothing personal and can never sign in again."""
         row = await conn.fetchrow("SELECT email FROM users WHERE id = $1", user_id)
         if row is not None:
-            await conn.execute("DELETE FROM mail_outbox WHERE lower(recipient) = lower($1) AND sent_at IS NULL",
-                               row["email"])
+            # Sent mails too: their body is gone, but the recipient column is the address itself.
+            await conn.execute("DELETE FROM mail_outbox WHERE lower(recipient) = lower($1)", row["email"])
         await conn.execute(
             """UPDATE users SET email = $2, name = $3, password_hash = '!', token_version = token_version + 1,
                       disabled_at = coalesce(disabled_at, now()), updated_at = now() WHERE id = $1""",

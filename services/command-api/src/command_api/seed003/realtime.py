@@ -20,41 +20,53 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-import orjson
 import socketio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from zapstream_contracts import events as ev
+from zapstream_contracts import payloads as p
+from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.websocket import QrShown, SnapshotShown
+
 log = logging.getLogger(__name__)
 
-STATUS = {"session.status.connected": "connected", "session.status.disconnected": "disconnected",
-          "session.status.logged_out": "logged_out"}
+SNAPSHOT = ev.SESSION_SNAPSHOT.type
 
 
-def translate(event: dict[str, Any]) -> list[tuple[str, Any]]:
-    """One gateway frame → seed 003's Socket.IO events."""
-    type_ = event.get("type")
-    payload = event.get("payload")
-    if not isinstance(payload, dict):
+def translate(frame: str | bytes) -> list[tuple[str, Any]]:
+    """One gateway frame → seed 003's Socket.IO events (none for a frame that is not the contract's)."""
+    try:
+        env = Envelope.from_record(frame.encode() if isinstance(frame, str) else frame, ())
+        return _translate(env)
+    except (ValueError, KeyError, TypeError):  # ValidationError and orjson's decode error are ValueErrors
         return []
-    sid = event.get("sessionId")
-    if type_ == "session.snapshot":
-        session = payload.get("session")
-        if not isinstance(session, dict):
+
+
+def _translate(env: Envelope) -> list[tuple[str, Any]]:
+    sid = env.session_id
+    if env.type == SNAPSHOT:
+        session = env.data(SnapshotShown).session
+        if session is None:
             return []
-        out: list[tuple[str, Any]] = [("session_status", {"status": session.get("status"), "sessionId": sid,
-                                                          "phone": session.get("phone")})]
-        if session.get("qrImage"):
-            out.append(("qr", session["qrImage"]))
+        out: list[tuple[str, Any]] = [("session_status", {"status": session.status, "sessionId": sid,
+                                                          "phone": session.phone})]
+        if session.qr_image:
+            out.append(("qr", session.qr_image))
         return out
-    if type_ == "session.qr.updated" and payload.get("qrImage"):
-        return [("qr", payload["qrImage"]), ("session_status", {"status": "qr_pending", "sessionId": sid})]
-    if type_ in STATUS:
-        status: dict[str, Any] = {"status": STATUS[type_], "sessionId": sid}
-        for key in ("phone", "reason"):
-            if key in payload:
-                status[key] = payload[key]
-        return [("session_status", status)]
+    if env.type == ev.QR_UPDATED.type:
+        # The gateway's own addition to the payload, so read with the gateway's model of it.
+        image = QrShown.model_validate(env.payload).qr_image
+        return [("qr", image), ("session_status", {"status": "qr_pending", "sessionId": sid})] if image else []
+    if env.type == ev.STATUS_CONNECTED.type:
+        return [("session_status", {"status": "connected", "sessionId": sid,
+                                    "phone": env.data(p.StatusConnected).phone})]
+    if env.type == ev.STATUS_DISCONNECTED.type:
+        return [("session_status", {"status": "disconnected", "sessionId": sid,
+                                    "reason": env.data(p.StatusDisconnected).reason})]
+    if env.type == ev.STATUS_LOGGED_OUT.type:
+        return [("session_status", {"status": "logged_out", "sessionId": sid,
+                                    "reason": env.data(p.StatusLoggedOut).reason})]
     return []
 
 
@@ -91,13 +103,8 @@ class Realtime:
     async def _pump(self, sid: str, upstream: ClientConnection) -> None:
         try:
             async for frame in upstream:
-                try:
-                    event = orjson.loads(frame)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(event, dict):
-                    for name, data in translate(event):
-                        await self.server.emit(name, data, to=sid)
+                for name, data in translate(frame):
+                    await self.server.emit(name, data, to=sid)
         except ConnectionClosed:
             pass
         finally:

@@ -123,7 +123,11 @@ class SessionsService:
                 if outcome["status"] == "failed":
                     raise Problem(409, outcome["reason"] or "pairing failed", code=outcome["code"],
                                   commandId=command_id)
-                return {"commandId": command_id, "phone": phone, "code": outcome["result"]["code"]}, replayed, True
+                # The success is on the event log, the code on the secrets topic: the projector may have
+                # written the first before the second.
+                code = outcome["result"].get("code")
+                if code:
+                    return {"commandId": command_id, "phone": phone, "code": code}, replayed, True
             await asyncio.sleep(self.poll_interval_s)
         return accepted, replayed, False
 

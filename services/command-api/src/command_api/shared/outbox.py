@@ -24,7 +24,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from zapstream_contracts.envelope import identity_headers
-from zapstream_contracts.identity_events import IDENTITY_SOURCE, PII_FIELDS, identity_dataschema
+from zapstream_contracts.identity_events import (
+    IDENTITY_EVENTS_BY_TYPE,
+    IDENTITY_SOURCE,
+    PII_FIELDS,
+    identity_dataschema,
+)
 from zapstream_platform import pii as pii_keys
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.settings import KafkaSettings
@@ -46,11 +51,15 @@ async def record(conn: asyncpg.Connection, event_type: str, tenant_id: str, payl
     on the kept-forever topic become unreadable once that user is erased.
     """
     fields = PII_FIELDS.get(event_type, ()) if pii is None else pii
-    owner = subject or payload.get("userId")
+    # Read through the type's contract model: a payload that is not its type's fails here, in the request
+    # that wrote it, rather than in every consumer of the topic.
+    event = IDENTITY_EVENTS_BY_TYPE[event_type].model_validate(payload)
+    owner = subject or getattr(event, "user_id", None)  # the user the event is about, for the types that have one
     if fields and owner:
         key = await pii_keys.data_key(conn, str(owner), tenant_id)
         if key is None:  # already erased: nothing personal is written again
-            payload = {k: (pii_keys.ERASED if k in fields and v is not None else v) for k, v in payload.items()}
+            # PII field names are single words (email, name): the same as the model's attributes.
+            payload = {**payload, **{f: pii_keys.ERASED for f in fields if getattr(event, f, None) is not None}}
         else:
             payload = pii_keys.encrypt_fields(payload, fields, key, str(owner))
     await conn.execute(
@@ -83,7 +92,8 @@ def _iso(ts: datetime) -> str:
 async def relay_once(pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str, batch: int = 200) -> int:
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            "SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", batch
+            """SELECT id, event_id, event_type, tenant_id, created_at, payload AS stored FROM outbox
+               WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""", batch
         )
         if not rows:
             return 0
@@ -91,7 +101,7 @@ async def relay_once(pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str,
         for r in rows:
             event_id, occurred = str(r["event_id"]), _iso(r["created_at"])
             value = {"type": r["event_type"], "eventId": event_id, "occurredOn": occurred,
-                     "tenantId": r["tenant_id"], "payload": orjson.loads(r["payload"])}
+                     "tenantId": r["tenant_id"], "payload": orjson.loads(r["stored"])}
             headers = identity_headers(r["event_type"], event_id, occurred, r["tenant_id"],
                                        identity_dataschema(r["event_type"]), SOURCE)
             # Keyed by tenant: a tenant's identity events keep their order.

@@ -678,18 +678,18 @@ class SimDriver:
         except (OSError, TimeoutError, WebSocketException) as exc:
             raise DriverError(f"cannot reach the WhatsApp simulator at {url}: {exc!r}") from exc
 
-    async def _request(self, session: _Session, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _request(self, session: _Session, request: dict[str, Any]) -> dict[str, Any]:
         ws = session.ws
-        op = payload["op"]
+        op = request["op"]
         if ws is None:
             raise DriverError(f"session {session.session_id!r} is not connected")
         rid = str(next(self._rids))
-        payload["rid"] = rid
+        request["rid"] = rid
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         session.pending[rid] = future
         try:
             try:
-                await ws.send(orjson.dumps(payload).decode())
+                await ws.send(orjson.dumps(request).decode())
             except ConnectionClosed as exc:
                 raise OutcomeUnknown(
                     f"session {session.session_id!r}: connection lost while sending {op}"

@@ -42,6 +42,8 @@ class Context:
     media: Any = None
     # Events returned by decide(); the runtime publishes them with the session's later ones.
     events: list[Session.Event] = field(default_factory=list)
+    # A secret the command obtained (a pairing code): written with its success to the secrets topic only.
+    secret: str | None = None
 
     def decide(self) -> Session:
         """Run the pure decision; raises ``CommandRejected`` (recorded as a failure by the runtime)."""

@@ -35,7 +35,9 @@ async def pair_code(ctx: Context) -> None:
     cmd: c.RequestPairCode = ctx.command
     code = await ctx.effect(lambda: ctx.driver.pair_code(session.session_id, cmd.phone))
     if code is not None:
-        ctx.succeeded({"code": code, "phone": cmd.phone})
+        # The code is a secret: it goes to the secrets topic with the success, never to the event log.
+        ctx.secret = code
+        ctx.succeeded({"phone": cmd.phone})
 
 
 HANDLERS: dict[type, Handler] = {
