@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import random
 import uuid
+from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 
 from command_api.identity.service import hash_password
 from projector.replay import TABLES, active_schema, replay
@@ -36,6 +38,21 @@ async def _owner_of(stack: Stack, pg: asyncpg.Pool, tenant_id: str) -> httpx.Asy
     assert r.status_code == 200, r.text
     http.headers["Authorization"] = f"Bearer {r.json()['accessToken']}"
     return http
+
+
+JOIN_KEYS = {"id", "messageId", "remoteJid", "chatJid", "participant", "to", "from", "jid", "actorJid", "author",
+             "owner", "voter", "participants", "mentions"}
+
+
+def _keys_holding(value: Any, needle: str, key: str = "") -> set[str]:
+    """The keys of every string in ``value`` (walked) that contains ``needle``."""
+    if isinstance(value, str):
+        return {key} if needle in value else set()
+    if isinstance(value, dict):
+        return {k for name, v in value.items() for k in _keys_holding(v, needle, name)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys_holding(v, needle, key)}
+    return set()
 
 
 async def _rows_with(pg: asyncpg.Pool, schema: str, needle: str) -> dict[str, int]:
@@ -78,7 +95,11 @@ async def test_session_pii_is_encrypted_on_the_log_clear_for_readers_and_gone_af
     assert ours
     raw = b"\n".join(v for v, _ in ours)
     assert said.encode() not in raw and heard.encode() not in raw
-    assert f'"phone":"{linked.phone}"'.encode() not in raw and b"zsenc:1:" in raw
+    # The account's number is left only in JIDs and ids (history pages name chats by JID; the simulator's
+    # message ids embed it): join keys, not encrypted yet (docs/events.md, "What is left").
+    assert b"zsenc:1:" in raw
+    holders = {key for v, _ in ours for key in _keys_holding(orjson.loads(v)["payload"], linked.phone)}
+    assert holders <= JOIN_KEYS, holders
 
     # Only the owner may delete the tenant; an API key may not.
     denied = await linked.tenant.http.delete("/tenant")
