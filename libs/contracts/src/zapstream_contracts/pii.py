@@ -72,6 +72,7 @@ def _cipher(key: bytes) -> AESGCM:
     return AESGCM(key)
 
 
+@lru_cache(maxsize=4096)
 def _aad(subject_id: str, field: str) -> bytes:
     return f"{subject_id}|{field}".encode()
 
@@ -85,6 +86,10 @@ def encrypt(key: bytes, subject_id: str, field: str, plaintext: str) -> str:
 def decrypt(key: bytes, field: str, value: str) -> str:
     """Raises ``cryptography.exceptions.InvalidTag`` (or ``ValueError``) when ``value`` does not authenticate."""
     subject_id, blob = value[len(PREFIX):].split(":", 1)
+    return _open(key, subject_id, field, blob)
+
+
+def _open(key: bytes, subject_id: str, field: str, blob: str) -> str:
     raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
     return _cipher(key).decrypt(raw[:_NONCE], raw[_NONCE:], _aad(subject_id, field)).decode()
 
@@ -216,6 +221,24 @@ def _walk_one(plans: Mapping[str | None, _Plan], obj: dict[str, Any], leaf: Leaf
     return obj if plan is None else _walk(plan, obj, leaf)
 
 
+def _scan(plan: _Plan, obj: Mapping[str, Any], found: set[str]) -> None:
+    """Read-only: the subjects of the encrypted values under ``plan`` (no copies, unlike :func:`_walk`)."""
+    for name in plan.fields:
+        value = obj.get(name)
+        if isinstance(value, str):
+            if value.startswith(PREFIX):
+                found.add(subject_of(value))
+        elif isinstance(value, list):
+            found.update(subject_of(v) for v in value if isinstance(v, str) and v.startswith(PREFIX))
+    for name, plans in plan.nested.items():
+        value = obj.get(name)
+        for item in (value if isinstance(value, list) else (value,)):
+            if isinstance(item, dict):
+                sub = plans.get(None) or plans.get(item.get("kind"))
+                if sub is not None:
+                    _scan(sub, item, found)
+
+
 # -- the codec ---------------------------------------------------------------------------------------------
 
 def encrypt_payload(type_: str, payload: dict[str, Any], key: bytes, subject: str) -> dict[str, Any]:
@@ -233,15 +256,8 @@ def subjects_of(type_: str, payload: Mapping[str, Any]) -> set[str]:
     """The subjects whose keys :func:`decrypt_payload` needs for this payload."""
     plan = pii_fields(type_)
     found: set[str] = set()
-    if plan is None:
-        return found
-
-    def collect(_: str, value: str) -> str:
-        if is_encrypted(value):
-            found.add(subject_of(value))
-        return value
-
-    _walk(plan, dict(payload), collect)
+    if plan is not None:
+        _scan(plan, payload, found)
     return found
 
 
@@ -259,14 +275,15 @@ def decrypt_payload(type_: str, payload: dict[str, Any], keyring: Mapping[str, b
 
     def open_(name: str, value: str) -> str | None:
         nonlocal erased
-        if not is_encrypted(value):
+        if not value.startswith(PREFIX):
             return value
-        key = keyring.get(subject_of(value))
+        subject, _, blob = value[len(PREFIX):].partition(":")
+        key = keyring.get(subject)
         if key is None:
             erased = True
             return None
         try:
-            return decrypt(key, name, value)
+            return _open(key, subject, name, blob)
         except (InvalidTag, ValueError) as exc:
             raise PiiError(f"{type_}: field {name!r} does not open with its subject's key") from exc
 
