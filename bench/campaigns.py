@@ -137,7 +137,7 @@ async def run() -> dict[str, Any]:
                        {"SIM_HOST": "127.0.0.1", "SIM_PORT": str(port), "SIM_LOG_LEVEL": "warning",
                         "SIM_CONTACT_AUTO_REPLY": "false", "SIM_CONTACT_AUTO_READ": "false"},
                        health=f"{sim_url}/control/stats"))
-        env.start(Proc("campaigns-runner", ["-m", "session_runner"], env.env("RUNNER_", pg=False)
+        env.start(Proc("campaigns-runner", ["-m", "session_runner"], env.env("RUNNER_")
                        | {"RUNNER_SIM_URL": sim_url, "RUNNER_GROUP_ID": f"{env.kafka.topic_prefix}-runner"}))
         env.start(Proc("campaigns-projector", ["-m", "projector"], env.env("PROJECTOR_")
                        | {"PROJECTOR_GROUP_ID": f"{env.kafka.topic_prefix}-projector"}))

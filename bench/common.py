@@ -195,7 +195,7 @@ class BenchEnv:
         return p, url
 
     def runner(self, sim_url: str, name: str = "runner") -> Proc:
-        return self.start(Proc(name, ["-m", "session_runner"], self.env("RUNNER_", pg=False)
+        return self.start(Proc(name, ["-m", "session_runner"], self.env("RUNNER_")
                                | {"RUNNER_SIM_URL": sim_url, "RUNNER_GROUP_ID": f"{self.kafka.topic_prefix}-runner",
                                   "RUNNER_INSTANCE_ID": name}))
 

@@ -51,7 +51,7 @@ class Rig:
         self.post_errors = 0
 
     def start_runner(self, name: str) -> Proc:
-        proc = Proc(name, ["-m", "session_runner"], self.env.env("RUNNER_", pg=False) | {
+        proc = Proc(name, ["-m", "session_runner"], self.env.env("RUNNER_") | {
             "RUNNER_SIM_URL": self.sim_url, "RUNNER_GROUP_ID": f"{self.env.kafka.topic_prefix}-runner",
             "RUNNER_INSTANCE_ID": name, "RUNNER_LOG_LEVEL": "INFO"})
         proc.start()

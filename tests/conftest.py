@@ -108,8 +108,9 @@ def service_env(prefix: str, kafka: KafkaSettings, dsn: str | None) -> dict[str,
     return env
 
 
-def runner_proc(name: str, kafka: KafkaSettings, sim_url: str, run_id: str) -> Proc:
-    env = service_env("RUNNER_", kafka, None) | {
+def runner_proc(name: str, kafka: KafkaSettings, sim_url: str, run_id: str, dsn: str | None = None) -> Proc:
+    # The runner's database holds only the tenants' data keys; it must be the run's database (see ``infra``).
+    env = service_env("RUNNER_", kafka, dsn or f"{PG_BASE}/zt_{run_id}") | {
         "RUNNER_SIM_URL": sim_url,
         "RUNNER_GROUP_ID": f"zt-{run_id}-runner",
         "RUNNER_INSTANCE_ID": name,

@@ -21,7 +21,7 @@ async def test_neonize_runner_without_network_reports_a_connection_error(
     own = kafka.model_copy(update={"topic_prefix": f"{kafka.topic_prefix}-nz"})
     await ensure_topics(own)
     topics = Topics.from_settings(own)
-    runner = runner_proc("runner-neonize", own, "http://127.0.0.1:9", f"{run_id}-nz")
+    runner = runner_proc("runner-neonize", own, "http://127.0.0.1:9", f"{run_id}-nz", dsn=infra)
     runner.env |= {"RUNNER_DRIVER": "neonize", "RUNNER_NEONIZE_STORE": str(tmp_path / "neonize"),
                    "RUNNER_NEONIZE_CONNECT_TIMEOUT_S": "5"}
     runner.start()

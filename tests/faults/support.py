@@ -30,6 +30,7 @@ from tests.support.reference_projection import HANDLERS
 from tests.support.stack import REPO
 from zapstream_contracts.envelope import Envelope
 from zapstream_platform.db import create_database, drop_database, migrate
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import partitions_of
 
 # Every read-model table and its primary key (the only thing the comparison ignores is row order).
@@ -291,7 +292,7 @@ async def check_read_model_equals_replay(dsn: str, bootstrap: str, topic: str) -
         await asyncio.sleep(2)
     else:
         raise AssertionError("the event topic never stopped growing")
-    replay = await fresh_replay(records)
+    replay = await fresh_replay(await opened(dsn, records))
     for table in RM_TABLES:
         a, b = live[table], replay[table]
         if a != b:
@@ -300,6 +301,17 @@ async def check_read_model_equals_replay(dsn: str, bootstrap: str, topic: str) -
             raise AssertionError(f"{table}: live {len(a)} rows vs replay {len(b)} rows; "
                                  f"only live: {only_live}; only replay: {only_replay}")
     return {t: len(rows) for t, rows in live.items()}
+
+
+async def opened(dsn: str, records: list[Record]) -> list[Record]:
+    """The records with their personal fields decrypted, as the projector reads them (the topic holds them
+    encrypted with the tenants' keys, in the run's database)."""
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        keys = KeyRing(pool)
+        return [Record(r.partition, r.offset, await keys.open(r.env)) for r in records]
+    finally:
+        await pool.close()
 
 
 async def verify_everything(*, dsn: str, bootstrap: str, topic: str, sim: httpx.AsyncClient, load: Load,

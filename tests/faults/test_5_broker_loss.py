@@ -105,7 +105,7 @@ def stack(infra: str, kafka: KafkaSettings, simulator_url: str, run_id: str) -> 
     api_port, ws_port = free_port(), free_port()
     jwt = {"KEYS": f'{{"zc-{run_id}": "zc-test-signing-key-{run_id}-{run_id}-{run_id}"}}', "ACTIVE_KID": f"zc-{run_id}"}
     runner = runner_proc("runner", kafka, simulator_url, run_id)
-    runner.env |= _env("RUNNER_", kafka, None) | {"RUNNER_GROUP_ID": f"zc-{run_id}-runner"}
+    runner.env |= _env("RUNNER_", kafka, infra) | {"RUNNER_GROUP_ID": f"zc-{run_id}-runner"}
     procs = {
         "projector": Proc("projector", "projector", _env("PROJECTOR_", kafka, infra)
                           | {"PROJECTOR_GROUP_ID": f"zc-{run_id}-projector"}),

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from webhooks.consumer import decode, deliveries_for
+from webhooks.consumer import deliveries_for
 from webhooks.secrets import SecretCopies, without_secret
 from webhooks.store import Endpoint, NewDelivery
 from zapstream_contracts import payloads as p
@@ -69,7 +69,8 @@ def endpoint(types: list[str] | None = None) -> Endpoint:
 
 
 def deliveries(records: list[Rec], endpoints: list[Endpoint]) -> list[NewDelivery]:
-    return deliveries_for([e for e in map(decode, records) if e is not None], endpoints)
+    # Plain records (nothing sealed): decoded as the consumer does before decryption.
+    return deliveries_for([Envelope.from_record(r.value, r.headers) for r in records], endpoints)
 
 
 def copies(source: FakeSource, wait_s: float = 0.0) -> SecretCopies:

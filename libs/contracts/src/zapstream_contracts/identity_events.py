@@ -132,6 +132,16 @@ class ApiKeyRevoked(IdentityPayload):
     by: str | None = None
 
 
+class TenantDeleted(IdentityPayload):
+    """The tenant was deleted: its data keys and its users' are destroyed (crypto-shredding), so its messages'
+    text, names and phone numbers in the session event log, and its users' e-mails and names here, are
+    unreadable from now on; its users are erased (``user.erased`` each) and its API keys revoked."""
+
+    TYPE = "tenant.deleted"
+    tenant_id: str
+    by: str | None = None
+
+
 class WebhookEndpointDisabled(IdentityPayload):
     """Written by the webhooks service (through the same outbox) when an endpoint keeps dead-lettering."""
 
@@ -159,6 +169,7 @@ IDENTITY_EVENTS: tuple[type[IdentityPayload], ...] = (
     ChatUnassigned,
     ApiKeyCreated,
     ApiKeyRevoked,
+    TenantDeleted,
     WebhookEndpointDisabled,
 )
 IDENTITY_EVENTS_BY_TYPE: dict[str, type[IdentityPayload]] = {cls.TYPE: cls for cls in IDENTITY_EVENTS}

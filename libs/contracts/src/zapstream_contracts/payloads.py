@@ -17,6 +17,13 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
+
+PII: JsonDict = {"x-pii": True}
+"""``json_schema_extra`` of a field holding personal data: encrypted per data subject on the topic
+(:mod:`zapstream_contracts.pii`), ``"x-pii": true`` in ``schemas/``. A required one is typed
+``str | SkipJsonSchema[None]``: always a string on the wire, ``None`` once its key was erased."""
 
 MediaKind = Literal["image", "video", "audio", "document", "sticker"]
 MessageStatus = Literal["pending", "server_ack", "delivered", "read", "played", "unknown"]
@@ -47,6 +54,11 @@ class Wire(BaseModel):
 
 class EventPayload(Wire):
     tenant_id: str
+    # Never written by producers: a reader sets it when some personal field could not be decrypted because
+    # its data subject was erased (crypto-shredding); those fields then read as null.
+    erased: bool | SkipJsonSchema[None] = Field(
+        default=None, exclude=True,
+        description="Set by readers (never on the topic): personal fields of an erased subject read as null.")
 
 
 class SessionView(Wire):
@@ -55,7 +67,7 @@ class SessionView(Wire):
     id: str
     tenant_id: str
     status: SessionStatus
-    phone: str | None = None
+    phone: str | None = Field(default=None, json_schema_extra=PII)
     qr: str | None = None
     qr_expires_at: str | None = None
     connected_at: str | None = None
@@ -91,7 +103,7 @@ class QrSecret(EventPayload):
 
 
 class StatusConnected(EventPayload):
-    phone: str
+    phone: str | SkipJsonSchema[None] = Field(json_schema_extra=PII)  # the linked account's number
     connected_at: str
 
 
@@ -126,8 +138,8 @@ class Location(Wire):
     kind: Literal["location"] = "location"
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
-    name: str | None = Field(default=None, max_length=1000)
-    address: str | None = Field(default=None, max_length=1000)
+    name: str | None = Field(default=None, max_length=1000, json_schema_extra=PII)
+    address: str | None = Field(default=None, max_length=1000, json_schema_extra=PII)
     url: str | None = Field(default=None, max_length=2000)
 
 
@@ -180,11 +192,11 @@ class MessageSummary(Wire):
     from_me: bool
     timestamp: int
     type: str = "conversation"
-    text: str | None = None
+    text: str | None = Field(default=None, json_schema_extra=PII)
     participant: str | None = None
     reply_to_message_id: str | None = None
     forwarded: bool | None = None
-    push_name: str | None = None
+    push_name: str | None = Field(default=None, json_schema_extra=PII)
     status: MessageStatus | None = None
     # A location, contact card or poll (``type`` names it); absent for text and media.
     rich: RichContent | None = None
@@ -239,7 +251,7 @@ class SendRequested(EventPayload):
     command_id: str
     message_id: str
     to: str
-    text: str
+    text: str | SkipJsonSchema[None] = Field(json_schema_extra=PII)
     reply_to_message_id: str | None = None
     forwarded: bool = False
     media: MediaRef | None = None  # ``text`` is then the caption ("" for none)
@@ -266,7 +278,7 @@ class MessageEdit(Wire):
     message_id: str
     chat_jid: str | None = None
     type: str = "conversation"
-    text: str
+    text: str | SkipJsonSchema[None] = Field(json_schema_extra=PII)
     edited_at: int
     from_me: bool | None = None
 
@@ -311,8 +323,8 @@ class MessagesReaction(EventPayload):
 
 class Contact(Wire):
     id: str
-    name: str | None = None
-    notify: str | None = None
+    name: str | None = Field(default=None, json_schema_extra=PII)
+    notify: str | None = Field(default=None, json_schema_extra=PII)
     img_url: str | None = None
 
 

@@ -1,93 +1,45 @@
-"""Crypto-shredding: personal data in kept-forever topics is encrypted with a per-subject data key.
+"""Crypto-shredding: the key store (PostgreSQL) of the per-subject data keys that personal data is encrypted with.
 
-A field is written as ``zsenc:1:<subjectId>:<base64url(nonce ‖ AES-256-GCM ciphertext+tag)>``, a plain
-string, so schemas keep ``type: string`` and a record stays readable (minus that field) without the key.
-The associated data binds the ciphertext to its subject and field name, so a value cannot be moved to
-another field or subject unnoticed. Keys live in PostgreSQL (``pii_keys``, migration 0016); erasing a
-subject deletes its key (and records the erasure in ``pii_erasures``), after which :func:`reveal` shows
-``ERASED`` for every copy, wherever it was stored.
+The codec is the contract's (:mod:`zapstream_contracts.pii`, re-exported here): a field is written as
+``zsenc:1:<subjectId>:<base64url(nonce ‖ AES-256-GCM ciphertext+tag)>``. Keys live in ``pii_keys``
+(migration 0016): one per user (identity topic) and one per tenant (session event topic). Erasing a subject
+deletes its key (and records the erasure in ``pii_erasures``), after which every copy reads as erased.
 """
 
 from __future__ import annotations
 
-import base64
-import os
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
 
 import asyncpg
-from cryptography.exceptions import InvalidTag
+import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-PREFIX = "zsenc:1:"
-ERASED = "[erased]"
-_NONCE = 12
+from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.pii import (
+    ERASED,
+    PREFIX,
+    decrypt,
+    decrypt_payload,
+    encrypt,
+    encrypt_fields,
+    is_encrypted,
+    new_key,
+    open_envelope,
+    pii_fields,
+    reveal,
+    seal_envelope,
+    subject_of,
+    subjects_in,
+    subjects_of,
+)
+from zapstream_platform.errors import is_infrastructure
 
-
-def is_encrypted(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(PREFIX)
-
-
-def subject_of(value: str) -> str:
-    """The subject whose key encrypted ``value`` (a ``zsenc:1:`` string)."""
-    return value[len(PREFIX):].split(":", 1)[0]
-
-
-def _aad(subject_id: str, field: str) -> bytes:
-    return f"{subject_id}|{field}".encode()
-
-
-def encrypt(key: bytes, subject_id: str, field: str, plaintext: str) -> str:
-    nonce = os.urandom(_NONCE)
-    sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), _aad(subject_id, field))
-    return f"{PREFIX}{subject_id}:{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
-
-
-def decrypt(key: bytes, field: str, value: str) -> str:
-    subject_id, blob = value[len(PREFIX):].split(":", 1)
-    raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
-    return AESGCM(key).decrypt(raw[:_NONCE], raw[_NONCE:], _aad(subject_id, field)).decode()
-
-
-def encrypt_fields(payload: dict[str, Any], fields: Iterable[str], key: bytes, subject_id: str) -> dict[str, Any]:
-    """A copy of ``payload`` with ``fields`` (those present and not None) encrypted for ``subject_id``."""
-    out = dict(payload)
-    for name in fields:
-        if isinstance(out.get(name), str) and not is_encrypted(out[name]):
-            out[name] = encrypt(key, subject_id, name, out[name])
-    return out
-
-
-def subjects_in(value: Any) -> set[str]:
-    """Subjects of every encrypted string anywhere in ``value`` (dicts and lists walked)."""
-    found: set[str] = set()
-    if is_encrypted(value):
-        found.add(subject_of(value))
-    elif isinstance(value, dict):
-        for v in value.values():
-            found |= subjects_in(v)
-    elif isinstance(value, list):
-        for v in value:
-            found |= subjects_in(v)
-    return found
-
-
-def reveal(value: Any, keys: dict[str, bytes], field: str = "") -> Any:
-    """``value`` with every encrypted string decrypted when its subject's key is in ``keys``, else ``ERASED``."""
-    if is_encrypted(value):
-        key = keys.get(subject_of(value))
-        if key is None:
-            return ERASED
-        try:
-            return decrypt(key, field, value)
-        except (InvalidTag, ValueError):
-            return ERASED
-    if isinstance(value, dict):
-        return {k: reveal(v, keys, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [reveal(v, keys, field) for v in value]
-    return value
-
+__all__ = [
+    "ERASED", "PREFIX", "KeyRing", "Revealer", "data_key", "decrypt", "encrypt", "encrypt_fields", "erase",
+    "erase_tenant", "is_encrypted", "keys_for", "reveal", "subject_of", "subjects_in",
+]
 
 # -- key store (PostgreSQL) -------------------------------------------------------------------------------
 
@@ -138,3 +90,104 @@ class Revealer:
             self.keys |= found
             self.missing |= unknown - found.keys()
         return reveal(value, self.keys)
+
+
+async def erase_tenant(conn: asyncpg.Connection, tenant_id: str, by: str | None = None) -> list[str]:
+    """Destroy the tenant's key and every key of its subjects (users, contacts); the subjects erased now."""
+    subjects = {r["subject_id"]: r["kind"] for r in await conn.fetch(
+        "SELECT subject_id, kind FROM pii_keys WHERE tenant_id = $1", tenant_id)}
+    subjects.setdefault(tenant_id, "tenant")
+    done = [s for s, kind in sorted(subjects.items()) if await erase(conn, s, tenant_id, kind, by=by)]
+    return done
+
+
+class KeyRing:
+    """The session event topic's keys (one per tenant) for a service with access to ``pii_keys``.
+
+    Writers :meth:`seal` envelopes (the tenant's key is created on first use); readers :meth:`open` them,
+    or :meth:`open_value` a raw record value. Keys (and the absence of one) are cached for ``ttl_s``, so an
+    erasure reaches a long-running reader within that time; a replay started after it sees it at once.
+    An erased tenant's new records are sealed with a throwaway key: they are erased from the start.
+    While the database is unreachable, keys cached earlier keep serving (stale rather than stopped: the
+    runner and the readers ride out a PostgreSQL restart for the tenants they have seen).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, ttl_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.pool = pool
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._keys: dict[str, tuple[float, bytes | None]] = {}
+
+    def _cached(self, subject: str) -> tuple[bool, bytes | None]:
+        hit = self._keys.get(subject)
+        if hit is None or self.clock() - hit[0] > self.ttl_s:
+            return False, None
+        return True, hit[1]
+
+    def _stale(self, subjects: Iterable[str], exc: BaseException) -> dict[str, bytes | None]:
+        """What was cached for ``subjects`` when the database failed; re-raises unless all were."""
+        if not is_infrastructure(exc) or any(s not in self._keys for s in subjects):
+            raise exc
+        return {s: self._keys[s][1] for s in subjects}
+
+    async def keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
+        """The keys of ``subjects`` that exist (erased or unknown ones are left out)."""
+        out: dict[str, bytes] = {}
+        unknown: list[str] = []
+        for subject in subjects:
+            known, key = self._cached(subject)
+            if not known:
+                unknown.append(subject)
+            elif key is not None:
+                out[subject] = key
+        if unknown:
+            try:
+                found = await keys_for(self.pool, unknown)
+            except Exception as exc:
+                return out | {s: k for s, k in self._stale(unknown, exc).items() if k is not None}
+            now = self.clock()
+            for subject in unknown:
+                self._keys[subject] = (now, found.get(subject))
+            out |= found
+        return out
+
+    async def writer_key(self, tenant_id: str) -> bytes:
+        """The tenant's key, created on first use; a throwaway one when the tenant was erased."""
+        known, key = self._cached(tenant_id)
+        if not known:
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    key = await data_key(conn, tenant_id, tenant_id, "tenant")
+            except Exception as exc:
+                key = self._stale([tenant_id], exc)[tenant_id]
+            else:
+                self._keys[tenant_id] = (self.clock(), key)
+        return key if key is not None else new_key()
+
+    async def seal(self, env: Envelope) -> Envelope:
+        tenant = env.tenant_id
+        if not tenant or pii_fields(env.type) is None:
+            return env
+        return seal_envelope(env, await self.writer_key(tenant), tenant)
+
+    async def open(self, env: Envelope) -> Envelope:
+        subjects = subjects_of(env.type, env.payload)
+        if not subjects:
+            return env
+        return open_envelope(env, await self.keys(subjects))
+
+    async def open_value(self, value: bytes) -> bytes:
+        """A record value (``{type, …, payload}`` JSON) with its personal fields decrypted, as the writer
+        would have serialized it in clear; values with nothing encrypted are returned as they are."""
+        if PREFIX.encode() not in value:
+            return value
+        body: dict[str, Any] = orjson.loads(value)
+        type_, payload = str(body.get("type", "")), body.get("payload")
+        if not isinstance(payload, dict):
+            return value
+        subjects = subjects_of(type_, payload)
+        if not subjects:
+            return value
+        body["payload"] = decrypt_payload(type_, payload, await self.keys(subjects))
+        return orjson.dumps(body)
+

@@ -206,7 +206,9 @@ SNAPSHOT_SCHEMAS: dict[str, dict[str, Any]] = {
     "SessionSnapshot": {
         "type": "object", "title": "Session snapshot (runner-internal)",
         "description": "The Session aggregate's state at a version, so a new owner need not replay everything. "
-                       "Internal to the session runner: its `state` may change shape with `v`.",
+                       "Internal to the session runner: its `state` may change shape with `v`, and holds "
+                       "personal data, so it is written encrypted with the tenant's key: "
+                       "{\"sealed\": \"zsenc:1:<tenantId>:…\"} (see docs/events.md).",
         "required": ["v", "id", "version", "state"],
         "properties": {"v": {"type": "integer"}, "id": {"type": "string", "format": "uuid"},
                        "version": {"type": "integer", "minimum": 1}, "state": {"type": "object"}},
@@ -401,7 +403,9 @@ def _payload(schema: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-_ANNOTATIONS = {"title", "description", "examples", "default", "deprecated", "$comment", "additionalProperties"}
+# ``x-pii`` marks a personal field (encrypted per data subject): documentation, the wire type stays the same.
+_ANNOTATIONS = {"title", "description", "examples", "default", "deprecated", "$comment", "additionalProperties",
+                "x-pii"}
 
 
 def _resolve(spec: Any, doc: dict[str, Any]) -> Any:

@@ -17,6 +17,7 @@ from zapstream_platform import logs
 from zapstream_platform.db import create_pool
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.observed import run_observed
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ async def run(settings: Settings, metrics: Metrics | None = None) -> None:
             heartbeat_interval_ms=settings.heartbeat_interval_ms, retry_backoff_s=settings.retry_backoff_s)
 
     words = TenantWords(pool, settings.optout_words, settings.tenant_settings_ttl_s)
+    keys = KeyRing(pool)
     parts: list[PartitionGroup | CampaignProjection] = []
     if settings.run_campaigns:
         parts.append(group(
@@ -49,7 +51,7 @@ async def run(settings: Settings, metrics: Metrics | None = None) -> None:
         parts.append(group(
             "outcomes", router_group, topics.session_events,
             lambda p: OutcomeRouter(partition=p, topics=topics, bootstrap_servers=bootstrap,
-                                    group_id=router_group, stop_words=words, metrics=metrics)))
+                                    group_id=router_group, stop_words=words, metrics=metrics, keys=keys)))
     if settings.run_projection:
         parts.append(CampaignProjection(pool, bootstrap, topics.campaign_events, f"{settings.group_id}-projection"))
     loop = asyncio.get_running_loop()

@@ -40,6 +40,7 @@ from zapstream_domain.campaign import SUPPRESSION_ADDED
 from zapstream_domain.decisions import message_id_for
 from zapstream_domain.jids import phone_of
 from zapstream_platform.metrics import Metrics
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,9 @@ def normalize_word(text: str) -> str:
 
 class OutcomeRouter:
     def __init__(self, *, partition: int, topics: Topics, bootstrap_servers: str, group_id: str,
-                 stop_words: StopWords, metrics: Metrics | None = None) -> None:
+                 stop_words: StopWords, metrics: Metrics | None = None, keys: KeyRing | None = None) -> None:
         self.metrics = metrics or Metrics("campaign-runner")
+        self.keys = keys  # replies' text is encrypted on the topic; opt-out words are matched on the clear text
         self.partition = partition
         self.topics = topics
         self.bootstrap = bootstrap_servers
@@ -159,6 +161,8 @@ class OutcomeRouter:
         if not (b"session.command." in t or b"session.messages.update" in t or b"session.messages.upsert" in t):
             return
         env = Envelope.from_record(record.value, record.headers)
+        if self.keys is not None and env.type == "session.messages.upsert":
+            env = await self.keys.open(env)  # replies' text is encrypted on the topic
         try:
             await self._route_event(env, outcomes, suppressions)
         except ValidationError:

@@ -26,6 +26,7 @@ from zapstream_platform import telemetry
 from zapstream_platform.db import seek_to_stored_offsets
 from zapstream_platform.errors import is_infrastructure
 from zapstream_platform.metrics import Metrics, record_consumer_lag
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,17 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
     """
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool, schema: str | None = None,
-                 metrics: Metrics | None = None, parks_as: str | None = None) -> None:
+                 metrics: Metrics | None = None, parks_as: str | None = None,
+                 keys: KeyRing | None = None) -> None:
         self.settings = settings
         # The projection a parked record is listed under. A rebuild (projection "main@rm_v7") files them under the
         # projection it rebuilds, so the operator sees one list and the live projector re-drives them into the
         # active schema; usually the live projector parked the same record already (the insert then does nothing).
         self.parks_as = parks_as or settings.projection
         self.metrics = metrics or Metrics("projector")
+        # Personal fields are decrypted as records are decoded; an erased tenant's read as null (a replay's
+        # own key ring sees an erasure at once, the live one within its cache time).
+        self.keys = keys or KeyRing(pool)
         self.tracer = telemetry.tracer("projector")
         self.group_id = f"{settings.group_id}.{settings.projection}"
         self.pool = pool
@@ -228,7 +233,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     schema = await self._use_schema(conn)
-                    env = Envelope.from_record(bytes(row["value"]), headers)
+                    env = await self.keys.open(Envelope.from_record(bytes(row["value"]), headers))
                     await project(conn, schema, [env])
                     await conn.execute("UPDATE projector_dead_letters SET redriven_at = now() WHERE id = $1",
                                        row["id"])
@@ -261,7 +266,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
                     fresh = [r for r in records if stored is None or r.offset >= stored]
                     if not fresh:
                         return
-                    envelopes = [Envelope.from_record(r.value, r.headers) for r in fresh]
+                    envelopes = [await self.keys.open(Envelope.from_record(r.value, r.headers)) for r in fresh]
                     # The whole batch in set-based statements (see handlers.py), in the offsets' transaction.
                     await project(conn, schema, envelopes)
                     await conn.execute(

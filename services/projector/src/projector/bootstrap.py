@@ -17,6 +17,7 @@ from zapstream_platform import logs
 from zapstream_platform.db import create_pool
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.observed import run_observed
+from zapstream_platform.pii import KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ async def run(settings: Settings, metrics: Metrics | None = None) -> None:
     pool = await create_pool(settings.postgres)
     stopping = asyncio.Event()
     try:
-        projector = Projector(settings, pool, metrics=metrics)
+        projector = Projector(settings, pool, metrics=metrics, keys=KeyRing(pool))
         install_signal_handlers(projector)
         # QR and pairing codes from the secrets topic (best effort, beside the event projection).
         applier = asyncio.create_task(SecretsApplier(settings.kafka, pool, settings.projection,

@@ -9,8 +9,10 @@ from session_runner.media import MediaPipeline
 from session_runner.runner import SessionRunner, install_signal_handlers
 from session_runner.settings import Settings
 from zapstream_platform import logs
+from zapstream_platform.db import create_pool
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.observed import run_observed
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.storage import MediaStore
 
 log = logging.getLogger(__name__)
@@ -41,13 +43,16 @@ def build_driver(settings: Settings) -> WhatsAppDriver:
 async def run(settings: Settings, metrics: Metrics | None = None) -> None:
     driver = build_driver(settings)
     store = MediaStore(settings.s3)
-    runner = SessionRunner(settings, driver, MediaPipeline(store, settings.media_scratch_dir), metrics)
+    pool = await create_pool(settings.postgres)
+    keys = KeyRing(pool, ttl_s=settings.pii_key_ttl_s)
+    runner = SessionRunner(settings, driver, MediaPipeline(store, settings.media_scratch_dir), metrics, keys=keys)
     install_signal_handlers(runner)
     try:
         await runner.run()
     finally:
         await driver.aclose()
         store.close()
+        await pool.close()
 
 
 def main() -> None:

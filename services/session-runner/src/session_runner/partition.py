@@ -55,6 +55,7 @@ from zapstream_domain.errors import CommandRejected, InvalidJid
 from zapstream_domain.session import Session
 from zapstream_platform import telemetry
 from zapstream_platform.metrics import Metrics
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import Topics
 from zapstream_platform.tracing import child_of
 
@@ -131,8 +132,11 @@ class PartitionOwner:
         sends_per_session: int = 8,
         checkpoint_events: int = 1000,
         metrics: Metrics | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
         self.partition = partition
+        # Personal fields are encrypted with the tenant's key as envelopes are serialized (memory stays clear).
+        self.keys = keys
         self.metrics = metrics or Metrics("session-runner")
         self.tracer = telemetry.tracer("session-runner")
         self._produced = 0  # events sent in the open transaction, counted once it commits
@@ -149,7 +153,7 @@ class PartitionOwner:
         self.media_attempts = media_attempts
         self.command_tp = TopicPartition(topics.session_commands, partition)
         self.sessions: dict[str, Session] = {}
-        self.snapshots = SnapshotLog(topics, partition, bootstrap_servers, checkpoint_events)
+        self.snapshots = SnapshotLog(topics, partition, bootstrap_servers, checkpoint_events, keys)
         self.pipeline = SendPipeline(
             driver=driver, media=media, links=links, standing=self._standing,
             report=lambda outcome: self.inbox.put((outcome.session_id, outcome)),
@@ -672,6 +676,8 @@ class PartitionOwner:
 
     async def _send_env(self, producer: AIOKafkaProducer, env: Envelope,
                         headers: list[tuple[str, bytes]] | None = None) -> None:
+        if self.keys is not None:
+            env = await self.keys.seal(env)
         sent = await producer.send(
             self.topics.session_events,
             value=env.value(),

@@ -36,6 +36,7 @@ from session_runner.sends import Links
 from session_runner.settings import Settings
 from zapstream_platform.errors import is_infrastructure
 from zapstream_platform.metrics import Metrics, record_consumer_lag
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,9 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
     """Runs partition owners for whatever partitions the group gives this instance."""
 
     def __init__(self, settings: Settings, driver: d.WhatsAppDriver, media: MediaPipeline | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, keys: KeyRing | None = None) -> None:
         self.settings = settings
+        self.keys = keys  # None: events are written without encrypting personal fields (tests only)
         self.metrics = metrics or Metrics("session-runner")
         self._linked_before: set[str] = set()  # sessions this runner has seen connected (reconnect count)
         self.driver = driver
@@ -136,6 +138,7 @@ class SessionRunner(ConsumerRebalanceListener):  # type: ignore[misc]
             sends_per_session=s.sends_per_session,
             checkpoint_events=s.checkpoint_events,
             metrics=self.metrics,
+            keys=self.keys,
         )
 
     async def _release(self, parts: list[int], *, disconnect: bool) -> None:

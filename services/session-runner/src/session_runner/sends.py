@@ -218,10 +218,13 @@ class SendPipeline:
                 sid, intent.to, rich, message_id=intent.message_id, reply_to_id=intent.reply_to_message_id),
                 "rich"))
         if intent.media is None:
+            text = intent.text
+            if text is None:  # an intent recovered after its tenant was erased: nothing left to send
+                raise MediaFailed("erased", "the message's text was erased")
             # Only when there are some: drivers (and test doubles) written before mentions keep working.
             extra = {"mentions": tuple(intent.mentions)} if intent.mentions else {}
             return Sent(await self._with_retries(lambda: self.driver.send_text(
-                sid, intent.to, intent.text, message_id=intent.message_id,
+                sid, intent.to, text, message_id=intent.message_id,
                 reply_to_id=intent.reply_to_message_id, forwarded=intent.forwarded, **extra)))
         if self.media is None:
             raise MediaFailed("media_unsupported", "this runner has no media storage configured")

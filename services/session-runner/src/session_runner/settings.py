@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from zapstream_platform.settings import KafkaSettings, S3Settings, service_config
+from zapstream_platform.settings import KafkaSettings, PostgresSettings, S3Settings, service_config
 from zapstream_platform.telemetry import TelemetrySettings
 
 
@@ -24,6 +24,10 @@ class Settings(TelemetrySettings, BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     s3: S3Settings = S3Settings()
+    # Only for the tenants' data keys (``pii_keys``): personal fields of events are encrypted with them.
+    postgres: PostgresSettings = PostgresSettings(min_pool=1, max_pool=4)
+    # How long a tenant's key (or its erasure) is cached: an erasure reaches this runner within that time.
+    pii_key_ttl_s: float = Field(default=60.0, gt=0)
     group_id: str = "zapstream-session-runner"
     instance_id: str = Field(default_factory=_default_instance)
     driver: Literal["sim", "neonize"] = "sim"

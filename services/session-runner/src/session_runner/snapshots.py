@@ -22,20 +22,25 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from zapstream_contracts import pii
 from zapstream_contracts.envelope import Envelope
 from zapstream_domain.decisions import event_from_wire, evolve
 from zapstream_domain.session import EVENTS_BY_TYPE, Session
 from zapstream_domain.snapshots import session_from_snapshot, snapshot_of
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = b"__checkpoint__"
+SEALED = "sealed"  # a snapshot's ``state`` when encrypted: ``{"sealed": "zsenc:1:<tenantId>:…"}``
 
 
 class SnapshotLog:
-    def __init__(self, topics: Topics, partition: int, bootstrap: str, checkpoint_events: int) -> None:
+    def __init__(self, topics: Topics, partition: int, bootstrap: str, checkpoint_events: int,
+                 keys: KeyRing | None = None) -> None:
         self.topics = topics
+        self.keys = keys  # to decrypt the events' personal fields: the rebuilt state is what was written
         self.partition = partition
         self.bootstrap = bootstrap
         self.checkpoint_events = checkpoint_events
@@ -80,7 +85,10 @@ class SnapshotLog:
             if checkpoint is not None:
                 events_from = int(orjson.loads(checkpoint)["eventsFrom"])
                 for raw in latest.values():
-                    session = session_from_snapshot(orjson.loads(raw))
+                    data = await self._opened(orjson.loads(raw))
+                    if data is None:
+                        continue  # its tenant was deleted (key destroyed): the session is gone with it
+                    session = session_from_snapshot(data)
                     sessions[session.session_id] = session
             self.snapshot_versions = {sid: s.version for sid, s in sessions.items()}
             self.loaded = len(sessions)
@@ -91,7 +99,10 @@ class SnapshotLog:
             while await consumer.position(event_tp) < ends[event_tp]:
                 batch = await consumer.getmany(event_tp, timeout_ms=500, max_records=10_000)
                 for record in batch.get(event_tp, []):
-                    if _apply_stored(sessions, record.value, record.headers):
+                    env = Envelope.from_record(record.value, record.headers)
+                    if self.keys is not None:
+                        env = await self.keys.open(env)
+                    if _apply_stored(sessions, env):
                         count += 1
             self.tail_read = count
             self.event_end = ends[event_tp]
@@ -120,12 +131,35 @@ class SnapshotLog:
             if self.snapshot_versions.get(sid) == session.version:
                 continue
             await producer.send(self.topics.session_snapshots, key=sid.encode(),
-                                value=orjson.dumps(snapshot_of(session)), partition=self.partition)
+                                value=orjson.dumps(await self._sealed(session)), partition=self.partition)
             self._pending_versions[sid] = session.version
         # Every event before ``event_end`` is in a snapshot now, and so are this transaction's.
         await producer.send(self.topics.session_snapshots, key=CHECKPOINT_KEY,
                             value=orjson.dumps({"eventsFrom": self.event_end}), partition=self.partition)
         self._pending_versions["__checkpoint__"] = 0
+
+    async def _sealed(self, session: Session) -> dict[str, Any]:
+        """The snapshot, its state encrypted with the tenant's key: it holds unsent texts, contact names and
+        the account's number, and the compacted topic keeps the latest one for as long as the session lives."""
+        data = snapshot_of(session)
+        if self.keys is not None and session.tenant_id:
+            key = await self.keys.writer_key(session.tenant_id)
+            data["state"] = {SEALED: pii.encrypt(key, session.tenant_id, SEALED, orjson.dumps(data["state"]).decode())}
+        return data
+
+    async def _opened(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """A stored snapshot with its state decrypted (plain ones, from before encryption, as they are); None when
+        the tenant's key is gone."""
+        sealed = data.get("state", {}).get(SEALED)
+        if not pii.is_encrypted(sealed):
+            return data
+        if self.keys is None:
+            raise RuntimeError("a sealed snapshot needs the key ring (RUNNER_POSTGRES__DSN)")
+        subject = pii.subject_of(str(sealed))
+        key = (await self.keys.keys([subject])).get(subject)
+        if key is None:
+            return None
+        return {**data, "state": orjson.loads(pii.decrypt(key, SEALED, str(sealed)))}
 
     def committed(self) -> None:
         offsets = [f.result().offset for f in self._sent if f.done() and not f.cancelled() and f.exception() is None]
@@ -141,8 +175,7 @@ class SnapshotLog:
         self._pending_versions = {}
 
 
-def _apply_stored(sessions: dict[str, Session], value: bytes, headers: Any) -> bool:
-    env = Envelope.from_record(value, headers)
+def _apply_stored(sessions: dict[str, Session], env: Envelope) -> bool:
     if env.type not in EVENTS_BY_TYPE or env.version <= 0:
         return False
     current = sessions.get(env.session_id)

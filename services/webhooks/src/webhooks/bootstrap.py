@@ -16,6 +16,7 @@ from webhooks.settings import Settings
 from zapstream_platform import logs, telemetry
 from zapstream_platform.db import create_pool
 from zapstream_platform.metrics import Health, Metrics, serve
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ async def run(settings: Settings, metrics: Metrics, health: Health) -> None:
     topics = Topics.from_settings(settings.kafka)
     topic = topics.session_events
     dispatcher = Dispatcher(settings, pool, client, metrics, health=health)
-    enqueuer = Enqueuer(settings, pool, topic, metrics, dispatcher.wake, health=health,
+    keys = KeyRing(pool)  # personal fields of events are decrypted before delivery (see docs/events.md)
+    enqueuer = Enqueuer(settings, pool, topic, metrics, dispatcher.wake, keys, health=health,
                         secrets_topic=topics.session_secrets)
     stopping = asyncio.Event()
 
@@ -42,8 +44,8 @@ async def run(settings: Settings, metrics: Metrics, health: Health) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
     tasks = [asyncio.create_task(enqueuer.run()), asyncio.create_task(dispatcher.run()),
-             asyncio.create_task(replay_loop(settings, pool, topic, stopping, dispatcher.wake,
-                                                     secrets_topic=topics.session_secrets))]
+             asyncio.create_task(replay_loop(settings, pool, topic, stopping, dispatcher.wake, keys,
+                                             secrets_topic=topics.session_secrets))]
     log.info("webhooks started", extra={"fields": {"topic": topic, "metrics_port": settings.metrics_port}})
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

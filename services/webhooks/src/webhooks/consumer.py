@@ -25,8 +25,10 @@ from webhooks import store
 from webhooks.secrets import KafkaSource, SecretCopies
 from webhooks.settings import Settings
 from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.pii import PiiError
 from zapstream_platform.errors import is_infrastructure
 from zapstream_platform.metrics import Health, Metrics, record_consumer_lag
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.webhooks import wants
 
 log = logging.getLogger(__name__)
@@ -55,19 +57,34 @@ def occurred(env: Envelope) -> datetime:
         return datetime.max.replace(tzinfo=UTC)
 
 
-def decode(record: Any) -> Envelope | None:
+async def decode(record: Any, keys: KeyRing) -> Envelope | None:
+    """The record with its personal fields decrypted: webhooks deliver the clear text, as before encryption.
+
+    A database error reading the keys propagates (the batch is retried); only unreadable records are skipped.
+    """
     try:
-        return Envelope.from_record(record.value, record.headers)
+        env = Envelope.from_record(record.value, record.headers)
     except Exception:  # the projector dead-letters unreadable records; here they are only skipped
-        log.warning("unreadable event skipped", extra={"fields": {"partition": record.partition,
-                                                                  "offset": record.offset}})
+        _skipped(record)
         return None
+    try:
+        return await keys.open(env)
+    except PiiError:
+        _skipped(record)
+        return None
+
+
+def _skipped(record: Any) -> None:
+    log.warning("unreadable event skipped", extra={"fields": {"partition": record.partition,
+                                                              "offset": record.offset}})
 
 
 class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, settings: Settings, pool: asyncpg.Pool, topic: str, metrics: Metrics,
-                 wake: Callable[[], None], health: Health | None = None, *, secrets_topic: str) -> None:
+                 wake: Callable[[], None], keys: KeyRing, health: Health | None = None, *,
+                 secrets_topic: str) -> None:
         self.settings = settings
+        self.keys = keys
         self.health = health or Health(())
         self.pool = pool
         self.topic = topic
@@ -170,7 +187,7 @@ class Enqueuer(ConsumerRebalanceListener):  # type: ignore[misc]
             await secrets_consumer.stop()
 
     async def _apply(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[Any]) -> None:
-        envs = [env for env in map(decode, records) if env is not None]
+        envs = [env for env in [await decode(r, self.keys) for r in records] if env is not None]
         tenants = sorted({env.tenant_id for env in envs if env.tenant_id})
         assert self.secrets is not None
         try:

@@ -22,6 +22,7 @@ from webhooks import store
 from webhooks.consumer import decode, deliveries_for
 from webhooks.secrets import KafkaSource, SecretCopies
 from webhooks.settings import Settings
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import partitions_of
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ CHUNK = 500
 
 
 async def run_replay(settings: Settings, pool: asyncpg.Pool, topic: str, request: dict[str, Any],
-                     secrets_topic: str) -> int:
+                     keys: KeyRing, secrets_topic: str) -> int:
     endpoint = store.Endpoint(request["endpoint_id"], request["tenant_id"], list(request["event_types"]),
                               list(request["session_ids"]))
     tps = [TopicPartition(topic, p) for p in await partitions_of(settings.kafka, topic)]
@@ -56,7 +57,7 @@ async def run_replay(settings: Settings, pool: asyncpg.Pool, topic: str, request
             consumer.seek(tp, found.offset)
             while await consumer.position(tp) < ends[tp]:
                 batch = (await consumer.getmany(tp, timeout_ms=1000, max_records=CHUNK)).get(tp, [])
-                envs = [env for env in map(decode, batch) if env is not None]
+                envs = [env for env in [await decode(r, keys) for r in batch] if env is not None]
                 joined = await copies.join(tp.partition, batch, deliveries_for(envs, [endpoint]))
                 if joined.deliveries:
                     async with pool.acquire() as conn, conn.transaction():
@@ -71,11 +72,11 @@ async def run_replay(settings: Settings, pool: asyncpg.Pool, topic: str, request
 
 
 async def replay_loop(settings: Settings, pool: asyncpg.Pool, topic: str, stopping: asyncio.Event,
-                      wake: Any, *, secrets_topic: str) -> None:
+                      wake: Any, keys: KeyRing, *, secrets_topic: str) -> None:
     while not stopping.is_set():
         try:
             for request in await store.replays_todo(pool):
-                n = await run_replay(settings, pool, topic, request, secrets_topic)
+                n = await run_replay(settings, pool, topic, request, keys, secrets_topic)
                 log.info("replay done", extra={"fields": {"replay": request["id"], "enqueued": n}})
                 wake()
         except Exception as exc:

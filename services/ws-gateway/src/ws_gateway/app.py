@@ -29,6 +29,7 @@ from zapstream_contracts.payloads import SessionView
 from zapstream_platform.db import create_pool
 from zapstream_platform.http import JsonResponse
 from zapstream_platform.metrics import HttpMetricsMiddleware, Metrics, exposition
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.readmodels import latest_session
 from zapstream_platform.tokens import Principal, TokenSigner, assigned_chats, resolve
 from zapstream_platform.topics import Topics
@@ -92,7 +93,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
             # QR and pairing codes come from the secrets topic, in place of their redacted event-log copies.
             asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,
                                      [Topics.from_settings(settings.kafka).session_events,
-                                      Topics.from_settings(settings.kafka).session_secrets], stopping, metrics)),
+                                      Topics.from_settings(settings.kafka).session_secrets], stopping, metrics,
+                                     keys=KeyRing(state["pool"]))),
             # Campaign progress and status reach the same sockets (routed by ce_tenantid alike).
             asyncio.create_task(pump(hub, settings.kafka.bootstrap_servers,
                                      Topics.from_settings(settings.kafka).campaign_events, stopping, metrics,

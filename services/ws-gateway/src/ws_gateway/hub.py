@@ -39,6 +39,7 @@ from zapstream_contracts.payloads import Wire
 from zapstream_contracts.secrets import REDACTED_HEADER
 from zapstream_platform import telemetry
 from zapstream_platform.metrics import Metrics, record_consumer_lag
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import partitions_of
 
 log = logging.getLogger(__name__)
@@ -283,11 +284,12 @@ LAG_SAMPLE_S = 5.0
 
 async def pump(hub: Hub, bootstrap: str, topic: str | Sequence[str], stopping: asyncio.Event,
                metrics: Metrics | None = None, only: frozenset[bytes] | None = None,
-               signals_ready: bool = True) -> None:
+               signals_ready: bool = True, keys: KeyRing | None = None) -> None:
     """Tail every partition of event topics from their live end (read-committed); ``only``: these types.
 
     Given the session event topic and the secrets topic, records whose whole copy is on the secrets topic
     (``zs_redacted``) are skipped: the sockets get that copy, with the QR or pairing code, as always.
+    ``keys`` decrypts the records' personal fields, so sockets get the clear text the runner produced.
     A record pushed to a tenant's sockets gets a CONSUMER span continuing its ``traceparent``: the last
     hop of the trace a request started."""
     metrics = metrics or hub.metrics
@@ -328,14 +330,15 @@ async def pump(hub: Hub, bootstrap: str, topic: str | Sequence[str], stopping: a
                             or (only is not None and type_ not in only)):
                         continue
                     tenant = headers.get("ce_tenantid", b"").decode()
-                    if tenant and tenant in hub.clients and not tracing:
-                        hub.publish(tenant, with_qr_image(record.value) if type_ == QR_TYPE else record.value,
-                                    record.headers)
-                    elif tenant and tenant in hub.clients:
+                    if not tenant or tenant not in hub.clients:
+                        continue
+                    value = record.value if keys is None else await keys.open_value(record.value)
+                    if not tracing:
+                        hub.publish(tenant, with_qr_image(value) if type_ == QR_TYPE else value, record.headers)
+                    else:
                         with telemetry.consume_span(tracer, f"push {type_.decode(errors='replace')}",
                                                     headers=record.headers):
-                            hub.publish(tenant, with_qr_image(record.value) if type_ == QR_TYPE else record.value,
-                                        record.headers)
+                            hub.publish(tenant, with_qr_image(value) if type_ == QR_TYPE else value, record.headers)
     finally:
         await consumer.stop()
 

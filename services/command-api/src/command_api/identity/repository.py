@@ -118,6 +118,24 @@ class IdentityRepository:
         await conn.execute("DELETE FROM chat_assignments WHERE user_id = $1", user_id)
         await self.revoke_user_tokens(conn, user_id)
 
+    async def users_of_tenant(self, conn: Conn, tenant_id: str) -> list[asyncpg.Record]:
+        return list(await conn.fetch("SELECT id, role FROM users WHERE tenant_id = $1 ORDER BY created_at FOR UPDATE",
+                                     tenant_id))
+
+    async def lock_tenant(self, conn: Conn, tenant_id: str) -> bool:
+        return bool(await conn.fetchval("SELECT true FROM tenants WHERE id = $1 FOR UPDATE", tenant_id))
+
+    async def forget_tenant_name(self, conn: Conn, tenant_id: str, erased: str) -> None:
+        """A tenant is often named after its owner: the name goes with the tenant."""
+        await conn.execute("UPDATE tenants SET name = $2 WHERE id = $1", tenant_id, erased)
+
+    async def revoke_tenant_keys(self, conn: Conn, tenant_id: str) -> list[str]:
+        """Revoke every API key of the tenant still valid; their ids."""
+        rows = await conn.fetch(
+            "UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND revoked_at IS NULL RETURNING id",
+            tenant_id)
+        return [str(r["id"]) for r in rows]
+
     # -- refresh tokens --
 
     async def insert_refresh(self, conn: Conn, family: uuid.UUID, user_id: uuid.UUID, token_hash: bytes,

@@ -97,6 +97,16 @@ async def erase_user(user_id: IdPath, who: Who, svc: Service) -> Response:
     return Response(status_code=204)
 
 
+@router.delete("/tenant", status_code=204, response_class=Response, responses=responses(*AUTHED, 403))
+async def delete_tenant(who: Who, svc: Service) -> Response:
+    """Delete your tenant (owner only). Its data keys are destroyed: message text, captions, names and phone
+    numbers it left in the event log, and its users' e-mails and names, become unreadable in every copy
+    (crypto-shredding; read models show them as null after a replay). Its users are erased and signed out
+    and its API keys revoked. Idempotent (the caller's credentials no longer work afterwards)."""
+    await svc.delete_tenant(who)
+    return Response(status_code=204)
+
+
 @router.post("/users/{user_id}/verify", response_model=UserView, responses=responses(429))
 async def verify(request: Request, user_id: IdPath, body: VerifyBody, svc: Service) -> JsonResponse:
     """The 6-digit code or the link token from the verification mail."""

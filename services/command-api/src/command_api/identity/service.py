@@ -333,6 +333,35 @@ class IdentityService:
                 await outbox.record(conn, "user.erased", who.tenant_id, {"userId": user_id, "by": actor})
         self.evict(who.tenant_id)
 
+    async def delete_tenant(self, who: Principal) -> None:
+        """Delete the caller's tenant (its owner only): destroy the tenant's data key (the personal fields of
+        its session events become unreadable in every copy of the log) and its users' keys, erase its users
+        (as :meth:`erase`), revoke its API keys, and record ``tenant.deleted``. Running it again is a no-op.
+        """
+        actor = who.user_id
+        if actor is None:
+            raise Problem(403, "only the tenant's owner may delete it; API keys may not")
+        if who.role != "owner":
+            raise Problem(403, "only the tenant's owner may delete it")
+        tenant = who.tenant_id
+        async with self.repo.transaction() as conn:
+            if not await self.repo.lock_tenant(conn, tenant):
+                raise Problem(404, "no such tenant")
+            users = await self.repo.users_of_tenant(conn, tenant)
+            for user in users:
+                uid = str(user["id"])
+                if await pii.erase(conn, uid, tenant, "user", by=actor):
+                    await self.repo.anonymize_user(conn, user["id"], pii.ERASED)
+                    await outbox.record(conn, "user.erased", tenant, {"userId": uid, "by": actor})
+            # The tenant's own key (session events) and any other subject of the tenant.
+            shredded = await pii.erase_tenant(conn, tenant, by=actor)
+            for key_id in await self.repo.revoke_tenant_keys(conn, tenant):
+                await outbox.record(conn, "apikey.revoked", tenant, {"keyId": key_id, "by": actor})
+            if tenant in shredded:
+                await self.repo.forget_tenant_name(conn, tenant, pii.ERASED)
+                await outbox.record(conn, "tenant.deleted", tenant, {"tenantId": tenant, "by": actor})
+        self.evict(tenant)
+
     async def me(self, who: Principal) -> dict[str, Any]:
         assert who.user_id is not None
         row = await self.repo.user_by_id(None, uuid.UUID(who.user_id))

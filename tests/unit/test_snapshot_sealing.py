@@ -1,0 +1,39 @@
+"""The runner's snapshots hold unsent texts and the account's number: sealed with the tenant's key, restored
+whole, and gone with the key."""
+
+from __future__ import annotations
+
+import orjson
+
+from session_runner.snapshots import SnapshotLog
+from tests.unit.test_keyring import FakePool
+from tests.unit.test_runner_core import NOW, _cmd, _connected
+from zapstream_contracts import commands as c
+from zapstream_domain.decisions import decide
+from zapstream_domain.snapshots import session_from_snapshot, snapshot_of
+from zapstream_platform.pii import KeyRing
+from zapstream_platform.settings import KafkaSettings
+from zapstream_platform.topics import Topics
+
+
+def _log(pool: FakePool) -> SnapshotLog:
+    return SnapshotLog(Topics.from_settings(KafkaSettings()), 0, "unused:9092", 100, KeyRing(pool))  # type: ignore[arg-type]
+
+
+async def test_a_sealed_snapshot_restores_the_whole_state_and_is_lost_with_the_key() -> None:
+    s = _connected()
+    decide(s, _cmd(c.SendMessage, s.session_id, to="51988887777", content="unsent secret"), NOW)
+    s.collect_events()
+    pool = FakePool()
+    stored = orjson.dumps(await _log(pool)._sealed(s))
+    assert b"unsent secret" not in stored and b"51999999999" not in stored
+    opened = await _log(pool)._opened(orjson.loads(stored))
+    assert opened is not None and vars(session_from_snapshot(opened)) == vars(s)
+    pool.keys.clear()
+    assert await _log(pool)._opened(orjson.loads(stored)) is None
+
+
+async def test_snapshots_written_before_sealing_still_load() -> None:
+    s = _connected()
+    plain = orjson.loads(orjson.dumps(snapshot_of(s)))
+    assert await _log(FakePool())._opened(plain) == plain
