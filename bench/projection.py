@@ -5,10 +5,13 @@ pages of 25 messages and the contacts that come with them, sends (the command's 
 ``delivered`` and ``read`` receipts), incoming messages with their senders' push names, this account's reads
 of them, reactions (some removed again), edits, revokes, and later history pages. The generator writes the
 wire format directly (same JSON and headers as ``Envelope``), because building a million events through the
-``Session`` aggregate takes longer than projecting them.
+``Session`` aggregate takes longer than projecting them. Personal fields are sealed as the session runner seals
+them (``zapstream_contracts.pii.encrypt_payload`` with each tenant's key, the tenant as subject); the keys are
+created in the bench's database through the runner's key store (``KeyRing.writer_key``), so the projector's
+``KeyRing`` finds them and every figure includes decryption, as in production.
 
-* Bench 3 applies the events with ``projector.handlers.project`` in transactions of the projector's poll
-  batch (``batch_max``), and compares with ``COPY`` of the very rows it produced into empty tables. It also
+* Bench 3 opens the events with a ``KeyRing`` and applies them with ``projector.handlers.project`` in
+  transactions of the projector's poll batch (``batch_max``), what ``Projector.apply_batch`` does, and compares with ``COPY`` of the very rows it produced into empty tables. It also
   runs a rebuild's batch size (``replay_batch``) and checks that both give the same rows.
 * Bench 4 produces 1,000,000 events (1,000 sessions, 50 tenants) to a private topic, then runs
   ``projector.replay.replay`` (what ``make replay`` runs: a new schema rebuilt from offset 0, then swapped
@@ -25,13 +28,14 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
+from pydantic import SecretStr
 
 from bench.common import BOOTSTRAP, LoadSampler, bench_env, create_database, drop_database, write_result
 from projector.handlers import project
@@ -39,14 +43,18 @@ from projector.replay import bulk_gc, replay, replay_consumer
 from projector.settings import Settings as ProjectorSettings
 from zapstream_contracts.envelope import Envelope, dataschema
 from zapstream_contracts.events import SESSION_EVENTS
+from zapstream_contracts.pii import PREFIX, encrypt_payload
 from zapstream_platform.db import create_pool
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.settings import PostgresSettings
 
 NOTES_PROJECTOR = (
     "Per batch the projector reads the rows the batch names (one query per table, keys in and rows out as one "
     "JSON document), folds the events in memory in order, then writes new rows with COPY, changed rows with one "
     "UPDATE … FROM json_to_recordset per table, and chats' last messages together with the unread recount in "
-    "one statement; the baseline COPYs the final rows once, with no reads and no fold. {goal} "
+    "one statement; the baseline COPYs the final rows once, with no reads and no fold. Since issue 17 the events "
+    "carry their personal fields encrypted per tenant (AES-GCM, as the runner writes them) and the timed section "
+    "decrypts them (KeyRing.open) before projecting; the profile below was taken before that. {goal} "
     "py-spy and per-phase CPU timing (100,000 events, 5,000 per transaction): the projector's Python side costs "
     "about 14 µs per event (the fold ~5 µs, loading ~3.5 µs: collecting keys, the JSON round trip, "
     "bookkeeping; writing ~4 µs: COPY encoding, JSON of changed rows, the chats statement; transactions the "
@@ -62,7 +70,9 @@ NOTES_PROJECTOR = (
 NOTES_REPLAY = (
     "1,000,000 events produced and replayed in this run; nothing is extrapolated (before this work: ×0.08, "
     "measured on 60,000 events and extrapolated). The replay keeps one transaction per partition in flight "
-    "(6 partitions, each on its own connection) so PostgreSQL writes while this process decodes and folds, "
+    "(6 partitions, each on its own connection) so PostgreSQL writes while this process decodes, decrypts (personal "
+    "fields are sealed per tenant since issue 17, as the runner writes them; the profile below predates that) and "
+    "folds, "
     "commits 5,000 events per transaction, builds the readers' indexes once after the bulk load ({index_s} s "
     "here), and runs the garbage collector rarely (the baseline runs with the same collector settings). {goal} "
     "py-spy of the replay (300,000 events of the same mix): consuming and decoding, the baseline's whole job, "
@@ -202,8 +212,12 @@ def _session_script(index: int, seed: int) -> Iterator[tuple[str, Payload]]:
 class Generated:
     """The interleaved records of ``sessions`` sessions: (partition, key, value, headers)."""
 
-    def __init__(self, total: int, sessions: int, partitions: int = PARTITIONS, seed: int = 1) -> None:
+    def __init__(self, total: int, sessions: int, keys: Mapping[str, bytes], partitions: int = PARTITIONS,
+                 seed: int = 1) -> None:
+        """``keys``: each tenant's data key (see :func:`tenant_keys`); personal fields are sealed with it."""
         self.total, self.sessions, self.partitions, self.seed = total, sessions, partitions, seed
+        self.keys = keys
+        self.sealed = 0  # records with at least one personal field encrypted
         self.session_ids = [str(uuid.UUID(int=random.Random(seed + i).getrandbits(128), version=4))
                             for i in range(sessions)]
         self.counts: dict[str, int] = {}
@@ -224,16 +238,21 @@ class Generated:
                 sid = self.session_ids[i]
                 if etype == "session.created":
                     payload["id"] = sid
+                tenant = payload["tenantId"]
+                # What the runner's ``KeyRing.seal`` does to each event before it goes on the topic.
+                sealed = encrypt_payload(etype, payload, self.keys[tenant], tenant)
+                if sealed is not payload:
+                    self.sealed += 1
                 versions[i] += 1
                 event_no += 1
                 occurred = _iso(EPOCH + 7200 + event_no // 100)
                 event_id = str(uuid.UUID(int=(self.seed << 64) + event_no))
                 value = orjson.dumps({"type": etype, "sessionId": sid, "eventId": event_id, "occurredOn": occurred,
-                                      "payload": payload})
+                                      "payload": sealed})
                 st = self._static[etype]
                 headers = [("ce_specversion", b"1.0"), ("ce_id", event_id.encode()), ("ce_source", b"/bench"),
                            ("ce_type", st[0]), ("ce_time", occurred.encode()), ("ce_subject", sid.encode()),
-                           ("ce_sequence", str(versions[i]).encode()), ("ce_tenantid", payload["tenantId"].encode()),
+                           ("ce_sequence", str(versions[i]).encode()), ("ce_tenantid", tenant.encode()),
                            ("ce_dataschema", st[1]), ("content-type", b"application/json")]
                 self.counts[etype] = self.counts.get(etype, 0) + 1
                 yield i % self.partitions, sid.encode(), value, headers
@@ -243,6 +262,36 @@ class Generated:
 
     def envelopes(self) -> list[Envelope]:
         return [Envelope.from_record(value, headers) for _, _, value, headers in self.records()]
+
+
+async def tenant_keys(dsn: str) -> dict[str, bytes]:
+    """The bench tenants' keys, created in ``dsn``'s ``pii_keys`` by the runner's key store (``KeyRing``)."""
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        ring = KeyRing(pool)
+        return {t: await ring.writer_key(t) for t in (f"bench-t{i}" for i in range(TENANTS))}
+    finally:
+        await pool.close()
+
+
+async def _copy_keys(source: str, target: str) -> None:
+    """The same keys in another database (the rebuild's), so it opens the same sealed events."""
+    a, b = await asyncpg.connect(source), await asyncpg.connect(target)
+    try:
+        rows = await a.fetch("SELECT subject_id, tenant_id, kind, data_key FROM pii_keys")
+        await b.copy_records_to_table("pii_keys", records=[tuple(r.values()) for r in rows],
+                                      columns=["subject_id", "tenant_id", "kind", "data_key"])
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def _still_sealed(conn: asyncpg.Connection | asyncpg.Pool, schema: str | None = None) -> dict[str, int]:
+    """Rows per read-model table that still hold an encrypted value (must be none: the projector decrypts)."""
+    prefix = f"{schema}." if schema else ""
+    out = {t: await conn.fetchval(f"SELECT count(*) FROM {prefix}{t} x WHERE x::text LIKE $1", f"%{PREFIX}%")
+           for t in RM_TABLES}
+    return {t: n for t, n in out.items() if n}
 
 
 async def _produce(topic: str, gen: Generated) -> tuple[int, float]:
@@ -312,28 +361,36 @@ async def _raw_consume(settings: ProjectorSettings, topic: str) -> tuple[int, fl
 
 
 async def _apply(dsn: str, envs: list[Envelope], batch: int) -> tuple[float, dict[str, list[tuple[Any, ...]]]]:
-    """Project ``envs`` in transactions of ``batch`` events; the seconds it took, and the resulting rows."""
-    conn = await asyncpg.connect(dsn)
+    """Open (decrypt) and project ``envs`` in transactions of ``batch`` events, as ``Projector.apply_batch``
+    does with a fresh ``KeyRing``; the seconds it took, and the resulting rows."""
+    pool = await create_pool(PostgresSettings(dsn=SecretStr(dsn), min_pool=1, max_pool=2))
     try:
-        t = time.perf_counter()
-        for i in range(0, len(envs), batch):
-            async with conn.transaction():
-                await project(conn, "rm_v1", envs[i:i + batch])
-        seconds = time.perf_counter() - t
-        return seconds, {t: [tuple(r.values()) for r in await conn.fetch(f"SELECT * FROM rm_v1.{t} ORDER BY 1, 2, 3")]
-                         for t in RM_TABLES}
+        keys = KeyRing(pool)
+        async with pool.acquire() as conn:
+            t = time.perf_counter()
+            for i in range(0, len(envs), batch):
+                async with conn.transaction():
+                    await project(conn, "rm_v1", [await keys.open(e) for e in envs[i:i + batch]])
+            seconds = time.perf_counter() - t
+            sealed = await _still_sealed(conn, "rm_v1")
+            assert not sealed, f"rows left encrypted: {sealed}"
+            return seconds, {t: [tuple(r.values())
+                                 for r in await conn.fetch(f"SELECT * FROM rm_v1.{t} ORDER BY 1, 2, 3")]
+                             for t in RM_TABLES}
     finally:
-        await conn.close()
+        await pool.close()
 
 
 async def bench_projector() -> dict[str, Any]:
     """The live projector's batch (``batch_max``) is the headline; a rebuild's batch (``replay_batch``) is shown too."""
     defaults = ProjectorSettings()
-    gen = Generated(PROJECT_EVENTS, PROJECT_SESSIONS)
-    envs = gen.envelopes()
     names = [f"zb_proj_{uuid.uuid4().hex[:8]}" for _ in range(3)]
     dsn_live, dsn_rebuild, dsn_copy = [await create_database(n) for n in names]
     try:
+        gen = Generated(PROJECT_EVENTS, PROJECT_SESSIONS, await tenant_keys(dsn_live))
+        await _copy_keys(dsn_live, dsn_rebuild)
+        envs = gen.envelopes()  # generated, sealed and decoded before the clock starts, as before
+        assert gen.sealed, "no event was sealed"
         async with LoadSampler() as load:
             seconds, tables = await _apply(dsn_live, envs, defaults.batch_max)
             rebuild_seconds, rebuild_tables = await _apply(dsn_rebuild, envs, defaults.replay_batch)
@@ -357,8 +414,11 @@ async def bench_projector() -> dict[str, Any]:
     ratio = zs / base
     result = {
         "what": f"events/s applied to the read model (projector, {defaults.batch_max:,} events per transaction, "
-                "its poll batch) vs COPY of the same resulting rows (events/s equivalent)",
+                "its poll batch; personal fields sealed per tenant as the runner writes them, decrypted by the "
+                "projector's KeyRing in the timed section) vs COPY of the same resulting rows (events/s "
+                "equivalent)",
         "events": len(envs), "sessions": PROJECT_SESSIONS, "rows": rows,
+        "sealed_events": gen.sealed, "decrypted_in_timed_section": True,
         "rows_per_table": {t: len(v) for t, v in tables.items()}, "event_mix": gen.counts,
         "zapstream": {"batch": defaults.batch_max, "seconds": round(seconds, 2), "events_per_s": round(zs, 1)},
         "zapstream_rebuild_batch": {"batch": defaults.replay_batch, "seconds": round(rebuild_seconds, 2),
@@ -377,9 +437,10 @@ async def bench_projector() -> dict[str, Any]:
 async def bench_replay() -> dict[str, Any]:
     """The baseline runs right before and right after the replay: the machine is shared and its load moves
     on the scale of a minute, so the ratio is taken against the mean of the two."""
-    gen = Generated(REPLAY_EVENTS, REPLAY_SESSIONS)
     async with bench_env(partitions=PARTITIONS) as env, LoadSampler() as load:
         topic = env.topics.session_events
+        # Sealed with keys in the bench's database, which the replay's KeyRing reads back (decryption timed).
+        gen = Generated(REPLAY_EVENTS, REPLAY_SESSIONS, await tenant_keys(env.dsn))
         produced, produce_s = await _produce(topic, gen)
         settings = ProjectorSettings(kafka=env.kafka, postgres=PostgresSettings(dsn=env.dsn, max_pool=8),
                                      projection="main", group_id=f"bench-{env.run_id}")
@@ -399,6 +460,7 @@ async def bench_replay() -> dict[str, Any]:
             # The pool's backends were started for this replay: their CPU is PostgreSQL's share of it.
             pg_cpu = await _backend_cpu_s(pool)
             counts = {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in RM_TABLES}
+            sealed = await _still_sealed(pool)
         finally:
             await pool.close()
 
@@ -409,6 +471,7 @@ async def bench_replay() -> dict[str, Any]:
     assert produced == REPLAY_EVENTS and all(b[0] == REPLAY_EVENTS for b in baselines), (produced, baselines)
     assert summary["events"] == REPLAY_EVENTS, summary
     assert counts["rm_sessions"] == REPLAY_SESSIONS, counts
+    assert gen.sealed and not sealed, f"sealed events: {gen.sealed}; rows left encrypted: {sealed}"
     zs = REPLAY_EVENTS / replay_s
     rates = [n / s for n, s, _, _ in baselines]
     base = sum(rates) / len(rates)
@@ -421,10 +484,11 @@ async def bench_replay() -> dict[str, Any]:
 
     result = {
         "what": "replay (make replay's code path: a fresh projection from offset 0 into a new schema, then the swap) "
-                "of 1,000,000 events, measured wall clock, vs raw read_committed consume + decode of the same topic "
+                "of 1,000,000 events, measured wall clock, personal fields sealed per tenant as the runner writes "
+                "them and decrypted by the replay's KeyRing, vs raw read_committed consume + decode of the same topic "
                 "(run before and after the replay; the ratio is to the mean of the two)",
         "events": REPLAY_EVENTS, "sessions": REPLAY_SESSIONS, "tenants": TENANTS, "partitions": PARTITIONS,
-        "event_mix": gen.counts, "rows_after_replay": counts,
+        "event_mix": gen.counts, "sealed_events": gen.sealed, "rows_after_replay": counts,
         "zapstream": {"seconds": round(replay_s, 2), "events_per_s": round(zs, 1),
                       "progress_bar_events_per_s": summary["events_per_s"],
                       "cpu_us_per_event": round(replay_cpu / REPLAY_EVENTS * 1e6, 2),
