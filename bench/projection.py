@@ -470,6 +470,7 @@ async def bench_replay() -> dict[str, Any]:
             baselines.append((seen, read_s, time.process_time() - c0, load_after.summary()))
     assert produced == REPLAY_EVENTS and all(b[0] == REPLAY_EVENTS for b in baselines), (produced, baselines)
     assert summary["events"] == REPLAY_EVENTS, summary
+    assert summary["dead_lettered"] == 0, summary  # an event that did not open would be parked, not counted
     assert counts["rm_sessions"] == REPLAY_SESSIONS, counts
     assert gen.sealed and not sealed, f"sealed events: {gen.sealed}; rows left encrypted: {sealed}"
     zs = REPLAY_EVENTS / replay_s

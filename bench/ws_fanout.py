@@ -3,6 +3,10 @@
 50 tenants × 100 sockets each. Events (a realistic ``session.messages.upsert``,
 with the ``ce_tenantid`` header) are produced straight to the event topic at
 ``RATE``/s for ``SECONDS``; each event goes to the 100 sockets of its tenant.
+The events' personal fields are sealed with their tenant's key as the session
+runner seals them (``KeyRing.seal``, keys in the gateway's database), so the
+gateway decrypts every record, as in production; the bench checks that the
+sockets got clear text.
 Baseline, same run: a bare FastAPI WebSocket endpoint under the same uvicorn
 setup that generates the same frames itself, at the same rate, and fans them
 out to the same 5,000 clients (no Kafka, no PostgreSQL, no auth).
@@ -16,6 +20,7 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -23,6 +28,8 @@ from websockets.asyncio.client import connect
 
 from bench.common import BOOTSTRAP, Proc, bench_env, free_port, raise_nofile, rss_bytes, write_result
 from zapstream_contracts.envelope import Envelope
+from zapstream_contracts.pii import PREFIX
+from zapstream_platform.pii import KeyRing
 
 TENANTS = 50
 PER_TENANT = 100
@@ -75,6 +82,7 @@ class Clients:
         self.conns: list[Any] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.open = 0
+        self.sample: Any = None  # the first event frame received (to check it is clear text)
 
     async def connect_all(self, url_for: list[str]) -> float:
         t0 = time.monotonic()
@@ -93,8 +101,10 @@ class Clients:
 
     async def _read(self, ws: Any) -> None:
         try:
-            async for _ in ws:
+            async for frame in ws:
                 self.frames += 1
+                if self.sample is None:
+                    self.sample = frame
         except Exception:
             pass
         self.open -= 1
@@ -143,6 +153,14 @@ async def run() -> dict[str, Any]:
         connect_s = await clients.connect_all(
             [f"{ws_url}/ws/sessions?accessToken={key}" for _, key in keys for _ in range(PER_TENANT)])
         frames = [(t, _frame(t)) for t, _ in keys]
+        # Sealed as the runner seals them, with keys created in the gateway's database (its KeyRing reads them).
+        pool = await asyncpg.create_pool(env.dsn, min_size=1, max_size=1)
+        try:
+            ring = KeyRing(pool)
+            sealed = [(t, await ring.seal(f)) for t, f in frames]
+        finally:
+            await pool.close()
+        assert all(PREFIX.encode() in f.value() for _, f in sealed), "the frames were not sealed"
         producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5)
         await producer.start()
 
@@ -153,7 +171,7 @@ async def run() -> dict[str, Any]:
                     delay = start + i / RATE - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    _, env_ = frames[i % len(frames)]
+                    _, env_ = sealed[i % len(sealed)]
                     await producer.send(env.topics.session_events, env_.value(), key=env_.session_id.encode(),
                                         headers=env_.headers("/bench"))
             asyncio.get_running_loop().create_task(go())
@@ -162,6 +180,9 @@ async def run() -> dict[str, Any]:
             zapstream = await _measure(clients, emit, expected)
             zapstream["connect_seconds"] = round(connect_s, 1)
             zapstream["gateway_rss_mb"] = round(rss_bytes(gw.pid) / 2**20, 1)
+            sample = clients.sample if isinstance(clients.sample, str) else str(clients.sample)
+            assert PREFIX not in sample and "Hola!" in sample, f"the gateway did not decrypt: {sample[:300]}"
+            zapstream["decrypted"] = True
         finally:
             await producer.stop()
             await clients.close()
@@ -172,6 +193,7 @@ async def run() -> dict[str, Any]:
         bare_clients = Clients()
         bare_connect = await bare_clients.connect_all(
             [f"ws://127.0.0.1:{port}/ws/sessions?accessToken=t{t}" for t in range(TENANTS) for _ in range(PER_TENANT)])
+        # The bare app sends what the gateway delivers: the clear frame.
         async def bare_emit() -> None:
             async with httpx.AsyncClient() as http:
                 (await http.post(f"http://127.0.0.1:{port}/go", params={
@@ -185,7 +207,8 @@ async def run() -> dict[str, Any]:
         bare.stop()
     result = {
         "what": f"{n} WebSocket clients ({TENANTS} tenants × {PER_TENANT}); {RATE} events/s for {SECONDS} s, "
-                "each to its tenant's sockets",
+                "each to its tenant's sockets; events sealed per tenant as the runner writes them, decrypted by "
+                "the gateway",
         "clients": n, "nofile_limit": nofile,
         "zapstream": zapstream, "baseline_bare_fastapi_ws": baseline,
         "ratio_frames_per_s": round(zapstream["frames_per_s"] / baseline["frames_per_s"], 3),
