@@ -21,6 +21,7 @@ from command_api.shared.idempotency import Idem
 from command_api.shared.problems import Problem
 from tests.unit.command_api_fakes import (
     Clock,
+    FakeBus,
     FakePrincipals,
     authenticator,
     limiter,
@@ -213,6 +214,19 @@ async def test_sessions_service_lifecycle_keeps_the_stop_reason_and_deleted_sess
     assert await status_of(svc.start(user("a"), NO_KEY, None, sid)) == 404
 
 
+async def test_deleting_a_session_with_purge_says_so_in_the_command() -> None:
+    w = world()
+    svc = SessionsService(w.sessions, w.access, w.commands)
+    kept, _ = await svc.create(user("a"), NO_KEY, None, None)
+    purged, _ = await svc.create(user("a"), NO_KEY, None, None)
+    await svc.delete(user("a"), NO_KEY, None, kept["sessionId"])
+    await svc.delete(user("a"), NO_KEY, None, purged["sessionId"], purge=True)
+    plain, purging = w.bus.sent[-2:]
+    assert isinstance(plain, c.DeleteSession) and isinstance(purging, c.DeleteSession)
+    assert not plain.purge and purging.purge and purging.session_id == purged["sessionId"]
+    assert await status_of(svc.get(user("a"), purged["sessionId"])) == 404
+
+
 async def test_the_qr_comes_raw_and_as_a_png_data_url_but_never_to_agents() -> None:
     w = world()
     svc = SessionsService(w.sessions, w.access, w.commands)
@@ -336,7 +350,7 @@ class FakeIdentity:
 
 async def test_refresh_rotates_and_a_reused_token_revokes_its_whole_family() -> None:
     repo = FakeIdentity()
-    svc = IdentityService(repo, AuthSettings(), signer(), "http://app")  # type: ignore[arg-type]
+    svc = IdentityService(repo, AuthSettings(), signer(), "http://app", FakeBus())  # type: ignore[arg-type]
     repo.add("first", uuid.uuid4())
     answer, second = await svc.refresh("first")
     assert answer["accessToken"] and second != "first"

@@ -100,10 +100,12 @@ class SessionsService:
         sid = await self.access.owned(who, session_id)
         return await self.commands.accept(who, idem, traceparent, c.StopSession, sid, reason=reason)
 
-    async def delete(self, who: Principal, idem: Idem, traceparent: str | None, session_id: str) -> Answer:
+    async def delete(self, who: Principal, idem: Idem, traceparent: str | None, session_id: str,
+                     purge: bool = False) -> Answer:
+        """``purge``: the session's data goes from the read models too (``session.deleted`` says ``purged``)."""
         self.access.manage_sessions(who)
         sid = await self.access.owned(who, session_id)
-        answer = await self.commands.accept(who, idem, traceparent, c.DeleteSession, sid)
+        answer = await self.commands.accept(who, idem, traceparent, c.DeleteSession, sid, purge=purge)
         # From now on the session is gone for the API (404, no QR), before the projector catches up.
         await self.store.mark_deleted(who.tenant_id, sid)
         self.access.forget(sid)
