@@ -159,3 +159,44 @@ async def test_session_pii_is_encrypted_on_the_log_clear_for_readers_and_gone_af
     row = await pg.fetchrow(f"SELECT status, phone, disconnected_reason FROM {after}.rm_sessions WHERE id = $1",
                             uuid.UUID(linked.sid))
     assert row is not None and dict(row) == {"status": "deleted", "phone": None, "disconnected_reason": "purged"}
+
+
+async def test_deleting_one_session_with_purge_removes_its_data_from_the_read_models(
+        linked: Linked, pg: asyncpg.Pool) -> None:
+    contact = new_phone()
+    jid = f"{contact}@s.whatsapp.net"
+    said = f"purge-me-{uuid.uuid4().hex[:8]}"
+    await linked.quiet_contact(contact)
+    sent, _ = await linked.send(contact, content=said)
+
+    async def projected() -> bool:
+        return (await linked.message(jid, sent["messageId"])).get("text") == said
+
+    await eventually(projected, timeout=30)
+    http = linked.tenant.http
+    bad = await http.delete(f"/sessions/{linked.sid}", params={"purge": "perhaps"})
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+
+    r = await http.delete(f"/sessions/{linked.sid}", params={"purge": "true"})
+    assert r.status_code == 202, r.text
+    assert (await http.get(f"/sessions/{linked.sid}")).status_code == 404
+    deleted = await linked.ws.wait_for(lambda e: e["type"] == "session.deleted" and e["sessionId"] == linked.sid)
+    assert deleted["payload"]["purged"] is True
+
+    async def unlinked() -> bool:
+        device = (await linked.sim.get(f"/control/devices/{linked.sid}")).json()
+        return not device["connected"] and not device["linked"]
+
+    await eventually(unlinked, timeout=30)
+    schema = await active_schema(pg, "main")
+
+    async def purged() -> bool:
+        return await pg.fetchval(f"SELECT disconnected_reason FROM {schema}.rm_sessions WHERE id = $1",
+                                 uuid.UUID(linked.sid)) == "purged"
+
+    await eventually(purged, timeout=30)
+    for needle in (said, contact, linked.phone):
+        assert await _rows_with(pg, schema, needle) == {}, needle
+    # The deletion's own outcome is still there for its caller (its result is empty: nothing to keep).
+    outcome = await linked.outcome(r.json()["commandId"])
+    assert outcome["status"] == "succeeded" and outcome["type"] == "session.delete"
