@@ -468,3 +468,16 @@ async def test_api_keys_are_admins_business_scoped_to_own_sessions_and_revocatio
     assert await status_of(svc.revoke(user("b"), made["id"])) == 404  # another tenant's key looks missing
     await svc.revoke(owner, made["id"])
     assert evicted == ["a"]
+
+
+async def test_a_tenant_deletion_purges_each_session_with_the_same_command_ids_on_a_retry() -> None:
+    bus = FakeBus()
+    svc = IdentityService(FakeIdentity(), AuthSettings(), signer(), "http://app", bus)  # type: ignore[arg-type]
+    sessions = [str(uuid.uuid4()) for _ in range(3)]
+    await svc.purge_sessions("tenant-x", sessions)
+    await svc.purge_sessions("tenant-x", sessions)  # a retry after a commit that failed
+    first, again = bus.sent[:3], bus.sent[3:]
+    assert all(isinstance(cmd, c.DeleteSession) and cmd.purge and cmd.tenant_id == "tenant-x" for cmd in bus.sent)
+    assert sorted(cmd.session_id for cmd in first) == sorted(sessions)
+    assert [cmd.command_id for cmd in first] == [cmd.command_id for cmd in again]
+    assert len({cmd.command_id for cmd in first}) == 3
