@@ -191,8 +191,9 @@ async def test_deleting_one_session_with_purge_removes_its_data_from_the_read_mo
     schema = await active_schema(pg, "main")
 
     async def purged() -> bool:
-        return await pg.fetchval(f"SELECT disconnected_reason FROM {schema}.rm_sessions WHERE id = $1",
-                                 uuid.UUID(linked.sid)) == "purged"
+        reason = await pg.fetchval(f"SELECT disconnected_reason FROM {schema}.rm_sessions WHERE id = $1",
+                                   uuid.UUID(linked.sid))
+        return bool(reason == "purged")
 
     await eventually(purged, timeout=30)
     for needle in (said, contact, linked.phone):

@@ -97,9 +97,7 @@ def _session_stream(rng: random.Random, purge: bool = False) -> list[Envelope]:
     s.record_disconnected(NOW, "connection_lost")
     if purge:  # as the runner records a purging delete, then a command that came too late
         delete = str(uuid.uuid4())
-        events += s.collect_events()
-        events += decide(s, c.DeleteSession(command_id=delete, session_id=sid, tenant_id="t", issued_at="x",
-                                            purge=True), NOW)[1]
+        s.delete(NOW, purge=True)  # what decide() runs for a session.delete with purge
         s.record_command_succeeded(NOW, delete, "session.delete", None)
         s.record_command_failed(NOW, str(uuid.uuid4()), "session.send_message", "session_deleted",
                                 "session was deleted")

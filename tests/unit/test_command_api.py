@@ -472,7 +472,7 @@ async def test_api_keys_are_admins_business_scoped_to_own_sessions_and_revocatio
 
 async def test_a_tenant_deletion_purges_each_session_with_the_same_command_ids_on_a_retry() -> None:
     bus = FakeBus()
-    svc = IdentityService(FakeIdentity(), AuthSettings(), signer(), "http://app", bus)  # type: ignore[arg-type]
+    svc = IdentityService(FakeIdentity(), AuthSettings(), signer(), "http://app", bus)
     sessions = [str(uuid.uuid4()) for _ in range(3)]
     await svc.purge_sessions("tenant-x", sessions)
     await svc.purge_sessions("tenant-x", sessions)  # a retry after a commit that failed
