@@ -225,6 +225,14 @@ async def test_deleting_a_session_with_purge_says_so_in_the_command() -> None:
     assert isinstance(plain, c.DeleteSession) and isinstance(purging, c.DeleteSession)
     assert not plain.purge and purging.purge and purging.session_id == purged["sessionId"]
     assert await status_of(svc.get(user("a"), purged["sessionId"])) == 404
+    # A session deleted without a purge can be purged later; a plain delete of it, or another tenant's
+    # purge, is a 404.
+    await svc.delete(user("a"), NO_KEY, None, kept["sessionId"], purge=True)
+    late = w.bus.sent[-1]
+    assert isinstance(late, c.DeleteSession) and late.purge and late.session_id == kept["sessionId"]
+    assert await status_of(svc.delete(user("a"), NO_KEY, None, kept["sessionId"])) == 404
+    assert await status_of(svc.delete(user("b"), NO_KEY, None, kept["sessionId"], purge=True)) == 404
+    assert await status_of(svc.start(user("a"), NO_KEY, None, kept["sessionId"])) == 404
 
 
 async def test_the_qr_comes_raw_and_as_a_png_data_url_but_never_to_agents() -> None:

@@ -28,7 +28,7 @@ Traceparent = Annotated[str | None, Header(include_in_schema=False)]
 Purge = Annotated[bool, Query(description=(
     "Also remove the session's data from the read models: its messages, chats, contacts, reactions, media "
     "references, groups, polls and command outcomes go once the deletion is processed, and a rebuild does "
-    "not bring them back. Without it they stay readable to the tenant's analytics and exports."))]
+    "not bring them back. A session deleted earlier without it can be purged this way too."))]
 ACCEPTED = {"model": CommandAccepted, "description": "Accepted: the command is durably on Kafka.",
             "headers": IDEMPOTENCY_HEADERS}
 
