@@ -1,5 +1,6 @@
 """Crypto-shredding of session events: message text and phone numbers are never in clear on the topic, readers
-show them in clear, and once the tenant is deleted a replay finds them nowhere in the read models."""
+show them in clear, and once the tenant is deleted its WhatsApp sessions are unlinked and purged: the read
+models hold them nowhere, at once and after a replay."""
 
 from __future__ import annotations
 
@@ -115,6 +116,30 @@ async def test_session_pii_is_encrypted_on_the_log_clear_for_readers_and_gone_af
     assert await pg.fetchval("SELECT count(*) FROM pii_keys WHERE tenant_id = $1", tenant_id) == 0
     assert await pg.fetchval("SELECT kind FROM pii_erasures WHERE subject_id = $1", tenant_id) == "tenant"
 
+    # Its sessions are deleted with a purge: the runner unlinks the device (the simulator sees it go)...
+    async def unlinked() -> bool:
+        device = (await linked.sim.get(f"/control/devices/{linked.sid}")).json()
+        return not device["connected"] and not device["linked"]
+
+    await eventually(unlinked, timeout=30)
+    # ...and the projector removes its rows from the read models, without a replay.
+    before = await active_schema(pg, "main")
+
+    async def purged() -> bool:
+        row = await pg.fetchrow(f"SELECT status, phone, disconnected_reason FROM {before}.rm_sessions WHERE id = $1",
+                                uuid.UUID(linked.sid))
+        return row is not None and row["status"] == "deleted" and row["disconnected_reason"] == "purged"
+
+    await eventually(purged, timeout=30)
+    for needle in (said, heard, linked.phone, contact):
+        assert await _rows_with(pg, before, needle) == {}, needle
+    assert await pg.fetchval(f"SELECT count(*) FROM {before}.rm_messages WHERE session_id = $1",
+                             uuid.UUID(linked.sid)) == 0
+    # The log says why: the session's last state change is a session.deleted with purged: true.
+    deleted = [Envelope.from_record(v, h) for v, h in await read_records(kafka.bootstrap_servers, topic)
+               if dict(h).get("ce_subject") == linked.sid.encode()]
+    assert [e.payload.get("purged") for e in deleted if e.type == "session.deleted"] == [True]
+
     # Readers now see those fields as null, with erased: true.
     keys = KeyRing(pg)
     opened = [await keys.open(Envelope.from_record(v, h)) for v, h in ours]
@@ -123,14 +148,56 @@ async def test_session_pii_is_encrypted_on_the_log_clear_for_readers_and_gone_af
     assert all(m["text"] is None for e in upserts for m in e.payload["messages"])
     assert all(e.payload["phone"] is None for e in opened if e.type == "session.status.connected")
 
-    # A replay rebuilds the read models without them.
-    before = await active_schema(pg, "main")
-    assert await _rows_with(pg, before, said)  # (still there before the rebuild: read models keep what they saw)
+    # A replay rebuilds the read models the same way: the purge is an event like any other.
     await replay(ProjectorSettings(kafka=kafka, postgres=PostgresSettings(dsn=infra), batch_max=500), pg)
     after = await active_schema(pg, "main")
     assert after != before
-    for needle in (said, heard):
+    for needle in (said, heard, linked.phone, contact):
         assert await _rows_with(pg, after, needle) == {}, needle
-    row = await pg.fetchrow(f"SELECT text FROM {after}.rm_messages WHERE id = $1 AND session_id = $2",
-                            sent["messageId"], uuid.UUID(linked.sid))
-    assert row is not None and row["text"] is None
+    assert await pg.fetchval(f"SELECT count(*) FROM {after}.rm_messages WHERE session_id = $1",
+                             uuid.UUID(linked.sid)) == 0
+    row = await pg.fetchrow(f"SELECT status, phone, disconnected_reason FROM {after}.rm_sessions WHERE id = $1",
+                            uuid.UUID(linked.sid))
+    assert row is not None and dict(row) == {"status": "deleted", "phone": None, "disconnected_reason": "purged"}
+
+
+async def test_deleting_one_session_with_purge_removes_its_data_from_the_read_models(
+        linked: Linked, pg: asyncpg.Pool) -> None:
+    contact = new_phone()
+    jid = f"{contact}@s.whatsapp.net"
+    said = f"purge-me-{uuid.uuid4().hex[:8]}"
+    await linked.quiet_contact(contact)
+    sent, _ = await linked.send(contact, content=said)
+
+    async def projected() -> bool:
+        return (await linked.message(jid, sent["messageId"])).get("text") == said
+
+    await eventually(projected, timeout=30)
+    http = linked.tenant.http
+    bad = await http.delete(f"/sessions/{linked.sid}", params={"purge": "perhaps"})
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+
+    r = await http.delete(f"/sessions/{linked.sid}", params={"purge": "true"})
+    assert r.status_code == 202, r.text
+    assert (await http.get(f"/sessions/{linked.sid}")).status_code == 404
+    deleted = await linked.ws.wait_for(lambda e: e["type"] == "session.deleted" and e["sessionId"] == linked.sid)
+    assert deleted["payload"]["purged"] is True
+
+    async def unlinked() -> bool:
+        device = (await linked.sim.get(f"/control/devices/{linked.sid}")).json()
+        return not device["connected"] and not device["linked"]
+
+    await eventually(unlinked, timeout=30)
+    schema = await active_schema(pg, "main")
+
+    async def purged() -> bool:
+        reason = await pg.fetchval(f"SELECT disconnected_reason FROM {schema}.rm_sessions WHERE id = $1",
+                                   uuid.UUID(linked.sid))
+        return bool(reason == "purged")
+
+    await eventually(purged, timeout=30)
+    for needle in (said, contact, linked.phone):
+        assert await _rows_with(pg, schema, needle) == {}, needle
+    # The deletion's own outcome is still there for its caller (its result is empty: nothing to keep).
+    outcome = await linked.outcome(r.json()["commandId"])
+    assert outcome["status"] == "succeeded" and outcome["type"] == "session.delete"

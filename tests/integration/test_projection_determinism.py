@@ -3,7 +3,9 @@
 * Any interleaving of sessions (each session's order kept) gives the same rows.
 * The batched projector (``projector.handlers.project``) gives, for any batch size, exactly the rows of the
   per-row reference (``tests/support/reference_projection.py``): several events for one row in one batch
-  (upsert, receipts, edit, delete), late receipts, re-deliveries, chat clears in mid-batch.
+  (upsert, receipts, edit, delete), late receipts, re-deliveries, chat clears in mid-batch, and a purged
+  session (``session.deleted`` with ``purged``) followed by re-deliveries of its earlier events, which must not
+  bring its rows back.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ TABLES = {
 }
 
 
-def _session_stream(rng: random.Random) -> list[Envelope]:
+def _session_stream(rng: random.Random, purge: bool = False) -> list[Envelope]:
     sid = str(uuid.uuid4())
     cmd = c.CreateSession(command_id=str(uuid.uuid4()), session_id=sid, tenant_id="t", issued_at="x")
     s, events = decide(None, cmd, NOW)
@@ -93,6 +95,12 @@ def _session_stream(rng: random.Random) -> list[Envelope]:
     s.record_incoming(NOW, [p.MessageSummary(id="late", remote_jid=chats[1], from_me=False, timestamp=1100,
                                              text="after the clear")])
     s.record_disconnected(NOW, "connection_lost")
+    if purge:  # as the runner records a purging delete, then a command that came too late
+        delete = str(uuid.uuid4())
+        s.delete(NOW, purge=True)  # what decide() runs for a session.delete with purge
+        s.record_command_succeeded(NOW, delete, "session.delete", None)
+        s.record_command_failed(NOW, str(uuid.uuid4()), "session.send_message", "session_deleted",
+                                "session was deleted")
     events += s.collect_events()
     envs = [Envelope.from_domain(e) for e in events]
     # What the domain never emits but a topic can hold: re-deliveries of whole events, a late "delivered"
@@ -159,19 +167,31 @@ async def _batched(conn: asyncpg.Connection, schema: str, envelopes: list[Envelo
     return await _dump(conn, schema)
 
 
+def _only_outcomes_left(dump: dict[str, list[tuple[Any, ...]]], purged: str) -> None:
+    """The purged session: its row, deleted and without its number, and result-less command outcomes."""
+    mine = {t: [r for r in rows if purged in (str(r[0]), str(r[2]))] for t, rows in dump.items()}
+    assert [(r[3], r[4]) for r in mine["rm_sessions"]] == [("deleted", None)]
+    assert all(not mine[t] for t in ("rm_chats", "rm_messages", "rm_contacts", "rm_reactions"))
+    assert mine["rm_commands"] and all(r[7] == "{}" or r[7] == {} for r in mine["rm_commands"])
+    assert "session.delete" in {r[3] for r in mine["rm_commands"]}
+
+
 async def test_any_interleaving_projects_to_the_same_rows(database: asyncpg.Connection) -> None:
     rng = random.Random(7)
-    streams = [_session_stream(rng) for _ in range(3)]
+    streams = [_session_stream(rng) for _ in range(3)] + [_session_stream(random.Random(5), purge=True)]
     first = await _batched(database, "rm_v2", _interleave(streams, random.Random(1)), 1000)
     second = await _batched(database, "rm_v3", _interleave(streams, random.Random(2)), 1000)
     assert sum(len(v) for v in first.values()) > 50
     assert first == second
+    _only_outcomes_left(first, streams[-1][0].session_id)
 
 
 async def test_batches_of_any_size_give_the_rows_of_the_per_row_reference(database: asyncpg.Connection) -> None:
     rng = random.Random(11)
-    envelopes = _interleave([_session_stream(rng) for _ in range(3)], random.Random(3))
+    streams = [_session_stream(rng) for _ in range(3)] + [_session_stream(random.Random(5), purge=True)]
+    envelopes = _interleave(streams, random.Random(3))
     expected = await _reference(database, "rm_v2", envelopes)
     assert all(expected[t] for t in TABLES)
+    _only_outcomes_left(expected, streams[-1][0].session_id)
     for n, size in enumerate((1, 4, 37, len(envelopes))):
         assert await _batched(database, f"rm_v{3 + n}", envelopes, size) == expected, f"batches of {size}"

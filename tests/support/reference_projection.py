@@ -60,7 +60,26 @@ session_logged_out = _session_update(
     lambda pl, _: {"status": "logged_out", "disconnected_at": pl["loggedOutAt"], "disconnected_reason": pl["reason"],
                    "phone": None, "qr": None, "qr_expires_at": None}
 )
-session_deleted = _session_update(lambda pl, _: {"status": "deleted"})
+_session_deleted = _session_update(lambda pl, _: {"status": "deleted"})
+
+
+async def _purged(conn: asyncpg.Connection, session_id: str) -> bool:
+    """Purged by an earlier ``session.deleted`` with ``purged: true``: it projects nothing but outcomes."""
+    return bool(await conn.fetchval(
+        "SELECT true FROM rm_sessions WHERE id = $1 AND status = 'deleted' AND disconnected_reason = 'purged'",
+        session_id))
+
+
+async def session_deleted(conn: asyncpg.Connection, env: Envelope) -> None:
+    if not env.payload.get("purged"):
+        await _session_deleted(conn, env)
+        return
+    for table in ("rm_messages", "rm_chats", "rm_contacts", "rm_reactions", "rm_commands", "rm_groups"):
+        await conn.execute(f"DELETE FROM {table} WHERE session_id = $1", env.session_id)
+    await conn.execute(
+        """UPDATE rm_sessions SET status = 'deleted', name = NULL, phone = NULL, qr = NULL, qr_expires_at = NULL,
+             disconnected_reason = 'purged', updated_at = $2, version = GREATEST(version, $3) WHERE id = $1""",
+        env.session_id, env.occurred_on, env.version)
 session_touched = _session_update(lambda pl, _: {})
 
 
@@ -216,13 +235,15 @@ async def contacts_upsert(conn: asyncpg.Connection, env: Envelope) -> None:
 def _command_outcome(status: str) -> Handler:
     async def handler(conn: asyncpg.Connection, env: Envelope) -> None:
         pl = env.payload
+        # A purged session's outcomes are kept without their result.
+        result = {} if await _purged(conn, env.session_id) else pl.get("result") or {}
         await conn.execute(
             """INSERT INTO rm_commands (command_id, tenant_id, session_id, command_type, status, code, reason, result,
                                         finished_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                ON CONFLICT (command_id) DO NOTHING""",
             pl["commandId"], pl["tenantId"], env.session_id, pl["commandType"], status, pl.get("code"),
-            pl.get("reason"), orjson.dumps(pl.get("result") or {}).decode(), env.occurred_on,
+            pl.get("reason"), orjson.dumps(result).decode(), env.occurred_on,
         )
 
     return handler
@@ -237,7 +258,15 @@ async def messages_media(conn: asyncpg.Connection, env: Envelope) -> None:
         )
 
 
-HANDLERS: dict[str, Handler] = {
+def _unless_purged(handler: Handler) -> Handler:
+    async def guarded(conn: asyncpg.Connection, env: Envelope) -> None:
+        if not await _purged(conn, env.session_id):
+            await handler(conn, env)
+
+    return guarded
+
+
+_HANDLERS: dict[str, Handler] = {
     "session.created": session_created,
     "session.qr.updated": session_qr,
     "session.status.connected": session_connected,
@@ -256,3 +285,6 @@ HANDLERS: dict[str, Handler] = {
     "session.command.succeeded": _command_outcome("succeeded"),
     "session.command.failed": _command_outcome("failed"),
 }
+HANDLERS: dict[str, Handler] = {
+    t: h if t in ("session.command.succeeded", "session.command.failed") else _unless_purged(h)
+    for t, h in _HANDLERS.items()}

@@ -21,6 +21,7 @@ from command_api.shared.idempotency import Idem
 from command_api.shared.problems import Problem
 from tests.unit.command_api_fakes import (
     Clock,
+    FakeBus,
     FakePrincipals,
     authenticator,
     limiter,
@@ -213,6 +214,27 @@ async def test_sessions_service_lifecycle_keeps_the_stop_reason_and_deleted_sess
     assert await status_of(svc.start(user("a"), NO_KEY, None, sid)) == 404
 
 
+async def test_deleting_a_session_with_purge_says_so_in_the_command() -> None:
+    w = world()
+    svc = SessionsService(w.sessions, w.access, w.commands)
+    kept, _ = await svc.create(user("a"), NO_KEY, None, None)
+    purged, _ = await svc.create(user("a"), NO_KEY, None, None)
+    await svc.delete(user("a"), NO_KEY, None, kept["sessionId"])
+    await svc.delete(user("a"), NO_KEY, None, purged["sessionId"], purge=True)
+    plain, purging = w.bus.sent[-2:]
+    assert isinstance(plain, c.DeleteSession) and isinstance(purging, c.DeleteSession)
+    assert not plain.purge and purging.purge and purging.session_id == purged["sessionId"]
+    assert await status_of(svc.get(user("a"), purged["sessionId"])) == 404
+    # A session deleted without a purge can be purged later; a plain delete of it, or another tenant's
+    # purge, is a 404.
+    await svc.delete(user("a"), NO_KEY, None, kept["sessionId"], purge=True)
+    late = w.bus.sent[-1]
+    assert isinstance(late, c.DeleteSession) and late.purge and late.session_id == kept["sessionId"]
+    assert await status_of(svc.delete(user("a"), NO_KEY, None, kept["sessionId"])) == 404
+    assert await status_of(svc.delete(user("b"), NO_KEY, None, kept["sessionId"], purge=True)) == 404
+    assert await status_of(svc.start(user("a"), NO_KEY, None, kept["sessionId"])) == 404
+
+
 async def test_the_qr_comes_raw_and_as_a_png_data_url_but_never_to_agents() -> None:
     w = world()
     svc = SessionsService(w.sessions, w.access, w.commands)
@@ -336,7 +358,7 @@ class FakeIdentity:
 
 async def test_refresh_rotates_and_a_reused_token_revokes_its_whole_family() -> None:
     repo = FakeIdentity()
-    svc = IdentityService(repo, AuthSettings(), signer(), "http://app")  # type: ignore[arg-type]
+    svc = IdentityService(repo, AuthSettings(), signer(), "http://app", FakeBus())  # type: ignore[arg-type]
     repo.add("first", uuid.uuid4())
     answer, second = await svc.refresh("first")
     assert answer["accessToken"] and second != "first"
@@ -454,3 +476,16 @@ async def test_api_keys_are_admins_business_scoped_to_own_sessions_and_revocatio
     assert await status_of(svc.revoke(user("b"), made["id"])) == 404  # another tenant's key looks missing
     await svc.revoke(owner, made["id"])
     assert evicted == ["a"]
+
+
+async def test_a_tenant_deletion_purges_each_session_with_the_same_command_ids_on_a_retry() -> None:
+    bus = FakeBus()
+    svc = IdentityService(FakeIdentity(), AuthSettings(), signer(), "http://app", bus)
+    sessions = [str(uuid.uuid4()) for _ in range(3)]
+    await svc.purge_sessions("tenant-x", sessions)
+    await svc.purge_sessions("tenant-x", sessions)  # a retry after a commit that failed
+    first, again = bus.sent[:3], bus.sent[3:]
+    assert all(isinstance(cmd, c.DeleteSession) and cmd.purge and cmd.tenant_id == "tenant-x" for cmd in bus.sent)
+    assert sorted(cmd.session_id for cmd in first) == sorted(sessions)
+    assert [cmd.command_id for cmd in first] == [cmd.command_id for cmd in again]
+    assert len({cmd.command_id for cmd in first}) == 3

@@ -170,3 +170,51 @@ def test_media_sends_are_checked_against_the_tenant_and_whatsapps_rules() -> Non
     with pytest.raises(ValueError):
         c.SendMessage(command_id=str(uuid.uuid4()), session_id=s.session_id, tenant_id=TENANT, issued_at="x",
                       to="51988887777")  # neither content nor media
+
+
+def test_a_plain_delete_records_no_purge_and_keeps_the_wire_payload_unchanged() -> None:
+    s = _connected()
+    _, events = decide(s, _cmd(c.DeleteSession, s.session_id), NOW)
+    assert [e.TYPE for e in events] == ["session.deleted"]
+    deleted = events[0]
+    assert isinstance(deleted, Session.Deleted)
+    assert deleted.payload.purged is None
+    assert set(deleted.payload.model_dump(by_alias=True, mode="json")) == {"tenantId", "deletedAt"}
+    assert s.status == "deleted" and not s.purged and s.phone == "51999999999"
+    with pytest.raises(CommandRejected) as info:
+        decide(s, _cmd(c.DeleteSession, s.session_id), NOW)
+    assert info.value.code == "session_deleted"
+
+
+def test_a_purging_delete_records_purged_and_forgets_the_personal_state() -> None:
+    s = _connected()
+    s.record_contact_names(NOW, [p.Contact(id="51988887777@s.whatsapp.net", name="Ana")])
+    s.collect_events()
+    _, events = decide(s, _cmd(c.DeleteSession, s.session_id, purge=True), NOW)
+    assert [e.TYPE for e in events] == ["session.deleted"]
+    deleted = events[0]
+    assert isinstance(deleted, Session.Deleted)
+    assert deleted.payload.model_dump(by_alias=True, mode="json")["purged"] is True
+    assert s.status == "deleted" and s.purged and s.phone is None and not s.contact_names and not s.is_live
+    # Replaying the stored event gives the same state.
+    wire = deleted.payload.model_dump(by_alias=True, mode="json")
+    rebuilt = _connected()
+    evolve(rebuilt, event_from_wire("session.deleted", rebuilt.session_id, rebuilt.version + 1, NOW, wire))
+    assert rebuilt.purged and rebuilt.status == "deleted" and rebuilt.phone is None
+    # Purged for good: a second purge, or any other command, is rejected.
+    for again in (_cmd(c.DeleteSession, s.session_id, purge=True), _cmd(c.DeleteSession, s.session_id),
+                  _cmd(c.StartSession, s.session_id)):
+        with pytest.raises(CommandRejected) as info:
+            decide(s, again, NOW)
+        assert info.value.code == "session_deleted"
+
+
+def test_a_session_deleted_without_purge_can_still_be_purged_once() -> None:
+    """Deleting a tenant purges its sessions, also those its users had deleted before."""
+    s = _connected()
+    decide(s, _cmd(c.DeleteSession, s.session_id), NOW)
+    _, events = decide(s, _cmd(c.DeleteSession, s.session_id, purge=True), NOW)
+    assert [e.TYPE for e in events] == ["session.deleted"]
+    assert s.purged and s.status == "deleted"
+    with pytest.raises(CommandRejected):
+        decide(s, _cmd(c.DeleteSession, s.session_id, purge=True), NOW)

@@ -40,8 +40,12 @@ class StopSession(Command):
 
 
 class DeleteSession(Command):
+    """Unlink and delete the session. ``purge`` also removes its data from the read models (the session's
+    ``session.deleted`` says ``purged: true``); deleting a tenant purges every session of it."""
+
     TYPE: ClassVar[str] = "session.delete"
     type: Literal["session.delete"] = "session.delete"
+    purge: bool = False
 
 
 class SendMessage(Command):

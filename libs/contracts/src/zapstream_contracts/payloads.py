@@ -130,6 +130,16 @@ class StatusLoggedOut(EventPayload):
 
 class SessionDeleted(EventPayload):
     deleted_at: str
+    # True when the session's data must go too (``session.delete`` with ``purge``, and every session of a
+    # deleted tenant): read models drop its rows. Absent on a plain delete, so that record is unchanged.
+    purged: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_purged(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("purged") is None:
+            data.pop("purged", None)
+        return data
 
 
 class Location(Wire):

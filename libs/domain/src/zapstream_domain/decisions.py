@@ -82,7 +82,7 @@ def _group_check(session: Session, group_jid: str) -> None:
 DECIDERS: dict[type[c.Command], Decider] = {
     c.StartSession: lambda s, cmd, now: s.start(now),
     c.StopSession: lambda s, cmd, now: s.stop(now, cmd.reason),
-    c.DeleteSession: lambda s, cmd, now: s.delete(now),
+    c.DeleteSession: lambda s, cmd, now: s.delete(now, cmd.purge),
     c.SendMessage: _send,
     c.EditMessage: lambda s, cmd, now: s.require_editable(cmd.message_id),
     c.DeleteMessage: lambda s, cmd, now: s.require_deletable(cmd.message_id),

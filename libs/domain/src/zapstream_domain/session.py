@@ -43,6 +43,8 @@ class Session(Aggregate):
     # from snapshots taken before the setting existed read them as "off".
     reject_calls: bool = False
     call_reply_text: str | None = None
+    # A purged session's data is gone from the read models; it is deleted for good.
+    purged: bool = False
 
     class Event(Aggregate.Event):
         """Each event class names its contract entry (``SPEC``): type name, payload model and version
@@ -155,6 +157,12 @@ class Session(Aggregate):
             s.wants_connection = False
             s.pending_sends.clear()
             s.updated_at = self.payload.deleted_at
+            if self.payload.purged:
+                # The runner's memory (and the snapshots it takes) forget the personal data too.
+                s.purged = True
+                s.phone = None
+                s.contact_names.clear()
+                s.presence_subscriptions.clear()
 
     class Started(Event):
         """A stopped or logged-out session was asked to connect again."""
@@ -410,9 +418,20 @@ class Session(Aggregate):
         else:
             self._emit(Session.Disconnected, at, reason=reason, disconnected_at=iso(at), stopped=True)
 
-    def delete(self, at: datetime) -> None:
+    def delete(self, at: datetime, purge: bool = False) -> None:
+        """Delete the session; ``purge`` also has its data removed from the read models.
+
+        A session deleted earlier without a purge can still be purged (deleting its tenant purges every
+        session of it, deleted or not); anything else on a deleted session is rejected.
+        """
+        if purge and self.status == "deleted" and not self.purged:
+            self._emit(Session.Deleted, at, deleted_at=iso(at), purged=True)
+            return
         self._require_not_deleted()
-        self._emit(Session.Deleted, at, deleted_at=iso(at))
+        if purge:
+            self._emit(Session.Deleted, at, deleted_at=iso(at), purged=True)
+        else:
+            self._emit(Session.Deleted, at, deleted_at=iso(at))
 
     def request_send(
         self,

@@ -7,7 +7,7 @@ history (eventsourcing's snapshotting, with Kafka as the snapshot store).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -68,4 +68,19 @@ def session_from_snapshot(data: dict[str, Any]) -> Session:
     )
     session = snapshot.mutate(None)
     assert isinstance(session, Session)
+    return session
+
+
+def erased_session(session_id: str, tenant_id: str, version: int) -> Session:
+    """A session whose snapshot is unreadable because its tenant's key was destroyed: deleted, nothing of its
+    state left, at ``version``.
+
+    Kept (rather than forgotten) so that the purge its tenant's deletion asks for can still be decided and
+    recorded at the session's next version, even when its runner had to rebuild in between.
+    """
+    session = Session.create(UUID(session_id), tenant_id, datetime(1970, 1, 1, tzinfo=UTC))
+    session.collect_events()
+    session.status = "deleted"
+    session.wants_connection = False
+    session.version = version
     return session

@@ -128,7 +128,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             access = Access(sessions_repo, agents_repo)
             commands = Commands(bus, PgIdempotencyStore(pool), access, metrics)
             auth = Authenticator(identity_repo, signer, limiter, settings.principal_cache_ttl_s)
-            identity = IdentityService(identity_repo, settings.auth, signer, settings.app_base_url,
+            identity = IdentityService(identity_repo, settings.auth, signer, settings.app_base_url, bus,
                                        evict=auth.evict_tenant)
             library = MediaLibrary(MediaRepository(pool), store, settings.media)
             sessions = SessionsService(sessions_repo, access, commands, liveness=liveness,

@@ -606,6 +606,65 @@ async def _clear_chat(conn: asyncpg.Connection, schema: str, env: Envelope, pl: 
     )
 
 
+PURGED = "purged"
+"""``rm_sessions.disconnected_reason`` of a purged session (status ``deleted``): the mark later batches, and
+replays, read to keep its data out."""
+KEPT_AFTER_PURGE = frozenset({"session.command.succeeded", "session.command.failed"})
+"""What a purged session still projects: command outcomes (the purging delete's own, and failures of commands
+that arrive after it), written without their ``result``."""
+PURGE_TABLES = ("rm_messages", "rm_chats", "rm_contacts", "rm_reactions", "rm_commands", "rm_groups")
+"""Every read-model table with a ``session_id`` besides ``rm_sessions`` (messages hold media refs, rich
+content and poll tallies; ``replay.TABLES`` is the whole list)."""
+
+
+def purges(pl: BaseModel) -> bool:
+    """A ``session.deleted`` whose session's data must go (``purged: true``)."""
+    return isinstance(pl, p.SessionDeleted) and bool(pl.purged)
+
+
+async def _purged_sessions(conn: asyncpg.Connection, schema: str, session_ids: Iterable[str]) -> set[str]:
+    """Those of ``session_ids`` purged by an earlier batch."""
+    ids = list(dict.fromkeys(session_ids))
+    if not ids:
+        return set()
+    rows = await conn.fetch(
+        f"""SELECT id::text AS id FROM {schema}.rm_sessions
+            WHERE id = ANY($1::uuid[]) AND status = 'deleted' AND disconnected_reason = $2""", ids, PURGED)
+    return {r["id"] for r in rows}
+
+
+def _without_purged(events: list[Event], gone: set[str]) -> list[Event]:
+    """Drop what a purged session would write after its purge: only its command outcomes stay, result-less.
+
+    ``gone`` starts with the sessions purged by earlier batches and gains each purge in order, so the
+    same events give the same rows whatever the batch boundaries (live, or a replay).
+    """
+    kept: list[Event] = []
+    for env, pl in events:
+        sid = env.session_id
+        if sid not in gone:
+            if purges(pl):
+                gone.add(sid)
+            kept.append((env, pl))
+        elif isinstance(pl, p.CommandSucceeded):
+            kept.append((env, pl.model_copy(update={"result": {}})))
+        elif env.type in KEPT_AFTER_PURGE:
+            kept.append((env, pl))
+    return kept
+
+
+async def _purge(conn: asyncpg.Connection, schema: str, env: Envelope) -> None:
+    """The session's rows go; its ``rm_sessions`` row stays (the API answers 404 for it) as ``deleted``, with
+    nothing personal left and the purge mark."""
+    sid = env.session_id
+    for table in PURGE_TABLES:
+        await conn.execute(f"DELETE FROM {schema}.{table} WHERE session_id = $1", sid)
+    await conn.execute(
+        f"""UPDATE {schema}.rm_sessions SET status = 'deleted', name = NULL, phone = NULL, qr = NULL,
+              qr_expires_at = NULL, disconnected_reason = $2, updated_at = $3, version = GREATEST(version, $4)
+            WHERE id = $1""", sid, PURGED, env.occurred_on, env.version)
+
+
 async def project(conn: asyncpg.Connection, schema: str, envelopes: Sequence[Envelope]) -> None:
     """Apply ``envelopes`` in order to the read models in ``schema``, inside the caller's transaction."""
     schema = checked_schema(schema)
@@ -617,11 +676,16 @@ async def project(conn: asyncpg.Connection, schema: str, envelopes: Sequence[Env
     # that scans the whole table, once per batch, so replay would slow down as the tables grow. Index probes
     # cost per key, not per row in the table.
     await conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+    gone = await _purged_sessions(conn, schema, (env.session_id for env, _ in parsed))
+    if gone or any(purges(pl) for _, pl in parsed):
+        parsed = _without_purged(parsed, gone)
     events = [e for e in parsed if e[0].type in PROJECTED]
-    clears = [(i, jid) for i, (env, pl) in enumerate(events)
-              if env.type == "session.messages.delete" and (jid := _chat_cleared(pl)) is not None]
+    # Runs end at a chat clear (its range of rows needs what came before written) and at a purge (what came
+    # before it goes, what follows it stays).
+    barriers = [i for i, (env, pl) in enumerate(events)
+                if purges(pl) or (env.type == "session.messages.delete" and _chat_cleared(pl) is not None)]
     start = 0
-    for end, chat_jid in [*clears, (len(events), None)]:
+    for end in [*barriers, len(events)]:
         if end > start:
             batch = Batch()
             segment = events[start:end]
@@ -630,20 +694,27 @@ async def project(conn: asyncpg.Connection, schema: str, envelopes: Sequence[Env
             for env, pl in segment:
                 folds[env.type](batch, env, pl)
             await batch.write(conn, schema)
-        if chat_jid is not None:
+        if end == len(events):
+            break
+        barrier, pl = events[end]
+        if purges(pl):
+            await _purge(conn, schema, barrier)
+        else:
             # A chat clear: everything before it is written, so set-based statements see the right rows.
-            clear, pl = events[end]
             assert isinstance(pl, p.MessagesDelete)
-            await _clear_chat(conn, schema, clear, pl, chat_jid)
+            chat_jid = _chat_cleared(pl)
+            assert chat_jid is not None
+            await _clear_chat(conn, schema, barrier, pl, chat_jid)
             # Its message-scope deletes (if any) fold like any other, in a run of their own.
             rest = Batch()
-            await rest.load(conn, schema, [(clear, pl)])
-            rest.delete_messages(clear, pl)
-            rest.recount[(clear.session_id, chat_jid)] = None
+            await rest.load(conn, schema, [(barrier, pl)])
+            rest.delete_messages(barrier, pl)
+            rest.recount[(barrier.session_id, chat_jid)] = None
             await rest.write(conn, schema)
         start = end + 1
     for env, pl in parsed:  # rare: one by one, in order, after the set-based writes
-        if env.type not in ONE_BY_ONE:
+        # A session purged in this batch: its rows are gone, and these ran after the purge would recreate some.
+        if env.type not in ONE_BY_ONE or env.session_id in gone:
             continue
         if isinstance(pl, (p.GroupsUpsert, p.GroupParticipants)):
             await groups.apply(conn, schema, env, pl)

@@ -28,7 +28,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from projector.handlers import checked_schema
+from projector.handlers import PURGED, checked_schema
 from zapstream_contracts import payloads as p
 from zapstream_contracts import secrets
 from zapstream_contracts.envelope import Envelope
@@ -114,13 +114,16 @@ class SecretsApplier:
                 return
             schema = checked_schema(active)
             for env, outcome in pairs:
+                # Not for a purged session: its outcomes stay without a result (see handlers.PURGED).
                 await conn.execute(
                     f"""INSERT INTO {schema}.rm_commands
                           (command_id, tenant_id, session_id, command_type, status, result, finished_at)
-                        VALUES ($1, $2, $3, $4, 'succeeded', $5::jsonb, $6)
+                        SELECT $1, $2, $3, $4, 'succeeded', $5::jsonb, $6
+                        WHERE NOT EXISTS (SELECT 1 FROM {schema}.rm_sessions s WHERE s.id = $3
+                                          AND s.status = 'deleted' AND s.disconnected_reason = $7)
                         ON CONFLICT (command_id) DO UPDATE SET result = EXCLUDED.result""",
                     outcome.command_id, outcome.tenant_id, uuid.UUID(env.session_id), outcome.command_type,
-                    orjson.dumps(outcome.result).decode(), env.occurred_on)
+                    orjson.dumps(outcome.result).decode(), env.occurred_on, PURGED)
             now = time.time()
             for key, (qr, expires) in list(self.waiting.items()):
                 if expires <= now:

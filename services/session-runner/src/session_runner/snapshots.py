@@ -26,7 +26,7 @@ from zapstream_contracts import pii
 from zapstream_contracts.envelope import Envelope
 from zapstream_domain.decisions import event_from_wire, evolve
 from zapstream_domain.session import EVENTS_BY_TYPE, Session
-from zapstream_domain.snapshots import session_from_snapshot, snapshot_of
+from zapstream_domain.snapshots import erased_session, session_from_snapshot, snapshot_of
 from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import Topics
 
@@ -81,14 +81,21 @@ class SnapshotLog:
                         latest[record.key] = record.value
             events_from = 0
             sessions: dict[str, Session] = {}
+            erased: set[str] = set()
             checkpoint = latest.pop(CHECKPOINT_KEY, None)
             if checkpoint is not None:
                 events_from = int(orjson.loads(checkpoint)["eventsFrom"])
                 for raw in latest.values():
-                    data = await self._opened(orjson.loads(raw))
+                    stored = orjson.loads(raw)
+                    data = await self._opened(stored)
                     if data is None:
-                        continue  # its tenant was deleted (key destroyed): the session is gone with it
-                    session = session_from_snapshot(data)
+                        # Its tenant was deleted (key destroyed): its state is gone with it, but it stays as a
+                        # deleted session at its version, so the purge the deletion asked for is still recorded.
+                        session = erased_session(str(stored["id"]), pii.subject_of(str(stored["state"][SEALED])),
+                                                 int(stored["version"]))
+                        erased.add(session.session_id)
+                    else:
+                        session = session_from_snapshot(data)
                     sessions[session.session_id] = session
             self.snapshot_versions = {sid: s.version for sid, s in sessions.items()}
             self.loaded = len(sessions)
@@ -102,7 +109,7 @@ class SnapshotLog:
                     env = Envelope.from_record(record.value, record.headers)
                     if self.keys is not None:
                         env = await self.keys.open(env)
-                    if _apply_stored(sessions, env):
+                    if _apply_stored(sessions, env, erased):
                         count += 1
             self.tail_read = count
             self.event_end = ends[event_tp]
@@ -175,7 +182,8 @@ class SnapshotLog:
         self._pending_versions = {}
 
 
-def _apply_stored(sessions: dict[str, Session], env: Envelope) -> bool:
+def _apply_stored(sessions: dict[str, Session], env: Envelope,
+                  erased: frozenset[str] | set[str] = frozenset()) -> bool:
     if env.type not in EVENTS_BY_TYPE or env.version <= 0:
         return False
     current = sessions.get(env.session_id)
@@ -183,6 +191,11 @@ def _apply_stored(sessions: dict[str, Session], env: Envelope) -> bool:
         return False
     if current is not None and env.version <= current.version:
         return False  # already in the snapshot
+    if current is not None and env.session_id in erased and env.type != Session.Deleted.TYPE:
+        # An erased session stays deleted: its later events only move its version on (their personal fields
+        # are unreadable anyway); a session.deleted still applies, so a purge is recorded once.
+        current.version = env.version
+        return True
     event = event_from_wire(env.type, env.session_id, env.version, env.occurred_at(), env.payload)
     sessions[env.session_id] = evolve(current, event)
     return True

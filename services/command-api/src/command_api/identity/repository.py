@@ -129,6 +129,13 @@ class IdentityRepository:
         """A tenant is often named after its owner: the name goes with the tenant."""
         await conn.execute("UPDATE tenants SET name = $2 WHERE id = $1", tenant_id, erased)
 
+    async def close_tenant_sessions(self, conn: Conn, tenant_id: str) -> list[str]:
+        """Mark every session of the tenant deleted (if not already); the ids of all of them."""
+        rows = await conn.fetch(
+            """UPDATE session_registry SET deleted_at = coalesce(deleted_at, now()) WHERE tenant_id = $1
+               RETURNING id""", tenant_id)
+        return sorted(str(r["id"]) for r in rows)
+
     async def revoke_tenant_keys(self, conn: Conn, tenant_id: str) -> list[str]:
         """Revoke every API key of the tenant still valid; their ids."""
         rows = await conn.fetch(

@@ -101,8 +101,9 @@ async def erase_user(user_id: IdPath, who: Who, svc: Service) -> Response:
 async def delete_tenant(who: Who, svc: Service) -> Response:
     """Delete your tenant (owner only). Its data keys are destroyed: message text, captions, names and phone
     numbers it left in the event log, and its users' e-mails and names, become unreadable in every copy
-    (crypto-shredding; read models show them as null after a replay). Its users are erased and signed out
-    and its API keys revoked. Idempotent (the caller's credentials no longer work afterwards)."""
+    (crypto-shredding). Every WhatsApp session of it is deleted with a purge: unlinked, and its messages,
+    chats, contacts and the rest removed from the read models (no rebuild needed). Its users are erased and
+    signed out and its API keys revoked. Idempotent (the caller's credentials no longer work afterwards)."""
     await svc.delete_tenant(who)
     return Response(status_code=204)
 

@@ -32,7 +32,9 @@ from command_api.identity.repository import Conn, IdentityRepository
 from command_api.identity.schemas import EmailBody, LoginBody, RegisterBody, ResetConfirmBody, VerifyBody
 from command_api.settings import AuthSettings, Limit
 from command_api.shared import mailer, outbox
+from command_api.shared.bus import CommandBus
 from command_api.shared.problems import Problem
+from zapstream_contracts import commands as c
 from zapstream_platform import pii
 from zapstream_platform.tokens import Principal, TokenSigner
 
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 
 _hasher = PasswordHasher()  # argon2id, the library's (RFC 9106 low-memory) defaults
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# Namespace of the ids of the session.delete commands a tenant's deletion publishes: one id per (tenant, session),
+# so a retried deletion publishes the same commands again, recognisably.
+TENANT_PURGE = uuid.UUID("1d6a3f52-0c4e-4b7a-9a51-7e2f0d9c8b14")
 CHECK_YOUR_EMAIL = {"status": "accepted",
                     "detail": "check your e-mail: if the address can be used, a message is on its way"}
 
@@ -87,8 +92,9 @@ class Codes:
 
 class IdentityService:
     def __init__(self, repo: IdentityRepository, auth: AuthSettings, signer: TokenSigner, app_base_url: str,
-                 evict: Callable[[str], None] = lambda tenant_id: None) -> None:
+                 bus: CommandBus, evict: Callable[[str], None] = lambda tenant_id: None) -> None:
         self.repo = repo
+        self.bus = bus  # a tenant's deletion deletes (and purges) its WhatsApp sessions
         self.auth = auth
         self.signer = signer
         self.app_base_url = app_base_url
@@ -336,7 +342,9 @@ class IdentityService:
     async def delete_tenant(self, who: Principal) -> None:
         """Delete the caller's tenant (its owner only): destroy the tenant's data key (the personal fields of
         its session events become unreadable in every copy of the log) and its users' keys, erase its users
-        (as :meth:`erase`), revoke its API keys, and record ``tenant.deleted``. Running it again is a no-op.
+        (as :meth:`erase`), revoke its API keys, record ``tenant.deleted``, and delete every session of it
+        with a purge (``session.delete`` with ``purge``: the runner unlinks it, the projector removes its
+        rows from the read models). Running it again is a no-op.
         """
         actor = who.user_id
         if actor is None:
@@ -360,7 +368,20 @@ class IdentityService:
             if tenant in shredded:
                 await self.repo.forget_tenant_name(conn, tenant, pii.ERASED)
                 await outbox.record(conn, "tenant.deleted", tenant, {"tenantId": tenant, "by": actor})
+            # Every session of the tenant, those deleted earlier included (they were not purged): marked
+            # deleted here (the API answers 404 for them at once), and their commands published last, before
+            # the commit. A failure to publish rolls everything back, so the owner's credentials still work
+            # and the call can be retried; a commit that fails after the publish is retried the same way,
+            # and publishes the same commands (same ids) again, which the runner rejects as already deleted.
+            await self.purge_sessions(tenant, await self.repo.close_tenant_sessions(conn, tenant))
         self.evict(tenant)
+
+    async def purge_sessions(self, tenant: str, session_ids: list[str]) -> None:
+        """Publish ``session.delete`` with ``purge`` for each session, every one acknowledged by Kafka."""
+        await asyncio.gather(*(
+            self.bus.send(c.DeleteSession, tenant, sid, None,
+                          command_id=str(uuid.uuid5(TENANT_PURGE, f"{tenant}\0{sid}")), purge=True)
+            for sid in session_ids))
 
     async def me(self, who: Principal) -> dict[str, Any]:
         assert who.user_id is not None

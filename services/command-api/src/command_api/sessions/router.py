@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 
 from command_api.sessions.schemas import (
     CommandOutcome,
@@ -25,6 +25,10 @@ from command_api.shared.security import Who
 
 router = APIRouter(tags=["sessions"], responses=responses(*AUTHED))
 Traceparent = Annotated[str | None, Header(include_in_schema=False)]
+Purge = Annotated[bool, Query(description=(
+    "Also remove the session's data from the read models: its messages, chats, contacts, reactions, media "
+    "references, groups, polls and command outcomes go once the deletion is processed, and a rebuild does "
+    "not bring them back. A session deleted earlier without it can be purged this way too."))]
 ACCEPTED = {"model": CommandAccepted, "description": "Accepted: the command is durably on Kafka.",
             "headers": IDEMPOTENCY_HEADERS}
 
@@ -84,9 +88,12 @@ async def stop_session(request: Request, session_id: IdPath, who: Who, svc: Serv
 @router.delete("/sessions/{session_id}", status_code=202, response_model=CommandAccepted,
                responses={202: ACCEPTED, **responses(403, 404, 409)})
 async def delete_session(request: Request, session_id: IdPath, who: Who, svc: Service,
-                         idempotency_key: IdempotencyKey = None, traceparent: Traceparent = None) -> Response:
-    """Delete the session: the device is unlinked and its credentials erased; the session answers 404 at once."""
-    return accepted(await svc.delete(who, await Idem.of(request, idempotency_key), traceparent, session_id))
+                         idempotency_key: IdempotencyKey = None, traceparent: Traceparent = None,
+                         purge: Purge = False) -> Response:
+    """Delete the session: the device is unlinked and its credentials erased; the session answers 404 at once.
+    `?purge=true` also removes its data (messages, chats, contacts…) from the read models."""
+    return accepted(await svc.delete(who, await Idem.of(request, idempotency_key), traceparent, session_id,
+                                     purge))
 
 
 @router.post("/sessions/{session_id}/pair-code", response_model=PairCodeAnswer,

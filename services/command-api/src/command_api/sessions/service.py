@@ -100,10 +100,13 @@ class SessionsService:
         sid = await self.access.owned(who, session_id)
         return await self.commands.accept(who, idem, traceparent, c.StopSession, sid, reason=reason)
 
-    async def delete(self, who: Principal, idem: Idem, traceparent: str | None, session_id: str) -> Answer:
+    async def delete(self, who: Principal, idem: Idem, traceparent: str | None, session_id: str,
+                     purge: bool = False) -> Answer:
+        """``purge``: the session's data goes from the read models too (``session.deleted`` says ``purged``).
+        A session deleted earlier without it can still be purged (once: the runner refuses a second purge)."""
         self.access.manage_sessions(who)
-        sid = await self.access.owned(who, session_id)
-        answer = await self.commands.accept(who, idem, traceparent, c.DeleteSession, sid)
+        sid = await self.access.owned(who, session_id, deleted_ok=purge)
+        answer = await self.commands.accept(who, idem, traceparent, c.DeleteSession, sid, purge=purge)
         # From now on the session is gone for the API (404, no QR), before the projector catches up.
         await self.store.mark_deleted(who.tenant_id, sid)
         self.access.forget(sid)

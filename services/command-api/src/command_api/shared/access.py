@@ -78,19 +78,24 @@ class Access:
         for raw in [raw for raw, (sid, _) in self._owners.items() if sid == session_id]:
             del self._owners[raw]
 
-    async def owned(self, who: Principal, session_id: str) -> str:
-        """The session id if ``who`` may use it; 404 otherwise (foreign, deleted and missing look the same)."""
+    async def owned(self, who: Principal, session_id: str, deleted_ok: bool = False) -> str:
+        """The session id if ``who`` may use it; 404 otherwise (foreign, deleted and missing look the same).
+
+        ``deleted_ok``: a deleted session of ``who``'s is found too (purging the data of one deleted earlier).
+        """
         cached = self._owners.get(session_id)
         if cached is None:
             parsed = parse_uuid(session_id)
             if parsed is None:
                 raise Problem(404, "session not found")
             found = await self.sessions.owner_of(parsed)
-            if found is None or found[1]:
+            if found is None or (found[1] and not deleted_ok):
                 raise Problem(404, "session not found")
-            cached = self._owners[session_id] = (str(parsed), found[0])
-            if len(self._owners) > self._cache_size:
-                self._owners.popitem(last=False)
+            cached = (str(parsed), found[0])
+            if not found[1]:
+                self._owners[session_id] = cached
+                if len(self._owners) > self._cache_size:
+                    self._owners.popitem(last=False)
         sid, owner = cached
         if owner != who.tenant_id or not self.in_scope(who, sid):
             raise Problem(404, "session not found")
