@@ -1503,6 +1503,7 @@ export interface paths {
         /**
          * Delete Session
          * @description Delete the session: the device is unlinked and its credentials erased; the session answers 404 at once.
+         *     `?purge=true` also removes its data (messages, chats, contacts…) from the read models.
          */
         delete: operations["delete_session_sessions__session_id__delete"];
         options?: never;
@@ -1639,6 +1640,30 @@ export interface paths {
         post?: never;
         /** Remove Suppression */
         delete: operations["remove_suppression_suppressions__phone__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tenant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Tenant
+         * @description Delete your tenant (owner only). Its data keys are destroyed: message text, captions, names and phone
+         *     numbers it left in the event log, and its users' e-mails and names, become unreadable in every copy
+         *     (crypto-shredding). Every WhatsApp session of it is deleted with a purge: unlinked, and its messages,
+         *     chats, contacts and the rest removed from the read models (no rebuild needed). Its users are erased and
+         *     signed out and its API keys revoked. Idempotent (the caller's credentials no longer work afterwards).
+         */
+        delete: operations["delete_tenant_tenant_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -12355,7 +12380,10 @@ export interface operations {
     };
     delete_session_sessions__session_id__delete: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Also remove the session's data from the read models: its messages, chats, contacts, reactions, media references, groups, polls and command outcomes go once the deletion is processed, and a rebuild does not bring them back. A session deleted earlier without it can be purged this way too. */
+                purge?: boolean;
+            };
             header?: {
                 /** @description Makes a retry safe: the same key and request replay the first answer and send nothing twice; the same key for a different request is a 422. */
                 "Idempotency-Key"?: string | null;
@@ -13213,6 +13241,75 @@ export interface operations {
             };
             /** @description Not found for this tenant (another tenant's ids look exactly like missing ones). */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description The request failed validation. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Rate limited; see Retry-After and RateLimit. */
+            429: {
+                headers: {
+                    /** @description Remaining quota (IETF draft-ietf-httpapi-ratelimit-headers). */
+                    RateLimit?: string;
+                    /** @description The quota policy that applied. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description A dependency (Kafka, PostgreSQL, storage) is unavailable right now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+        };
+    };
+    delete_tenant_tenant_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetail"];
+                };
+            };
+            /** @description Authenticated, but not allowed to do this. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
