@@ -16,7 +16,7 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -50,6 +50,7 @@ from zapstream_contracts.campaign_payloads import (
 from zapstream_contracts.timefmt import iso, parse_iso
 
 from . import campaign_pacing as pace
+from .contract_events import NamesItsContract
 from .decisions import message_id_for
 from .errors import CommandRejected
 
@@ -84,22 +85,9 @@ WAITING = ("pending", "retrying")
 
 
 class Campaign(Aggregate):
-    class Event(Aggregate.Event):
-        """Each event class names its contract entry (``SPEC``, in :mod:`zapstream_contracts.events`)."""
-
-        SPEC: ClassVar[ev.EventSpec[Any]]
-        TYPE: ClassVar[str] = ""
-        PAYLOAD: ClassVar[type[BaseModel]] = BaseModel
-
+    class Event(NamesItsContract, Aggregate.Event):
         if TYPE_CHECKING:  # each subclass declares its own payload field (a dataclass field of the event)
             payload: BaseModel
-
-        def __init_subclass__(cls, **kwargs: Any) -> None:
-            super().__init_subclass__(**kwargs)
-            spec = cls.__dict__.get("SPEC")
-            if spec is not None:
-                cls.TYPE = spec.type
-                cls.PAYLOAD = spec.payload
 
     class Created(Event, Aggregate.Created):
         SPEC = ev.CAMPAIGN_CREATED

@@ -22,6 +22,7 @@ from zapstream_contracts import payloads as p
 from zapstream_contracts.payloads import STATUS_RANK
 from zapstream_contracts.timefmt import iso
 
+from .contract_events import NamesItsContract
 from .errors import CommandRejected
 
 # The runner keeps one Session per owned session in memory; these caps bound
@@ -46,23 +47,11 @@ class Session(Aggregate):
     # A purged session's data is gone from the read models; it is deleted for good.
     purged: bool = False
 
-    class Event(Aggregate.Event):
-        """Each event class names its contract entry (``SPEC``): type name, payload model and version
-        are declared once, in :mod:`zapstream_contracts.events`; the class adds only ``apply``."""
-
-        SPEC: ClassVar[ev.EventSpec[Any]]
-        TYPE: ClassVar[str] = ""
+    class Event(NamesItsContract, Aggregate.Event):
         PAYLOAD: ClassVar[type[p.EventPayload]] = p.EventPayload
 
         if TYPE_CHECKING:  # each subclass declares its own payload field (a dataclass field of the event)
             payload: p.EventPayload
-
-        def __init_subclass__(cls, **kwargs: Any) -> None:
-            super().__init_subclass__(**kwargs)
-            spec = cls.__dict__.get("SPEC")
-            if spec is not None:
-                cls.TYPE = spec.type
-                cls.PAYLOAD = spec.payload
 
     class Created(Event, Aggregate.Created):
         SPEC = ev.SESSION_CREATED

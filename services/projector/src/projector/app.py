@@ -185,6 +185,16 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         log.error("event dead-lettered", extra={"fields": {"partition": tp.partition, "offset": record.offset,
                                                            "reason": reason[:300]}})
 
+    async def _attempt(self, tp: TopicPartition, records: list[Any]) -> Exception | None:
+        """None once ``records`` are applied; the error when their content failed (an outage is raised)."""
+        try:
+            await self.apply_batch(tp, records)
+            return None
+        except Exception as exc:
+            if is_infrastructure(exc):
+                raise
+            return exc
+
     async def apply_or_park(self, tp: TopicPartition, records: list[Any]) -> int:
         """Apply ``records`` in order, parking the ones that cannot be projected; returns how many were parked.
 
@@ -194,28 +204,21 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         transaction). Halving finds a poison record in a rebuild's 5,000-event batch in about a dozen
         transactions instead of one per record. An outage is raised, never parked, as in the live loop.
         """
-        try:
-            await self.apply_batch(tp, records)
+        error = await self._attempt(tp, records)
+        if error is None:
             return 0
-        except Exception as exc:
-            if is_infrastructure(exc):
-                raise
-            if len(records) > 1:
-                half = len(records) // 2
-                return await self.apply_or_park(tp, records[:half]) + await self.apply_or_park(tp, records[half:])
-            error = exc
+        if len(records) > 1:
+            half = len(records) // 2
+            return await self.apply_or_park(tp, records[:half]) + await self.apply_or_park(tp, records[half:])
         for attempt in range(1, self.settings.max_attempts):
             log.warning("projection failed", extra={"fields": {"partition": tp.partition,
                                                                "offset": records[0].offset, "attempt": attempt,
                                                                "error": repr(error)[:300]}})
             await asyncio.sleep(min(self.settings.retry_backoff_s * 2 ** (attempt - 1), 10.0))
-            try:
-                await self.apply_batch(tp, records)
+            retried = await self._attempt(tp, records)
+            if retried is None:
                 return 0
-            except Exception as exc:
-                if is_infrastructure(exc):
-                    raise
-                error = exc
+            error = retried
         await self.dead_letter(tp, records[0], f"{type(error).__name__}: {error}")
         return 1
 
