@@ -25,6 +25,7 @@ from analytics.settings import Settings
 from analytics.windows import DAY, HOUR, METRICS, SEP, Fact, facts, recipients_added, window_start
 from zapstream_contracts.campaign_envelope import CampaignEnvelope
 from zapstream_contracts.events import CAMPAIGN_RECIPIENTS_ADDED, CAMPAIGN_UPDATED
+from zapstream_platform.pii import PREFIX, KeyRing
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,20 @@ def build_app(settings: Settings) -> faust.App:
     dirty: dict[Row, tuple[int, int, int, int]] = {}
     state: dict[str, Any] = {}
 
+    async def pg() -> asyncpg.Pool:
+        pool = state.get("pool")
+        if pool is None:
+            pool = state["pool"] = await asyncpg.create_pool(settings.postgres.dsn.get_secret_value(),
+                                                             min_size=1, max_size=2)
+        return pool
+
+    async def keyring() -> KeyRing:
+        # The recipients' phones and groups are encrypted with the tenant's key on the topic.
+        keys = state.get("keys")
+        if keys is None:
+            keys = state["keys"] = KeyRing(await pg())
+        return keys
+
     def counts(table: Any, fact: Fact, part: int) -> tuple[int, int, int, int]:
         return tuple(  # type: ignore[return-value]
             int(table[Fact(fact.tenant_id, fact.dim, fact.key, m).table_key(part)].current()) for m in METRICS)
@@ -75,6 +90,8 @@ def build_app(settings: Settings) -> faust.App:
                 continue
             env = CampaignEnvelope.from_record(value, event.message.headers)
             if env.type == CAMPAIGN_RECIPIENTS_ADDED.type:
+                if PREFIX.encode() in value:
+                    env = await (await keyring()).open(env)
                 for key, info in recipients_added(env):
                     recipients[key] = info
             elif env.type == CAMPAIGN_UPDATED.type:
@@ -92,10 +109,7 @@ def build_app(settings: Settings) -> faust.App:
     async def flush() -> None:
         if not dirty:
             return
-        pool = state.get("pool")
-        if pool is None:
-            pool = state["pool"] = await asyncpg.create_pool(settings.postgres.dsn.get_secret_value(),
-                                                             min_size=1, max_size=2)
+        pool = await pg()
         rows = list(dirty.items())
         dirty.clear()
         try:

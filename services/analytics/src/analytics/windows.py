@@ -45,7 +45,7 @@ def recipients_added(env: CampaignEnvelope) -> Iterator[tuple[str, str]]:
     """(table key, "group␟phone") for each recipient of a ``campaign.recipients.added`` that will be sent to."""
     for r in env.data(cp.RecipientsAdded).recipients:
         if not r.skip_reason:
-            yield recipient_key(env.campaign_id, r.id), f"{r.grupo or ''}{SEP}{r.phone}"
+            yield recipient_key(env.campaign_id, r.id), f"{r.grupo or ''}{SEP}{r.phone or ''}"  # erased: no contact
 
 
 def facts(env: CampaignEnvelope, lookup: Mapping[str, str | None]) -> Iterator[Fact]:
