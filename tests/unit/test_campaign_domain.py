@@ -222,7 +222,7 @@ def test_a_recipient_whose_phone_was_erased_is_skipped_on_rebuild_and_never_sent
     events = list(LOG)
     erased = []
     for e in events:
-        wire = e.payload.model_dump(by_alias=True, mode="json")  # type: ignore[attr-defined]
+        wire = e.payload.model_dump(by_alias=True, mode="json")
         if e.TYPE == Campaign.RecipientsAdded.TYPE:
             for r in wire["recipients"][:2]:
                 r.update(phone=None, nombre=None, sustantivo=None, grupo=None)
