@@ -9,6 +9,7 @@ import orjson
 import pytest
 from pydantic import BaseModel
 
+from analytics.windows import SEP, facts, open_info, recipients_added, sealed_in
 from zapstream_contracts import campaign_payloads as cp
 from zapstream_contracts import pii
 from zapstream_contracts.campaign_envelope import CampaignEnvelope
@@ -115,3 +116,20 @@ def test_campaign_envelopes_seal_and_open_through_a_record() -> None:
     assert pii.seal_envelope(progress, key, TENANT) is progress
     # The generic reader (the export's --reveal) opens it too, without the schema.
     assert pii.reveal(orjson.loads(sealed.value()), {TENANT: key}) == orjson.loads(env.value())
+
+
+def test_the_analytics_table_keeps_recipients_sealed_and_opens_them_to_count() -> None:
+    key = pii.new_key()
+    env = CampaignEnvelope(type="campaign.recipients.added", campaign_id="c1", event_id="e1", occurred_on=AT,
+                           payload=_payloads()["campaign.recipients.added"], version=2)
+    stored = dict(recipients_added(pii.seal_envelope(env, key, TENANT)))
+    info = stored["c1:r000001"]
+    assert PHONE not in info and "Vecinos" not in info and sealed_in(info) == {TENANT}
+    assert open_info(info, {TENANT: key}) == f"Vecinos del 5{SEP}{PHONE}"
+    assert open_info(info, {}) == SEP  # erased: counted for the tenant only
+    assert open_info(f"G{SEP}595", {}) == f"G{SEP}595" and sealed_in(f"G{SEP}595") == set()  # older, clear
+    updated = CampaignEnvelope(type="campaign.recipients.updated", campaign_id="c1", event_id="e2",
+                               occurred_on=AT, payload=_payloads()["campaign.recipients.updated"], version=3)
+    lookup = {k: open_info(v, {TENANT: key}) for k, v in stored.items()}
+    assert {(f.dim, f.key) for f in facts(updated, lookup)} == {("all", ""), ("group", "Vecinos del 5"),
+                                                                 ("contact", PHONE)}
