@@ -14,15 +14,17 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import phonenumbers
 import pytest
 
 from tests.conftest import Stack, Tenant, service_env
 from tests.e2e.conftest import link_session
 from tests.support import media_samples as samples
-from tests.support.clients import WsCollector, eventually
+from tests.support.clients import WsCollector, eventually, read_records
 from tests.support.stack import LOG_DIR, Proc, free_port
 from zapstream_platform.settings import KafkaSettings
+from zapstream_platform.topics import Topics
 
 
 def py_phone() -> str:
@@ -81,7 +83,7 @@ def done(body: dict[str, Any]) -> int:
 
 
 async def test_seed_004_workflow(  # type: ignore[no-untyped-def]
-    stack: Stack, tenant: Tenant, ws_url, campaign_runner: Proc, pg: asyncpg.Pool
+    stack: Stack, tenant: Tenant, ws_url, campaign_runner: Proc, pg: asyncpg.Pool, kafka: KafkaSettings
 ) -> None:
     async with WsCollector(ws_url(tenant)) as ws:
         sid, phone = await link_session(stack, tenant, ws)
@@ -170,6 +172,15 @@ async def test_seed_004_workflow(  # type: ignore[no-untyped-def]
     skipped = (await tenant.http.get(f"/campaigns/{r.json()['campaignId']}/recipients",
                                      params={"status": "skipped"})).json()["recipients"]
     assert [x["phone"] for x in skipped] == [people[1]] and skipped[0]["reason"].startswith("suppressed")
+
+    # The campaign topic (kept for ever) holds no recipient's number or name, the template or the suppressed
+    # number in clear: they are encrypted with the tenant's key, while the API above showed them in clear.
+    ours = [v for v, h in await read_records(kafka.bootstrap_servers, Topics.from_settings(kafka).campaign_events)
+            if dict(h).get("ce_tenantid") == tenant.id.encode()]
+    raw = b"\n".join(ours)
+    assert b'"campaign.recipients.added"' in raw and b'"campaign.suppression.added"' in raw and b"zsenc:1:" in raw
+    for secret in (*people, "Carlos Gómez", "Ana Benítez", "José Acosta", "Premium", "Hola {sustantivo}"):
+        assert secret.encode() not in raw and orjson.dumps(secret)[1:-1] not in raw, secret
 
     # The campaign read model is rebuildable by replay: the same rows from offset 0.
     async def snapshot() -> list[tuple[Any, ...]]:

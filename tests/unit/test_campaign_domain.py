@@ -213,3 +213,26 @@ def test_paced_campaign_with_fake_clock_types_then_sends_one_per_gap() -> None:
                      outcomes=[Outcome(command_id=cid, kind="succeeded", at=iso(sent_at))]), sent_at)
     assert tick(camp, sent_at + timedelta(seconds=9))[1] == []
     assert tick(camp, sent_at + timedelta(seconds=10))[1][0].recipient_id == "r1"
+
+
+def test_a_recipient_whose_phone_was_erased_is_skipped_on_rebuild_and_never_sent_to() -> None:
+    """After the tenant's key is erased a replayed ``campaign.recipients.added`` has no phones (crypto-shredding):
+    the rebuilt campaign skips those recipients (reason ``erased``) instead of sending to nobody."""
+    camp = new_campaign(n=3, sessions=1)
+    events = list(LOG)
+    erased = []
+    for e in events:
+        wire = e.payload.model_dump(by_alias=True, mode="json")
+        if e.TYPE == Campaign.RecipientsAdded.TYPE:
+            for r in wire["recipients"][:2]:
+                r.update(phone=None, nombre=None, sustantivo=None, grupo=None)
+        erased.append(event_from_wire(e.TYPE, camp.campaign_id, e.originator_version, e.timestamp, wire))
+    state: Campaign | None = None
+    for event in erased:
+        state = evolve(state, event)
+    assert state is not None
+    assert [(state.recipients[r].status, state.recipients[r].reason) for r in ("r0", "r1")] == [
+        ("skipped", "erased"), ("skipped", "erased")]
+    decide(state, cmd(cc.StartCampaign, state.campaign_id), T0)
+    _, actions = tick(state, T0)
+    assert [a.recipient_id for a in actions] == ["r2"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
-from .payloads import MediaRef, Wire
+from .payloads import PII, MediaRef, Wire
 
 CampaignStatus = Literal["draft", "scheduled", "running", "paused", "completed", "cancelled", "failed"]
 RecipientStatus = Literal[
@@ -54,17 +55,20 @@ class CampaignSession(Wire):
 class CampaignMessage(Wire):
     """Text (a template with ``{nombre}``, ``{sustantivo}``, ``{grupo}``), images with a caption, or a voice note."""
 
-    text: str | None = Field(default=None, max_length=4096)
+    # The template may name a recipient or carry anything personal: personal data (encrypted on the topic).
+    text: str | None = Field(default=None, max_length=4096, json_schema_extra=PII)
     media: list[MediaRef] = Field(default_factory=list, max_length=10)
 
 
 class Recipient(Wire):
     id: str
     seq: int  # position in the file / selection: sending follows it (FIFO)
-    phone: str
-    nombre: str | None = None
-    sustantivo: str | None = None
-    grupo: str | None = None
+    # Personal data, encrypted per tenant on the topic (``None`` once the tenant's key was erased). The
+    # recipient ``id`` (not the phone) is what every later event refers to, so nothing joins on the phone.
+    phone: str | SkipJsonSchema[None] = Field(json_schema_extra=PII)
+    nombre: str | None = Field(default=None, json_schema_extra=PII)
+    sustantivo: str | None = Field(default=None, json_schema_extra=PII)
+    grupo: str | None = Field(default=None, json_schema_extra=PII)
     contact_id: str | None = None
     skip_reason: str | None = None  # set when the recipient must not be sent to (suppressed, duplicate)
 
@@ -169,7 +173,7 @@ class SuppressionAdded(Wire):
     """A number opted out by replying a stop word (or was added by hand); keyed by tenant."""
 
     tenant_id: str
-    phone: str
+    phone: str | SkipJsonSchema[None] = Field(json_schema_extra=PII)  # encrypted per tenant on the topic
     reason: str
     source: str
     session_id: str | None = None

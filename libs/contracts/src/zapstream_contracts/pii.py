@@ -25,13 +25,12 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, get_args
+from typing import Any, Protocol, TypeVar, get_args
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel
 
-from .envelope import Envelope
 from .events import ALL_EVENTS
 from .payloads import PII
 
@@ -293,13 +292,26 @@ def decrypt_payload(type_: str, payload: dict[str, Any], keyring: Mapping[str, b
     return out
 
 
-def seal_envelope(env: Envelope, key: bytes, subject: str) -> Envelope:
-    """``env`` with its payload's personal fields encrypted (what a writer puts on the topic)."""
+class _Enveloped(Protocol):
+    """A session :class:`~.envelope.Envelope` or a campaign ``CampaignEnvelope`` (both frozen dataclasses)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
+
+E = TypeVar("E", bound=_Enveloped)
+
+
+def seal_envelope(env: E, key: bytes, subject: str) -> E:
+    """``env`` (a session or campaign envelope) with its payload's personal fields encrypted (what a writer puts on the topic)."""
     sealed = encrypt_payload(env.type, env.payload, key, subject)
-    return env if sealed is env.payload else dataclasses.replace(env, payload=sealed)
+    return env if sealed is env.payload else dataclasses.replace(env, payload=sealed)  # type: ignore[type-var]
 
 
-def open_envelope(env: Envelope, keyring: Mapping[str, bytes]) -> Envelope:
+def open_envelope(env: E, keyring: Mapping[str, bytes]) -> E:
     """``env`` with its payload's personal fields decrypted (see :func:`decrypt_payload`)."""
     opened = decrypt_payload(env.type, env.payload, keyring)
-    return env if opened is env.payload else dataclasses.replace(env, payload=opened)
+    return env if opened is env.payload else dataclasses.replace(env, payload=opened)  # type: ignore[type-var]

@@ -130,9 +130,11 @@ class Campaign(Aggregate):
                 sid = a.sessions[r.seq % len(a.sessions)]
                 state = RecipientState(r=r, session_id=sid)
                 a.recipients[r.id] = state
-                if r.skip_reason:
+                if r.skip_reason or r.phone is None:
+                    # No phone: the tenant's key was erased (crypto-shredding) before this rebuild; there is
+                    # nobody left to send to.
                     state.status = "skipped"
-                    state.reason = r.skip_reason
+                    state.reason = r.skip_reason or "erased"
                 else:
                     a.todo[sid].append(r.id)
                 a.counts[state.status] += 1
@@ -450,6 +452,7 @@ class Campaign(Aggregate):
         rs = self.recipients[d.recipient_id]
         text = self.text_for(rs)
         media = self.message.media
+        assert rs.r.phone is not None  # a recipient without a phone (erased) is never queued
         out: list[c.Command] = []
         for cid, part in zip(d.command_ids, d.parts, strict=True):
             fields: dict[str, Any] = {}
@@ -468,6 +471,7 @@ class Campaign(Aggregate):
 
     def typing_command(self, t: Typing, issued_at: str) -> c.Command:
         rs = self.recipients[t.recipient_id]
+        assert rs.r.phone is not None  # a recipient without a phone (erased) is never queued
         return c.SendPresence(
             command_id=pace.presence_command_id(self.campaign_id, rs.r.id, rs.attempt + 1),
             session_id=t.session_id, tenant_id=self.tenant_id, issued_at=issued_at,

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import asyncpg
 import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from zapstream_contracts.envelope import Envelope
 from zapstream_contracts.pii import (
     ERASED,
     PREFIX,
@@ -101,8 +100,24 @@ async def erase_tenant(conn: asyncpg.Connection, tenant_id: str, by: str | None 
     return done
 
 
+class _TenantEnvelope(Protocol):
+    """A session ``Envelope`` or a ``CampaignEnvelope``: both carry their tenant and are sealed with its key."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
+    @property
+    def tenant_id(self) -> str: ...
+
+
+E = TypeVar("E", bound=_TenantEnvelope)
+
+
 class KeyRing:
-    """The session event topic's keys (one per tenant) for a service with access to ``pii_keys``.
+    """The session and campaign event topics' keys (one per tenant) for a service with access to ``pii_keys``.
 
     Writers :meth:`seal` envelopes (the tenant's key is created on first use); readers :meth:`open` them,
     or :meth:`open_value` a raw record value. Keys (and the absence of one) are cached for ``ttl_s``, so an
@@ -164,13 +179,13 @@ class KeyRing:
                 self._keys[tenant_id] = (self.clock(), key)
         return key if key is not None else new_key()
 
-    async def seal(self, env: Envelope) -> Envelope:
+    async def seal(self, env: E) -> E:
         tenant = env.tenant_id
         if not tenant or pii_fields(env.type) is None:
             return env
         return seal_envelope(env, await self.writer_key(tenant), tenant)
 
-    async def open(self, env: Envelope) -> Envelope:
+    async def open(self, env: E) -> E:
         subjects = subjects_of(env.type, env.payload)
         if not subjects:
             return env

@@ -2,7 +2,8 @@
 
 Tables (faust, changelogged to Kafka, one shard per source partition):
 
-* ``recipients``: campaign:recipient → group and phone, from ``campaign.recipients.added``;
+* ``recipients``: campaign:recipient → group and phone, from ``campaign.recipients.added``, sealed as on
+  the topic (the tenant's key opens them when an outcome is counted);
 * ``processed``: the last offset counted per source partition (a record seen again is skipped);
 * ``hourly`` / ``daily``: tumbling windows (1 h, 1 day, relative to the record's timestamp, so a replay
   puts every fact in the same window) of counts per tenant, group and contact for each outcome.
@@ -22,9 +23,23 @@ import asyncpg
 import faust
 
 from analytics.settings import Settings
-from analytics.windows import DAY, HOUR, METRICS, SEP, Fact, facts, recipients_added, window_start
+from analytics.windows import (
+    DAY,
+    HOUR,
+    METRICS,
+    SEP,
+    Fact,
+    facts,
+    open_info,
+    recipient_key,
+    recipients_added,
+    sealed_in,
+    window_start,
+)
+from zapstream_contracts import campaign_payloads as cp
 from zapstream_contracts.campaign_envelope import CampaignEnvelope
 from zapstream_contracts.events import CAMPAIGN_RECIPIENTS_ADDED, CAMPAIGN_UPDATED
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -59,6 +74,20 @@ def build_app(settings: Settings) -> faust.App:
     dirty: dict[Row, tuple[int, int, int, int]] = {}
     state: dict[str, Any] = {}
 
+    async def pg() -> asyncpg.Pool:
+        pool = state.get("pool")
+        if pool is None:
+            pool = state["pool"] = await asyncpg.create_pool(settings.postgres.dsn.get_secret_value(),
+                                                             min_size=1, max_size=2)
+        return pool
+
+    async def keyring() -> KeyRing:
+        # The recipients' phones and groups are encrypted with the tenant's key on the topic.
+        keys = state.get("keys")
+        if keys is None:
+            keys = state["keys"] = KeyRing(await pg())
+        return keys
+
     def counts(table: Any, fact: Fact, part: int) -> tuple[int, int, int, int]:
         return tuple(  # type: ignore[return-value]
             int(table[Fact(fact.tenant_id, fact.dim, fact.key, m).table_key(part)].current()) for m in METRICS)
@@ -75,11 +104,18 @@ def build_app(settings: Settings) -> faust.App:
                 continue
             env = CampaignEnvelope.from_record(value, event.message.headers)
             if env.type == CAMPAIGN_RECIPIENTS_ADDED.type:
-                for key, info in recipients_added(env):
+                for key, info in recipients_added(env):  # kept sealed: the table's changelog is a topic too
                     recipients[key] = info
             elif env.type == CAMPAIGN_UPDATED.type:
                 ts = float(event.message.timestamp)  # faust gives seconds
-                for fact in facts(env, recipients):
+                wanted = [recipient_key(env.campaign_id, u.recipient_id)
+                          for u in env.data(cp.RecipientsUpdated).updates]
+                lookup = {k: recipients.get(k) for k in wanted}
+                subjects = set().union(*(sealed_in(v) for v in lookup.values()))
+                if subjects:
+                    keys = await (await keyring()).keys(subjects)
+                    lookup = {k: open_info(v, keys) for k, v in lookup.items()}
+                for fact in facts(env, lookup):
                     key = fact.table_key(part)
                     hourly[key] += 1
                     daily[key] += 1
@@ -92,10 +128,7 @@ def build_app(settings: Settings) -> faust.App:
     async def flush() -> None:
         if not dirty:
             return
-        pool = state.get("pool")
-        if pool is None:
-            pool = state["pool"] = await asyncpg.create_pool(settings.postgres.dsn.get_secret_value(),
-                                                             min_size=1, max_size=2)
+        pool = await pg()
         rows = list(dirty.items())
         dirty.clear()
         try:

@@ -45,7 +45,7 @@ async def run(settings: Settings, metrics: Metrics | None = None) -> None:
             "campaigns", settings.group_id, topics.campaign_commands,
             lambda p: CampaignOwner(partition=p, topics=topics, bootstrap_servers=bootstrap,
                                     group_id=settings.group_id, tick_s=settings.tick_ms / 1000,
-                                    metrics=metrics)))
+                                    metrics=metrics, keys=keys)))
     if settings.run_router:
         router_group = f"{settings.group_id}-outcomes"
         parts.append(group(
@@ -53,7 +53,8 @@ async def run(settings: Settings, metrics: Metrics | None = None) -> None:
             lambda p: OutcomeRouter(partition=p, topics=topics, bootstrap_servers=bootstrap,
                                     group_id=router_group, stop_words=words, metrics=metrics, keys=keys)))
     if settings.run_projection:
-        parts.append(CampaignProjection(pool, bootstrap, topics.campaign_events, f"{settings.group_id}-projection"))
+        parts.append(CampaignProjection(pool, bootstrap, topics.campaign_events, f"{settings.group_id}-projection",
+                                        keys=keys))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: [p.request_stop() for p in parts])

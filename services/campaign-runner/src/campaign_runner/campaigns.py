@@ -36,6 +36,7 @@ from zapstream_contracts.timefmt import iso
 from zapstream_domain.campaign import EVENTS_BY_TYPE, Campaign, decide, event_from_wire, evolve, tick
 from zapstream_domain.errors import CommandRejected
 from zapstream_platform.metrics import Metrics
+from zapstream_platform.pii import KeyRing
 from zapstream_platform.topics import Topics
 from zapstream_platform.tracing import child_of
 
@@ -52,8 +53,11 @@ class CampaignOwner:
     """Owns the campaigns of one partition while assigned."""
 
     def __init__(self, *, partition: int, topics: Topics, bootstrap_servers: str, group_id: str,
-                 tick_s: float = 0.2, metrics: Metrics | None = None) -> None:
+                 tick_s: float = 0.2, metrics: Metrics | None = None, keys: KeyRing | None = None) -> None:
         self.partition = partition
+        # Seals the events' personal fields (recipients' phones and names, the message text) with the
+        # tenant's key as they are written, and opens them on rebuild: the campaigns in memory stay clear.
+        self.keys = keys
         self.topics = topics
         self.bootstrap = bootstrap_servers
         self.group_id = group_id
@@ -103,15 +107,17 @@ class CampaignOwner:
             while await consumer.position(tp) < end:
                 batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
                 for record in batch.get(tp, []):
-                    self._apply_stored(record.value, record.headers)
+                    env = CampaignEnvelope.from_record(record.value, record.headers)
+                    if self.keys is not None:
+                        env = await self.keys.open(env)
+                    self._apply_stored(env)
                     count += 1
             log.info("campaigns rebuilt", extra={"fields": {"partition": self.partition, "events": count,
                                                             "campaigns": len(self.campaigns)}})
         finally:
             await consumer.stop()
 
-    def _apply_stored(self, value: bytes, headers: Any) -> None:
-        env = CampaignEnvelope.from_record(value, headers)
+    def _apply_stored(self, env: CampaignEnvelope) -> None:
         if env.type not in EVENTS_BY_TYPE or env.version <= 0 or not env.campaign_id:
             return
         current = self.campaigns.get(env.campaign_id)
@@ -141,6 +147,8 @@ class CampaignOwner:
     async def _emit(self, producer: AIOKafkaProducer, events: list[Campaign.Event], trace: str | None) -> None:
         for event in events:
             env = CampaignEnvelope.from_domain(event, trace)
+            if self.keys is not None:
+                env = await self.keys.seal(env)
             await producer.send(self.topics.campaign_events, value=env.value(), key=env.campaign_id.encode(),
                                 partition=self.partition, headers=env.headers())
 

@@ -4,7 +4,10 @@ Exactly-once like the main projector: each batch's rows and its
 ``(projection, topic, partition, next_offset)`` are written in one PostgreSQL
 transaction; on assignment the consumer seeks to the stored offsets, and
 records below them are skipped. ``python -m campaign_runner replay`` rebuilds
-the tables from offset 0 (run it with the projection stopped).
+the tables from offset 0 (run it with the projection stopped). Recipients'
+phones and names, the message text and suppressed numbers are encrypted on the
+topic with the tenant's key: they are decrypted here (``KeyRing``) so the
+tables (and the API) hold them in clear, until the tenant is erased.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from zapstream_contracts.campaign_envelope import CampaignEnvelope
 from zapstream_contracts.timefmt import parse_iso
 from zapstream_domain.campaign import SUPPRESSION_ADDED
 from zapstream_platform.db import seek_to_stored_offsets
+from zapstream_platform.pii import ERASED, KeyRing
 from zapstream_platform.topics import partitions_of
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,8 @@ async def apply(conn: asyncpg.Connection, env: CampaignEnvelope) -> None:
     at = env.occurred_at()
     if t == SUPPRESSION_ADDED:
         s = env.data(cp.SuppressionAdded)
+        if s.phone is None:  # the tenant's key was erased: no number left to suppress
+            return
         await conn.execute(
             """INSERT INTO suppressions (tenant_id, phone, reason, source, created_at) VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (tenant_id, phone) DO NOTHING""",
@@ -68,8 +74,12 @@ async def apply(conn: asyncpg.Connection, env: CampaignEnvelope) -> None:
             """INSERT INTO campaign_recipients (campaign_id, recipient_id, seq, tenant_id, phone, nombre, sustantivo,
                                                grupo, contact_id, status, reason, updated_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING""",
-            [(cid, r.id, r.seq, added.tenant_id, r.phone, r.nombre, r.sustantivo, r.grupo, r.contact_id,
-              "skipped" if r.skip_reason else "pending", r.skip_reason, at) for r in added.recipients])
+            # An erased phone (the tenant's key is gone) is kept as ``[erased]`` and the recipient skipped, as
+            # the aggregate does (``Campaign.RecipientsAdded``).
+            [(cid, r.id, r.seq, added.tenant_id, r.phone if r.phone is not None else ERASED, r.nombre,
+              r.sustantivo, r.grupo, r.contact_id,
+              "skipped" if r.skip_reason or r.phone is None else "pending",
+              r.skip_reason or (None if r.phone is not None else "erased"), at) for r in added.recipients])
     elif t == ev.CAMPAIGN_STATUS.type:
         st = env.data(cp.StatusChanged)
         await conn.execute(
@@ -119,18 +129,26 @@ async def apply(conn: asyncpg.Connection, env: CampaignEnvelope) -> None:
             cid, n.total, n.pending, n.sending, n.sent, n.delivered, n.read, n.failed, n.skipped, n.cancelled, at)
 
 
-async def project_batch(pool: asyncpg.Pool, topic: str, partition: int, records: list[Any]) -> int:
-    """Apply one partition's batch with its offset in one transaction; returns the next offset."""
+async def project_batch(pool: asyncpg.Pool, topic: str, partition: int, records: list[Any],
+                        keys: KeyRing | None = None) -> int:
+    """Apply one partition's batch with its offset in one transaction; returns the next offset.
+
+    Personal fields are decrypted with ``keys`` (the tenant's key) first, outside the transaction, so the
+    key lookups never wait for a connection this batch holds; without ``keys`` they stay as stored.
+    """
+    envs = [CampaignEnvelope.from_record(r.value, r.headers) for r in records]
+    if keys is not None:
+        envs = [await keys.open(env) for env in envs]
     async with pool.acquire() as conn, conn.transaction():
         stored = await conn.fetchval(
             """SELECT next_offset FROM projector_offsets WHERE projection = $1 AND topic = $2 AND partition = $3
                FOR UPDATE""", PROJECTION, topic, partition)
-        fresh = [r for r in records if stored is None or r.offset >= stored]
+        fresh = [(r, env) for r, env in zip(records, envs, strict=True) if stored is None or r.offset >= stored]
         if not fresh:
             return int(stored)
-        for record in fresh:
-            await apply(conn, CampaignEnvelope.from_record(record.value, record.headers))
-        nxt = int(fresh[-1].offset) + 1
+        for _, env in fresh:
+            await apply(conn, env)
+        nxt = int(fresh[-1][0].offset) + 1
         await conn.execute(
             """INSERT INTO projector_offsets (projection, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
                ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = excluded.next_offset""",
@@ -140,8 +158,9 @@ async def project_batch(pool: asyncpg.Pool, topic: str, partition: int, records:
 
 class CampaignProjection(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, pool: asyncpg.Pool, bootstrap_servers: str, topic: str, group_id: str,
-                 batch_max: int = 1000) -> None:
+                 batch_max: int = 1000, keys: KeyRing | None = None) -> None:
         self.pool = pool
+        self.keys = keys
         self.bootstrap = bootstrap_servers
         self.topic = topic
         self.group_id = group_id
@@ -173,7 +192,7 @@ class CampaignProjection(ConsumerRebalanceListener):  # type: ignore[misc]
                     if not records:
                         continue
                     try:
-                        await project_batch(self.pool, tp.topic, tp.partition, records)
+                        await project_batch(self.pool, tp.topic, tp.partition, records, self.keys)
                     except Exception:
                         log.exception("campaign projection batch failed; retrying",
                                       extra={"fields": {"partition": tp.partition}})
@@ -184,7 +203,10 @@ class CampaignProjection(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 async def replay(pool: asyncpg.Pool, bootstrap_servers: str, topic: str) -> int:
-    """Rebuild the campaign read model from offset 0 (with the live projection stopped)."""
+    """Rebuild the campaign read model from offset 0 (with the live projection stopped).
+
+    Its own key ring (no cache carried over), so a tenant erased before the replay reads as erased."""
+    keys = KeyRing(pool)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("TRUNCATE campaigns, campaign_recipients")
         await conn.execute("DELETE FROM projector_offsets WHERE projection = $1", PROJECTION)
@@ -201,7 +223,7 @@ async def replay(pool: asyncpg.Pool, bootstrap_servers: str, topic: str) -> int:
             while await consumer.position(tp) < ends[tp]:
                 batch = (await consumer.getmany(tp, timeout_ms=1000, max_records=2000)).get(tp, [])
                 if batch:
-                    await project_batch(pool, topic, tp.partition, batch)
+                    await project_batch(pool, topic, tp.partition, batch, keys)
                     count += len(batch)
     finally:
         await consumer.stop()

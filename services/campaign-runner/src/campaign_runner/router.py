@@ -142,6 +142,8 @@ class OutcomeRouter:
                                         headers=command_headers(command, SOURCE))
                 for s in suppressions:
                     env = CampaignEnvelope.standalone(SUPPRESSION_ADDED, s, datetime.now(UTC))
+                    if self.keys is not None:  # the number is personal data: sealed with the tenant's key
+                        env = await self.keys.seal(env)
                     await producer.send(self.topics.campaign_events, key=s.tenant_id.encode(), value=env.value(),
                                         headers=env.headers())
                 await producer.send_offsets_to_transaction({self.event_tp: records[-1].offset + 1}, self.group_id)
