@@ -165,7 +165,8 @@ class CampaignService:
     async def preview(self, who: Principal, body: s.CreateCampaignIn, limit: int) -> s.PreviewOut:
         country, _, _ = await self.book.tenant_settings(who.tenant_id)
         recipients, invalid = await self._recipients(who, body, country)
-        items = [s.PreviewItem(phone=r.phone, nombre=r.nombre, skipped=r.skip_reason,
+        # Recipients built here from the request always have a phone (None only reads back from an erased log).
+        items = [s.PreviewItem(phone=r.phone or "", nombre=r.nombre, skipped=r.skip_reason,
                                text=render(body.message.text or "", {"nombre": r.nombre, "sustantivo": r.sustantivo,
                                                                      "grupo": r.grupo}))
                  for r in recipients[:limit]]
