@@ -129,7 +129,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             commands = Commands(bus, PgIdempotencyStore(pool), access, metrics)
             auth = Authenticator(identity_repo, signer, limiter, settings.principal_cache_ttl_s)
             identity = IdentityService(identity_repo, settings.auth, signer, settings.app_base_url, bus,
-                                       evict=auth.evict_tenant)
+                                       evict=auth.evict_tenant, store=store)
             library = MediaLibrary(MediaRepository(pool), store, settings.media)
             sessions = SessionsService(sessions_repo, access, commands, liveness=liveness,
                                        partitions=settings.kafka.partitions)
@@ -163,6 +163,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
                 asyncio.create_task(outbox.run_relay(pool, producer, settings.kafka, stopping,
                                                      settings.outbox_poll_interval_s, metrics)),
                 asyncio.create_task(mailer.run_sender(pool, settings.mail, stopping)),
+                asyncio.create_task(identity.sweep_purges(stopping)),
                 asyncio.create_task(listen_identity(auth, settings.kafka.bootstrap_servers,
                                                     outbox.identity_topic(settings.kafka), stopping)),
             ]
