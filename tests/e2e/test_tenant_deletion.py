@@ -10,14 +10,17 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 
 from tests.conftest import Stack, Tenant
+from tests.e2e.test_campaigns import py_phone
 from tests.e2e.test_pii_erasure import _owner_of
 from tests.support import media_samples as samples
-from tests.support.clients import eventually
-from zapstream_platform.settings import S3Settings
+from tests.support.clients import eventually, read_records
+from zapstream_platform.settings import KafkaSettings, S3Settings
 from zapstream_platform.storage import MediaStore
+from zapstream_platform.topics import Topics
 
 # Kept on purpose (docs/events.md, "What is left"): rows without personal data that say the tenant existed
 # and was deleted. users: anonymized; api_keys: revoked, digests only; pii_erasures: who was erased, when;
@@ -59,13 +62,13 @@ async def _rows_of(pg: asyncpg.Pool, tenant_id: str) -> dict[str, int]:
     return found
 
 
-async def _fill(tenant: Tenant, pg: asyncpg.Pool, store: MediaStore) -> str:
+async def _fill(tenant: Tenant, pg: asyncpg.Pool, store: MediaStore) -> uuid.UUID:
     """Data of every kind for ``tenant``: through the API where the API writes it, and as the other services
-    write theirs (campaign runner, analytics, projector, webhooks). The key of a message's stored media."""
+    write theirs (campaign runner, analytics, projector, webhooks). Its campaign's id."""
     http = tenant.http
     up = await http.post("/media", data={"kind": "image"}, files={"file": ("promo.png", samples.png(40, 30))})
     assert up.status_code == 201, up.text
-    phone = f"5959{uuid.uuid4().int % 10**8:08d}"
+    phone = py_phone()
     r = await http.post("/address-book/contacts", json={"numero": phone, "nombre": "Ana", "grupo": "VIP"})
     assert r.status_code in (200, 201), r.text
     r = await http.post("/suppressions", json={"phone": phone})
@@ -98,15 +101,15 @@ async def _fill(tenant: Tenant, pg: asyncpg.Pool, store: MediaStore) -> str:
         yield samples.png(10, 10)
 
     await store.put_stream(key, chunks(), "image/png")
-    return key
+    return campaign
 
 
 async def test_deleting_a_tenant_removes_its_rows_everywhere_and_its_files(
-        stack: Stack, tenant_factory: object, pg: asyncpg.Pool, media_store: MediaStore) -> None:
+        stack: Stack, tenant_factory: object, pg: asyncpg.Pool, media_store: MediaStore,
+        kafka: KafkaSettings) -> None:
     doomed: Tenant = await tenant_factory()  # type: ignore[operator]
     other: Tenant = await tenant_factory()  # type: ignore[operator]
-    for t in (doomed, other):
-        await _fill(t, pg, media_store)
+    campaigns = {t.id: await _fill(t, pg, media_store) for t in (doomed, other)}
     before_other = await _rows_of(pg, other.id)
     other_files = await media_store.keys(f"tenants/{other.id}/")
     assert len(await media_store.keys(f"tenants/{doomed.id}/")) == 2  # the upload and the message's media
@@ -126,6 +129,11 @@ async def test_deleting_a_tenant_removes_its_rows_everywhere_and_its_files(
     assert set(left) <= KEPT, left
     assert await media_store.keys(f"tenants/{doomed.id}/") == []
     assert await pg.fetchval("SELECT done_at IS NULL FROM tenant_purges WHERE tenant_id = $1", doomed.id)
+    # Its unfinished campaign is cancelled (none may start later and write rows again); nobody else's.
+    cancels = [orjson.loads(v) for v, _ in await read_records(kafka.bootstrap_servers,
+                                                              Topics.from_settings(kafka).campaign_commands)]
+    cancels = [cmd for cmd in cancels if cmd.get("type") == "campaign.cancel"]
+    assert [(cmd["tenantId"], cmd["campaignId"]) for cmd in cancels] == [(doomed.id, str(campaigns[doomed.id]))]
     # The other tenant keeps everything.
     assert await _rows_of(pg, other.id) == before_other
     assert await media_store.keys(f"tenants/{other.id}/") == other_files

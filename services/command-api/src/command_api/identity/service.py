@@ -19,7 +19,7 @@ import logging
 import math
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -114,8 +114,10 @@ class Codes:
 class IdentityService:
     def __init__(self, repo: IdentityRepository, auth: AuthSettings, signer: TokenSigner, app_base_url: str,
                  bus: CommandBus, evict: Callable[[str], None] = lambda tenant_id: None,
-                 store: ObjectStore | None = None, purge_settle_s: float = PURGE_SETTLE_S) -> None:
+                 store: ObjectStore | None = None, purge_settle_s: float = PURGE_SETTLE_S,
+                 cancel_campaigns: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.repo = repo
+        self.cancel_campaigns = cancel_campaigns  # the campaigns slice's, so none runs on after the deletion
         self.store = store  # the tenant's stored media files go with it
         self.purge_settle_s = purge_settle_s
         self.bus = bus  # a tenant's deletion deletes (and purges) its WhatsApp sessions
@@ -398,6 +400,8 @@ class IdentityService:
             # and the call can be retried; a commit that fails after the publish is retried the same way,
             # and publishes the same commands (same ids) again, which the runner rejects as already deleted.
             await self.repo.delete_tenant_rows(conn, tenant)
+            if self.cancel_campaigns is not None:  # published before the commit, as the sessions' deletes
+                await self.cancel_campaigns(tenant)
             await self.repo.queue_tenant_purge(conn, tenant, self.purge_settle_s)
             await self.purge_sessions(tenant, await self.repo.close_tenant_sessions(conn, tenant))
         self.evict(tenant)
