@@ -15,13 +15,12 @@ class Store:
         self.objects = set(keys)
         self.down = False
 
-    async def keys(self, prefix: str) -> list[str]:
+    async def delete_prefix(self, prefix: str) -> int:
         if self.down:
             raise ConnectionError("S3 down")
-        return sorted(k for k in self.objects if k.startswith(prefix))
-
-    async def delete(self, key: str) -> None:
-        self.objects.discard(key)
+        gone = {k for k in self.objects if k.startswith(prefix)}
+        self.objects -= gone
+        return len(gone)
 
 
 class Purges:

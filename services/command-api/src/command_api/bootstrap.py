@@ -133,6 +133,8 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             campaign_context = CampaignContext(pool, producer, topics, library)
             identity = IdentityService(identity_repo, settings.auth, signer, settings.app_base_url, bus,
                                        evict=auth.evict_tenant, store=store,
+                                       purge_settle_s=settings.tenant_purge_settle_s,
+                                       purge_sweep_s=settings.tenant_purge_sweep_s,
                                        cancel_campaigns=CampaignService(campaign_context).cancel_all)
             sessions = SessionsService(sessions_repo, access, commands, liveness=liveness,
                                        partitions=settings.kafka.partitions)

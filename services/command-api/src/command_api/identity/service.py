@@ -55,9 +55,7 @@ PURGE_SWEEP_S = 30.0
 class ObjectStore(Protocol):
     """The part of the media store a tenant's purge uses (zapstream_platform.storage.MediaStore)."""
 
-    async def keys(self, prefix: str) -> list[str]: ...
-
-    async def delete(self, key: str) -> None: ...
+    async def delete_prefix(self, prefix: str) -> int: ...
 
 
 def tenant_prefix(tenant_id: str) -> str:
@@ -115,11 +113,13 @@ class IdentityService:
     def __init__(self, repo: IdentityRepository, auth: AuthSettings, signer: TokenSigner, app_base_url: str,
                  bus: CommandBus, evict: Callable[[str], None] = lambda tenant_id: None,
                  store: ObjectStore | None = None, purge_settle_s: float = PURGE_SETTLE_S,
+                 purge_sweep_s: float = PURGE_SWEEP_S,
                  cancel_campaigns: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.repo = repo
         self.cancel_campaigns = cancel_campaigns  # the campaigns slice's, so none runs on after the deletion
         self.store = store  # the tenant's stored media files go with it
         self.purge_settle_s = purge_settle_s
+        self.purge_sweep_s = purge_sweep_s
         self.bus = bus  # a tenant's deletion deletes (and purges) its WhatsApp sessions
         self.auth = auth
         self.signer = signer
@@ -413,8 +413,7 @@ class IdentityService:
         the rows other services wrote for it. Idempotent; True when the purge is done for good."""
         try:
             if self.store is not None:
-                for key in await self.store.keys(tenant_prefix(tenant)):
-                    await self.store.delete(key)
+                await self.store.delete_prefix(tenant_prefix(tenant))
             done = await self.repo.purge_foreign_rows(tenant)
         except Exception as exc:  # S3 or the database down: the sweep tries again
             log.warning("tenant purge failed; will retry", extra={"fields": {"tenantId": tenant,
@@ -425,9 +424,10 @@ class IdentityService:
         await self.repo.tenant_purge_ran(tenant, None, done=done)
         return done
 
-    async def sweep_purges(self, stopping: asyncio.Event, interval_s: float = PURGE_SWEEP_S) -> None:
+    async def sweep_purges(self, stopping: asyncio.Event, interval_s: float | None = None) -> None:
         """Finish every pending tenant purge (at start, then every ``interval_s``): a purge cut short by a
         crash or an S3 outage, and the repeats that catch rows written by events still in flight."""
+        interval_s = self.purge_sweep_s if interval_s is None else interval_s
         while not stopping.is_set():
             try:
                 for tenant in await self.repo.pending_tenant_purges():
