@@ -138,7 +138,10 @@ async def test_deleting_a_tenant_removes_its_rows_everywhere_and_its_files(
     assert await _rows_of(pg, other.id) == before_other
     assert await media_store.keys(f"tenants/{other.id}/") == other_files
 
-    # Rows an event still in flight writes after the deletion are removed by the sweep (settle window).
+    # Rows an event still in flight (or a request authenticated before the deletion) writes after it are
+    # removed by the sweep (settle window).
+    await pg.execute("INSERT INTO suppressions (tenant_id, phone, reason, source) VALUES ($1, $2, 'x', 'manual')",
+                     doomed.id, py_phone())
     await pg.execute(
         """INSERT INTO analytics_buckets (tenant_id, grain, bucket, dim, key, source_partition, sent)
            VALUES ($1, 'day', date_trunc('day', now()), 'all', '', 0, 1)""", doomed.id)

@@ -34,7 +34,7 @@ class Purges:
     async def pending_tenant_purges(self) -> list[str]:
         return sorted(self.pending)
 
-    async def purge_foreign_rows(self, tenant_id: str) -> bool:
+    async def purge_rows(self, tenant_id: str) -> bool:
         self.rows_purged += 1
         return self.settled
 

@@ -17,6 +17,14 @@ from command_api.shared.security import KeyAuth, UserAuth
 
 Conn: TypeAlias = asyncpg.Connection
 
+# A deleted tenant's rows go from these tables (docs/events.md, "Erasing"). The command API's own, deleted in
+# the deletion's transaction (webhook_endpoints cascades to deliveries, queues, attempts and replays):
+API_TABLES = ("address_book_contacts", "address_book_imports", "suppressions", "campaign_tenant_settings",
+              "webhook_endpoints", "idempotency_keys", "declared_sessions", "chat_assignments")
+# Written by other services, purged after the commit and until the purge settles:
+FOREIGN_TABLES = ("campaign_recipients", "campaigns", "analytics_buckets", "projector_dead_letters",
+                  "webhook_deliveries")
+
 
 class IdentityRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -148,8 +156,7 @@ class IdentityRepository:
         """
         keys = [str(r["key"]) for r in await conn.fetch(
             "DELETE FROM media_uploads WHERE tenant_id = $1 RETURNING key", tenant_id)]
-        for table in ("address_book_contacts", "address_book_imports", "suppressions", "campaign_tenant_settings",
-                      "webhook_endpoints", "idempotency_keys", "declared_sessions", "chat_assignments"):
+        for table in API_TABLES:
             await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", tenant_id)
         return keys
 
@@ -164,15 +171,15 @@ class IdentityRepository:
             "SELECT tenant_id FROM tenant_purges WHERE done_at IS NULL ORDER BY requested_at LIMIT 100")
         return [str(r["tenant_id"]) for r in rows]
 
-    async def purge_foreign_rows(self, tenant_id: str) -> bool:
+    async def purge_rows(self, tenant_id: str) -> bool:
         """Delete the tenant's rows that other services write (campaign runner: campaigns, recipients;
-        analytics: buckets; projector: dead letters; webhooks: deliveries). True when this run counts as the
-        last one (it started after the purge's settle time), so the purge may be marked done."""
+        analytics: buckets; projector: dead letters; webhooks: deliveries), and again those of the API's own
+        tables (a request authenticated before the deletion may still have been writing). True when this run
+        counts as the last one (it started after the purge's settle time), so the purge may be marked done."""
         async with self.pool.acquire() as conn, conn.transaction():
             settled = bool(await conn.fetchval(
                 "SELECT settle_at <= now() FROM tenant_purges WHERE tenant_id = $1", tenant_id))
-            for table in ("campaign_recipients", "campaigns", "analytics_buckets", "projector_dead_letters",
-                          "webhook_deliveries"):
+            for table in (*FOREIGN_TABLES, "media_uploads", *API_TABLES):
                 await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", tenant_id)
         return settled
 

@@ -414,7 +414,7 @@ class IdentityService:
         try:
             if self.store is not None:
                 await self.store.delete_prefix(tenant_prefix(tenant))
-            done = await self.repo.purge_foreign_rows(tenant)
+            done = await self.repo.purge_rows(tenant)
         except Exception as exc:  # S3 or the database down: the sweep tries again
             log.warning("tenant purge failed; will retry", extra={"fields": {"tenantId": tenant,
                                                                              "error": repr(exc)[:300]}})
