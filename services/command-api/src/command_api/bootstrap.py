@@ -19,6 +19,7 @@ from command_api.agents.service import AgentsService
 from command_api.app import Services, build_app
 from command_api.calls.service import CallsService
 from command_api.campaigns.context import CampaignContext
+from command_api.campaigns.service import CampaignService
 from command_api.chats.repository import ChatsRepository
 from command_api.chats.service import ChatsService
 from command_api.dead_letters.repository import DeadLettersRepository
@@ -128,9 +129,13 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             access = Access(sessions_repo, agents_repo)
             commands = Commands(bus, PgIdempotencyStore(pool), access, metrics)
             auth = Authenticator(identity_repo, signer, limiter, settings.principal_cache_ttl_s)
-            identity = IdentityService(identity_repo, settings.auth, signer, settings.app_base_url, bus,
-                                       evict=auth.evict_tenant)
             library = MediaLibrary(MediaRepository(pool), store, settings.media)
+            campaign_context = CampaignContext(pool, producer, topics, library)
+            identity = IdentityService(identity_repo, settings.auth, signer, settings.app_base_url, bus,
+                                       evict=auth.evict_tenant, store=store,
+                                       purge_settle_s=settings.tenant_purge_settle_s,
+                                       purge_sweep_s=settings.tenant_purge_sweep_s,
+                                       cancel_campaigns=CampaignService(campaign_context).cancel_all)
             sessions = SessionsService(sessions_repo, access, commands, liveness=liveness,
                                        partitions=settings.kafka.partitions)
             messages = MessagesService(MessagesRepository(pool), access, commands, library)
@@ -158,11 +163,12 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
                 photos=photos,
             )
             app.state.webhooks = WebhooksService(WebhooksRepository(pool), settings.webhooks)
-            app.state.campaign_context = CampaignContext(pool, producer, topics, library)
+            app.state.campaign_context = campaign_context
             tasks = [
                 asyncio.create_task(outbox.run_relay(pool, producer, settings.kafka, stopping,
                                                      settings.outbox_poll_interval_s, metrics)),
                 asyncio.create_task(mailer.run_sender(pool, settings.mail, stopping)),
+                asyncio.create_task(identity.sweep_purges(stopping)),
                 asyncio.create_task(listen_identity(auth, settings.kafka.bootstrap_servers,
                                                     outbox.identity_topic(settings.kafka), stopping)),
             ]

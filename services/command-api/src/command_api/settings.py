@@ -160,6 +160,10 @@ class Settings(TelemetrySettings, BaseSettings):
     # How long a resolved principal (API key, user) is trusted without a database read. Identity events
     # (revoked key, disabled user, logout-all) evict it at once; this is only the backstop.
     principal_cache_ttl_s: float = 60.0
+    # A deleted tenant's purge (S3 files, other services' rows) runs again every ``tenant_purge_sweep_s`` until
+    # it succeeded once ``tenant_purge_settle_s`` after the deletion (events in flight may write rows till then).
+    tenant_purge_settle_s: float = 600.0
+    tenant_purge_sweep_s: float = 30.0
     # FastAPI's built-in OpenTelemetry metrics and logs (its request spans are on whenever tracing is, see
     # OTEL_EXPORTER_OTLP_ENDPOINT); off by default: checking for a provider on every request costs a few
     # percent of the ingest path, and Prometheus has the request metrics already.

@@ -27,6 +27,12 @@ class CampaignRepository:
             tenant_id, list(phones))
         return {r["phone"]: r["reason"] for r in rows}
 
+    async def open_ids(self, tenant_id: str, terminal: Sequence[str]) -> list[uuid.UUID]:
+        """The tenant's campaigns not finished yet (a tenant's deletion cancels them)."""
+        rows = await self.pool.fetch("SELECT id FROM campaigns WHERE tenant_id = $1 AND status <> ALL($2::text[])",
+                                     tenant_id, list(terminal))
+        return [r["id"] for r in rows]
+
     async def get(self, tenant_id: str, campaign_id: uuid.UUID) -> asyncpg.Record | None:
         return await self.pool.fetchrow("SELECT * FROM campaigns WHERE tenant_id = $1 AND id = $2",
                                         tenant_id, campaign_id)

@@ -33,6 +33,8 @@ SOURCE = "/zapstream/command-api"
 
 CHUNK = 1000
 TERMINAL = ("completed", "cancelled", "failed")
+# Namespace of the ids of the cancels a tenant's deletion sends.
+TENANT_DELETED = uuid.UUID("6b1f0e2a-93c4-4d5e-8f70-2a9c3b1d4e56")
 ACTIONS: dict[str, tuple[type[cc.CampaignCommand], tuple[str, ...]]] = {
     "start": (cc.StartCampaign, ("draft", "scheduled")),
     "pause": (cc.PauseCampaign, ("running",)),
@@ -211,6 +213,15 @@ class CampaignService:
                                                 headers=command_headers(cmd, SOURCE))
                    for cmd in commands]
         await asyncio.gather(*futures)
+
+    async def cancel_all(self, tenant_id: str) -> None:
+        """A tenant's deletion: cancel every campaign of it not finished yet, so none starts (a scheduled one)
+        or goes on writing rows after the tenant's purge. One command id per campaign, so a retried deletion
+        sends recognisably the same commands; a cancel of a campaign already cancelled is refused by the runner."""
+        for campaign_id in await self.repo.open_ids(tenant_id, TERMINAL):
+            await self._publish(str(campaign_id), [cc.CancelCampaign(
+                command_id=str(uuid.uuid5(TENANT_DELETED, str(campaign_id))), campaign_id=str(campaign_id),
+                tenant_id=tenant_id, issued_at=iso(datetime.now(UTC)))])
 
     # ----- acting on one ------------------------------------------------------------------
 

@@ -17,6 +17,14 @@ from command_api.shared.security import KeyAuth, UserAuth
 
 Conn: TypeAlias = asyncpg.Connection
 
+# A deleted tenant's rows go from these tables (docs/events.md, "Erasing"). The command API's own, deleted in
+# the deletion's transaction (webhook_endpoints cascades to deliveries, queues, attempts and replays):
+API_TABLES = ("address_book_contacts", "address_book_imports", "suppressions", "campaign_tenant_settings",
+              "webhook_endpoints", "idempotency_keys", "declared_sessions", "chat_assignments")
+# Written by other services, purged after the commit and until the purge settles:
+FOREIGN_TABLES = ("campaign_recipients", "campaigns", "analytics_buckets", "projector_dead_letters",
+                  "webhook_deliveries")
+
 
 class IdentityRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -135,6 +143,50 @@ class IdentityRepository:
             """UPDATE session_registry SET deleted_at = coalesce(deleted_at, now()) WHERE tenant_id = $1
                RETURNING id""", tenant_id)
         return sorted(str(r["id"]) for r in rows)
+
+    async def delete_tenant_rows(self, conn: Conn, tenant_id: str) -> list[str]:
+        """Tenant deletion, in its transaction: every row of the tenant in the tables the command API owns
+        (the address book, its imports, suppressions, campaign settings, media uploads, webhook endpoints with
+        their deliveries, queues, attempts and replays, idempotency answers, declared sessions, chat
+        assignments). The stored media keys of the deleted uploads, for the purge that follows the commit.
+
+        Deleting the endpoints here is what stops the webhooks service for good: it reads a tenant's endpoints
+        for every batch, so it can never enqueue a delivery for this tenant again (an enqueue racing this
+        transaction fails its foreign key and is retried against no endpoints).
+        """
+        keys = [str(r["key"]) for r in await conn.fetch(
+            "DELETE FROM media_uploads WHERE tenant_id = $1 RETURNING key", tenant_id)]
+        for table in API_TABLES:
+            await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", tenant_id)
+        return keys
+
+    async def queue_tenant_purge(self, conn: Conn, tenant_id: str, settle_s: float) -> None:
+        """Record the purge that follows the commit (S3, other services' rows); a repeat keeps the first."""
+        await conn.execute(
+            """INSERT INTO tenant_purges (tenant_id, settle_at) VALUES ($1, now() + make_interval(secs => $2))
+               ON CONFLICT (tenant_id) DO NOTHING""", tenant_id, settle_s)
+
+    async def pending_tenant_purges(self) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT tenant_id FROM tenant_purges WHERE done_at IS NULL ORDER BY requested_at LIMIT 100")
+        return [str(r["tenant_id"]) for r in rows]
+
+    async def purge_rows(self, tenant_id: str) -> bool:
+        """Delete the tenant's rows that other services write (campaign runner: campaigns, recipients;
+        analytics: buckets; projector: dead letters; webhooks: deliveries), and again those of the API's own
+        tables (a request authenticated before the deletion may still have been writing). True when this run
+        counts as the last one (it started after the purge's settle time), so the purge may be marked done."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            settled = bool(await conn.fetchval(
+                "SELECT settle_at <= now() FROM tenant_purges WHERE tenant_id = $1", tenant_id))
+            for table in (*FOREIGN_TABLES, "media_uploads", *API_TABLES):
+                await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", tenant_id)
+        return settled
+
+    async def tenant_purge_ran(self, tenant_id: str, error: str | None, done: bool) -> None:
+        await self.pool.execute(
+            """UPDATE tenant_purges SET attempts = attempts + 1, last_run_at = now(), last_error = $2,
+                      done_at = CASE WHEN $3 THEN now() END WHERE tenant_id = $1""", tenant_id, error, done)
 
     async def revoke_tenant_keys(self, conn: Conn, tenant_id: str) -> list[str]:
         """Revoke every API key of the tenant still valid; their ids."""

@@ -12,16 +12,17 @@ registration, reset and resend answers are the same whether or not the account e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
 import math
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import asyncpg
@@ -45,6 +46,24 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 # Namespace of the ids of the session.delete commands a tenant's deletion publishes: one id per (tenant, session),
 # so a retried deletion publishes the same commands again, recognisably.
 TENANT_PURGE = uuid.UUID("1d6a3f52-0c4e-4b7a-9a51-7e2f0d9c8b14")
+# How long after a tenant's deletion its purge keeps running: events of the tenant already in flight (its
+# sessions' last events, a campaign's last outcomes) may re-create rows in other services' tables until then.
+PURGE_SETTLE_S = 600.0
+PURGE_SWEEP_S = 30.0
+
+
+class ObjectStore(Protocol):
+    """The part of the media store a tenant's purge uses (zapstream_platform.storage.MediaStore)."""
+
+    async def delete_prefix(self, prefix: str) -> int: ...
+
+
+def tenant_prefix(tenant_id: str) -> str:
+    """Every object of a tenant (uploads and messages' media) is stored under this prefix (storage.upload_key,
+    storage.message_key)."""
+    return f"tenants/{tenant_id}/"
+
+
 CHECK_YOUR_EMAIL = {"status": "accepted",
                     "detail": "check your e-mail: if the address can be used, a message is on its way"}
 
@@ -92,8 +111,15 @@ class Codes:
 
 class IdentityService:
     def __init__(self, repo: IdentityRepository, auth: AuthSettings, signer: TokenSigner, app_base_url: str,
-                 bus: CommandBus, evict: Callable[[str], None] = lambda tenant_id: None) -> None:
+                 bus: CommandBus, evict: Callable[[str], None] = lambda tenant_id: None,
+                 store: ObjectStore | None = None, purge_settle_s: float = PURGE_SETTLE_S,
+                 purge_sweep_s: float = PURGE_SWEEP_S,
+                 cancel_campaigns: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.repo = repo
+        self.cancel_campaigns = cancel_campaigns  # the campaigns slice's, so none runs on after the deletion
+        self.store = store  # the tenant's stored media files go with it
+        self.purge_settle_s = purge_settle_s
+        self.purge_sweep_s = purge_sweep_s
         self.bus = bus  # a tenant's deletion deletes (and purges) its WhatsApp sessions
         self.auth = auth
         self.signer = signer
@@ -373,8 +399,43 @@ class IdentityService:
             # the commit. A failure to publish rolls everything back, so the owner's credentials still work
             # and the call can be retried; a commit that fails after the publish is retried the same way,
             # and publishes the same commands (same ids) again, which the runner rejects as already deleted.
+            await self.repo.delete_tenant_rows(conn, tenant)
+            if self.cancel_campaigns is not None:  # published before the commit, as the sessions' deletes
+                await self.cancel_campaigns(tenant)
+            await self.repo.queue_tenant_purge(conn, tenant, self.purge_settle_s)
             await self.purge_sessions(tenant, await self.repo.close_tenant_sessions(conn, tenant))
         self.evict(tenant)
+        # After the commit: S3 is not in the transaction. A failure here is recorded and the sweep retries it.
+        await self.run_purge(tenant)
+
+    async def run_purge(self, tenant: str) -> bool:
+        """One run of a deleted tenant's purge: its stored files (by prefix: uploads and messages' media) and
+        the rows other services wrote for it. Idempotent; True when the purge is done for good."""
+        try:
+            if self.store is not None:
+                await self.store.delete_prefix(tenant_prefix(tenant))
+            done = await self.repo.purge_rows(tenant)
+        except Exception as exc:  # S3 or the database down: the sweep tries again
+            log.warning("tenant purge failed; will retry", extra={"fields": {"tenantId": tenant,
+                                                                             "error": repr(exc)[:300]}})
+            with contextlib.suppress(Exception):
+                await self.repo.tenant_purge_ran(tenant, repr(exc)[:300], done=False)
+            return False
+        await self.repo.tenant_purge_ran(tenant, None, done=done)
+        return done
+
+    async def sweep_purges(self, stopping: asyncio.Event, interval_s: float | None = None) -> None:
+        """Finish every pending tenant purge (at start, then every ``interval_s``): a purge cut short by a
+        crash or an S3 outage, and the repeats that catch rows written by events still in flight."""
+        interval_s = self.purge_sweep_s if interval_s is None else interval_s
+        while not stopping.is_set():
+            try:
+                for tenant in await self.repo.pending_tenant_purges():
+                    await self.run_purge(tenant)
+            except Exception as exc:
+                log.warning("tenant purge sweep failed", extra={"fields": {"error": repr(exc)[:300]}})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), interval_s)
 
     async def purge_sessions(self, tenant: str, session_ids: list[str]) -> None:
         """Publish ``session.delete`` with ``purge`` for each session, every one acknowledged by Kafka."""
