@@ -17,7 +17,7 @@ import orjson
 from pydantic import BaseModel
 
 from .envelope import DomainEventLike, dataschema, schema_version_of
-from .events import ALL_EVENTS, current_version, upcast
+from .events import current_version, parse_as, upcast
 from .timefmt import iso
 
 P = TypeVar("P", bound=BaseModel)
@@ -90,11 +90,8 @@ class CampaignEnvelope:
                    traceparent=hdr["traceparent"].decode() if "traceparent" in hdr else None)
 
     def data(self, model: builtins.type[P]) -> P:
-        """The payload as its contract model; ``TypeError`` when ``model`` is not this type's."""
-        spec = ALL_EVENTS.get(self.type)
-        if spec is not None and spec.payload is not model:
-            raise TypeError(f"{self.type} carries {spec.payload.__name__}, not {model.__name__}")
-        return model.model_validate(self.payload)
+        """The payload as its contract model (see :func:`~zapstream_contracts.events.parse_as`)."""
+        return parse_as(self.type, self.payload, model)
 
     def occurred_at(self) -> datetime:
         return datetime.strptime(self.occurred_on, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import orjson
 from pydantic import BaseModel
 
-from .events import SESSION_EVENTS, current_version, upcast
+from .events import current_version, parse_as, upcast
 from .timefmt import iso
 
 P = TypeVar("P", bound=BaseModel)
@@ -162,15 +162,8 @@ class Envelope:
         return current_version(self.type)
 
     def data(self, model: builtins.type[P]) -> P:
-        """The payload as its contract model (``env.data(p.MessagesEdit).edits``): the typed way to read it.
-
-        Raises ``pydantic.ValidationError`` when the payload does not match, and ``TypeError`` when
-        ``model`` is not the model of this envelope's type (reading an edit as an upsert is a bug).
-        """
-        spec = SESSION_EVENTS.get(self.type)
-        if spec is not None and spec.payload is not model:
-            raise TypeError(f"{self.type} carries {spec.payload.__name__}, not {model.__name__}")
-        return model.model_validate(self.payload)
+        """The payload as its contract model (``env.data(p.MessagesEdit).edits``): the typed way to read it."""
+        return parse_as(self.type, self.payload, model)
 
     @classmethod
     def from_domain(cls, event: DomainEventLike, traceparent: str | None = None) -> Envelope:

@@ -147,6 +147,18 @@ def upcast(type_: str, stored_version: int, payload: dict[str, Any]) -> dict[str
     return payload if spec is None else spec.upcast(stored_version, payload)
 
 
+def parse_as(type_: str, payload: Mapping[str, Any], model: builtins.type[P]) -> P:
+    """``payload`` of an event of ``type_`` as its contract model (``Envelope.data`` / ``CampaignEnvelope.data``).
+
+    Raises ``pydantic.ValidationError`` when the payload does not match, and ``TypeError`` when ``model`` is not
+    the model of ``type_`` (reading an edit as an upsert is a bug).
+    """
+    spec = ALL_EVENTS.get(type_)
+    if spec is not None and spec.payload is not model:
+        raise TypeError(f"{type_} carries {spec.payload.__name__}, not {model.__name__}")
+    return model.model_validate(payload)
+
+
 def current_version(type_: str) -> int:
     spec = ALL_EVENTS.get(type_)
     return spec.version if spec else 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
@@ -60,6 +60,22 @@ def replication_for(kafka: KafkaSettings, brokers: int) -> tuple[int, int]:
     rf = kafka.replication_factor or max(1, min(3, brokers))
     isr = kafka.min_insync_replicas or (2 if rf >= 3 else 1)
     return rf, min(isr, rf)
+
+
+def partition_owner_producer(bootstrap_servers: str, group_id: str, input_topic: str,
+                             partition: int) -> AIOKafkaProducer:
+    """The transactional producer of the owner of one partition of ``input_topic`` (not started).
+
+    Its transactional id names the group, the input topic and the partition, so whichever process owns that
+    partition next fences this one when it starts its own: a deposed owner can no longer commit.
+    """
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        transactional_id=f"{group_id}.{input_topic}.{partition}",
+        enable_idempotence=True,
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+    )
 
 
 def new_topic(kafka: KafkaSettings, name: str, retention_ms: int, brokers: int = 1,

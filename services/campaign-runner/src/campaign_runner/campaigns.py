@@ -37,7 +37,7 @@ from zapstream_domain.campaign import EVENTS_BY_TYPE, Campaign, decide, event_fr
 from zapstream_domain.errors import CommandRejected
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.pii import KeyRing
-from zapstream_platform.topics import Topics
+from zapstream_platform.topics import Topics, partition_owner_producer
 from zapstream_platform.tracing import child_of
 
 log = logging.getLogger(__name__)
@@ -73,13 +73,8 @@ class CampaignOwner:
 
     async def start(self, committed: int | None) -> None:
         self.next_offset = committed or 0
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            transactional_id=f"{self.group_id}.{self.topics.campaign_commands}.{self.partition}",
-            enable_idempotence=True,
-            linger_ms=2,
-            max_batch_size=256 * 1024,
-        )
+        self.producer = partition_owner_producer(self.bootstrap, self.group_id, self.topics.campaign_commands,
+                                                 self.partition)
         await self.producer.start()
         await self._rebuild()
         self._ticker = asyncio.create_task(self._tick_loop(), name=f"campaign-tick-{self.partition}")

@@ -41,7 +41,7 @@ from zapstream_domain.decisions import message_id_for
 from zapstream_domain.jids import phone_of
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.pii import KeyRing
-from zapstream_platform.topics import Topics
+from zapstream_platform.topics import Topics, partition_owner_producer
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +76,8 @@ class OutcomeRouter:
 
     async def start(self, committed: int | None) -> None:
         self.next_offset = committed or 0
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            transactional_id=f"{self.group_id}.{self.topics.session_events}.{self.partition}",
-            enable_idempotence=True, linger_ms=2,
-        )
+        self.producer = partition_owner_producer(self.bootstrap, self.group_id, self.topics.session_events,
+                                                 self.partition)
         await self.producer.start()
         self._commands = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, isolation_level="read_committed",
                                           enable_auto_commit=False, auto_offset_reset="earliest",

@@ -56,7 +56,7 @@ from zapstream_domain.session import Session
 from zapstream_platform import telemetry
 from zapstream_platform.metrics import Metrics
 from zapstream_platform.pii import KeyRing
-from zapstream_platform.topics import Topics
+from zapstream_platform.topics import Topics, partition_owner_producer
 from zapstream_platform.tracing import child_of
 
 log = logging.getLogger(__name__)
@@ -184,13 +184,8 @@ class PartitionOwner:
     async def start(self, committed: int | None) -> None:
         """Fence the previous owner, rebuild state, say the links are being taken over, connect."""
         self.next_offset = committed or 0
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            transactional_id=f"{self.group_id}.{self.topics.session_commands}.{self.partition}",
-            enable_idempotence=True,
-            linger_ms=2,
-            max_batch_size=256 * 1024,
-        )
+        self.producer = partition_owner_producer(self.bootstrap, self.group_id, self.topics.session_commands,
+                                                 self.partition)
         await self.producer.start()
         await self._rebuild()
         live = [sid for sid, s in self.sessions.items() if s.is_live]
