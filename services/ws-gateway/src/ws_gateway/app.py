@@ -24,6 +24,7 @@ from starlette.responses import Response
 from ws_gateway.hub import CAMPAIGN_TYPES, Client, Hub, pump, qr_data_url
 from ws_gateway.seed002 import Linker
 from ws_gateway.settings import Settings
+from ws_gateway.streaming import frames
 from zapstream_contracts.envelope import snapshot
 from zapstream_contracts.payloads import SessionView
 from zapstream_platform.db import create_pool
@@ -162,28 +163,5 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
 
 
 async def _stream(websocket: WebSocket, client: Client) -> None:
-    async def receive() -> None:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-
-    reader = asyncio.create_task(receive())
-    overflow = asyncio.create_task(client.overflowed.wait())
-    revoked = asyncio.create_task(client.revoked.wait())
-    try:
-        while True:
-            getter = asyncio.create_task(client.queue.get())
-            done, _ = await asyncio.wait({getter, reader, overflow, revoked}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
-                if overflow in done:
-                    await websocket.close(code=1013, reason="client too slow")
-                elif revoked in done:
-                    await websocket.close(code=4401, reason="credentials revoked")
-                return
-            await websocket.send_text(getter.result().decode())
-    finally:
-        reader.cancel()
-        overflow.cancel()
-        revoked.cancel()
+    async for frame in frames(websocket, client, revocable=True):
+        await websocket.send_text(frame.decode())

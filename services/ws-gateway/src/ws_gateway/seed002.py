@@ -16,7 +16,6 @@ client scoped to this one session: no second pipeline.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from pydantic import ValidationError
 
 from ws_gateway.hub import Client, Hub, decode
 from ws_gateway.settings import Settings
+from ws_gateway.streaming import frames
 from zapstream_contracts import commands as c
 from zapstream_contracts import events as ev
 from zapstream_contracts import payloads as p
@@ -172,24 +172,9 @@ class Linker:
 
 
 async def _stream(websocket: WebSocket, client: Client, commands: set[str]) -> None:
-    async def receive() -> None:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-
-    reader = asyncio.create_task(receive())
-    overflow = asyncio.create_task(client.overflowed.wait())
-    try:
-        while True:
-            getter = asyncio.create_task(client.queue.get())
-            done, _ = await asyncio.wait({getter, reader, overflow}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
-                if overflow in done:
-                    await websocket.close(code=1013, reason="client too slow")
-                return
-            env = decode(getter.result())
+    async with contextlib.aclosing(frames(websocket, client, revocable=False)) as stream:
+        async for frame in stream:
+            env = decode(frame)
             if env is None:
                 continue
             text, close = translate(env, commands)
@@ -199,6 +184,3 @@ async def _stream(websocket: WebSocket, client: Client, commands: set[str]) -> N
                 with contextlib.suppress(RuntimeError):
                     await websocket.close(code=1000)
                 return
-    finally:
-        reader.cancel()
-        overflow.cancel()
